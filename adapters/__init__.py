@@ -1,0 +1,1 @@
+"""Keystead adapters: one folder per application, discovered through the keystead.adapters entry points."""

@@ -1,0 +1,1 @@
+"""Keystead documents adapter."""

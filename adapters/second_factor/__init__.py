@@ -1,0 +1,1 @@
+"""Keystead second_factor adapter."""

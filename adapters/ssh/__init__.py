@@ -1,0 +1,1 @@
+"""Keystead ssh adapter."""
