@@ -1,0 +1,18 @@
+"""Every purpose label and magic string of the documents format, in one place.
+
+A distinct label per derivation keeps a key made for one purpose from ever
+being usable for another (age's ``"age-encryption.org/v1/payload"``).
+"""
+
+from __future__ import annotations
+
+__all__ = ["MAGIC_PREFIX", "MAGIC_V1", "PAYLOAD_KEY_LABEL"]
+
+#: Every document starts with this; what follows up to the newline is the version.
+MAGIC_PREFIX = b"keystead-document/"
+
+#: The exact first line of a version 1 document.
+MAGIC_V1 = MAGIC_PREFIX + b"1\n"
+
+#: HKDF ``info`` for the key that encrypts a document's body.
+PAYLOAD_KEY_LABEL = b"keystead/v1/documents/payload-key"
