@@ -1,0 +1,32 @@
+"""Pin the public names of the documents layer: the wiring step and the CLI build on them."""
+
+from __future__ import annotations
+
+import keystead.adapters.documents as documents
+
+
+def test_public_names() -> None:
+    assert sorted(documents.__all__) == sorted(
+        [
+            "DATA_KEY_SIZE",
+            "DEFAULT_CHUNK_SIZE",
+            "DOCUMENT_ID_SIZE",
+            "MAGIC_V1",
+            "MAX_CHUNK_SIZE",
+            "MIN_CHUNK_SIZE",
+            "NONCE_PREFIX_SIZE",
+            "PAYLOAD_KEY_LABEL",
+            "TAG_SIZE",
+            "DataKeyProvider",
+            "Header",
+            "Progress",
+            "open_stream",
+            "open_to_path",
+            "protect_stream",
+            "protect_to_path",
+            "read_header",
+            "terminal_progress",
+        ]
+    )
+    for name in documents.__all__:
+        assert getattr(documents, name) is not None
