@@ -1,0 +1,309 @@
+"""One vault entry: a frozen value with a versioned byte form and a conflict-safe merge.
+
+An entry is one item of the ``passwords`` collection. Its ``revision`` is a hash
+of its content and ``lineage`` lists the revisions it descends from, so that
+``merge`` can tell a plain update (fast-forward) from two concurrent edits
+without asking the service, and two devices merging the same pair agree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from keystead.core.errors import FormatError, UnsupportedVersion
+
+__all__ = ["ENTRY_VERSION", "MAX_LINEAGE", "MAX_TIME", "Entry", "HistoryItem", "merge"]
+
+ENTRY_VERSION = 1
+MAX_LINEAGE = 64
+"""Ancestors kept per entry. Past it a fast-forward may be seen as a conflict:
+the safe side (both values kept, entry flagged), never a silent loss."""
+
+# Content fields that a conflict compares; the loser's differing values go to history.
+_TEXT_FIELDS = ("name", "url", "username", "password", "notes", "folder")
+
+
+def _check_text(name: str, value: object) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be str, not {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"{name} is not encodable as UTF-8 (lone surrogate)") from e
+
+
+def _check_pairs(name: str, value: object) -> None:
+    if not isinstance(value, tuple):
+        raise TypeError(f"{name} must be a tuple of (str, str) pairs")
+    for pair in value:
+        if not (isinstance(pair, tuple) and len(pair) == 2):
+            raise TypeError(f"{name} must be a tuple of (str, str) pairs")
+        _check_text(name, pair[0])
+        _check_text(name, pair[1])
+
+
+MAX_TIME = 253402300800000 - 1
+"""The last millisecond of year 9999: every format can write times up to it."""
+
+
+def _check_time(name: str, value: object) -> None:
+    if type(value) is not int or not 0 <= value <= MAX_TIME:
+        raise ValueError(f"{name} must be an int of milliseconds from the epoch to year 9999")
+
+
+@dataclass(frozen=True)
+class HistoryItem:
+    """An earlier value of one field: edited away, or the losing side of a conflict."""
+
+    field: str
+    value: str
+    replaced: int
+    conflict: bool = False
+
+    def __post_init__(self) -> None:
+        _check_text("field", self.field)
+        _check_text("value", self.value)
+        _check_time("replaced", self.replaced)
+        if type(self.conflict) is not bool:
+            raise TypeError("conflict must be bool")
+
+    def _key(self) -> tuple[int, str, str, bool]:
+        return (self.replaced, self.field, self.value, self.conflict)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A login: what a person stores, plus what formats carry that we must not drop.
+
+    ``fields`` are custom (name, value) fields; ``extra`` holds format-specific
+    values (``firefox.guid``, ``bitwarden.favorite``...) kept for exact round
+    trips, as sorted unique keys. Times are milliseconds since the Unix epoch.
+    """
+
+    id: str
+    name: str = ""
+    url: str = ""
+    username: str = ""
+    password: str = ""
+    notes: str = ""
+    otpauth: str | None = None
+    folder: str = ""
+    created: int = 0
+    updated: int = 0
+    other_urls: tuple[str, ...] = ()
+    fields: tuple[tuple[str, str], ...] = ()
+    extra: tuple[tuple[str, str], ...] = ()
+    history: tuple[HistoryItem, ...] = ()
+    had_conflict: bool = False
+    lineage: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_text("id", self.id)
+        if not self.id:
+            raise ValueError("id must not be empty")
+        for name in _TEXT_FIELDS:
+            _check_text(name, getattr(self, name))
+        if self.otpauth is not None:
+            _check_text("otpauth", self.otpauth)
+            if not self.otpauth:
+                raise ValueError("otpauth is None or non-empty")
+        _check_time("created", self.created)
+        _check_time("updated", self.updated)
+        if not isinstance(self.other_urls, tuple):
+            raise TypeError("other_urls must be a tuple")
+        for url in self.other_urls:
+            _check_text("other_urls", url)
+        _check_pairs("fields", self.fields)
+        _check_pairs("extra", self.extra)
+        keys = [k for k, _ in self.extra]
+        if keys != sorted(set(keys)):
+            raise ValueError("extra keys must be unique and sorted")
+        if not isinstance(self.history, tuple) or not all(
+            isinstance(h, HistoryItem) for h in self.history
+        ):
+            raise TypeError("history must be a tuple of HistoryItem")
+        if type(self.had_conflict) is not bool:
+            raise TypeError("had_conflict must be bool")
+        if not isinstance(self.lineage, tuple) or len(self.lineage) > MAX_LINEAGE:
+            raise ValueError(f"lineage must be a tuple of at most {MAX_LINEAGE} revisions")
+        for rev in self.lineage:
+            _check_text("lineage", rev)
+
+    @property
+    def extras(self) -> dict[str, str]:
+        """``extra`` as a dict, for reading."""
+        return dict(self.extra)
+
+    @cached_property
+    def revision(self) -> str:
+        """Hash of the content (everything but ``lineage``): equal content, equal revision."""
+        body = _to_json(self)
+        del body["lineage"]
+        return hashlib.sha256(_canonical(body)).hexdigest()[:32]
+
+    def edit(self, now: int, **changes: Any) -> Entry:
+        """A new version after a person's edit; a replaced password goes to history."""
+        bad = set(changes) - {f.name for f in dataclasses.fields(self)}
+        bad |= set(changes) & {"id", "created", "updated", "history", "lineage"}
+        if bad:
+            raise ValueError(f"cannot edit {sorted(bad)}")
+        history = self.history
+        if "password" in changes and changes["password"] != self.password:
+            history += (HistoryItem("password", self.password, now),)
+        if "extra" in changes:
+            changes["extra"] = tuple(sorted(dict(changes["extra"]).items()))
+        return dataclasses.replace(
+            self,
+            **changes,
+            updated=max(now, self.updated),
+            history=history,
+            lineage=((self.revision,) + self.lineage)[:MAX_LINEAGE],
+        )
+
+    def to_bytes(self) -> bytes:
+        """The item plaintext: canonical UTF-8 JSON carrying its version."""
+        return _canonical({"v": ENTRY_VERSION, "entry": _to_json(self)})
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Entry:
+        """Parse and check an item plaintext; anything unexpected is a FormatError."""
+        try:
+            doc = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as e:
+            raise FormatError("entry is not UTF-8 JSON") from e
+        if not isinstance(doc, dict) or set(doc) != {"v", "entry"}:
+            raise FormatError("entry must be an object with exactly 'v' and 'entry'")
+        if type(doc["v"]) is not int:
+            raise FormatError("entry version must be an integer")
+        if doc["v"] != ENTRY_VERSION:
+            raise UnsupportedVersion(f"entry version {doc['v']} is not supported")
+        try:
+            return _from_json(doc["entry"])
+        except (TypeError, ValueError, KeyError) as e:
+            raise FormatError(f"invalid entry: {e}") from e
+
+
+def _canonical(obj: object) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _to_json(e: Entry) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "name": e.name,
+        "url": e.url,
+        "username": e.username,
+        "password": e.password,
+        "notes": e.notes,
+        "otpauth": e.otpauth,
+        "folder": e.folder,
+        "created": e.created,
+        "updated": e.updated,
+        "other_urls": list(e.other_urls),
+        "fields": [list(p) for p in e.fields],
+        "extra": [list(p) for p in e.extra],
+        "history": [[h.field, h.value, h.replaced, h.conflict] for h in e.history],
+        "had_conflict": e.had_conflict,
+        "lineage": list(e.lineage),
+    }
+
+
+_KEYS = frozenset(_to_json(Entry(id="x")))
+
+
+def _list(doc: dict[str, Any], key: str) -> list[Any]:
+    value = doc[key]
+    if not isinstance(value, list):
+        raise TypeError(f"{key} must be a list")
+    return value
+
+
+def _pairs(doc: dict[str, Any], key: str) -> tuple[tuple[str, str], ...]:
+    out = []
+    for p in _list(doc, key):
+        if not (isinstance(p, list) and len(p) == 2):
+            raise TypeError(f"{key} items must be [name, value]")
+        out.append((p[0], p[1]))
+    return tuple(out)
+
+
+def _from_json(doc: object) -> Entry:
+    if not isinstance(doc, dict) or set(doc) != _KEYS:
+        raise ValueError("entry object has missing or unknown keys")
+    history = []
+    for h in _list(doc, "history"):
+        if not (isinstance(h, list) and len(h) == 4):
+            raise TypeError("history items must be [field, value, replaced, conflict]")
+        history.append(HistoryItem(h[0], h[1], h[2], h[3]))
+    return Entry(
+        id=doc["id"],
+        name=doc["name"],
+        url=doc["url"],
+        username=doc["username"],
+        password=doc["password"],
+        notes=doc["notes"],
+        otpauth=doc["otpauth"],
+        folder=doc["folder"],
+        created=doc["created"],
+        updated=doc["updated"],
+        other_urls=tuple(_list(doc, "other_urls")),
+        fields=_pairs(doc, "fields"),
+        extra=_pairs(doc, "extra"),
+        history=tuple(history),
+        had_conflict=doc["had_conflict"],
+        lineage=tuple(_list(doc, "lineage")),
+    )
+
+
+def _conflict_values(e: Entry) -> dict[str, str]:
+    """Every content field as text, so a losing value can be kept in history."""
+    values = {name: getattr(e, name) for name in _TEXT_FIELDS}
+    values["otpauth"] = e.otpauth or ""
+    values["other_urls"] = json.dumps(list(e.other_urls), ensure_ascii=False)
+    values["fields"] = json.dumps([list(p) for p in e.fields], ensure_ascii=False)
+    return values
+
+
+def _union(*histories: Iterable[HistoryItem]) -> tuple[HistoryItem, ...]:
+    seen = {h._key(): h for hist in histories for h in hist}
+    return tuple(seen[k] for k in sorted(seen))
+
+
+def merge(local: Entry, remote: Entry) -> Entry:
+    """Reconcile two versions of one entry so that neither edit is lost silently.
+
+    A descendant wins outright. Concurrent edits: the later ``updated`` wins
+    (ties broken by revision, so ``merge(a, b) == merge(b, a)``), every field
+    where the earlier version differs goes into history marked as a conflict,
+    and the result is flagged ``had_conflict``.
+    """
+    if local.id != remote.id:
+        raise ValueError("merge needs two versions of the same entry")
+    if local.revision == remote.revision:
+        return local
+    if remote.revision in local.lineage:
+        return local
+    if local.revision in remote.lineage:
+        return remote
+    winner, loser = sorted((local, remote), key=lambda e: (e.updated, e.revision), reverse=True)
+    won, lost = _conflict_values(winner), _conflict_values(loser)
+    losses = [HistoryItem(f, lost[f], winner.updated, True) for f in lost if lost[f] != won[f]]
+    extra = dict(loser.extra) | dict(winner.extra)
+    lineage: list[str] = []
+    for rev in (winner.revision, loser.revision, *winner.lineage, *loser.lineage):
+        if rev not in lineage:
+            lineage.append(rev)
+    return dataclasses.replace(
+        winner,
+        created=min(winner.created, loser.created),
+        extra=tuple(sorted(extra.items())),
+        history=_union(winner.history, loser.history, losses),
+        had_conflict=bool(losses) or winner.had_conflict or loser.had_conflict,
+        lineage=tuple(lineage[:MAX_LINEAGE]),
+    )
