@@ -1,0 +1,359 @@
+"""Confirmation prompts and signed answers: the protocol, with no I/O.
+
+A relying party (RP) creates a :class:`Prompt`; the wiring encrypts its bytes
+to the account's ``confirm`` collection, so the service never reads it. A
+device answers with :func:`answer_prompt`, signing the request id, the digest
+of the *exact* prompt bytes, the RP name, the decision, the number picked, the
+time and its device id. The RP calls :func:`verify_answer` with its own copy of
+the prompt and the keys of the devices live *now*, so a removed device's answer
+fails even when its signature is good. Formats: docs/second_factor.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import unicodedata
+from collections.abc import Callable, Mapping, MutableSet
+from dataclasses import dataclass
+from enum import StrEnum
+
+from keystead.core.crypto import SigningKey, VerifyKey
+from keystead.core.errors import FormatError, UnsupportedVersion, VerificationError
+
+from ._canonical import b64url_decode, b64url_encode, canonical_json, parse_canonical_json
+
+__all__ = [
+    "PURPOSE_ANSWER",
+    "AnswerRejected",
+    "AnswerReplayed",
+    "Decision",
+    "DeviceNotLive",
+    "InvalidChoice",
+    "Prompt",
+    "RelyingParty",
+    "RequestExpired",
+    "VerifiedAnswer",
+    "WrongNumber",
+    "WrongRelyingParty",
+    "WrongRequest",
+    "answer_prompt",
+    "verify_answer",
+]
+
+PURPOSE_ANSWER = "keystead/v1/confirm/answer"
+PROMPT_TYPE = "keystead/v1/confirm/prompt"
+ANSWER_TYPE = "keystead/v1/confirm/answer-body"
+VERSION = 1
+REQUEST_ID_BYTES = 16
+MAX_LIFETIME = 3600
+MAX_RP_CHARS = 100
+MAX_MESSAGE_CHARS = 1000
+MAX_DEVICE_ID_CHARS = 200
+MAX_PROMPT_BYTES = 8192
+MAX_ANSWER_BYTES = 4096
+NUMBERS = range(10, 100)  # two digits: quick to compare, and 1 in 90 for a blind guess
+
+
+class InvalidChoice(FormatError):
+    """The number given is not one the prompt offers."""
+
+
+class AnswerRejected(VerificationError):
+    """A signed answer is not valid for this request, now, from a live device."""
+
+
+class DeviceNotLive(AnswerRejected):
+    """The answering device is unknown, removed, or lacks the confirm scope."""
+
+
+class WrongRequest(AnswerRejected):
+    """The answer was made for another prompt (other request id or other prompt bytes)."""
+
+
+class WrongRelyingParty(AnswerRejected):
+    """The answer or prompt belongs to another relying party."""
+
+
+class RequestExpired(AnswerRejected):
+    """The request expired before the answer was checked."""
+
+
+class WrongNumber(AnswerRejected):
+    """Number matching failed: the person picked a number the RP did not show."""
+
+
+class AnswerReplayed(AnswerRejected):
+    """This request was already answered once."""
+
+
+class Decision(StrEnum):
+    """What the person chose. REPORT is a denial that also flags the attempt as not theirs."""
+
+    APPROVE = "approve"
+    DENY = "deny"
+    REPORT = "deny-report"
+
+
+def _check_text(what: str, text: object, limit: int, *, newlines: bool) -> str:
+    """Refuse controls and invisible format characters (bidi overrides can fake a message)."""
+    if not isinstance(text, str) or not text or len(text) > limit or text != text.strip():
+        raise FormatError(f"{what} must be 1 to {limit} characters, without outer spaces")
+    for ch in text:
+        if ch == "\n" and newlines:
+            continue
+        if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp"):
+            raise FormatError(f"{what} contains a control or format character")
+    return text
+
+
+def _check_int(what: str, value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise FormatError(f"{what} must be a non-negative integer")
+    return value
+
+
+def _check_keys(obj: dict[str, object], keys: set[str], type_: str) -> None:
+    if obj.get("v") != VERSION:
+        raise UnsupportedVersion(f"unsupported version {obj.get('v')!r}")
+    if set(obj) != keys or obj.get("type", type_) != type_:
+        raise FormatError("unexpected fields")
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One confirmation request, valid from birth; its bytes are canonical JSON."""
+
+    request_id: str
+    rp: str
+    message: str
+    created: int
+    expires: int
+    number: int | None
+    choices: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        b64url_decode(self.request_id, REQUEST_ID_BYTES)
+        _check_text("the relying party name", self.rp, MAX_RP_CHARS, newlines=False)
+        _check_text("the message", self.message, MAX_MESSAGE_CHARS, newlines=True)
+        _check_int("created", self.created)
+        _check_int("expires", self.expires)
+        if not 0 < self.expires - self.created <= MAX_LIFETIME:
+            raise FormatError(f"a prompt lives 1 to {MAX_LIFETIME} seconds")
+        if not isinstance(self.choices, tuple):
+            raise FormatError("choices must be a tuple")
+        if self.number is None:
+            if self.choices:
+                raise FormatError("choices without number matching")
+            return
+        if _check_int("number", self.number) not in NUMBERS:
+            raise FormatError("the number must have two digits")
+        if not 2 <= len(self.choices) <= 9 or len(set(self.choices)) != len(self.choices):
+            raise FormatError("number matching needs 2 to 9 distinct choices")
+        if any(_check_int("a choice", c) not in NUMBERS for c in self.choices):
+            raise FormatError("every choice must have two digits")
+        if self.number not in self.choices:
+            raise FormatError("the choices must include the number")
+
+    def to_bytes(self) -> bytes:
+        """The canonical bytes: what travels, and what an answer's digest covers."""
+        return canonical_json(
+            {
+                "v": VERSION,
+                "type": PROMPT_TYPE,
+                "id": self.request_id,
+                "rp": self.rp,
+                "msg": self.message,
+                "created": self.created,
+                "expires": self.expires,
+                "number": self.number,
+                "choices": list(self.choices),
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Prompt:
+        """Parse prompt bytes strictly; anything else is a ``FormatError``."""
+        obj = parse_canonical_json(data, MAX_PROMPT_BYTES)
+        keys = {"v", "type", "id", "rp", "msg", "created", "expires", "number", "choices"}
+        _check_keys(obj, keys, PROMPT_TYPE)
+        choices = obj["choices"]
+        if not isinstance(choices, list):
+            raise FormatError("choices must be a list")
+        return cls(
+            request_id=obj["id"],
+            rp=obj["rp"],
+            message=obj["msg"],
+            created=obj["created"],
+            expires=obj["expires"],
+            number=obj["number"],
+            choices=tuple(choices),
+        )
+
+    @property
+    def digest(self) -> bytes:
+        """SHA-256 of the canonical bytes."""
+        return hashlib.sha256(self.to_bytes()).digest()
+
+
+@dataclass(frozen=True)
+class VerifiedAnswer:
+    """What :func:`verify_answer` vouches for: this device decided this, for this request."""
+
+    request_id: str
+    decision: Decision
+    device_id: str
+    number: int | None
+    answered_at: int
+
+
+def answer_prompt(
+    prompt_bytes: bytes,
+    decision: Decision,
+    number: int | None,
+    *,
+    device_id: str,
+    signing_key: SigningKey,
+    now: int,
+) -> bytes:
+    """Sign this device's answer to a prompt. ``number`` is the choice picked, for APPROVE only."""
+    prompt = Prompt.from_bytes(prompt_bytes)
+    decision = Decision(decision)
+    _check_text("the device id", device_id, MAX_DEVICE_ID_CHARS, newlines=False)
+    if now >= prompt.expires:
+        raise RequestExpired("the request has expired")
+    if decision is not Decision.APPROVE:
+        if number is not None:
+            raise ValueError("only an approval carries a number")
+    elif prompt.number is None:
+        if number is not None:
+            raise InvalidChoice("this prompt has no number to match")
+    elif number not in prompt.choices:
+        raise InvalidChoice("pick one of the numbers offered")
+    body = canonical_json(
+        {
+            "v": VERSION,
+            "type": ANSWER_TYPE,
+            "id": prompt.request_id,
+            "prompt": b64url_encode(hashlib.sha256(prompt_bytes).digest()),
+            "rp": prompt.rp,
+            "decision": decision.value,
+            "number": number,
+            "at": _check_int("now", now),
+            "device": device_id,
+        }
+    )
+    sig = signing_key.sign(PURPOSE_ANSWER, body)
+    return canonical_json(
+        {"v": VERSION, "device": device_id, "body": b64url_encode(body), "sig": b64url_encode(sig)}
+    )
+
+
+UsedRequests = MutableSet[str] | Callable[[str], bool]
+
+
+def _claim(already_used: UsedRequests, request_id: str) -> bool:
+    if isinstance(already_used, MutableSet):
+        if request_id in already_used:
+            return False
+        already_used.add(request_id)
+        return True
+    return bool(already_used(request_id))
+
+
+def verify_answer(
+    answer_bytes: bytes,
+    prompt_bytes: bytes,
+    rp_name: str,
+    now: int,
+    device_keys: Mapping[str, VerifyKey],
+    already_used: UsedRequests,
+) -> VerifiedAnswer:
+    """Check a device's answer to *this* prompt of *this* RP, once, before expiry.
+
+    ``device_keys`` holds only devices live now with the confirm scope.
+    ``already_used`` is a set of answered request ids (checked, then added to)
+    or a callable ``claim(request_id) -> bool`` that returns True exactly once
+    per id (an atomic insert in the caller's store). It is consulted last, so
+    a rejected answer does not burn the request.
+    """
+    outer = parse_canonical_json(answer_bytes, MAX_ANSWER_BYTES)
+    _check_keys(outer, {"v", "device", "body", "sig"}, "")
+    device_id = outer["device"]
+    if not isinstance(device_id, str) or device_id not in device_keys:
+        raise DeviceNotLive("the answering device is not live with the confirm scope")
+    body_bytes = b64url_decode(outer["body"])
+    device_keys[device_id].verify(PURPOSE_ANSWER, body_bytes, b64url_decode(outer["sig"], 64))
+
+    body = parse_canonical_json(body_bytes, MAX_ANSWER_BYTES)
+    keys = {"v", "type", "id", "prompt", "rp", "decision", "number", "at", "device"}
+    _check_keys(body, keys, ANSWER_TYPE)
+    if body["device"] != device_id:
+        raise FormatError("the answer names two devices")
+    prompt = Prompt.from_bytes(prompt_bytes)
+    digest = hashlib.sha256(prompt_bytes).digest()
+    if body["id"] != prompt.request_id or b64url_decode(body["prompt"], 32) != digest:
+        raise WrongRequest("the answer is for another request")
+    if not (rp_name == prompt.rp == body["rp"]):
+        raise WrongRelyingParty("the answer is for another relying party")
+    if now >= prompt.expires:
+        raise RequestExpired("the request has expired")
+    try:
+        decision = Decision(body["decision"])
+    except ValueError as e:
+        raise FormatError("unknown decision") from e
+    number = body["number"]
+    if decision is Decision.APPROVE and number != prompt.number:
+        raise WrongNumber("the number picked is not the one shown")
+    if decision is not Decision.APPROVE and number is not None:
+        raise FormatError("only an approval carries a number")
+    answered_at = _check_int("at", body["at"])
+    if not _claim(already_used, prompt.request_id):
+        raise AnswerReplayed("this request was already answered")
+    return VerifiedAnswer(prompt.request_id, decision, device_id, number, answered_at)
+
+
+@dataclass(frozen=True)
+class RelyingParty:
+    """The RP side: make prompts under one name and verify their answers."""
+
+    name: str
+    lifetime: int = 120
+    number_matching: bool = True
+    choices: int = 3
+
+    def __post_init__(self) -> None:
+        _check_text("the relying party name", self.name, MAX_RP_CHARS, newlines=False)
+        if not 0 < self.lifetime <= MAX_LIFETIME:
+            raise ValueError(f"lifetime must be 1 to {MAX_LIFETIME} seconds")
+        if not 2 <= self.choices <= 9:
+            raise ValueError("choices must be 2 to 9")
+
+    def create_prompt(self, message: str, now: int, *, rng: random.Random | None = None) -> Prompt:
+        """A fresh prompt; show ``prompt.number`` to the person on the RP's own screen."""
+        rng = rng or random.SystemRandom()
+        number: int | None = None
+        choices: tuple[int, ...] = ()
+        if self.number_matching:
+            choices = tuple(rng.sample(NUMBERS, self.choices))
+            number = rng.choice(choices)
+        return Prompt(
+            request_id=b64url_encode(rng.randbytes(REQUEST_ID_BYTES)),
+            rp=self.name,
+            message=message,
+            created=now,
+            expires=now + self.lifetime,
+            number=number,
+            choices=choices,
+        )
+
+    def verify(
+        self,
+        answer_bytes: bytes,
+        prompt_bytes: bytes,
+        now: int,
+        device_keys: Mapping[str, VerifyKey],
+        already_used: UsedRequests,
+    ) -> VerifiedAnswer:
+        """:func:`verify_answer` under this RP's name."""
+        return verify_answer(answer_bytes, prompt_bytes, self.name, now, device_keys, already_used)

@@ -1,0 +1,310 @@
+"""Confirmation prompts and answers: each way an answer can be wrong is refused."""
+
+import hashlib
+import json
+import random
+
+import pytest
+
+from keystead.adapters.second_factor import (
+    PURPOSE_ANSWER,
+    AnswerReplayed,
+    Decision,
+    DeviceNotLive,
+    InvalidChoice,
+    Prompt,
+    RelyingParty,
+    RequestExpired,
+    WrongNumber,
+    WrongRelyingParty,
+    WrongRequest,
+    answer_prompt,
+    verify_answer,
+)
+from keystead.adapters.second_factor._canonical import b64url_decode, b64url_encode, canonical_json
+from keystead.core.crypto import SigningKey
+from keystead.core.errors import FormatError, InvalidSignature, UnsupportedVersion
+
+NOW = 1_700_000_000
+PHONE = SigningKey(b"\x01" * 32)
+LAPTOP = SigningKey(b"\x02" * 32)
+LIVE = {"phone": PHONE.verify_key, "laptop": LAPTOP.verify_key}
+BANK = RelyingParty("bank.example", lifetime=120)
+
+
+def new_prompt(rp=BANK, message="Log in from Berlin?", seed=1):
+    prompt = rp.create_prompt(message, NOW, rng=random.Random(seed))
+    return prompt, prompt.to_bytes()
+
+
+def approve(prompt_bytes, number, key=PHONE, device="phone", at=NOW + 5):
+    return answer_prompt(
+        prompt_bytes, Decision.APPROVE, number, device_id=device, signing_key=key, now=at
+    )
+
+
+def test_approval_verifies():
+    prompt, pb = new_prompt()
+    result = verify_answer(approve(pb, prompt.number), pb, "bank.example", NOW + 10, LIVE, set())
+    assert result.decision is Decision.APPROVE
+    assert (result.request_id, result.device_id) == (prompt.request_id, "phone")
+    assert (result.number, result.answered_at) == (prompt.number, NOW + 5)
+
+
+@pytest.mark.parametrize("report", [False, True])
+def test_denials_verify(report):
+    _, pb = new_prompt()
+    decision = Decision.REPORT if report else Decision.DENY
+    answer = answer_prompt(pb, decision, None, device_id="laptop", signing_key=LAPTOP, now=NOW)
+    result = verify_answer(answer, pb, "bank.example", NOW + 1, LIVE, set())
+    assert result.decision is decision and result.number is None
+
+
+def test_without_number_matching():
+    rp = RelyingParty("shop.example", number_matching=False)
+    prompt, pb = new_prompt(rp)
+    assert prompt.number is None and prompt.choices == ()
+    result = verify_answer(approve(pb, None), pb, "shop.example", NOW, LIVE, set())
+    assert result.decision is Decision.APPROVE
+    with pytest.raises(InvalidChoice):
+        approve(pb, 42)
+
+
+def test_replay_is_refused():
+    prompt, pb = new_prompt()
+    answer = approve(pb, prompt.number)
+    used: set[str] = set()
+    verify_answer(answer, pb, "bank.example", NOW + 10, LIVE, used)
+    with pytest.raises(AnswerReplayed):
+        verify_answer(answer, pb, "bank.example", NOW + 11, LIVE, used)
+
+
+def test_a_second_answer_from_another_device_is_refused_too():
+    prompt, pb = new_prompt()
+    used: set[str] = set()
+    verify_answer(approve(pb, prompt.number), pb, "bank.example", NOW, LIVE, used)
+    other = approve(pb, prompt.number, key=LAPTOP, device="laptop")
+    with pytest.raises(AnswerReplayed):
+        verify_answer(other, pb, "bank.example", NOW, LIVE, used)
+
+
+def test_claim_callback_and_rejections_do_not_burn_the_request():
+    prompt, pb = new_prompt()
+    claimed: list[str] = []
+
+    def claim(request_id):
+        if request_id in claimed:
+            return False
+        claimed.append(request_id)
+        return True
+
+    wrong = prompt.choices[0] if prompt.choices[0] != prompt.number else prompt.choices[1]
+    with pytest.raises(WrongNumber):
+        verify_answer(approve(pb, wrong), pb, "bank.example", NOW, LIVE, claim)
+    assert claimed == []
+    verify_answer(approve(pb, prompt.number), pb, "bank.example", NOW, LIVE, claim)
+    assert claimed == [prompt.request_id]
+    with pytest.raises(AnswerReplayed):
+        verify_answer(approve(pb, prompt.number), pb, "bank.example", NOW, LIVE, claim)
+
+
+def test_answer_for_a_different_prompt_is_refused():
+    prompt_a, pa = new_prompt(seed=1)
+    prompt_b, pb = new_prompt(seed=2)
+    with pytest.raises(WrongRequest):
+        verify_answer(approve(pa, prompt_a.number), pb, "bank.example", NOW, LIVE, set())
+
+
+def test_same_request_id_but_other_prompt_bytes_is_refused():
+    prompt, pb = new_prompt()
+    forged = Prompt(
+        prompt.request_id, prompt.rp, "Pay 10 EUR?", prompt.created, prompt.expires,
+        prompt.number, prompt.choices,
+    )  # fmt: skip
+    answer = approve(forged.to_bytes(), prompt.number)
+    with pytest.raises(WrongRequest):
+        verify_answer(answer, pb, "bank.example", NOW, LIVE, set())
+
+
+def test_another_relying_party_is_refused():
+    prompt, pb = new_prompt()
+    answer = approve(pb, prompt.number)
+    with pytest.raises(WrongRelyingParty):
+        verify_answer(answer, pb, "evil.example", NOW, LIVE, set())
+    evil = RelyingParty("evil.example")
+    with pytest.raises(WrongRelyingParty):
+        evil.verify(answer, pb, NOW, LIVE, set())
+
+
+def test_removed_device_is_refused_even_with_a_good_signature():
+    prompt, pb = new_prompt()
+    answer = approve(pb, prompt.number, key=LAPTOP, device="laptop")
+    with pytest.raises(DeviceNotLive):
+        verify_answer(answer, pb, "bank.example", NOW, {"phone": PHONE.verify_key}, set())
+
+
+def test_device_key_must_match_the_named_device():
+    prompt, pb = new_prompt()
+    answer = approve(pb, prompt.number, key=LAPTOP, device="phone")  # laptop claims to be phone
+    with pytest.raises(InvalidSignature):
+        verify_answer(answer, pb, "bank.example", NOW, LIVE, set())
+
+
+def test_expired_request_is_refused():
+    prompt, pb = new_prompt()
+    answer = approve(pb, prompt.number)
+    assert verify_answer(answer, pb, "bank.example", prompt.expires - 1, LIVE, set())
+    with pytest.raises(RequestExpired):
+        verify_answer(answer, pb, "bank.example", prompt.expires, LIVE, set())
+    with pytest.raises(RequestExpired):  # and a device will not answer it either
+        approve(pb, prompt.number, at=prompt.expires)
+
+
+def test_wrong_number_is_refused():
+    prompt, pb = new_prompt()
+    for choice in prompt.choices:
+        if choice == prompt.number:
+            continue
+        with pytest.raises(WrongNumber):
+            verify_answer(approve(pb, choice), pb, "bank.example", NOW, LIVE, set())
+
+
+def test_device_only_offers_the_choices():
+    prompt, pb = new_prompt()
+    outside = next(n for n in range(10, 100) if n not in prompt.choices)
+    with pytest.raises(InvalidChoice):
+        approve(pb, outside)
+    with pytest.raises(InvalidChoice):
+        approve(pb, None)
+
+
+def resign(answer_bytes, edit, key=PHONE):
+    """Change the signed body and sign it again with a live key: only semantic checks remain."""
+    outer = json.loads(answer_bytes)
+    body = json.loads(b64url_decode(outer["body"]))
+    edit(body)
+    body_bytes = canonical_json(body)
+    outer["body"] = b64url_encode(body_bytes)
+    outer["sig"] = b64url_encode(key.sign(PURPOSE_ANSWER, body_bytes))
+    return canonical_json(outer)
+
+
+def test_resigned_number_for_a_denial_is_format_error():
+    prompt, pb = new_prompt()
+    denial = answer_prompt(pb, Decision.DENY, None, device_id="phone", signing_key=PHONE, now=NOW)
+    bad = resign(denial, lambda b: b.update(number=prompt.number))
+    with pytest.raises(FormatError):
+        verify_answer(bad, pb, "bank.example", NOW, LIVE, set())
+
+
+def test_tampered_body_breaks_the_signature():
+    prompt, pb = new_prompt()
+    answer = json.loads(approve(pb, prompt.number))
+    body = json.loads(b64url_decode(answer["body"]))
+    body["decision"] = "deny"
+    answer["body"] = b64url_encode(canonical_json(body))
+    with pytest.raises(InvalidSignature):
+        verify_answer(canonical_json(answer), pb, "bank.example", NOW, LIVE, set())
+
+
+def test_signature_is_purpose_bound():
+    prompt, pb = new_prompt()
+    other_purpose = json.loads(approve(pb, prompt.number))
+    body = b64url_decode(other_purpose["body"])
+    other_purpose["sig"] = b64url_encode(PHONE.sign("keystead/v1/requests", body))
+    with pytest.raises(InvalidSignature):
+        verify_answer(canonical_json(other_purpose), pb, "bank.example", NOW, LIVE, set())
+
+
+def test_body_naming_another_device_is_refused():
+    prompt, pb = new_prompt()
+    bad = resign(approve(pb, prompt.number), lambda b: b.update(device="laptop"))
+    with pytest.raises(FormatError):
+        verify_answer(bad, pb, "bank.example", NOW, LIVE, set())
+
+
+def test_answer_is_bound_to_the_prompt_digest():
+    prompt, pb = new_prompt()
+    body = json.loads(b64url_decode(json.loads(approve(pb, prompt.number))["body"]))
+    assert b64url_decode(body["prompt"]) == hashlib.sha256(pb).digest()
+    assert body["rp"] == "bank.example" and body["id"] == prompt.request_id
+
+
+# --- formats ---
+
+
+def test_prompt_round_trip_and_canonical_bytes():
+    prompt, pb = new_prompt(message="Zahlung über 10 €\nbestätigen?")
+    assert Prompt.from_bytes(pb) == prompt
+    assert json.loads(pb)["v"] == 1
+    assert prompt.number in prompt.choices and len(prompt.choices) == 3
+
+
+def test_prompts_are_random():
+    a = BANK.create_prompt("x", NOW)
+    b = BANK.create_prompt("x", NOW)
+    assert a.request_id != b.request_id
+    assert len(b64url_decode(a.request_id)) == 16
+
+
+def reencoded(pb, **changes):
+    obj = json.loads(pb)
+    obj.update(changes)
+    return canonical_json(obj)
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda pb: pb + b" ",
+        lambda pb: json.dumps(json.loads(pb), indent=1).encode(),
+        lambda pb: pb.replace(b'"v":1', b'"v":1.0'),
+        lambda pb: pb[:-1] + b',"v":1}',
+        lambda pb: reencoded(pb, extra=1),
+        lambda pb: reencoded(pb, type="keystead/v1/confirm/answer-body"),
+        lambda pb: reencoded(pb, id="short"),
+        lambda pb: reencoded(pb, rp=""),
+        lambda pb: reencoded(pb, msg="Approve\u202egnp.exe"),
+        lambda pb: reencoded(pb, msg="x" * 1001),
+        lambda pb: reencoded(pb, expires=NOW),
+        lambda pb: reencoded(pb, expires=NOW + 3601),
+        lambda pb: reencoded(pb, number=5),
+        lambda pb: reencoded(pb, number=True),
+        lambda pb: reencoded(pb, choices=[11, 11, 12]),
+        lambda pb: reencoded(pb, number=None),
+        lambda pb: b"\xff",
+        lambda pb: b"[]",
+    ],
+)
+def test_malformed_prompts_are_format_errors(mutate):
+    _, pb = new_prompt()
+    with pytest.raises(FormatError):
+        Prompt.from_bytes(mutate(pb))
+
+
+def test_unknown_version_is_refused():
+    _, pb = new_prompt()
+    with pytest.raises(UnsupportedVersion):
+        Prompt.from_bytes(reencoded(pb, v=2))
+    answer = approve(pb, new_prompt()[0].number)
+    with pytest.raises(UnsupportedVersion):
+        verify_answer(reencoded(answer, v=2), pb, "bank.example", NOW, LIVE, set())
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [b"", b"{}", b'{"v":1}', b"\x00" * 64, b'{"body":"!!","device":"phone","sig":"","v":1}'],
+)
+def test_malformed_answers_are_format_errors(answer):
+    _, pb = new_prompt()
+    with pytest.raises(FormatError):
+        verify_answer(answer, pb, "bank.example", NOW, LIVE, set())
+
+
+def test_relying_party_parameters_are_checked():
+    with pytest.raises(ValueError):
+        RelyingParty("bank", lifetime=0)
+    with pytest.raises(ValueError):
+        RelyingParty("bank", choices=1)
+    with pytest.raises(FormatError):
+        RelyingParty("bank\x00")
