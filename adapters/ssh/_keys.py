@@ -55,9 +55,12 @@ def _check_text(value: str, what: str) -> None:
         raise ValueError(f"{what} must be one line")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PublicKey:
-    """An SSH public key: its wire blob (the authority) plus a display comment."""
+    """An SSH public key: its wire blob (the authority) plus a display comment.
+
+    Two keys are equal when their blobs are: the comment is only a label.
+    """
 
     blob: bytes
     comment: str = ""
@@ -71,6 +74,12 @@ class PublicKey:
         except (ValueError, FormatError, UnsupportedAlgorithm) as e:
             raise FormatError("not a valid SSH public key") from e
         object.__setattr__(self, "algorithm", algorithm)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PublicKey) and other.blob == self.blob
+
+    def __hash__(self) -> int:
+        return hash(self.blob)
 
     def _line_bytes(self, algorithm: str) -> bytes:
         return algorithm.encode() + b" " + base64.b64encode(self.blob)

@@ -63,7 +63,7 @@ class SshAgent:
         self._listener: socket.socket | None = None
         self._path: Path | None = None
         self._own_dir: Path | None = None
-        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake: tuple[socket.socket, socket.socket] | None = None
         self._clients: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._closing = threading.Event()
@@ -99,6 +99,7 @@ class SshAgent:
             sock.close()
             raise AgentSocketError(f"cannot listen on {target}: {e.strerror or e}") from e
         self._listener, self._path = sock, target
+        self._wake = socket.socketpair()
         return target
 
     def start(self, path: str | Path | None = None) -> Path:
@@ -111,8 +112,8 @@ class SshAgent:
 
     def serve_forever(self) -> None:
         """Accept clients until ``shutdown()``; then remove the socket."""
-        listener = self._listener
-        if listener is None:
+        listener, wake = self._listener, self._wake
+        if listener is None or wake is None:
             if self._closing.is_set():
                 return
             raise RuntimeError("call bind() first")
@@ -120,7 +121,7 @@ class SshAgent:
         try:
             with selectors.DefaultSelector() as sel:
                 sel.register(listener, selectors.EVENT_READ)
-                sel.register(self._wake_r, selectors.EVENT_READ)
+                sel.register(wake[0], selectors.EVENT_READ)
                 while not self._closing.is_set():
                     for sk, _ in sel.select():
                         if sk.fileobj is listener:
@@ -166,10 +167,16 @@ class SshAgent:
             conn.close()
 
     def shutdown(self, timeout: float = 5.0) -> None:
-        """Stop accepting, disconnect clients, remove the socket (and our folder)."""
+        """Stop accepting, disconnect clients, remove the socket (and our folder).
+
+        Waits up to ``timeout`` for ``serve_forever`` to finish; from a signal
+        handler running on the serving thread itself, pass ``timeout=0``.
+        """
         self._closing.set()
-        with contextlib.suppress(OSError):
-            self._wake_w.send(b"x")
+        wake = self._wake
+        if wake is not None:
+            with contextlib.suppress(OSError):
+                wake[1].send(b"x")
         if self._serving.is_set():
             self._done.wait(timeout)
         else:
@@ -191,8 +198,9 @@ class SshAgent:
                 self._path.unlink()
         if self._own_dir is not None:
             shutil.rmtree(self._own_dir, ignore_errors=True)
-        self._wake_r.close()
-        self._wake_w.close()
+        if self._wake is not None:
+            for end in self._wake:
+                end.close()
 
     def __enter__(self) -> SshAgent:
         return self

@@ -1,0 +1,179 @@
+"""The agent's socket server under bad and concurrent clients (raw sockets, no OpenSSH)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import RunningAgent
+from keystead.adapters.ssh import _agent_protocol as proto
+from keystead.adapters.ssh._keys import AgentKey, generate_device_key
+from keystead.adapters.ssh._verify import verify_signature
+from keystead.adapters.ssh.agent import AgentSocketError, SshAgent
+
+FAILURE = proto.encode_failure()
+
+
+def connect(path: Path) -> socket.socket:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.connect(str(path))
+    return s
+
+
+def read_frame(s: socket.socket) -> bytes:
+    """One framed reply, or b"" when the agent closed the connection."""
+    data = b""
+    while len(data) < 4 or len(data) < 4 + int.from_bytes(data[:4], "big"):
+        chunk = s.recv(65536)
+        if not chunk:
+            return b""
+        data += chunk
+    return data
+
+
+def identities(path: Path) -> list[tuple[bytes, str]]:
+    with connect(path) as s:
+        s.sendall(proto.encode_request_identities())
+        return proto.parse_identities_answer(read_frame(s)[4:])
+
+
+def test_socket_is_0600_in_a_0700_folder(agent: RunningAgent) -> None:
+    assert stat.S_IMODE(agent.socket_path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(agent.socket_path.parent.stat().st_mode) == 0o700
+
+
+def test_shutdown_removes_socket_and_folder(device_key: AgentKey) -> None:
+    agent = SshAgent(lambda: [device_key])
+    path = agent.start()
+    client = connect(path)  # an idle client must not keep the agent alive
+    agent.shutdown()
+    assert not path.exists() and not path.parent.exists()
+    assert client.recv(1) == b""
+    client.close()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b"\x00\x00\x00\x00",  # zero-length frame
+        (256 * 1024 + 1).to_bytes(4, "big") + b"\x0b",  # over 256 KiB
+        b"\xff\xff\xff\xff",
+    ],
+)
+def test_bad_frame_length_closes_only_that_client(agent: RunningAgent, bad: bytes) -> None:
+    with connect(agent.socket_path) as s:
+        s.sendall(bad)
+        assert read_frame(s) == b""
+    assert len(identities(agent.socket_path)) == 1
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"\x11",  # ADD_IDENTITY, unsupported
+        b"\x63",  # unknown type
+        b"\x0b\x00",  # REQUEST_IDENTITIES with trailing garbage
+        b"\x0d\x00\x00\x00\x05abc",  # truncated SIGN_REQUEST
+        proto.encode_sign_request(generate_device_key("x").public_blob, b"d")[4:],  # not held
+        b"\x1b\x00\x00\x00\x05query",  # unknown extension
+        b"\x1b\x00\x00\x00\x18session-bind@openssh.com\x00",  # malformed bind
+    ],
+)
+def test_bad_messages_get_failure_and_connection_stays(agent: RunningAgent, payload: bytes) -> None:
+    with connect(agent.socket_path) as s:
+        s.sendall(len(payload).to_bytes(4, "big") + payload)
+        assert read_frame(s) == FAILURE
+        s.sendall(proto.encode_request_identities())
+        assert len(proto.parse_identities_answer(read_frame(s)[4:])) == 1
+
+
+def test_valid_frame_then_garbage(agent: RunningAgent, device_key: AgentKey) -> None:
+    with connect(agent.socket_path) as s:
+        s.sendall(proto.encode_sign_request(device_key.public_blob, b"x") + b"\xff\xff\xff\xffjunk")
+        reply = read_frame(s)
+        verify_signature(device_key.public_blob, proto.parse_sign_response(reply[4:]), b"x")
+        assert read_frame(s) == b""  # then closed
+
+
+def test_frame_split_byte_by_byte(agent: RunningAgent, device_key: AgentKey) -> None:
+    with connect(agent.socket_path) as s:
+        for b in proto.encode_sign_request(device_key.public_blob, b"slow"):
+            s.send(bytes([b]))
+        proto.parse_sign_response(read_frame(s)[4:])
+
+
+def test_truncated_frame_then_hangup_does_not_disturb_others(agent: RunningAgent) -> None:
+    stalled = connect(agent.socket_path)
+    stalled.sendall(b"\x00\x00\x01\x00\x0d")  # promises 256 bytes, sends one
+    assert len(identities(agent.socket_path)) == 1  # served while the other stalls
+    stalled.close()
+    assert len(identities(agent.socket_path)) == 1
+
+
+def test_concurrent_clients(start_agent: Callable[..., RunningAgent]) -> None:
+    keys = [generate_device_key(f"k{i}") for i in range(3)]
+    running = start_agent(keys)
+    errors: list[BaseException] = []
+
+    def client(n: int) -> None:
+        try:
+            key = keys[n % 3]
+            with connect(running.socket_path) as s:
+                for i in range(50):
+                    data = f"{n}-{i}".encode()
+                    s.sendall(proto.encode_sign_request(key.public_blob, data))
+                    sig = proto.parse_sign_response(read_frame(s)[4:])
+                    verify_signature(key.public_blob, sig, data)
+        except BaseException as e:  # collected and re-raised in the test thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors
+
+
+def test_provider_change_takes_effect(agent: RunningAgent, device_key: AgentKey) -> None:
+    with connect(agent.socket_path) as s:
+        s.sendall(proto.encode_sign_request(device_key.public_blob, b"a"))
+        proto.parse_sign_response(read_frame(s)[4:])
+        agent.keys.clear()  # device removed; cache_seconds=0 in this fixture
+        s.sendall(proto.encode_sign_request(device_key.public_blob, b"b"))
+        assert read_frame(s) == FAILURE
+
+
+def test_explicit_socket_path_checks_its_folder(tmp_path: Path, device_key: AgentKey) -> None:
+    open_folder = tmp_path / "open"
+    open_folder.mkdir(mode=0o755)
+    open_folder.chmod(0o755)
+    with pytest.raises(AgentSocketError):
+        SshAgent(lambda: [device_key]).bind(open_folder / "agent.sock")
+
+    fresh = tmp_path / "private" / "agent.sock"
+    first = SshAgent(lambda: [device_key])
+    first.start(fresh)
+    assert stat.S_IMODE(fresh.parent.stat().st_mode) == 0o700
+    with pytest.raises(AgentSocketError, match="already listening"):
+        SshAgent(lambda: [device_key]).bind(fresh)
+    first.shutdown()
+
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(fresh))  # a dead agent's socket: replaced
+    stale.close()
+    second = SshAgent(lambda: [device_key])
+    second.start(fresh)
+    assert len(identities(fresh)) == 1
+    second.shutdown()
+
+    fresh.write_text("not a socket")
+    with pytest.raises(AgentSocketError, match="not a socket"):
+        SshAgent(lambda: [device_key]).bind(fresh)
+    os.unlink(fresh)
