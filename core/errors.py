@@ -16,8 +16,9 @@ Every error the library raises on bad input or a failed check is a
     ├── NetworkError             the service could not be reached
     ├── ServiceError             the service answered with an error
     ├── NotFound
-    └── Forbidden
-        └── DeviceRemoved        this device is no longer live in its account
+    ├── Forbidden
+    │   └── DeviceRemoved        this device is no longer live in its account
+    └── RateLimited              too many attempts; try again later
 
 Crypto failures deliberately carry no detail (Fernet's ``InvalidToken``): the
 CLI turns each into one clear line for the person.
@@ -37,6 +38,7 @@ __all__ = [
     "NetworkError",
     "NotFound",
     "RollbackDetected",
+    "RateLimited",
     "ServiceError",
     "StorageError",
     "UnsupportedVersion",
@@ -113,3 +115,7 @@ class Forbidden(KeysteadError):
 
 class DeviceRemoved(Forbidden):
     """This device has been removed from its account."""
+
+
+class RateLimited(KeysteadError):
+    """Too many attempts (pairing-code guesses, for one)."""

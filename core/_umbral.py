@@ -1,0 +1,181 @@
+"""Thin, typed wrapper over ``umbral_pre``: the only module that touches it.
+
+Everything here works on bytes in and bytes out so the rest of the core never
+sees an ``umbral_pre`` object, and every failure becomes a Keystead error.
+Higher layers (``grants``, ``collections``) give these meaning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import umbral_pre as _u
+
+from .errors import DecryptionFailed, FormatError, VerificationError
+
+__all__ = [
+    "PREPublicKey",
+    "PRESecretKey",
+    "decrypt",
+    "decrypt_reencrypted",
+    "encrypt",
+    "make_kfrag",
+    "reencrypt",
+    "verify_cfrag",
+    "verify_kfrag",
+]
+
+CAPSULE_SIZE = 105
+PUBLIC_KEY_SIZE = 33
+SECRET_KEY_SIZE = 32
+
+
+@dataclass(frozen=True)
+class PREPublicKey:
+    """An Umbral (secp256k1) public key, 33 compressed bytes."""
+
+    raw: bytes
+
+    def __post_init__(self) -> None:
+        try:
+            _u.PublicKey.from_compressed_bytes(self.raw)
+        except (ValueError, TypeError) as e:
+            raise FormatError("not an Umbral public key") from e
+
+    def _key(self) -> _u.PublicKey:
+        return _u.PublicKey.from_compressed_bytes(self.raw)
+
+
+class PRESecretKey:
+    """An Umbral secret key. Never leaves the keystore except encrypted."""
+
+    __slots__ = ("_sk",)
+
+    def __init__(self, raw: bytes) -> None:
+        try:
+            self._sk = _u.SecretKey.from_be_bytes(raw)
+        except (ValueError, TypeError) as e:
+            raise FormatError("not an Umbral secret key") from e
+
+    @classmethod
+    def generate(cls) -> PRESecretKey:
+        return cls(_u.SecretKey.random().to_be_bytes())
+
+    def to_bytes(self) -> bytes:
+        return bytes(self._sk.to_be_bytes())
+
+    @property
+    def public_key(self) -> PREPublicKey:
+        return PREPublicKey(bytes(self._sk.public_key().to_compressed_bytes()))
+
+
+def encrypt(pk: PREPublicKey, plaintext: bytes) -> tuple[bytes, bytes]:
+    """Encrypt to ``pk``: returns (capsule, ciphertext)."""
+    capsule, ct = _u.encrypt(pk._key(), plaintext)
+    return bytes(capsule), bytes(ct)
+
+
+def _capsule(raw: bytes) -> _u.Capsule:
+    try:
+        return _u.Capsule.from_bytes(raw)
+    except (ValueError, TypeError) as e:
+        raise FormatError("not an Umbral capsule") from e
+
+
+def decrypt(sk: PRESecretKey, capsule: bytes, ciphertext: bytes) -> bytes:
+    """Decrypt with the key the capsule was made for."""
+    try:
+        return bytes(_u.decrypt_original(sk._sk, _capsule(capsule), ciphertext))
+    except (ValueError, TypeError) as e:
+        raise DecryptionFailed() from e
+
+
+def make_kfrag(delegating: PRESecretKey, receiving: PREPublicKey, signer: PRESecretKey) -> bytes:
+    """One kfrag (threshold 1 of 1) from ``delegating`` to ``receiving``, signed by ``signer``."""
+    kfrags = _u.generate_kfrags(
+        delegating_sk=delegating._sk,
+        receiving_pk=receiving._key(),
+        signer=_u.Signer(signer._sk),
+        threshold=1,
+        shares=1,
+        sign_delegating_key=True,
+        sign_receiving_key=True,
+    )
+    return bytes(kfrags[0])
+
+
+def verify_kfrag(
+    kfrag: bytes, *, signer: PREPublicKey, delegating: PREPublicKey, receiving: PREPublicKey
+) -> None:
+    """Raise ``VerificationError`` unless the kfrag is signed by ``signer`` for this pair."""
+    try:
+        _u.KeyFrag.from_bytes(kfrag).verify(signer._key(), delegating._key(), receiving._key())
+    except (ValueError, TypeError, _u.VerificationError) as e:
+        raise VerificationError("key fragment did not verify") from e
+
+
+def reencrypt(capsule: bytes, kfrag: bytes) -> bytes:
+    """Re-encrypt a capsule with a kfrag the caller has verified when it was stored."""
+    try:
+        vkf = _u.KeyFrag.from_bytes(kfrag).skip_verification()
+    except (ValueError, TypeError) as e:
+        raise FormatError("not a key fragment") from e
+    return bytes(_u.reencrypt(_capsule(capsule), vkf))
+
+
+class ReencryptorCache:
+    """Parsed kfrags kept per process: parsing dominates a small re-encryption."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._kfrags: dict[bytes, object] = {}
+
+    def reencrypt(self, capsule: bytes, kfrag: bytes) -> bytes:
+        vkf = self._kfrags.get(kfrag)
+        if vkf is None:
+            try:
+                vkf = _u.KeyFrag.from_bytes(kfrag).skip_verification()
+            except (ValueError, TypeError) as e:
+                raise FormatError("not a key fragment") from e
+            if len(self._kfrags) >= self._size:
+                self._kfrags.clear()
+            self._kfrags[kfrag] = vkf
+        return bytes(_u.reencrypt(_capsule(capsule), vkf))
+
+
+def verify_cfrag(
+    cfrag: bytes,
+    *,
+    capsule: bytes,
+    signer: PREPublicKey,
+    delegating: PREPublicKey,
+    receiving: PREPublicKey,
+) -> bytes:
+    """Check a cfrag against the kfrag signer; returns it ready for decryption."""
+    try:
+        _u.CapsuleFrag.from_bytes(cfrag).verify(
+            _capsule(capsule), signer._key(), delegating._key(), receiving._key()
+        )
+    except (ValueError, TypeError, _u.VerificationError) as e:
+        raise VerificationError("capsule fragment did not verify") from e
+    return cfrag
+
+
+def decrypt_reencrypted(
+    receiving: PRESecretKey,
+    delegating: PREPublicKey,
+    capsule: bytes,
+    cfrags: Sequence[bytes],
+    ciphertext: bytes,
+) -> bytes:
+    """Decrypt with cfrags that :func:`verify_cfrag` has accepted."""
+    try:
+        vcfrags = [_u.CapsuleFrag.from_bytes(c).skip_verification() for c in cfrags]
+        return bytes(
+            _u.decrypt_reencrypted(
+                receiving._sk, delegating._key(), _capsule(capsule), vcfrags, ciphertext
+            )
+        )
+    except (ValueError, TypeError) as e:
+        raise DecryptionFailed() from e

@@ -1,0 +1,59 @@
+"""The adapter interface: how an application plugs into Keystead.
+
+An adapter is one small object, found through the ``keystead.adapters`` entry
+point group, so a third party can ship one as its own package. It names the
+collections it keeps its items in, gives CLI command groups, and may add
+routes to the service. Core never imports an adapter module by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import typer
+    from fastapi import APIRouter
+
+    from .service.context import ServiceContext
+
+__all__ = ["Adapter", "discover"]
+
+GROUP = "keystead.adapters"
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    """One application on top of the core."""
+
+    name: str
+    collections: tuple[str, ...]
+    commands: tuple[str, ...]
+
+    def cli_groups(self) -> Mapping[str, typer.Typer]:
+        """CLI groups by command name (``ssh``, ``passwords``...). Imported lazily by the CLI."""
+        ...
+
+    def router(self, ctx: ServiceContext) -> APIRouter | None:
+        """Extra service routes, or None."""
+        ...
+
+
+def discover(names: Mapping[str, Adapter] | None = None) -> dict[str, Adapter]:
+    """Load every installed adapter; a broken one is skipped rather than breaking the rest."""
+    if names is not None:
+        return dict(names)
+    found: dict[str, Adapter] = {}
+    for ep in entry_points(group=GROUP):
+        try:
+            obj = ep.load()
+        except (ImportError, AttributeError):
+            continue
+        if isinstance(obj, Adapter):
+            found[obj.name] = obj
+    return found
+
+
+def all_collections(adapters: Mapping[str, Adapter]) -> list[str]:
+    return sorted({c for a in adapters.values() for c in a.collections})

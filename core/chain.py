@@ -1,0 +1,360 @@
+"""The account chain: an append-only, hash-linked list of entries signed by the account key.
+
+Pure protocol logic: :func:`verify_chain` and :meth:`ChainState.extend` take
+signed bytes and return a new state or raise; nothing here does I/O. The same
+code checks an append at the service and a download at every client.
+
+Each entry travels as :class:`SignedEntry`: the exact canonical-JSON bytes that
+were signed, the account signature, and (for ``device-added``) the device's
+countersignature. Bytes are verified before they are parsed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from . import labels
+from ._encoding import b64d, b64e, canonical_json, parse_json_object
+from ._umbral import PREPublicKey
+from .crypto import SigningKey, VerifyKey
+from .errors import FormatError, InvalidSignature, RollbackDetected, UnsupportedVersion, VerificationError
+
+__all__ = [
+    "ChainState",
+    "CollectionInfo",
+    "DeviceInfo",
+    "SignedEntry",
+    "check_head",
+    "device_statement",
+    "make_entry",
+    "sign_device_statement",
+    "verify_chain",
+]
+
+CHAIN_VERSION = 1
+ROLES = ("admin", "member")
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+_COLLECTION_RE = re.compile(r"^[a-z_][a-z0-9_./-]{0,127}$")
+MAX_ENTRY_BYTES = 16 * 1024
+
+
+def check_name(name: str, what: str = "name") -> str:
+    """Account and device names: lower-case letters, digits, '.', '_' and '-'."""
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise FormatError(f"invalid {what} {name!r}: use a-z, 0-9, '.', '_', '-' (max 63)")
+    return name
+
+
+def check_collection(name: str) -> str:
+    if not isinstance(name, str) or not _COLLECTION_RE.match(name):
+        raise FormatError(f"invalid collection name {name!r}")
+    return name
+
+
+@dataclass(frozen=True)
+class SignedEntry:
+    """One chain entry as it travels: exact signed bytes plus signatures."""
+
+    entry: bytes
+    signature: bytes
+    device_signature: bytes | None = None
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.entry).hexdigest()
+
+    def to_json(self) -> dict[str, str]:
+        out = {"entry": b64e(self.entry), "sig": b64e(self.signature)}
+        if self.device_signature is not None:
+            out["device_sig"] = b64e(self.device_signature)
+        return out
+
+    @classmethod
+    def from_json(cls, obj: object) -> SignedEntry:
+        if not isinstance(obj, Mapping) or not set(obj) <= {"entry", "sig", "device_sig"}:
+            raise FormatError("chain entry: unexpected fields")
+        entry = b64d(obj.get("entry"), what="chain entry")
+        if len(entry) > MAX_ENTRY_BYTES:
+            raise FormatError("chain entry too large")
+        sig = b64d(obj.get("sig"), size=64, what="chain signature")
+        dsig = obj.get("device_sig")
+        return cls(entry, sig, None if dsig is None else b64d(dsig, size=64, what="device signature"))
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """A device as the chain describes it."""
+
+    id: str
+    name: str
+    role: str
+    scopes: tuple[str, ...]
+    signing_key: VerifyKey
+    pre_key: PREPublicKey
+    ssh_key: bytes
+    added_seq: int
+    added_time: int
+    removed_seq: int | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.removed_seq is None
+
+    @property
+    def fingerprint(self) -> str:
+        return self.signing_key.fingerprint
+
+    def can_read(self, collection: str) -> bool:
+        return self.live and collection in self.scopes
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """A collection's public key and its epochs (capsule + encrypted epoch key)."""
+
+    name: str
+    public_key: PREPublicKey
+    epochs: Mapping[int, tuple[bytes, bytes]]
+
+    @property
+    def current_epoch(self) -> int:
+        return max(self.epochs)
+
+
+@dataclass(frozen=True)
+class ChainState:
+    """What a verified chain says about an account, up to its head."""
+
+    account: str
+    account_key: VerifyKey
+    kfrag_signer: PREPublicKey
+    recovery_key: PREPublicKey
+    devices: Mapping[str, DeviceInfo]
+    collections: Mapping[str, CollectionInfo]
+    sharing_keys: Mapping[int, PREPublicKey]
+    seq: int
+    head: str
+    created: int
+    digests: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def live_devices(self) -> list[DeviceInfo]:
+        return [d for d in self.devices.values() if d.live]
+
+    @property
+    def sharing_generation(self) -> int:
+        return max(self.sharing_keys)
+
+    @property
+    def sharing_key(self) -> PREPublicKey:
+        return self.sharing_keys[self.sharing_generation]
+
+    def device(self, device_id: str) -> DeviceInfo:
+        try:
+            return self.devices[device_id]
+        except KeyError:
+            raise VerificationError(f"unknown device {device_id}") from None
+
+    def device_by_name(self, name: str) -> DeviceInfo | None:
+        for d in self.devices.values():
+            if d.live and d.name == name:
+                return d
+        return None
+
+    def collection(self, name: str) -> CollectionInfo:
+        try:
+            return self.collections[name]
+        except KeyError:
+            raise VerificationError(f"no collection {name!r} in the account chain") from None
+
+    def extend(self, entries: Iterable[SignedEntry]) -> ChainState:
+        """Verify ``entries`` as the continuation of this chain; return the new state."""
+        state = self
+        for e in entries:
+            state = _apply(state, e)
+        return state
+
+
+def make_entry(
+    account_key: SigningKey,
+    *,
+    account: str,
+    seq: int,
+    prev: str,
+    time: int,
+    type: str,
+    body: dict[str, Any],
+    device_signature: bytes | None = None,
+) -> SignedEntry:
+    """Build and sign an entry; a ``device-added`` entry carries the device's countersignature
+    over its :func:`device_statement` (made on the device, see ``sign_device_statement``)."""
+    raw = canonical_json(
+        {"v": CHAIN_VERSION, "account": account, "seq": seq, "prev": prev, "time": time,
+         "type": type, "body": body}
+    )
+    return SignedEntry(raw, account_key.sign(labels.CHAIN_ENTRY, raw), device_signature)
+
+
+_STATEMENT_FIELDS = ("id", "name", "signing_key", "pre_key", "ssh_key")
+
+
+def device_statement(account: str, body: Mapping[str, Any]) -> bytes:
+    """What a device countersigns: that these keys and this name join this account.
+
+    Role and scopes are the admin's decision and are not part of it."""
+    return canonical_json({"account": account, **{k: body.get(k) for k in _STATEMENT_FIELDS}})
+
+
+def sign_device_statement(device_key: SigningKey, account: str, body: Mapping[str, Any]) -> bytes:
+    return device_key.sign(labels.CHAIN_DEVICE_COUNTERSIGN, device_statement(account, body))
+
+
+def _parse(raw: bytes) -> dict[str, Any]:
+    obj = parse_json_object(raw, what="chain entry")
+    if obj.get("v") != CHAIN_VERSION:
+        raise UnsupportedVersion(f"chain entry version {obj.get('v')!r} is not supported")
+    if set(obj) != {"v", "account", "seq", "prev", "time", "type", "body"}:
+        raise FormatError("chain entry: unexpected fields")
+    if canonical_json(obj) != raw:
+        raise FormatError("chain entry is not canonical JSON")
+    if not isinstance(obj["seq"], int) or not isinstance(obj["time"], int):
+        raise FormatError("chain entry: seq and time must be integers")
+    if not isinstance(obj["body"], dict):
+        raise FormatError("chain entry: body must be an object")
+    return obj
+
+
+def _pk(body: Mapping[str, Any], key: str) -> PREPublicKey:
+    return PREPublicKey(b64d(body.get(key), size=33, what=key))
+
+
+def _vk(body: Mapping[str, Any], key: str) -> VerifyKey:
+    return VerifyKey(b64d(body.get(key), size=32, what=key))
+
+
+def _scopes(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise FormatError("a device needs a non-empty list of scopes")
+    return tuple(sorted({check_collection(s) for s in value}))
+
+
+def verify_chain(entries: Iterable[SignedEntry], *, account: str,
+                 account_key: VerifyKey | None = None) -> ChainState:
+    """Verify a whole chain from its first entry. ``account_key`` pins the expected key."""
+    it = iter(entries)
+    first = next(it, None)
+    if first is None:
+        raise VerificationError("empty chain")
+    obj = _parse(first.entry)
+    if obj["type"] != "account-created" or obj["seq"] != 0 or obj["prev"] != "":
+        raise VerificationError("chain does not start with account-created")
+    if obj["account"] != account:
+        raise VerificationError("chain is for another account")
+    body = obj["body"]
+    key = _vk(body, "account_key")
+    if account_key is not None and key != account_key:
+        raise InvalidSignature("account key does not match the pinned fingerprint")
+    key.verify(labels.CHAIN_ENTRY, first.entry, first.signature)
+    state = ChainState(
+        account=account, account_key=key, kfrag_signer=_pk(body, "kfrag_signer"),
+        recovery_key=_pk(body, "recovery_key"), devices={}, collections={},
+        sharing_keys={0: _pk(body, "sharing_key")}, seq=0, head=first.digest,
+        created=obj["time"], digests=(first.digest,),
+    )
+    return state.extend(it)
+
+
+def _apply(state: ChainState, e: SignedEntry) -> ChainState:
+    state.account_key.verify(labels.CHAIN_ENTRY, e.entry, e.signature)
+    obj = _parse(e.entry)
+    if obj["account"] != state.account:
+        raise VerificationError("chain entry is for another account")
+    if obj["seq"] != state.seq + 1:
+        raise VerificationError(f"chain entry has sequence {obj['seq']}, expected {state.seq + 1}")
+    if obj["prev"] != state.head:
+        raise VerificationError("chain entry does not link to the previous entry")
+    body, kind, seq = obj["body"], obj["type"], obj["seq"]
+    devices, collections = dict(state.devices), dict(state.collections)
+    sharing = dict(state.sharing_keys)
+    if kind == "device-added":
+        dev_id = body.get("id")
+        signing = _vk(body, "signing_key")
+        if dev_id != device_id_for(signing) or dev_id in devices:
+            raise VerificationError("device id is not fresh or does not match its key")
+        if e.device_signature is None:
+            raise InvalidSignature("device entry lacks the device's countersignature")
+        signing.verify(
+            labels.CHAIN_DEVICE_COUNTERSIGN, device_statement(state.account, body),
+            e.device_signature,
+        )
+        name = check_name(body.get("name", ""), "device name")
+        if any(d.live and d.name == name for d in devices.values()):
+            raise VerificationError(f"a live device is already named {name!r}")
+        role = body.get("role")
+        if role not in ROLES:
+            raise FormatError(f"unknown role {role!r}")
+        devices[dev_id] = DeviceInfo(
+            id=dev_id, name=name, role=role, scopes=_scopes(body.get("scopes")),
+            signing_key=signing, pre_key=_pk(body, "pre_key"),
+            ssh_key=b64d(body.get("ssh_key"), size=32, what="ssh_key"),
+            added_seq=seq, added_time=obj["time"],
+        )
+    elif e.device_signature is not None:
+        raise FormatError("only device-added entries carry a countersignature")
+    elif kind == "device-removed":
+        dev = devices.get(body.get("id", ""))
+        if dev is None or not dev.live:
+            raise VerificationError("removing a device that is not live")
+        devices[dev.id] = replace(dev, removed_seq=seq)
+    elif kind == "scopes-changed":
+        dev = devices.get(body.get("id", ""))
+        if dev is None or not dev.live:
+            raise VerificationError("changing scopes of a device that is not live")
+        devices[dev.id] = replace(dev, scopes=_scopes(body.get("scopes")))
+    elif kind == "collection-created":
+        name = check_collection(body.get("name", ""))
+        if name in collections:
+            raise VerificationError(f"collection {name!r} already exists")
+        collections[name] = CollectionInfo(name, _pk(body, "public_key"), {})
+    elif kind == "epoch":
+        coll = collections.get(body.get("collection", ""))
+        epoch = body.get("epoch")
+        if coll is None or not isinstance(epoch, int):
+            raise VerificationError("epoch for an unknown collection")
+        if epoch != (max(coll.epochs) + 1 if coll.epochs else 1):
+            raise VerificationError("epochs must count up by one")
+        epochs = dict(coll.epochs)
+        epochs[epoch] = (b64d(body.get("capsule"), size=105, what="capsule"),
+                         b64d(body.get("ciphertext"), what="epoch key ciphertext"))
+        collections[coll.name] = replace(coll, epochs=epochs)
+    elif kind == "sharing-key":
+        gen = body.get("generation")
+        if gen != max(sharing) + 1:
+            raise VerificationError("sharing key generations must count up by one")
+        sharing[gen] = _pk(body, "public_key")
+    else:
+        raise FormatError(f"unknown chain entry type {kind!r}")
+    return replace(
+        state, devices=devices, collections=collections, sharing_keys=sharing,
+        seq=seq, head=e.digest, digests=state.digests + (e.digest,),
+    )
+
+
+def device_id_for(signing_key: VerifyKey) -> str:
+    """A device's id: derived from its signing key, so it cannot be reassigned."""
+    return hashlib.sha256(signing_key.raw).hexdigest()[:16]
+
+
+def check_head(state: ChainState, seen_seq: int, seen_head: str) -> None:
+    """Refuse a chain that is shorter than, or forks from, the newest one seen."""
+    if state.seq < seen_seq:
+        raise RollbackDetected(
+            f"the service served the chain up to entry {state.seq}, "
+            f"but this device has seen entry {seen_seq}"
+        )
+    if seen_seq >= 0 and seen_head and state.digests[seen_seq] != seen_head:
+        raise RollbackDetected("the service served a chain that forks from the one seen before")

@@ -1,0 +1,233 @@
+"""``keystead account``, ``keystead device``, ``keystead serve`` and ``keystead sync``."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+
+from ..adapter import all_collections, discover
+from ..errors import KeysteadError, StorageError
+from ._common import die, get_passphrase, home, open_device, print_json
+
+account_app = typer.Typer(no_args_is_help=True, help="Create, show and recover the account.")
+device_app = typer.Typer(no_args_is_help=True, help="Join, approve, list and remove devices.")
+
+ServerOpt = Annotated[str, typer.Option("--server", help="The service URL, e.g. http://127.0.0.1:8470")]
+DeviceOpt = Annotated[str | None, typer.Option("--device", help="This device's name")]
+
+
+def _default_device_name() -> str:
+    name = "".join(c if c.isalnum() or c in "-_." else "-" for c in socket.gethostname().lower())
+    return name.strip("-.")[:63] or "device"
+
+
+def _iso(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@account_app.command("create")
+def account_create(name: str, server: ServerOpt, device: DeviceOpt = None) -> None:
+    """Create an account with this device as its first admin; prints the recovery key once."""
+    from ..account import create_account
+
+    passphrase = get_passphrase(confirm=True)
+    dev, recovery = create_account(home(), server, name, device or _default_device_name(),
+                                   passphrase, collections=all_collections(discover()))
+    with dev:
+        print(f"account {dev.account} created; this device is {dev.name!r} (admin)",
+              file=sys.stderr)
+        print("write the recovery key down now: it is shown only this once", file=sys.stderr)
+        print(f"recovery key: {recovery}")
+
+
+@account_app.command("show")
+def account_show(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Show the account, this device and the verified chain head."""
+    with open_device() as dev:
+        state = dev.chain(refresh=False)
+        me = dev.me(state)
+        info = {
+            "account": dev.account, "address": dev.address, "server": dev.server,
+            "account_fingerprint": state.account_key.fingerprint,
+            "device": {"name": me.name, "id": me.id, "role": me.role,
+                       "scopes": list(me.scopes), "fingerprint": me.fingerprint},
+            "devices": len(state.live_devices),
+            "collections": sorted(state.collections),
+            "chain": {"seq": state.seq, "head": state.head},
+        }
+    if json_out:
+        print_json(info)
+        return
+    print(f"account      {info['address']}")
+    print(f"fingerprint  {info['account_fingerprint']}")
+    print(f"this device  {me.name} ({me.role}), {me.fingerprint}")
+    print(f"devices      {info['devices']} live")
+    print(f"chain        entry {state.seq}, head {state.head[:16]}")
+
+
+@account_app.command("recover")
+def account_recover(name: str, server: ServerOpt, device: DeviceOpt = None) -> None:
+    """Restore the account onto this (new) device with the recovery key (stdin or prompt)."""
+    from ..account import recover_account
+
+    if sys.stdin.isatty():
+        import getpass
+
+        key = getpass.getpass("Recovery key: ")
+    else:
+        key = sys.stdin.readline()
+    passphrase = get_passphrase(confirm=True)
+    with recover_account(home(), server, name, key, device or _default_device_name(),
+                         passphrase) as dev:
+        print(f"recovered account {dev.account}; this device is {dev.name!r} (admin)")
+
+
+@device_app.command("join")
+def device_join(
+    name: str, server: ServerOpt, device: DeviceOpt = None,
+    wait: Annotated[float, typer.Option("--wait", help="Seconds to wait for approval")] = 300,
+) -> None:
+    """Ask to join ACCOUNT; prints a pairing code for an admin device to approve."""
+    from ..account import start_join, wait_for_approval
+
+    h = home()
+    passphrase = get_passphrase(confirm=not h.exists)
+    if not h.exists:
+        ticket = start_join(h, server, name, device or _default_device_name(), passphrase)
+        print(f"pairing code: {ticket.code}", flush=True)
+        print(f"verification: {ticket.sas}", flush=True)
+        print(f"fingerprint: {ticket.device_fingerprint}", flush=True)
+        print("on an admin device run: keystead device approve CODE (check that the "
+              "verification numbers match)", file=sys.stderr, flush=True)
+    dev = wait_for_approval(h, passphrase, wait)
+    if dev is None:
+        die("not approved yet; run 'keystead device join' again with the same "
+            "KEYSTEAD_HOME to keep waiting")
+    with dev:
+        me = dev.me()
+        print(f"approved: {me.name} joined {dev.account} as {me.role}")
+
+
+@device_app.command("approve")
+def device_approve(
+    code: str,
+    role: Annotated[str, typer.Option("--role", help="admin or member")] = "member",
+    scopes: Annotated[str | None, typer.Option("--scopes", help="Comma-separated collections")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Approve without asking")] = False,
+) -> None:
+    """Approve a joining device after comparing its fingerprint and verification number."""
+    from ..account import approve_device, pairing_details
+
+    with open_device() as dev:
+        details = pairing_details(dev, code)
+        print(f"device:       {details.device['name']}", file=sys.stderr)
+        print(f"fingerprint:  {details.fingerprint}", file=sys.stderr)
+        print(f"verification: {details.sas}", file=sys.stderr)
+        if not yes and sys.stdin.isatty():
+            if not typer.confirm("Do the verification numbers match on both devices?"):
+                die("not approved")
+        wanted = None if scopes is None else [s.strip() for s in scopes.split(",") if s.strip()]
+        if wanted is not None and not wanted:
+            die("--scopes needs at least one collection")
+        info = approve_device(dev, details, role, wanted)
+        print(f"approved {info.name} as {info.role} with scopes "
+              f"{', '.join(s for s in info.scopes if not s.startswith('_'))}")
+
+
+def _device_json(d: Any, me: str) -> dict[str, Any]:
+    return {"name": d.name, "id": d.id, "role": d.role,
+            "scopes": [s for s in d.scopes if not s.startswith("_")],
+            "fingerprint": d.fingerprint, "added": _iso(d.added_time),
+            "this": d.id == me}
+
+
+@device_app.command("list")
+def device_list(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The account's live devices, from the verified chain."""
+    with open_device() as dev:
+        devices = [_device_json(d, dev.device_id) for d in dev.chain(refresh=False).live_devices]
+    if json_out:
+        print_json(devices)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("name", "role", "scopes", "fingerprint", "added")
+    for d in devices:
+        table.add_row(d["name"] + (" (this)" if d["this"] else ""), d["role"],
+                      ",".join(d["scopes"]), d["fingerprint"], d["added"])
+    Console().print(table)
+
+
+@device_app.command("remove")
+def device_remove(name: str) -> None:
+    """Remove a device everywhere: grants deleted, new epochs, new sharing key."""
+    from ..account import remove_device
+
+    with open_device() as dev:
+        info = remove_device(dev, name)
+        print(f"removed {info.name}; its grants are deleted and "
+              f"{len(info.scopes)} collections moved to a new epoch")
+
+
+def sync(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Verify the newest chain and fetch every collection this device can read."""
+    from ..collections import Collection
+
+    with open_device() as dev:
+        me = dev.me()
+        result: dict[str, Any] = {"chain": dev.chain(refresh=False).seq, "collections": {}}
+        for scope in me.scopes:
+            if scope.startswith("_"):
+                continue
+            r = Collection(dev, scope).sync()
+            result["collections"][scope] = {"fetched": r.fetched, "pushed": r.pushed,
+                                            "conflicts": r.conflicts}
+    if json_out:
+        print_json(result)
+    else:
+        n = sum(c["fetched"] for c in result["collections"].values())
+        print(f"synced: chain entry {result['chain']}, {n} changed items in "
+              f"{len(result['collections'])} collections")
+
+
+def serve(
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8470,
+    database_url: Annotated[str | None, typer.Option("--database-url", help="Any SQLAlchemy URL")] = None,
+    workers: Annotated[int, typer.Option("--workers", help="Worker processes")] = 1,
+) -> None:
+    """Run the service (SQLite in the data folder unless --database-url is given)."""
+    import uvicorn
+
+    from ..service import build_app, default_database_url
+
+    url = database_url or default_database_url()
+    print(f"keystead service on http://{host}:{port} (database: {_redact(url)})",
+          file=sys.stderr, flush=True)
+    if workers > 1:
+        import os
+
+        os.environ["KEYSTEAD_DATABASE_URL"] = url
+        uvicorn.run("keystead.core.service:app_from_env", factory=True, host=host, port=port,
+                    workers=workers, log_level="warning")
+        return
+    try:
+        application = build_app(url)
+    except KeysteadError:
+        raise
+    except Exception as e:  # a database we cannot open is one line, not a traceback
+        raise StorageError(f"cannot open the database: {e}".splitlines()[0]) from e
+    uvicorn.run(application, host=host, port=port, log_level="warning")
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+

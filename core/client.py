@@ -1,0 +1,122 @@
+"""The HTTP client for a Keystead service: signs requests and maps errors back to types.
+
+It knows the wire, not the meaning: :mod:`keystead.core.device` builds the
+protocol on top of it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
+
+from .crypto import SigningKey
+from .errors import (
+    Conflict,
+    DeviceRemoved,
+    Forbidden,
+    InvalidSignature,
+    KeysteadError,
+    NetworkError,
+    NotFound,
+    RateLimited,
+    ServiceError,
+    VerificationError,
+)
+from .requests import sign_request
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["ServiceClient", "Signer"]
+
+_ERRORS: dict[str, type[KeysteadError]] = {
+    "device_removed": DeviceRemoved,
+    "rate_limited": RateLimited,
+    "conflict": Conflict,
+    "not_found": NotFound,
+    "forbidden": Forbidden,
+    "invalid_signature": InvalidSignature,
+    "verification_failed": VerificationError,
+}
+
+
+class Signer:
+    """Who signs: an account name, a device id and that device's signing key."""
+
+    def __init__(self, account: str, device_id: str, key: SigningKey) -> None:
+        self.account, self.device_id, self.key = account, device_id, key
+
+
+def path(*parts: str) -> str:
+    """Join URL path segments, quoting each."""
+    return "/" + "/".join(quote(p, safe="") for p in parts)
+
+
+class ServiceClient:
+    """One service, optionally signing as one device."""
+
+    def __init__(self, base_url: str, *, signer: Signer | None = None,
+                 transport: httpx.BaseTransport | None = None,
+                 clock: Callable[[], float] = time.time, timeout: float = 30.0) -> None:
+        import httpx
+
+        self.base_url = base_url.rstrip("/")
+        self.signer = signer
+        self._clock = clock
+        self._http = httpx.Client(base_url=self.base_url, transport=transport, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def request(self, method: str, url_path: str, *, params: Mapping[str, Any] | None = None,
+                body: Any = None, signed: bool = True, timeout: float | None = None) -> Any:
+        """Send one request; returns the decoded JSON answer or raises a typed error."""
+        target = "/v1" + url_path
+        if params:
+            target += "?" + urlencode({k: v for k, v in params.items() if v is not None})
+        content = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+        headers = {"content-type": "application/json"} if body is not None else {}
+        if signed:
+            if self.signer is None:
+                raise ValueError("this client has no device to sign with")
+            headers.update(sign_request(
+                self.signer.key, account=self.signer.account, device=self.signer.device_id,
+                method=method, path=target, body=content, time=int(self._clock())))
+        import httpx
+
+        try:
+            resp = self._http.request(
+                method, target, content=content, headers=headers,
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT)
+        except httpx.TransportError as e:
+            raise NetworkError(f"cannot reach the service at {self.base_url}") from e
+        if resp.status_code >= 400:
+            raise _error(resp)
+        return resp.json() if resp.content else None
+
+    def get(self, url_path: str, **kw: Any) -> Any:
+        return self.request("GET", url_path, **kw)
+
+    def post(self, url_path: str, body: Any, **kw: Any) -> Any:
+        return self.request("POST", url_path, body=body, **kw)
+
+    def put(self, url_path: str, body: Any, **kw: Any) -> Any:
+        return self.request("PUT", url_path, body=body, **kw)
+
+    def delete(self, url_path: str, **kw: Any) -> Any:
+        return self.request("DELETE", url_path, **kw)
+
+
+def _error(resp: httpx.Response) -> KeysteadError:
+    try:
+        obj = resp.json()
+        code, message = str(obj.get("error", "")), str(obj.get("message", ""))
+    except (ValueError, AttributeError):
+        code, message = "", resp.text[:200] or resp.reason_phrase
+    kind = _ERRORS.get(code)
+    if kind is not None:
+        return kind(message)
+    return ServiceError(f"service error {resp.status_code}: {message}", resp.status_code, code)

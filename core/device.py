@@ -1,0 +1,259 @@
+"""A device's view of its account: the handle adapters build on.
+
+``Device.open(home, passphrase)`` unlocks the keystore; from there the device
+verifies its account chain (pinning the account key and the newest head it has
+seen), reads collections through its grants, re-encrypts capsules at a
+service, and signs every request it makes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from . import _umbral
+from ._encoding import b64d, b64e
+from ._umbral import PREPublicKey, PRESecretKey
+from .chain import ChainState, DeviceInfo, SignedEntry, check_head, verify_chain
+from .client import ServiceClient, Signer, path
+from .crypto import VerifyKey
+from .errors import DecryptionFailed, DeviceRemoved, FormatError, VerificationError
+from .home import Home, LocalCache
+from .keys import AccountSecrets, DeviceKeys
+from .keystore import Keystore
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["Device", "fetch_chain"]
+
+
+def fetch_chain(client: ServiceClient, account: str, *, cached: Sequence[SignedEntry] = (),
+                pinned_key: VerifyKey | None = None) -> tuple[ChainState, list[SignedEntry]]:
+    """Fetch and verify an account chain, extending ``cached`` entries when given."""
+    entries = list(cached)
+    new = [SignedEntry.from_json(e) for e in
+           client.get(path("accounts", account, "chain"),
+                      params={"after": len(entries) - 1}, signed=False)["entries"]]
+    entries += new
+    return verify_chain(entries, account=account, account_key=pinned_key), entries
+
+
+class Device:
+    """An unlocked device. Not thread-safe; one per process is the normal use."""
+
+    def __init__(self, home: Home, keystore: Keystore, *,
+                 transport: httpx.BaseTransport | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.home = home
+        self.keystore = keystore
+        info = home.read_device()
+        self.server: str = info["server"]
+        self.account: str = info["account"]
+        self.name: str = info["name"]
+        self.keys = DeviceKeys.from_json(keystore.data["device"])
+        self.device_id = self.keys.device_id
+        self.clock = clock
+        self._transport = transport
+        self._client: ServiceClient | None = None
+        self._chain: ChainState | None = None
+        self._cache: LocalCache | None = None
+
+    @classmethod
+    def open(cls, home: Home, passphrase: str, **kw: Any) -> Device:
+        return cls(home, Keystore.open(home.keystore, passphrase), **kw)
+
+    @property
+    def client(self) -> ServiceClient:
+        """The signed client for this device's service (created on first use: httpx is slow
+        to import, and reading the local cache needs no network)."""
+        if self._client is None:
+            self._client = ServiceClient(
+                self.server, transport=self._transport, clock=self.clock,
+                signer=Signer(self.account, self.device_id, self.keys.signing))
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+        if self._cache is not None:
+            self._cache.close()
+
+    def __enter__(self) -> Device:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @property
+    def address(self) -> str:
+        """``name@host[:port]``: how other accounts name this one."""
+        host = urlsplit(self.server).netloc
+        return f"{self.account}@{host}"
+
+    @property
+    def cache(self) -> LocalCache:
+        if self._cache is None:
+            self._cache = self.home.cache()
+        return self._cache
+
+    def save(self) -> None:
+        self.keystore.save()
+
+    # ------------------------------------------------------------------ chain
+    def chain(self, *, refresh: bool = True) -> ChainState:
+        """The verified account chain; with ``refresh``, first fetch what is new."""
+        if self._chain is not None and not refresh:
+            return self._chain
+        data = self.keystore.data
+        pinned = VerifyKey(b64d(data["account_key"], size=32, what="pinned account key"))
+        cached = self.home.read_chain()
+        if refresh:
+            state, entries = fetch_chain(self.client, self.account, cached=cached,
+                                         pinned_key=pinned)
+        else:
+            entries = cached
+            state = verify_chain(entries, account=self.account, account_key=pinned)
+        seen = data.get("seen", {"seq": -1, "head": ""})
+        check_head(state, seen["seq"], seen["head"])
+        if len(entries) != len(cached):
+            self.home.write_chain(entries)
+        if state.seq != seen["seq"]:
+            data["seen"] = {"seq": state.seq, "head": state.head}
+            self.save()
+        self._chain = state
+        return state
+
+    def me(self, state: ChainState | None = None) -> DeviceInfo:
+        """This device's chain entry; ``DeviceRemoved`` once it has been removed."""
+        state = state or self.chain(refresh=False)
+        dev = state.devices.get(self.device_id)
+        if dev is None or not dev.live:
+            raise DeviceRemoved(f"this device has been removed from account {self.account}")
+        return dev
+
+    @property
+    def secrets(self) -> AccountSecrets | None:
+        raw = self.keystore.data.get("secrets")
+        return None if raw is None else AccountSecrets.from_bytes(b64d(raw, what="secrets"))
+
+    def set_secrets(self, secrets: AccountSecrets) -> None:
+        self.keystore.data["secrets"] = b64e(secrets.to_bytes())
+        self.save()
+
+    # ------------------------------------------------------------ re-encryption
+    def client_for(self, server: str | None) -> ServiceClient:
+        if server is None or server.rstrip("/") == self.server.rstrip("/"):
+            return self.client
+        return ServiceClient(server, transport=self._transport, clock=self.clock,
+                             signer=Signer(self.account, self.device_id, self.keys.signing))
+
+    def reencrypt(self, owner: str, requests: Sequence[tuple[str, bytes]], *,
+                  context: str = "", server: str | None = None) -> list[tuple[bytes, int]]:
+        """Ask ``owner``'s service for cfrags, one per (key, capsule); in order."""
+        out: list[tuple[bytes, int]] = []
+        for start in range(0, len(requests), 10_000):
+            chunk = requests[start:start + 10_000]
+            resp = self.client_for(server).post(
+                path("accounts", owner, "reencrypt"),
+                {"requests": [{"key": k, "capsule": b64e(c)} for k, c in chunk],
+                 "context": context})
+            cfrags = resp.get("cfrags")
+            if not isinstance(cfrags, list) or len(cfrags) != len(chunk):
+                raise FormatError("the service answered with the wrong number of cfrags")
+            for c in cfrags:
+                gen = c.get("generation") if isinstance(c, dict) else None
+                if not isinstance(gen, int):
+                    raise FormatError("malformed cfrag answer")
+                out.append((b64d(c.get("cfrag"), what="cfrag"), gen))
+        return out
+
+    def epoch_keys(self, collection: str, epochs: Sequence[int]) -> dict[int, bytes]:
+        """Epoch keys for ``collection``: from the keystore cache, else one re-encryption batch."""
+        cache: dict[str, str] = self.keystore.data.setdefault("epoch_keys", {})
+        out = {e: b64d(cache[f"{collection}:{e}"]) for e in epochs
+               if f"{collection}:{e}" in cache}
+        missing = sorted(set(epochs) - set(out))
+        if not missing:
+            return out
+        state = self.chain(refresh=False)
+        coll = state.collection(collection)
+        try:
+            caps = [coll.epochs[e] for e in missing]
+        except KeyError:
+            raise VerificationError(f"{collection}: an item names an epoch the chain lacks") \
+                from None
+        secrets = self.secrets
+        if secrets is not None and collection in secrets.collections:
+            keys = [_umbral.decrypt(secrets.collections[collection], c, ct) for c, ct in caps]
+        else:
+            cfrags = self.reencrypt(self.account, [(collection, c) for c, _ in caps])
+            keys = [self._open_own(coll.public_key, state.kfrag_signer, c, ct, cf)
+                    for (c, ct), (cf, _) in zip(caps, cfrags, strict=True)]
+        for e, k in zip(missing, keys, strict=True):
+            if len(k) != 32:
+                raise DecryptionFailed()
+            out[e] = k
+            cache[f"{collection}:{e}"] = b64e(k)
+        self.save()
+        return out
+
+    def _open_own(self, delegating: PREPublicKey, signer: PREPublicKey, capsule: bytes,
+                  ciphertext: bytes, cfrag: bytes) -> bytes:
+        receiving = self.keys.pre.public_key
+        _umbral.verify_cfrag(cfrag, capsule=capsule, signer=signer, delegating=delegating,
+                             receiving=receiving)
+        return _umbral.decrypt_reencrypted(self.keys.pre, delegating, capsule, [cfrag],
+                                           ciphertext)
+
+    def open_shared(self, owner_chain: ChainState, key: str,
+                    sealed: Sequence[tuple[bytes, bytes]], *, context: str = "",
+                    server: str | None = None) -> list[bytes]:
+        """Decrypt capsules made for another account's ``key`` that granted this account."""
+        coll = owner_chain.collection(key)
+        cfrags = self.reencrypt(owner_chain.account, [(key, c) for c, _ in sealed],
+                                context=context, server=server)
+        mine = self.chain(refresh=False)
+        out = []
+        for (capsule, ct), (cfrag, gen) in zip(sealed, cfrags, strict=True):
+            if gen not in mine.sharing_keys:
+                raise VerificationError("a cfrag for an unknown sharing key generation")
+            _umbral.verify_cfrag(cfrag, capsule=capsule, signer=owner_chain.kfrag_signer,
+                                 delegating=coll.public_key, receiving=mine.sharing_keys[gen])
+            out.append(_umbral.decrypt_reencrypted(self.sharing_secret(gen), coll.public_key,
+                                                   capsule, [cfrag], ct))
+        return out
+
+    def sharing_secret(self, generation: int) -> PRESecretKey:
+        """The account's sharing key of ``generation`` (synced through ``_account``)."""
+        known: dict[str, str] = self.keystore.data.setdefault("sharing", {})
+        if str(generation) not in known:
+            from .collections import Collection
+
+            coll = Collection(self, "_account")
+            coll.sync()
+            rec = coll.get(f"sharing-{generation}")
+            if rec is None:
+                raise DecryptionFailed("this device does not hold that sharing key")
+            known[str(generation)] = b64e(rec.plaintext)
+            self.save()
+        return PRESecretKey(b64d(known[str(generation)], size=32, what="sharing key"))
+
+    def peer_chain(self, account: str, server: str | None = None) -> ChainState:
+        """Another account's verified chain, pinning its key on first use (TOFU)."""
+        peers: dict[str, Any] = self.keystore.data.setdefault("peers", {})
+        ref = f"{account}@{(server or self.server).rstrip('/')}"
+        pin = peers.get(ref)
+        pinned = VerifyKey(b64d(pin["key"], size=32)) if pin else None
+        state, _ = fetch_chain(self.client_for(server), account, pinned_key=pinned)
+        if pin:
+            check_head(state, pin["seq"], pin["head"])
+        if pin is None or pin["seq"] != state.seq:
+            peers[ref] = {"key": b64e(state.account_key.raw), "seq": state.seq,
+                          "head": state.head}
+            self.save()
+        return state

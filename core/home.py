@@ -1,0 +1,164 @@
+"""A device's state folder (``KEYSTEAD_HOME``) and its local, non-secret cache.
+
+Layout::
+
+    keystore.json   encrypted keys and epoch keys (see keystore.py)
+    device.json     server URL, account, device id and name (public facts)
+    chain.json      the last verified account chain, as signed entries
+    cache.sqlite    sealed items per collection, sync cursors, writes queued offline
+
+Nothing outside the keystore is secret: items in the cache stay sealed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .chain import SignedEntry
+from .errors import FormatError, StorageError
+from .items import SealedItem
+from .keystore import atomic_write
+
+__all__ = ["Home", "LocalCache"]
+
+
+@dataclass(frozen=True)
+class Home:
+    """Where one device keeps its state. Several homes on one machine are several devices."""
+
+    path: Path
+
+    @classmethod
+    def from_env(cls, explicit: str | os.PathLike[str] | None = None) -> Home:
+        if explicit is not None:
+            return cls(Path(explicit))
+        env = os.environ.get("KEYSTEAD_HOME")
+        if env:
+            return cls(Path(env))
+        from platformdirs import user_data_dir
+
+        return cls(Path(user_data_dir("keystead")))
+
+    @property
+    def keystore(self) -> Path:
+        return self.path / "keystore.json"
+
+    @property
+    def exists(self) -> bool:
+        return self.keystore.exists()
+
+    def read_device(self) -> dict[str, Any]:
+        try:
+            obj = json.loads((self.path / "device.json").read_text())
+        except FileNotFoundError:
+            raise StorageError(
+                f"no device in {self.path}: run 'keystead account create' or "
+                "'keystead device join' first") from None
+        except ValueError as e:
+            raise FormatError(f"{self.path / 'device.json'} is corrupt") from e
+        if obj.get("v") != 1:
+            raise FormatError("unsupported device.json version")
+        return dict(obj)
+
+    def write_device(self, info: dict[str, Any]) -> None:
+        atomic_write(self.path / "device.json", json.dumps({"v": 1, **info}, indent=1).encode())
+
+    def read_chain(self) -> list[SignedEntry]:
+        try:
+            raw = json.loads((self.path / "chain.json").read_text())
+        except FileNotFoundError:
+            return []
+        except ValueError as e:
+            raise FormatError("cached chain is corrupt") from e
+        return [SignedEntry.from_json(e) for e in raw]
+
+    def write_chain(self, entries: Iterable[SignedEntry]) -> None:
+        atomic_write(self.path / "chain.json",
+                     json.dumps([e.to_json() for e in entries]).encode(), mode=0o644)
+
+    def cache(self) -> LocalCache:
+        self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return LocalCache(self.path / "cache.sqlite")
+
+
+class LocalCache:
+    """Sealed items and sync state, in SQLite so 100,000 items stay cheap to update."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript("""
+            CREATE TABLE IF NOT EXISTS items (collection TEXT, id TEXT, version INT, epoch INT,
+                ciphertext BLOB, deleted INT, seq INT, PRIMARY KEY (collection, id));
+            CREATE TABLE IF NOT EXISTS cursors (collection TEXT PRIMARY KEY, seq INT);
+            CREATE TABLE IF NOT EXISTS pending (collection TEXT, id TEXT, version INT, epoch INT,
+                ciphertext BLOB, deleted INT, PRIMARY KEY (collection, id));
+        """)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def cursor(self, collection: str) -> int:
+        row = self._db.execute("SELECT seq FROM cursors WHERE collection=?",
+                               (collection,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def store(self, collection: str, items: Iterable[SealedItem], cursor: int) -> None:
+        """Store fetched items and advance the cursor, atomically."""
+        with self._tx():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO items VALUES (?,?,?,?,?,?,?)",
+                [(collection, i.id, i.version, i.epoch, i.ciphertext, int(i.deleted), i.seq)
+                 for i in items])
+            self._db.execute("INSERT OR REPLACE INTO cursors VALUES (?,?)", (collection, cursor))
+
+    def items(self, collection: str, *, include_deleted: bool = False) -> Iterator[SealedItem]:
+        q = "SELECT id, version, epoch, ciphertext, deleted, seq FROM items WHERE collection=?"
+        if not include_deleted:
+            q += " AND deleted=0"
+        for r in self._db.execute(q + " ORDER BY id", (collection,)):
+            yield SealedItem(r[0], r[1], r[2], r[3], bool(r[4]), r[5])
+
+    def item(self, collection: str, item_id: str) -> SealedItem | None:
+        r = self._db.execute("SELECT id, version, epoch, ciphertext, deleted, seq FROM items "
+                             "WHERE collection=? AND id=?", (collection, item_id)).fetchone()
+        return None if r is None else SealedItem(r[0], r[1], r[2], r[3], bool(r[4]), r[5])
+
+    def queue(self, collection: str, item: SealedItem) -> None:
+        self._db.execute("INSERT OR REPLACE INTO pending VALUES (?,?,?,?,?,?)",
+                         (collection, item.id, item.version, item.epoch, item.ciphertext,
+                          int(item.deleted)))
+
+    def pending(self, collection: str) -> list[SealedItem]:
+        return [SealedItem(r[0], r[1], r[2], r[3], bool(r[4])) for r in self._db.execute(
+            "SELECT id, version, epoch, ciphertext, deleted FROM pending WHERE collection=? "
+            "ORDER BY id", (collection,))]
+
+    def unqueue(self, collection: str, item_id: str) -> None:
+        self._db.execute("DELETE FROM pending WHERE collection=? AND id=?", (collection, item_id))
+
+    def clear(self, collection: str) -> None:
+        with self._tx():
+            for table in ("items", "cursors", "pending"):
+                self._db.execute(f"DELETE FROM {table} WHERE collection=?", (collection,))
+
+    def _tx(self) -> _Tx:
+        return _Tx(self._db)
+
+
+class _Tx:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN")
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        self._db.execute("ROLLBACK" if kind else "COMMIT")

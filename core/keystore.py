@@ -1,0 +1,106 @@
+"""The device's local keystore: one file, encrypted at rest, written atomically.
+
+Format (version 1), a JSON object::
+
+    {"keystead-keystore": 1, "kdf": {"alg": "scrypt", "n": N, "r": 8, "p": 1, "salt": B64},
+     "sealed": B64(nonce || ChaCha20-Poly1305(contents))}
+
+The contents are a JSON object of the caller's choosing. The key is derived once
+per process; later saves reuse it (and the salt), so saving is cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from . import labels
+from ._encoding import b64d, b64e, parse_json_object
+from .crypto import open_sealed, random_bytes, seal
+from .errors import DecryptionFailed, FormatError, KeystoreLocked, StorageError, UnsupportedVersion
+
+__all__ = ["Keystore", "atomic_write"]
+
+VERSION = 1
+DEFAULT_SCRYPT_N = 2**14
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write ``data`` to ``path`` so a crash leaves either the old or the new file."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+class Keystore:
+    """An open keystore: ``data`` is the decrypted contents; :meth:`save` writes them back."""
+
+    def __init__(self, path: Path, key: bytes, kdf: dict[str, Any], data: dict[str, Any]) -> None:
+        self.path = path
+        self._key = key
+        self._kdf = kdf
+        self.data = data
+
+    @staticmethod
+    def _derive(passphrase: str, kdf: dict[str, Any]) -> bytes:
+        if kdf.get("alg") != "scrypt":
+            raise UnsupportedVersion(f"unknown keystore KDF {kdf.get('alg')!r}")
+        n, r, p = kdf.get("n"), kdf.get("r"), kdf.get("p")
+        if not all(isinstance(x, int) for x in (n, r, p)) or not (2**10 <= n <= 2**20):  # type: ignore[operator]
+            raise FormatError("keystore KDF parameters out of range")
+        salt = b64d(kdf.get("salt"), size=16, what="keystore salt")
+        return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(passphrase.encode())  # type: ignore[arg-type]
+
+    @classmethod
+    def create(cls, path: Path, passphrase: str, data: dict[str, Any],
+               *, scrypt_n: int = DEFAULT_SCRYPT_N) -> Keystore:
+        if not passphrase:
+            raise KeystoreLocked("an empty passphrase would leave the keystore unprotected")
+        if path.exists():
+            raise StorageError(f"{path} already exists: this home already holds a device")
+        kdf = {"alg": "scrypt", "n": scrypt_n, "r": 8, "p": 1, "salt": b64e(random_bytes(16))}
+        store = cls(path, cls._derive(passphrase, kdf), kdf, data)
+        store.save()
+        return store
+
+    @classmethod
+    def open(cls, path: Path, passphrase: str) -> Keystore:
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            raise StorageError(f"no keystore at {path}: create an account or join one") from None
+        obj = parse_json_object(raw, what="keystore")
+        if obj.get("keystead-keystore") != VERSION:
+            raise UnsupportedVersion("unsupported keystore version")
+        kdf = obj.get("kdf")
+        if not isinstance(kdf, dict):
+            raise FormatError("keystore: missing KDF parameters")
+        key = cls._derive(passphrase, kdf)
+        try:
+            plain = open_sealed(key, b64d(obj.get("sealed"), what="keystore"), labels.KEYSTORE_AD)
+        except DecryptionFailed:
+            raise KeystoreLocked("wrong passphrase for the keystore") from None
+        return cls(path, key, kdf, parse_json_object(plain, what="keystore contents"))
+
+    def save(self) -> None:
+        plain = json.dumps(self.data, separators=(",", ":")).encode()
+        doc = {"keystead-keystore": VERSION, "kdf": self._kdf,
+               "sealed": b64e(seal(self._key, plain, labels.KEYSTORE_AD))}
+        atomic_write(self.path, json.dumps(doc).encode())
