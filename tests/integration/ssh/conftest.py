@@ -58,12 +58,15 @@ class Sshd:
     def ssh(
         self, agent_socket: Path | str, *command: str, options: Sequence[str] = ()
     ) -> subprocess.CompletedProcess[str]:
-        """Run ``ssh root@127.0.0.1 COMMAND`` authenticating only through the agent."""
+        """Run ``ssh root@127.0.0.1 COMMAND`` authenticating only through the agent.
+
+        ``options`` come first, so they override the defaults (ssh keeps the first value).
+        """
         argv = [
-            "ssh", "-F", "/dev/null", "-o", "IdentitiesOnly=no", "-o", "BatchMode=yes",
+            "ssh", "-F", "/dev/null", *options, "-o", "IdentitiesOnly=no", "-o", "BatchMode=yes",
             "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
             "-o", "GlobalKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-            "-o", "ConnectTimeout=10", *options, "-p", str(self.port), "root@127.0.0.1",
+            "-o", "ConnectTimeout=10", "-p", str(self.port), "root@127.0.0.1",
             *command,
         ]  # fmt: skip
         env = dict(os.environ, SSH_AUTH_SOCK=str(agent_socket))
