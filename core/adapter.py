@@ -13,7 +13,7 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    import typer
+    import click
     from fastapi import APIRouter
 
     from .service.context import ServiceContext
@@ -31,7 +31,7 @@ class Adapter(Protocol):
     collections: tuple[str, ...]
     commands: tuple[str, ...]
 
-    def cli_groups(self) -> Mapping[str, typer.Typer]:
+    def cli_groups(self) -> Mapping[str, click.Command]:
         """CLI groups by command name (``ssh``, ``passwords``...). Imported lazily by the CLI."""
         ...
 

@@ -5,19 +5,29 @@ from __future__ import annotations
 import socket
 import sys
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-import typer
+import click
 
 from ..adapter import all_collections, discover
 from ..errors import KeysteadError, StorageError
 from ._common import die, get_passphrase, home, open_device, print_json
 
-account_app = typer.Typer(no_args_is_help=True, help="Create, show and recover the account.")
-device_app = typer.Typer(no_args_is_help=True, help="Join, approve, list and remove devices.")
 
-ServerOpt = Annotated[str, typer.Option("--server", help="The service URL, e.g. http://127.0.0.1:8470")]
-DeviceOpt = Annotated[str | None, typer.Option("--device", help="This device's name")]
+@click.group("account")
+def account() -> None:
+    """Create, show and recover the account."""
+
+
+@click.group("device")
+def device() -> None:
+    """Join, approve, list and remove devices."""
+
+
+server_option = click.option("--server", required=True,
+                             help="The service URL, e.g. http://127.0.0.1:8470")
+device_option = click.option("--device", "device_name", default=None, help="This device's name")
+json_option = click.option("--json", "json_out", is_flag=True, help="Print JSON")
 
 
 def _default_device_name() -> str:
@@ -29,13 +39,16 @@ def _iso(ts: int) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@account_app.command("create")
-def account_create(name: str, server: ServerOpt, device: DeviceOpt = None) -> None:
+@account.command("create")
+@click.argument("name")
+@server_option
+@device_option
+def account_create(name: str, server: str, device_name: str | None) -> None:
     """Create an account with this device as its first admin; prints the recovery key once."""
     from ..account import create_account
 
     passphrase = get_passphrase(confirm=True)
-    dev, recovery = create_account(home(), server, name, device or _default_device_name(),
+    dev, recovery = create_account(home(), server, name, device_name or _default_device_name(),
                                    passphrase, collections=all_collections(discover()))
     with dev:
         print(f"account {dev.account} created; this device is {dev.name!r} (admin)",
@@ -44,8 +57,9 @@ def account_create(name: str, server: ServerOpt, device: DeviceOpt = None) -> No
         print(f"recovery key: {recovery}")
 
 
-@account_app.command("show")
-def account_show(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+@account.command("show")
+@json_option
+def account_show(json_out: bool) -> None:
     """Show the account, this device and the verified chain head."""
     with open_device() as dev:
         state = dev.chain(refresh=False)
@@ -69,8 +83,11 @@ def account_show(json_out: Annotated[bool, typer.Option("--json")] = False) -> N
     print(f"chain        entry {state.seq}, head {state.head[:16]}")
 
 
-@account_app.command("recover")
-def account_recover(name: str, server: ServerOpt, device: DeviceOpt = None) -> None:
+@account.command("recover")
+@click.argument("name")
+@server_option
+@device_option
+def account_recover(name: str, server: str, device_name: str | None) -> None:
     """Restore the account onto this (new) device with the recovery key (stdin or prompt)."""
     from ..account import recover_account
 
@@ -81,23 +98,25 @@ def account_recover(name: str, server: ServerOpt, device: DeviceOpt = None) -> N
     else:
         key = sys.stdin.readline()
     passphrase = get_passphrase(confirm=True)
-    with recover_account(home(), server, name, key, device or _default_device_name(),
+    with recover_account(home(), server, name, key, device_name or _default_device_name(),
                          passphrase) as dev:
         print(f"recovered account {dev.account}; this device is {dev.name!r} (admin)")
 
 
-@device_app.command("join")
-def device_join(
-    name: str, server: ServerOpt, device: DeviceOpt = None,
-    wait: Annotated[float, typer.Option("--wait", help="Seconds to wait for approval")] = 300,
-) -> None:
+@device.command("join")
+@click.argument("name")
+@server_option
+@device_option
+@click.option("--wait", type=click.FloatRange(min=0), default=300.0, show_default=True,
+              help="Seconds to wait for approval")
+def device_join(name: str, server: str, device_name: str | None, wait: float) -> None:
     """Ask to join ACCOUNT; prints a pairing code for an admin device to approve."""
     from ..account import start_join, wait_for_approval
 
     h = home()
     passphrase = get_passphrase(confirm=not h.exists)
     if not h.exists:
-        ticket = start_join(h, server, name, device or _default_device_name(), passphrase)
+        ticket = start_join(h, server, name, device_name or _default_device_name(), passphrase)
         print(f"pairing code: {ticket.code}", flush=True)
         print(f"verification: {ticket.sas}", flush=True)
         print(f"fingerprint: {ticket.device_fingerprint}", flush=True)
@@ -112,13 +131,13 @@ def device_join(
         print(f"approved: {me.name} joined {dev.account} as {me.role}")
 
 
-@device_app.command("approve")
-def device_approve(
-    code: str,
-    role: Annotated[str, typer.Option("--role", help="admin or member")] = "member",
-    scopes: Annotated[str | None, typer.Option("--scopes", help="Comma-separated collections")] = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Approve without asking")] = False,
-) -> None:
+@device.command("approve")
+@click.argument("code")
+@click.option("--role", type=click.Choice(["admin", "member"]), default="member",
+              show_default=True)
+@click.option("--scopes", default=None, help="Comma-separated collections (default: all)")
+@click.option("--yes", "-y", is_flag=True, help="Approve without asking")
+def device_approve(code: str, role: str, scopes: str | None, yes: bool) -> None:
     """Approve a joining device after comparing its fingerprint and verification number."""
     from ..account import approve_device, pairing_details
 
@@ -128,7 +147,7 @@ def device_approve(
         print(f"fingerprint:  {details.fingerprint}", file=sys.stderr)
         print(f"verification: {details.sas}", file=sys.stderr)
         if not yes and sys.stdin.isatty():
-            if not typer.confirm("Do the verification numbers match on both devices?"):
+            if not click.confirm("Do the verification numbers match on both devices?"):
                 die("not approved")
         wanted = None if scopes is None else [s.strip() for s in scopes.split(",") if s.strip()]
         if wanted is not None and not wanted:
@@ -145,8 +164,9 @@ def _device_json(d: Any, me: str) -> dict[str, Any]:
             "this": d.id == me}
 
 
-@device_app.command("list")
-def device_list(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+@device.command("list")
+@json_option
+def device_list(json_out: bool) -> None:
     """The account's live devices, from the verified chain."""
     with open_device() as dev:
         devices = [_device_json(d, dev.device_id) for d in dev.chain(refresh=False).live_devices]
@@ -163,7 +183,8 @@ def device_list(json_out: Annotated[bool, typer.Option("--json")] = False) -> No
     Console().print(table)
 
 
-@device_app.command("remove")
+@device.command("remove")
+@click.argument("name")
 def device_remove(name: str) -> None:
     """Remove a device everywhere: grants deleted, new epochs, new sharing key."""
     from ..account import remove_device
@@ -174,7 +195,9 @@ def device_remove(name: str) -> None:
               f"{len(info.scopes)} collections moved to a new epoch")
 
 
-def sync(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+@click.command("sync")
+@json_option
+def sync(json_out: bool) -> None:
     """Verify the newest chain and fetch every collection this device can read."""
     from ..collections import Collection
 
@@ -195,12 +218,12 @@ def sync(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
               f"{len(result['collections'])} collections")
 
 
-def serve(
-    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port")] = 8470,
-    database_url: Annotated[str | None, typer.Option("--database-url", help="Any SQLAlchemy URL")] = None,
-    workers: Annotated[int, typer.Option("--workers", help="Worker processes")] = 1,
-) -> None:
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8470, show_default=True)
+@click.option("--database-url", default=None, help="Any SQLAlchemy URL (default: SQLite file)")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True)
+def serve(host: str, port: int, database_url: str | None, workers: int) -> None:
     """Run the service (SQLite in the data folder unless --database-url is given)."""
     import uvicorn
 

@@ -1,0 +1,5 @@
+"""``python -m keystead.core.cli``."""
+
+from . import main
+
+main()

@@ -1,0 +1,178 @@
+"""Shared test helpers: a real service process on loopback and real CLI runs per device home.
+
+Several ``KEYSTEAD_HOME`` folders are several devices. Set
+``KEYSTEAD_TEST_DATABASE_URL`` (e.g. ``postgresql+psycopg://postgres@127.0.0.1:5432/test``)
+to run the service-backed tests against that database instead of a SQLite file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+PASSPHRASE = "correct horse battery staple"
+CLI = [sys.executable, "-m", "keystead.core.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class Service:
+    """A ``keystead serve`` process; stop() and start() it again to test outages."""
+
+    database_url: str
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        with open(self.workdir / "service.log", "ab") as log:
+            self.process = subprocess.Popen(
+                [*CLI, "serve", "--port", str(self.port), "--database-url", self.database_url],
+                stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError((self.workdir / "service.log").read_text())
+            try:
+                if httpx.get(self.url + "/v1/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError("service did not start in 30 s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+def database_url(tmp: Path) -> str:
+    return os.environ.get("KEYSTEAD_TEST_DATABASE_URL") or f"sqlite:///{tmp / 'service.sqlite'}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fresh_postgres() -> None:
+    """Against PostgreSQL, start each session on an empty schema."""
+    url = os.environ.get("KEYSTEAD_TEST_DATABASE_URL", "")
+    if url.startswith("postgresql"):
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """One service process per test module (tests use unique account names)."""
+    work = tmp_path_factory.mktemp("service")
+    svc = Service(database_url(work), work)
+    svc.start()
+    yield svc
+    svc.stop()
+
+
+@dataclass
+class Home:
+    """One device: a KEYSTEAD_HOME folder and a way to run the real CLI in it."""
+
+    path: Path
+    passphrase: str = PASSPHRASE
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KEYSTEAD_")}
+        env.update(KEYSTEAD_HOME=str(self.path), KEYSTEAD_PASSPHRASE=self.passphrase, **extra)
+        return env
+
+    def run(self, *args: str, input: str | None = None, check: bool = True,
+            timeout: float = 60, env: dict[str, str] | None = None
+            ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([*CLI, *args], input=input, capture_output=True, text=True,
+                              timeout=timeout, env=env or self.env())
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"keystead {' '.join(args)} exited {proc.returncode}\n"
+                f"stdout: {proc.stdout}\nstderr: {proc.stderr}")
+        return proc
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.run(*args).stdout)
+
+    def spawn(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=self.env())
+
+
+@dataclass
+class Account:
+    name: str
+    service: Service
+    admin: Home
+    recovery_key: str
+    tmp: Path
+
+    def join(self, device: str, *, role: str = "member",
+             scopes: Sequence[str] | None = None) -> Home:
+        """Join a new device through the real pairing flow, approved by the admin."""
+        home = Home(self.tmp / device)
+        proc = home.spawn("device", "join", self.name, "--server", self.service.url,
+                          "--device", device, "--wait", "60")
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("pairing code: "), line + (proc.stderr.read() if proc.stderr else "")
+        code = line.split(": ", 1)[1].strip()
+        args = ["device", "approve", code, "--role", role, "--yes"]
+        if scopes is not None:
+            args += ["--scopes", ",".join(scopes)]
+        self.admin.run(*args)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert "approved" in out
+        return home
+
+
+@pytest.fixture
+def make_account(service: Service, tmp_path: Path) -> Any:
+    """Create accounts with the real CLI: ``make_account()`` -> Account."""
+
+    def make(prefix: str = "acct", device: str = "laptop") -> Account:
+        name = unique(prefix)
+        admin = Home(tmp_path / f"{name}-{device}")
+        out = admin.run("account", "create", name, "--server", service.url,
+                        "--device", device).stdout
+        key = out.strip().split("recovery key: ", 1)[1]
+        return Account(name, service, admin, key, tmp_path)
+
+    return make
