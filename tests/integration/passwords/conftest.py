@@ -25,7 +25,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from keystead.adapters.passwords._entry import Entry
 from keystead.adapters.passwords._native import extension_dir, install_host_manifests
 
