@@ -1,9 +1,10 @@
 """What the agent answers to each message, apart from sockets.
 
 Keys come from a provider callable that is asked again every
-``cache_seconds``: the agent keeps serving whatever the provider returns
-(offline included) and stops serving a removed device's keys once the
-provider stops returning them. Each signature may need one approval.
+``cache_seconds``: the agent stops serving a removed device's keys once the
+provider stops returning them. A provider that raises ``NetworkError`` (the
+service is unreachable) leaves the last keys in service; any other error
+serves none. Each signature may need one approval.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from keystead.core.errors import FormatError, InvalidSignature
+from keystead.core.errors import FormatError, InvalidSignature, NetworkError
 
 from . import _agent_protocol as proto
 from ._keys import AgentKey, PublicKey, UnsupportedSignRequest
@@ -100,6 +101,9 @@ class AgentCore:
                 return self._cached
             try:
                 keys = tuple(dict.fromkeys(self._provider()))[: self._max_keys]
+            except NetworkError:
+                log.warning("keystead service unreachable; serving the last known ssh keys")
+                keys = self._cached.keys if self._cached is not None else ()
             except Exception:  # the provider is foreign code: fail closed, keep serving
                 log.exception("ssh key provider failed; serving no keys")
                 keys = ()

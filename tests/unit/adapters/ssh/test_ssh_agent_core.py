@@ -12,7 +12,7 @@ from keystead.adapters.ssh import _wire
 from keystead.adapters.ssh._agent_core import AgentCore, Session, SignContext
 from keystead.adapters.ssh._keys import AgentKey, generate_device_key
 from keystead.adapters.ssh._verify import verify_signature
-from keystead.core.errors import NetworkError
+from keystead.core.errors import DeviceRemoved, NetworkError
 
 DEVICE = generate_device_key("device")
 HOST = generate_device_key("host")
@@ -69,12 +69,26 @@ def test_removed_device_stops_within_cache_seconds() -> None:
     assert listed(core) == []
 
 
-def test_failing_provider_serves_nothing() -> None:
-    def provider() -> Sequence[AgentKey]:
-        raise NetworkError("offline and no cache")
+def test_unreachable_service_keeps_last_keys_other_errors_serve_none() -> None:
+    clock = Clock()
+    failure: list[Exception] = []
 
-    core = AgentCore(provider)
+    def provider() -> Sequence[AgentKey]:
+        if failure:
+            raise failure[0]
+        return [DEVICE]
+
+    core = AgentCore(provider, cache_seconds=1.0, clock=clock)
+    assert len(listed(core)) == 1
+    failure.append(NetworkError("service unreachable"))
+    clock.now = 5.0
+    assert sign(core, DEVICE, b"x") != FAILURE  # offline: still serving
+    failure[0] = DeviceRemoved("removed")
+    clock.now = 10.0
     assert listed(core) == [] and sign(core, DEVICE, b"x") == FAILURE
+    failure[0] = NetworkError("offline again")
+    clock.now = 15.0
+    assert listed(core) == []  # nothing to fall back to once keys were withdrawn
 
 
 def test_confirm_gets_user_and_bound_host_once_per_signature() -> None:
