@@ -35,9 +35,17 @@ from ._totp import (
     totp,
     verify_totp,
 )
+from ._totp_items import (
+    AmbiguousName,
+    credential_from_item,
+    credential_to_item,
+    find_credential,
+    take_code,
+)
 
 __all__ = [
     "PURPOSE_ANSWER",
+    "AmbiguousName",
     "AnswerRejected",
     "AnswerReplayed",
     "CodeRejected",
@@ -60,11 +68,15 @@ __all__ = [
     "WrongRequest",
     "answer_prompt",
     "code_at",
+    "credential_from_item",
+    "credential_to_item",
     "decode_secret",
     "encode_secret",
+    "find_credential",
     "hotp",
     "qr_matrix",
     "render_qr",
+    "take_code",
     "time_step",
     "totp",
     "verify_answer",

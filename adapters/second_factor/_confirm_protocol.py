@@ -13,17 +13,28 @@ from __future__ import annotations
 
 import hashlib
 import random
-import unicodedata
 from collections.abc import Callable, Mapping, MutableSet
 from dataclasses import dataclass
 from enum import StrEnum
 
 from keystead.core.crypto import SigningKey, VerifyKey
-from keystead.core.errors import FormatError, UnsupportedVersion, VerificationError
+from keystead.core.errors import FormatError, VerificationError
 
 from ._canonical import b64url_decode, b64url_encode, canonical_json, parse_canonical_json
+from ._prompt import (
+    MAX_LIFETIME,
+    MAX_RP_CHARS,
+    NUMBERS,
+    REQUEST_ID_BYTES,
+    VERSION,
+    Prompt,
+    check_int,
+    check_keys,
+    check_text,
+)
 
 __all__ = [
+    "ANSWER_TYPE",
     "PURPOSE_ANSWER",
     "AnswerRejected",
     "AnswerReplayed",
@@ -42,17 +53,9 @@ __all__ = [
 ]
 
 PURPOSE_ANSWER = "keystead/v1/confirm/answer"
-PROMPT_TYPE = "keystead/v1/confirm/prompt"
 ANSWER_TYPE = "keystead/v1/confirm/answer-body"
-VERSION = 1
-REQUEST_ID_BYTES = 16
-MAX_LIFETIME = 3600
-MAX_RP_CHARS = 100
-MAX_MESSAGE_CHARS = 1000
 MAX_DEVICE_ID_CHARS = 200
-MAX_PROMPT_BYTES = 8192
 MAX_ANSWER_BYTES = 4096
-NUMBERS = range(10, 100)  # two digits: quick to compare, and 1 in 90 for a blind guess
 
 
 class InvalidChoice(FormatError):
@@ -95,107 +98,6 @@ class Decision(StrEnum):
     REPORT = "deny-report"
 
 
-def _check_text(what: str, text: object, limit: int, *, newlines: bool) -> str:
-    """Refuse controls and invisible format characters (bidi overrides can fake a message)."""
-    if not isinstance(text, str) or not text or len(text) > limit or text != text.strip():
-        raise FormatError(f"{what} must be 1 to {limit} characters, without outer spaces")
-    for ch in text:
-        if ch == "\n" and newlines:
-            continue
-        if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp"):
-            raise FormatError(f"{what} contains a control or format character")
-    return text
-
-
-def _check_int(what: str, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise FormatError(f"{what} must be a non-negative integer")
-    return value
-
-
-def _check_keys(obj: dict[str, object], keys: set[str], type_: str) -> None:
-    if obj.get("v") != VERSION:
-        raise UnsupportedVersion(f"unsupported version {obj.get('v')!r}")
-    if set(obj) != keys or obj.get("type", type_) != type_:
-        raise FormatError("unexpected fields")
-
-
-@dataclass(frozen=True)
-class Prompt:
-    """One confirmation request, valid from birth; its bytes are canonical JSON."""
-
-    request_id: str
-    rp: str
-    message: str
-    created: int
-    expires: int
-    number: int | None
-    choices: tuple[int, ...]
-
-    def __post_init__(self) -> None:
-        b64url_decode(self.request_id, REQUEST_ID_BYTES)
-        _check_text("the relying party name", self.rp, MAX_RP_CHARS, newlines=False)
-        _check_text("the message", self.message, MAX_MESSAGE_CHARS, newlines=True)
-        _check_int("created", self.created)
-        _check_int("expires", self.expires)
-        if not 0 < self.expires - self.created <= MAX_LIFETIME:
-            raise FormatError(f"a prompt lives 1 to {MAX_LIFETIME} seconds")
-        if not isinstance(self.choices, tuple):
-            raise FormatError("choices must be a tuple")
-        if self.number is None:
-            if self.choices:
-                raise FormatError("choices without number matching")
-            return
-        if _check_int("number", self.number) not in NUMBERS:
-            raise FormatError("the number must have two digits")
-        if not 2 <= len(self.choices) <= 9 or len(set(self.choices)) != len(self.choices):
-            raise FormatError("number matching needs 2 to 9 distinct choices")
-        if any(_check_int("a choice", c) not in NUMBERS for c in self.choices):
-            raise FormatError("every choice must have two digits")
-        if self.number not in self.choices:
-            raise FormatError("the choices must include the number")
-
-    def to_bytes(self) -> bytes:
-        """The canonical bytes: what travels, and what an answer's digest covers."""
-        return canonical_json(
-            {
-                "v": VERSION,
-                "type": PROMPT_TYPE,
-                "id": self.request_id,
-                "rp": self.rp,
-                "msg": self.message,
-                "created": self.created,
-                "expires": self.expires,
-                "number": self.number,
-                "choices": list(self.choices),
-            }
-        )
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> Prompt:
-        """Parse prompt bytes strictly; anything else is a ``FormatError``."""
-        obj = parse_canonical_json(data, MAX_PROMPT_BYTES)
-        keys = {"v", "type", "id", "rp", "msg", "created", "expires", "number", "choices"}
-        _check_keys(obj, keys, PROMPT_TYPE)
-        choices = obj["choices"]
-        if not isinstance(choices, list):
-            raise FormatError("choices must be a list")
-        return cls(
-            request_id=obj["id"],
-            rp=obj["rp"],
-            message=obj["msg"],
-            created=obj["created"],
-            expires=obj["expires"],
-            number=obj["number"],
-            choices=tuple(choices),
-        )
-
-    @property
-    def digest(self) -> bytes:
-        """SHA-256 of the canonical bytes."""
-        return hashlib.sha256(self.to_bytes()).digest()
-
-
 @dataclass(frozen=True)
 class VerifiedAnswer:
     """What :func:`verify_answer` vouches for: this device decided this, for this request."""
@@ -219,7 +121,7 @@ def answer_prompt(
     """Sign this device's answer to a prompt. ``number`` is the choice picked, for APPROVE only."""
     prompt = Prompt.from_bytes(prompt_bytes)
     decision = Decision(decision)
-    _check_text("the device id", device_id, MAX_DEVICE_ID_CHARS, newlines=False)
+    check_text("the device id", device_id, MAX_DEVICE_ID_CHARS, newlines=False)
     if now >= prompt.expires:
         raise RequestExpired("the request has expired")
     if decision is not Decision.APPROVE:
@@ -239,7 +141,7 @@ def answer_prompt(
             "rp": prompt.rp,
             "decision": decision.value,
             "number": number,
-            "at": _check_int("now", now),
+            "at": check_int("now", now),
             "device": device_id,
         }
     )
@@ -278,7 +180,7 @@ def verify_answer(
     a rejected answer does not burn the request.
     """
     outer = parse_canonical_json(answer_bytes, MAX_ANSWER_BYTES)
-    _check_keys(outer, {"v", "device", "body", "sig"}, "")
+    check_keys(outer, {"v", "device", "body", "sig"}, "")
     device_id = outer["device"]
     if not isinstance(device_id, str) or device_id not in device_keys:
         raise DeviceNotLive("the answering device is not live with the confirm scope")
@@ -287,7 +189,7 @@ def verify_answer(
 
     body = parse_canonical_json(body_bytes, MAX_ANSWER_BYTES)
     keys = {"v", "type", "id", "prompt", "rp", "decision", "number", "at", "device"}
-    _check_keys(body, keys, ANSWER_TYPE)
+    check_keys(body, keys, ANSWER_TYPE)
     if body["device"] != device_id:
         raise FormatError("the answer names two devices")
     prompt = Prompt.from_bytes(prompt_bytes)
@@ -307,7 +209,7 @@ def verify_answer(
         raise WrongNumber("the number picked is not the one shown")
     if decision is not Decision.APPROVE and number is not None:
         raise FormatError("only an approval carries a number")
-    answered_at = _check_int("at", body["at"])
+    answered_at = check_int("at", body["at"])
     if not _claim(already_used, prompt.request_id):
         raise AnswerReplayed("this request was already answered")
     return VerifiedAnswer(prompt.request_id, decision, device_id, number, answered_at)
@@ -323,7 +225,7 @@ class RelyingParty:
     choices: int = 3
 
     def __post_init__(self) -> None:
-        _check_text("the relying party name", self.name, MAX_RP_CHARS, newlines=False)
+        check_text("the relying party name", self.name, MAX_RP_CHARS, newlines=False)
         if not 0 < self.lifetime <= MAX_LIFETIME:
             raise ValueError(f"lifetime must be 1 to {MAX_LIFETIME} seconds")
         if not 2 <= self.choices <= 9:

@@ -179,7 +179,7 @@ class OtpAuth:
             secret=secret,
             account=account,
             issuer=issuer if issuer is not None else issuer_label,
-            algorithm=algorithm,  # type: ignore[arg-type]  # checked against ALGORITHMS
+            algorithm=algorithm,
             digits=digits,
             period=period,
             counter=counter,

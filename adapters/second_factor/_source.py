@@ -18,7 +18,8 @@ from typing import Protocol, runtime_checkable
 from keystead.core.crypto import SigningKey
 from keystead.core.errors import NotFound
 
-from ._confirm_protocol import Decision, Prompt, answer_prompt
+from ._confirm_protocol import Decision, answer_prompt
+from ._prompt import Prompt
 
 __all__ = ["InMemoryPromptSource", "PendingPrompt", "PromptSource"]
 

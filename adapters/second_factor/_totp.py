@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pyotp
-
 from keystead.core.errors import VerificationError
 
 from ._otpauth import MIN_SECRET_BYTES, Algorithm, OtpAuth, encode_secret
@@ -87,9 +86,7 @@ def code_at(otp: OtpAuth, at: int) -> str:
     return totp(otp.secret, at, period=otp.period, digits=otp.digits, algorithm=otp.algorithm)
 
 
-def verify_totp(
-    otp: OtpAuth, code: str, now: int, last_step: int | None, *, drift: int = 1
-) -> int:
+def verify_totp(otp: OtpAuth, code: str, now: int, last_step: int | None, *, drift: int = 1) -> int:
     """Check ``code`` at ``now`` and return the time step it matched.
 
     Accepts steps within ``drift`` of now, but only steps after ``last_step``

@@ -22,9 +22,8 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, ConfigDict
-
 from keystead.core.errors import FormatError, KeysteadError, NotFound
+from pydantic import BaseModel, ConfigDict
 
 from ._confirm_protocol import RequestExpired
 from ._source import PromptSource

@@ -6,8 +6,6 @@ import threading
 import time
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
-
 from keystead.adapters.second_factor import (
     Decision,
     InMemoryPromptSource,
@@ -16,6 +14,7 @@ from keystead.adapters.second_factor import (
 )
 from keystead.adapters.second_factor.ui import UiServer
 from keystead.core.crypto import SigningKey
+from playwright.sync_api import expect, sync_playwright
 
 pytestmark = pytest.mark.slow
 
@@ -118,7 +117,7 @@ def test_deny_and_report_as_not_me(page, server, source):
 def test_new_prompts_appear_without_reload_and_text_stays_text(page, server, source):
     page.goto(server.url)
     expect(page.locator("#empty")).to_be_visible()
-    hostile = '<img src=x onerror="document.title=\'pwned\'">'
+    hostile = "<img src=x onerror=\"document.title='pwned'\">"
     prompt = add_prompt(source, hostile, RelyingParty("shop.example", number_matching=False))
     card = page.locator(f'article[data-id="{prompt.request_id}"]')
     expect(card.locator(".message")).to_have_text(hostile, timeout=10_000)
@@ -130,7 +129,8 @@ def test_new_prompts_appear_without_reload_and_text_stays_text(page, server, sou
 
 ATTACKER_PAGE = """<!doctype html><html><body>
 <iframe id="frame" src="{ui}"></iframe>
-<form id="f" method="POST" action="{ui}api/prompts/{rid}/approve" enctype="text/plain" target="sink">
+<form id="f" method="POST" action="{ui}api/prompts/{rid}/approve"
+  enctype="text/plain" target="sink">
 <input name='{{"number":{number},"x":"' value='"}}'></form>
 <iframe name="sink"></iframe>
 <script>

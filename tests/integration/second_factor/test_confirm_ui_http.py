@@ -5,7 +5,6 @@ import time
 
 import httpx
 import pytest
-
 from keystead.adapters.second_factor import (
     Decision,
     InMemoryPromptSource,
@@ -71,7 +70,9 @@ def test_pending_lists_without_the_correct_number(server, prompt):
     assert "number" not in item
 
 
-@pytest.mark.parametrize("host", ["evil.example", "evil.example:{port}", "127.0.0.1", "[::1]:{port}"])
+@pytest.mark.parametrize(
+    "host", ["evil.example", "evil.example:{port}", "127.0.0.1", "[::1]:{port}"]
+)
 def test_other_host_headers_are_refused(server, prompt, host):
     """A DNS-rebound page reaches 127.0.0.1 under its own name: refuse it, page included."""
     for path in ("/", "/api/pending"):
@@ -169,5 +170,7 @@ def test_the_page_and_its_token_are_not_served_to_other_pages_scripts(server, he
 
 
 def test_a_link_from_elsewhere_still_opens_the_page(server):
-    r = httpx.get(server.url, headers={"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"})
+    r = httpx.get(
+        server.url, headers={"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}
+    )
     assert r.status_code == 200

@@ -6,7 +6,6 @@ import shutil
 import subprocess
 
 import pytest
-
 from keystead.adapters.second_factor import OtpAuth, code_at, encode_secret, hotp, totp
 
 pytestmark = [

@@ -5,7 +5,6 @@ import json
 import random
 
 import pytest
-
 from keystead.adapters.second_factor import (
     PURPOSE_ANSWER,
     AnswerReplayed,

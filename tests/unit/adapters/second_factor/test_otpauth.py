@@ -1,13 +1,10 @@
 """The otpauth:// Key URI format: what we accept, what we refuse, and round trips."""
 
 import pytest
-
 from keystead.adapters.second_factor import OtpAuth, OtpAuthError, decode_secret, encode_secret
 from keystead.core.errors import FormatError
 
-GOOGLE_EXAMPLE = (
-    "otpauth://totp/Example:alice@google.com?secret=JBSWY3DPEHPK3PXP&issuer=Example"
-)
+GOOGLE_EXAMPLE = "otpauth://totp/Example:alice@google.com?secret=JBSWY3DPEHPK3PXP&issuer=Example"
 
 
 def test_key_uri_format_example_parses_with_its_80_bit_secret():

@@ -1,7 +1,6 @@
 """Known-answer vectors (RFC 6238 Appendix B, RFC 4226 Appendix D) and the once-only verifier."""
 
 import pytest
-
 from keystead.adapters.second_factor import (
     CodeRejected,
     CodeReplayed,

@@ -1,7 +1,6 @@
 """The terminal QR rendering draws exactly segno's modules, two rows per line."""
 
 import segno
-
 from keystead.adapters.second_factor import qr_matrix, render_qr
 
 URI = "otpauth://totp/Example:alice@google.com?secret=JBSWY3DPEHPK3PXP&issuer=Example"
