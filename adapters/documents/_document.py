@@ -75,7 +75,7 @@ def open_stream(
 
 
 @contextlib.contextmanager
-def _atomic_output(out_path: Path, overwrite: bool) -> Iterator[BinaryIO]:
+def _atomic_output(out_path: Path, overwrite: bool, durable: bool) -> Iterator[BinaryIO]:
     """Yield a 0600 temporary file beside ``out_path``; put it in place only on success."""
     if not overwrite and os.path.lexists(out_path):
         raise FileExistsError(f"{out_path} already exists")
@@ -84,8 +84,9 @@ def _atomic_output(out_path: Path, overwrite: bool) -> Iterator[BinaryIO]:
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         if overwrite:
             os.replace(tmp, out_path)
         else:
@@ -117,9 +118,14 @@ def protect_to_path(
     *,
     progress: Progress | None = None,
     overwrite: bool = False,
+    durable: bool = False,
 ) -> int:
-    """``protect_stream`` from one file to another, never leaving a partial ``out_path``."""
-    with open(src_path, "rb") as src, _atomic_output(Path(out_path), overwrite) as dst:
+    """``protect_stream`` from one file to another, never leaving a partial ``out_path``.
+
+    ``durable`` fsyncs before the rename, so that a power cut cannot leave an
+    empty ``out_path``; it costs the disk's write speed (age and gpg do not).
+    """
+    with open(src_path, "rb") as src, _atomic_output(Path(out_path), overwrite, durable) as dst:
         return protect_stream(src, dst, header, data_key, progress=progress)
 
 
@@ -130,11 +136,12 @@ def open_to_path(
     *,
     progress: Progress | None = None,
     overwrite: bool = False,
+    durable: bool = False,
 ) -> Header:
     """``open_stream`` into ``out_path``, which appears only once the whole document verified.
 
     On any failure no plaintext is left behind (the temporary file is removed).
-    The opened file keeps mode 0600.
+    The opened file keeps mode 0600. ``durable`` as for ``protect_to_path``.
     """
-    with open(src_path, "rb") as src, _atomic_output(Path(out_path), overwrite) as dst:
+    with open(src_path, "rb") as src, _atomic_output(Path(out_path), overwrite, durable) as dst:
         return open_stream(src, dst, data_key_provider, progress=progress)

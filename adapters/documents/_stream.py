@@ -22,12 +22,14 @@ from keystead.core.errors import DecryptionFailed
 
 from ._header import NONCE_PREFIX_SIZE
 from ._labels import PAYLOAD_KEY_LABEL
+from ._pipe import BatchWriter, fill
 
 __all__ = ["DATA_KEY_SIZE", "TAG_SIZE", "Progress", "open_chunks", "payload_key", "seal_chunks"]
 
 DATA_KEY_SIZE = 32
 TAG_SIZE = 16
 _MAX_CHUNKS = 2**32  # the counter is 4 bytes; 256 TiB at 64 KiB chunks
+_BATCH_BYTES = 1024 * 1024
 
 #: Called with the number of input bytes consumed since the previous call.
 Progress = Callable[[int], None]
@@ -55,22 +57,9 @@ class _Nonces:
         return bytes(self._buf)
 
 
-def _fill(src: BinaryIO, view: memoryview) -> int:
-    """Read until ``view`` is full or the source ends; short reads from pipes are normal."""
-    got = 0
-    while got < len(view):
-        n = src.readinto(view[got:])  # type: ignore[attr-defined]
-        if not n:
-            break
-        got += n
-    return got
-
-
-def _write_all(dst: BinaryIO, view: memoryview) -> None:
-    written = dst.write(view)
-    while written is not None and written < len(view):  # raw files may write partially
-        view = view[written:]
-        written = dst.write(view)
+def _batch_chunks(chunk_size: int) -> int:
+    """Chunks per I/O batch: about 1 MiB, so threads hand off rarely."""
+    return max(1, _BATCH_BYTES // chunk_size)
 
 
 def seal_chunks(
@@ -83,24 +72,36 @@ def seal_chunks(
 ) -> int:
     """Encrypt all of ``src`` into ``dst`` as a chunk stream; return the plaintext size."""
     aead, nonces = AESGCM(key), _Nonces(nonce_prefix)
-    cur, nxt = memoryview(bytearray(chunk_size)), memoryview(bytearray(chunk_size))
-    out = memoryview(bytearray(chunk_size + TAG_SIZE))
-    n, counter, total = _fill(src, cur), 0, 0
-    while True:
-        # Read one chunk ahead: a full chunk is the last one only if nothing follows it.
-        m = _fill(src, nxt) if n == chunk_size else 0
-        last = m == 0
-        aead.encrypt_into(nonces.get(counter, last), cur[:n], None, out[: n + TAG_SIZE])
-        _write_all(dst, out[: n + TAG_SIZE])
-        total += n
-        if progress is not None:
-            progress(n)
-        if last:
-            return total
-        counter += 1
-        if counter >= _MAX_CHUNKS:
-            raise ValueError("document too large for one stream")
-        cur, nxt, n = nxt, cur, m
+    k = _batch_chunks(chunk_size)
+    batch = k * chunk_size
+    cur, nxt = memoryview(bytearray(batch)), memoryview(bytearray(batch))
+    n, counter, total = fill(src, cur), 0, 0
+    with BatchWriter(dst, k * (chunk_size + TAG_SIZE)) as writer:
+        while True:
+            # Read one batch ahead: a full batch ends the stream only if nothing follows it.
+            m = fill(src, nxt) if n == batch else 0
+            out, pos, opos = writer.buffer(), 0, 0
+            while True:  # at least once: an empty stream is one empty last chunk
+                size = min(chunk_size, n - pos)
+                last = m == 0 and pos + size == n
+                end = opos + size + TAG_SIZE
+                aead.encrypt_into(
+                    nonces.get(counter, last), cur[pos : pos + size], None, out[opos:end]
+                )
+                pos, opos = pos + size, end
+                if last or pos == n:
+                    break
+                counter += 1
+            writer.put(out, opos, more=m > 0)
+            total += n
+            if progress is not None:
+                progress(n)
+            if m == 0:
+                return total
+            counter += 1
+            if counter + k >= _MAX_CHUNKS:
+                raise ValueError("document too large for one stream")
+            cur, nxt, n = nxt, cur, m
 
 
 def open_chunks(
@@ -118,28 +119,38 @@ def open_chunks(
     write to a temporary file (``open_to_path``).
     """
     aead, nonces = AESGCM(key), _Nonces(nonce_prefix)
-    enc_size = chunk_size + TAG_SIZE
-    cur, nxt = memoryview(bytearray(enc_size)), memoryview(bytearray(enc_size))
-    out = memoryview(bytearray(chunk_size))
-    n, counter, total = _fill(src, cur), 0, 0
-    while True:
-        m = _fill(src, nxt) if n == enc_size else 0
-        last = m == 0
-        size = n - TAG_SIZE
-        # No chunk at all, or an empty last chunk after others: the encoder never writes these.
-        if size < 0 or (last and size == 0 and counter > 0):
-            raise DecryptionFailed()
-        try:
-            aead.decrypt_into(nonces.get(counter, last), cur[:n], None, out[:size])
-        except InvalidTag as e:
-            raise DecryptionFailed() from e
-        _write_all(dst, out[:size])
-        total += size
-        if progress is not None:
-            progress(n)
-        if last:
-            return total
-        counter += 1
-        if counter >= _MAX_CHUNKS:
-            raise DecryptionFailed()
-        cur, nxt, n = nxt, cur, m
+    k, enc_size = _batch_chunks(chunk_size), chunk_size + TAG_SIZE
+    batch = k * enc_size
+    cur, nxt = memoryview(bytearray(batch)), memoryview(bytearray(batch))
+    n, counter, total = fill(src, cur), 0, 0
+    with BatchWriter(dst, k * chunk_size) as writer:
+        while True:
+            m = fill(src, nxt) if n == batch else 0
+            out, pos, opos = writer.buffer(), 0, 0
+            while True:
+                enc = min(enc_size, n - pos)
+                last = m == 0 and pos + enc == n
+                size = enc - TAG_SIZE
+                # No chunk at all, or an empty last chunk after others: the encoder writes neither.
+                if size < 0 or (last and size == 0 and counter > 0):
+                    raise DecryptionFailed()
+                try:
+                    nonce = nonces.get(counter, last)
+                    aead.decrypt_into(nonce, cur[pos : pos + enc], None, out[opos : opos + size])
+                except InvalidTag as e:
+                    raise DecryptionFailed() from e
+                pos, opos = pos + enc, opos + size
+                if last:
+                    break
+                counter += 1
+                if pos == n:
+                    break
+            writer.put(out, opos, more=m > 0)
+            total += opos
+            if progress is not None:
+                progress(n)
+            if m == 0:
+                return total
+            if counter + k >= _MAX_CHUNKS:
+                raise DecryptionFailed()
+            cur, nxt, n = nxt, cur, m

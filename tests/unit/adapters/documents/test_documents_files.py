@@ -73,15 +73,16 @@ def test_refusal_by_the_provider_propagates_and_leaves_nothing(tmp_path: Path) -
     assert [p.name for p in tmp_path.iterdir()] == ["a.kst"]
 
 
-def test_interrupt_leaves_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("after", [1, 2])
+def test_interrupt_leaves_nothing(tmp_path: Path, after: int) -> None:
     calls = []
 
     def interrupt(n: int) -> None:
         calls.append(n)
-        if len(calls) == 2:
+        if len(calls) == after:
             raise KeyboardInterrupt
 
-    (tmp_path / "a.kst").write_bytes(DOC)
+    (tmp_path / "a.kst").write_bytes(protect(os.urandom(3 * 1024 * 1024)))
     with pytest.raises(KeyboardInterrupt):
         open_to_path(tmp_path / "a.kst", tmp_path / "a.pdf", _key, progress=interrupt)
     assert [p.name for p in tmp_path.iterdir()] == ["a.kst"]

@@ -17,6 +17,7 @@ from keystead.core.errors import DecryptionFailed, FormatError, KeysteadError
 
 CS = 4096
 ENC = CS + TAG_SIZE
+BATCH = 1024 * 1024  # plaintext bytes per I/O batch at this chunk size (256 chunks)
 
 
 def open_bytes(data: bytes, key: bytes = KEY) -> bytes:
@@ -31,7 +32,11 @@ def split(doc: bytes) -> tuple[bytes, list[bytes]]:
     return doc[:header_len], [body[i : i + ENC] for i in range(0, len(body), ENC)]
 
 
-@pytest.mark.parametrize("size", [0, 1, CS - 1, CS, CS + 1, 2 * CS, 3 * CS + 17])
+@pytest.mark.parametrize(
+    "size",
+    [0, 1, CS - 1, CS, CS + 1, 2 * CS, 3 * CS + 17]
+    + [BATCH - 1, BATCH, BATCH + 1, BATCH + CS, 2 * BATCH, 2 * BATCH + CS + 1],
+)
 def test_round_trip(size: int) -> None:
     plaintext = os.urandom(size)
     doc = protect(plaintext)
@@ -85,13 +90,13 @@ def test_short_reads_and_writes() -> None:
 
 
 def test_progress_counts_input_bytes() -> None:
-    plaintext, seen = os.urandom(2 * CS + 3), list[int]()
+    plaintext, seen = os.urandom(2 * BATCH + 3), list[int]()
     doc = io.BytesIO()
     protect_stream(io.BytesIO(plaintext), doc, make_header(), KEY, progress=seen.append)
     assert sum(seen) == len(plaintext) and len(seen) == 3
     seen.clear()
     open_stream(io.BytesIO(doc.getvalue()), io.BytesIO(), lambda _h: KEY, progress=seen.append)
-    assert sum(seen) == len(plaintext) + 3 * TAG_SIZE
+    assert sum(seen) == len(doc.getvalue()) - len(make_header().to_bytes())
 
 
 def test_memory_is_constant() -> None:
@@ -121,7 +126,33 @@ def test_memory_is_constant() -> None:
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < 1024 * 1024
+    assert peak < 8 * 1024 * 1024  # a few 1 MiB batches, not the 64 MiB document
+
+
+class FailingSink(io.RawIOBase):
+    """A disk that fills up after ``room`` bytes."""
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        if len(b) > self.room:
+            raise OSError(28, "No space left on device")
+        self.room -= len(b)
+        return len(b)
+
+
+@pytest.mark.parametrize("room", [0, 100, BATCH + 5000, 3 * BATCH])
+def test_write_errors_reach_the_caller(room: int) -> None:
+    plaintext = os.urandom(4 * BATCH)
+    with pytest.raises(OSError, match="No space"):
+        protect_stream(io.BytesIO(plaintext), FailingSink(room), make_header(), KEY)  # type: ignore[arg-type]
+    doc = protect(plaintext)
+    with pytest.raises(OSError, match="No space"):
+        open_stream(io.BytesIO(doc), FailingSink(room), lambda _h: KEY)  # type: ignore[arg-type]
 
 
 def test_wrong_key() -> None:
@@ -143,9 +174,29 @@ def test_protect_refuses_a_bad_key() -> None:
 def test_truncated_anywhere_in_the_body() -> None:
     doc = protect(os.urandom(2 * CS + 100))
     header_len = len(make_header().to_bytes())
-    for cut in range(header_len, len(doc)):
+    boundaries = range(header_len, len(doc) + 1, ENC)
+    near = {b + d for b in boundaries for d in range(-TAG_SIZE - 1, TAG_SIZE + 2)}
+    cuts = sorted(
+        {c for c in near | set(range(header_len, len(doc), 13)) if header_len <= c < len(doc)}
+    )
+    for cut in cuts:
         with pytest.raises(DecryptionFailed):
             open_bytes(doc[:cut])
+
+
+@pytest.mark.parametrize("chunks", [BATCH // CS, 2 * BATCH // CS])
+def test_cut_at_a_batch_boundary(chunks: int) -> None:
+    header, parts = split(protect(os.urandom(2 * BATCH + 5)))
+    with pytest.raises(DecryptionFailed):
+        open_bytes(header + b"".join(parts[:chunks]))
+
+
+@pytest.mark.parametrize("i", [BATCH // CS - 1, BATCH // CS])
+def test_chunks_swapped_across_a_batch_boundary(i: int) -> None:
+    header, parts = split(protect(os.urandom(2 * BATCH + 5)))
+    parts[i], parts[i + 1] = parts[i + 1], parts[i]
+    with pytest.raises(DecryptionFailed):
+        open_bytes(header + b"".join(parts))
 
 
 def test_missing_last_chunk() -> None:
