@@ -32,6 +32,8 @@ _TEXT_FIELDS = ("name", "url", "username", "password", "notes", "folder")
 def _check_text(name: str, value: object) -> None:
     if not isinstance(value, str):
         raise TypeError(f"{name} must be str, not {type(value).__name__}")
+    if value.isascii():
+        return
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as e:
@@ -42,10 +44,11 @@ def _check_pairs(name: str, value: object) -> None:
     if not isinstance(value, tuple):
         raise TypeError(f"{name} must be a tuple of (str, str) pairs")
     for pair in value:
-        if not (isinstance(pair, tuple) and len(pair) == 2):
+        if type(pair) is not tuple or len(pair) != 2:
             raise TypeError(f"{name} must be a tuple of (str, str) pairs")
-        _check_text(name, pair[0])
-        _check_text(name, pair[1])
+        for text in pair:
+            if type(text) is not str or not text.isascii():
+                _check_text(name, text)
 
 
 MAX_TIME = 253402300800000 - 1
@@ -104,36 +107,46 @@ class Entry:
     lineage: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        _check_text("id", self.id)
+        # Hot path (an import builds thousands): plain strings are checked inline.
+        texts = [
+            self.id,
+            self.name,
+            self.url,
+            self.username,
+            self.password,
+            self.notes,
+            self.folder,
+            *self.other_urls,
+            *self.lineage,
+        ]
+        if self.otpauth is not None:
+            texts.append(self.otpauth)
+        for value in texts:
+            if type(value) is not str:
+                raise TypeError(f"text fields must be str, not {type(value).__name__}")
+            if not value.isascii():
+                _check_text("text field", value)
         if not self.id:
             raise ValueError("id must not be empty")
-        for name in _TEXT_FIELDS:
-            _check_text(name, getattr(self, name))
-        if self.otpauth is not None:
-            _check_text("otpauth", self.otpauth)
-            if not self.otpauth:
-                raise ValueError("otpauth is None or non-empty")
+        if self.otpauth == "":
+            raise ValueError("otpauth is None or non-empty")
         _check_time("created", self.created)
         _check_time("updated", self.updated)
-        if not isinstance(self.other_urls, tuple):
-            raise TypeError("other_urls must be a tuple")
-        for url in self.other_urls:
-            _check_text("other_urls", url)
-        _check_pairs("fields", self.fields)
-        _check_pairs("extra", self.extra)
-        keys = [k for k, _ in self.extra]
-        if keys != sorted(set(keys)):
-            raise ValueError("extra keys must be unique and sorted")
-        if not isinstance(self.history, tuple) or not all(
-            isinstance(h, HistoryItem) for h in self.history
-        ):
+        if type(self.other_urls) is not tuple or type(self.lineage) is not tuple:
+            raise TypeError("other_urls and lineage must be tuples")
+        if len(self.lineage) > MAX_LINEAGE:
+            raise ValueError(f"lineage must hold at most {MAX_LINEAGE} revisions")
+        if self.fields:
+            _check_pairs("fields", self.fields)
+        if self.extra:
+            _check_pairs("extra", self.extra)
+            keys = [k for k, _ in self.extra]
+            if keys != sorted(set(keys)):
+                raise ValueError("extra keys must be unique and sorted")
+        if type(self.history) is not tuple or not all(type(h) is HistoryItem for h in self.history):
             raise TypeError("history must be a tuple of HistoryItem")
         if type(self.had_conflict) is not bool:
             raise TypeError("had_conflict must be bool")
-        if not isinstance(self.lineage, tuple) or len(self.lineage) > MAX_LINEAGE:
-            raise ValueError(f"lineage must be a tuple of at most {MAX_LINEAGE} revisions")
-        for rev in self.lineage:
-            _check_text("lineage", rev)
 
     @property
     def extras(self) -> dict[str, str]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
 
 NewId = Callable[[], str]
 
+_EPOCH_DAY = date(1970, 1, 1).toordinal()
 _ISO = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?Z\Z", re.ASCII)
 
 
@@ -36,6 +38,14 @@ def as_uuid(entry_id: str) -> str:
         return str(uuid.uuid5(uuid.NAMESPACE_URL, "keystead:entry:" + entry_id))
 
 
+@lru_cache(maxsize=4096)
+def _days(year: int, month: int, day: int) -> int | None:
+    try:
+        return date(year, month, day).toordinal() - _EPOCH_DAY
+    except ValueError:
+        return None
+
+
 def iso_to_ms(value: str) -> int | None:
     """Milliseconds from an ISO 8601 UTC time ending in Z; None if it is not one.
 
@@ -44,13 +54,12 @@ def iso_to_ms(value: str) -> int | None:
     m = _ISO.match(value)
     if m is None:
         return None
-    try:
-        when = datetime(*(int(g) for g in m.groups()[:6]), tzinfo=UTC)
-    except ValueError:
+    year, month, day, hour, minute, second = map(int, m.groups()[:6])
+    days = _days(year, month, day)
+    if days is None or days < 0 or hour > 23 or minute > 59 or second > 59:
         return None
     ms = int((m.group(7) or "0").ljust(3, "0")[:3])
-    whole = int(when.timestamp()) * 1000 + ms
-    return whole if whole >= 0 else None
+    return ((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + ms
 
 
 def ms_to_iso(ms: int, *, millis: bool) -> str:
