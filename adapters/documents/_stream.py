@@ -5,8 +5,9 @@ HKDF). Each chunk is sealed under a nonce ``prefix(7) || counter(4, BE) ||
 last(1)``: reordering, duplicating or dropping chunks changes a nonce, and a
 stream cut at a chunk boundary lacks the chunk sealed with ``last = 1``. The
 key is derived from the data key salted with the header's hash, so the first
-chunk also authenticates the header. Memory is two chunk buffers plus one
-output buffer, whatever the size of the file.
+chunk also authenticates the header. Chunks move in batches of about 1 MiB:
+two input batches (one read ahead, to know which chunk is last) and at most
+three output batches, whatever the size of the file.
 """
 
 from __future__ import annotations
