@@ -21,7 +21,13 @@ from . import labels
 from ._encoding import b64d, b64e, canonical_json, parse_json_object
 from ._umbral import PREPublicKey
 from .crypto import SigningKey, VerifyKey
-from .errors import FormatError, InvalidSignature, RollbackDetected, UnsupportedVersion, VerificationError
+from .errors import (
+    FormatError,
+    InvalidSignature,
+    RollbackDetected,
+    UnsupportedVersion,
+    VerificationError,
+)
 
 __all__ = [
     "ChainState",
@@ -82,7 +88,8 @@ class SignedEntry:
             raise FormatError("chain entry too large")
         sig = b64d(obj.get("sig"), size=64, what="chain signature")
         dsig = obj.get("device_sig")
-        return cls(entry, sig, None if dsig is None else b64d(dsig, size=64, what="device signature"))
+        return cls(entry, sig,
+                   None if dsig is None else b64d(dsig, size=64, what="device signature"))
 
 
 @dataclass(frozen=True)
@@ -221,7 +228,7 @@ def _parse(raw: bytes) -> dict[str, Any]:
         raise FormatError("chain entry: unexpected fields")
     if canonical_json(obj) != raw:
         raise FormatError("chain entry is not canonical JSON")
-    if not isinstance(obj["seq"], int) or not isinstance(obj["time"], int):
+    if not all(type(obj[k]) is int for k in ("seq", "time")):
         raise FormatError("chain entry: seq and time must be integers")
     if not isinstance(obj["body"], dict):
         raise FormatError("chain entry: body must be an object")
@@ -234,6 +241,13 @@ def _pk(body: Mapping[str, Any], key: str) -> PREPublicKey:
 
 def _vk(body: Mapping[str, Any], key: str) -> VerifyKey:
     return VerifyKey(b64d(body.get(key), size=32, what=key))
+
+
+def _str(body: Mapping[str, Any], key: str) -> str:
+    value = body.get(key, "")
+    if not isinstance(value, str):
+        raise FormatError(f"chain entry: {key} must be a string")
+    return value
 
 
 def _scopes(value: object) -> tuple[str, ...]:
@@ -306,12 +320,12 @@ def _apply(state: ChainState, e: SignedEntry) -> ChainState:
     elif e.device_signature is not None:
         raise FormatError("only device-added entries carry a countersignature")
     elif kind == "device-removed":
-        dev = devices.get(body.get("id", ""))
+        dev = devices.get(_str(body, "id"))
         if dev is None or not dev.live:
             raise VerificationError("removing a device that is not live")
         devices[dev.id] = replace(dev, removed_seq=seq)
     elif kind == "scopes-changed":
-        dev = devices.get(body.get("id", ""))
+        dev = devices.get(_str(body, "id"))
         if dev is None or not dev.live:
             raise VerificationError("changing scopes of a device that is not live")
         devices[dev.id] = replace(dev, scopes=_scopes(body.get("scopes")))
@@ -321,9 +335,9 @@ def _apply(state: ChainState, e: SignedEntry) -> ChainState:
             raise VerificationError(f"collection {name!r} already exists")
         collections[name] = CollectionInfo(name, _pk(body, "public_key"), {})
     elif kind == "epoch":
-        coll = collections.get(body.get("collection", ""))
+        coll = collections.get(_str(body, "collection"))
         epoch = body.get("epoch")
-        if coll is None or not isinstance(epoch, int):
+        if coll is None or not isinstance(epoch, int) or isinstance(epoch, bool):
             raise VerificationError("epoch for an unknown collection")
         if epoch != (max(coll.epochs) + 1 if coll.epochs else 1):
             raise VerificationError("epochs must count up by one")
@@ -333,7 +347,7 @@ def _apply(state: ChainState, e: SignedEntry) -> ChainState:
         collections[coll.name] = replace(coll, epochs=epochs)
     elif kind == "sharing-key":
         gen = body.get("generation")
-        if gen != max(sharing) + 1:
+        if not isinstance(gen, int) or isinstance(gen, bool) or gen != max(sharing) + 1:
             raise VerificationError("sharing key generations must count up by one")
         sharing[gen] = _pk(body, "public_key")
     else:
