@@ -101,8 +101,8 @@ class Device:
             self._cache = self.home.cache()
         return self._cache
 
-    def save(self) -> None:
-        self.keystore.save()
+    def save(self, *, durable: bool = True) -> None:
+        self.keystore.save(durable=durable)
 
     # ------------------------------------------------------------------ chain
     def chain(self, *, refresh: bool = True) -> ChainState:
@@ -199,8 +199,17 @@ class Device:
                 raise DecryptionFailed()
             out[e] = k
             cache[f"{collection}:{e}"] = b64e(k)
-        self.save()
+        self.save(durable=False)  # a cache: lost keys are fetched again
         return out
+
+    def open_own(self, key: str, sealed: Sequence[tuple[bytes, bytes]], *,
+                 context: str = "") -> list[bytes]:
+        """Decrypt capsules made for this account's ``key`` through this device's grant."""
+        state = self.chain(refresh=False)
+        coll = state.collection(key)
+        cfrags = self.reencrypt(self.account, [(key, c) for c, _ in sealed], context=context)
+        return [self._open_own(coll.public_key, state.kfrag_signer, c, ct, cf)
+                for (c, ct), (cf, _) in zip(sealed, cfrags, strict=True)]
 
     def _open_own(self, delegating: PREPublicKey, signer: PREPublicKey, capsule: bytes,
                   ciphertext: bytes, cfrag: bytes) -> bytes:

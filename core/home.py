@@ -80,7 +80,8 @@ class Home:
 
     def write_chain(self, entries: Iterable[SignedEntry]) -> None:
         atomic_write(self.path / "chain.json",
-                     json.dumps([e.to_json() for e in entries]).encode(), mode=0o644)
+                     json.dumps([e.to_json() for e in entries]).encode(), mode=0o644,
+                     durable=False)
 
     def cache(self) -> LocalCache:
         self.path.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -9,11 +9,12 @@ replay an older version as a newer one, without the open failing.
 from __future__ import annotations
 
 import re
+import struct
 from dataclasses import dataclass
 from typing import Any
 
 from . import labels
-from ._encoding import b64d, b64e, canonical_json
+from ._encoding import b64d, b64e
 from .crypto import open_sealed, seal
 from .errors import DecryptionFailed, FormatError
 
@@ -62,10 +63,12 @@ class SealedItem:
 
 def _ad(account: str, collection: str, item_id: str, version: int, epoch: int,
         deleted: bool) -> bytes:
-    return labels.ITEM_AD + b"\x00" + canonical_json(
-        {"account": account, "collection": collection, "id": item_id, "version": version,
-         "epoch": epoch, "deleted": deleted}
-    )
+    # Names are validated to exclude NUL, so NUL-separated fields are unambiguous.
+    return b"\x00".join((labels.ITEM_AD, account.encode(), collection.encode(),
+                         item_id.encode(), _FIXED.pack(version, epoch, deleted)))
+
+
+_FIXED = struct.Struct(">QQ?")
 
 
 def seal_item(epoch_key: bytes, *, account: str, collection: str, item_id: str, version: int,

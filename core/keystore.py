@@ -30,8 +30,10 @@ VERSION = 1
 DEFAULT_SCRYPT_N = 2**14
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write ``data`` to ``path`` so a crash leaves either the old or the new file."""
+def atomic_write(path: Path, data: bytes, mode: int = 0o600, *, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` so a crash leaves either the old or the new file.
+
+    ``durable`` also waits for the disk (fsync); caches that can be rebuilt skip it."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -39,7 +41,8 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -99,8 +102,9 @@ class Keystore:
             raise KeystoreLocked("wrong passphrase for the keystore") from None
         return cls(path, key, kdf, parse_json_object(plain, what="keystore contents"))
 
-    def save(self) -> None:
+    def save(self, *, durable: bool = True) -> None:
+        """Write the contents back; ``durable=False`` for cache updates that can be redone."""
         plain = json.dumps(self.data, separators=(",", ":")).encode()
         doc = {"keystead-keystore": VERSION, "kdf": self._kdf,
                "sealed": b64e(seal(self._key, plain, labels.KEYSTORE_AD))}
-        atomic_write(self.path, json.dumps(doc).encode())
+        atomic_write(self.path, json.dumps(doc).encode(), durable=durable)

@@ -322,10 +322,18 @@ class Store:
         refused = ""
         with self._sessions.begin() as s:
             for key in sorted({k for k, _ in requests}):
-                target = ("account", requester.account) if cross else ("device", requester.id)
-                row = s.scalars(select(GrantRow).where(
-                    GrantRow.account == owner, GrantRow.key == key,
-                    GrantRow.target_kind == target[0], GrantRow.target == target[1])).first()
+                # A device of another account needs a grant to that account; the owner's own
+                # devices may hold a device grant or the grant to their own account.
+                targets = [("account", requester.account)]
+                if not cross:
+                    targets.insert(0, ("device", requester.id))
+                row = None
+                for kind, target in targets:
+                    row = s.scalars(select(GrantRow).where(
+                        GrantRow.account == owner, GrantRow.key == key,
+                        GrantRow.target_kind == kind, GrantRow.target == target)).first()
+                    if row is not None:
+                        break
                 reason = ("no grant" if row is None
                           else "grant expired" if row.expires is not None and row.expires <= now
                           else "")
