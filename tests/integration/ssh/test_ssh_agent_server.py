@@ -10,11 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import RunningAgent
 from keystead.adapters.ssh import _agent_protocol as proto
 from keystead.adapters.ssh._keys import AgentKey, generate_device_key
 from keystead.adapters.ssh._verify import verify_signature
 from keystead.adapters.ssh.agent import AgentSocketError, SshAgent
+from ssh_harness import RunningAgent
 
 FAILURE = proto.encode_failure()
 
@@ -30,7 +30,10 @@ def read_frame(s: socket.socket) -> bytes:
     """One framed reply, or b"" when the agent closed the connection."""
     data = b""
     while len(data) < 4 or len(data) < 4 + int.from_bytes(data[:4], "big"):
-        chunk = s.recv(65536)
+        try:
+            chunk = s.recv(65536)
+        except ConnectionResetError:  # closed with our bytes unread: also a close
+            return b""
         if not chunk:
             return b""
         data += chunk
@@ -51,11 +54,12 @@ def test_socket_is_0600_in_a_0700_folder(agent: RunningAgent) -> None:
 def test_shutdown_removes_socket_and_folder(device_key: AgentKey) -> None:
     agent = SshAgent(lambda: [device_key])
     path = agent.start()
-    client = connect(path)  # an idle client must not keep the agent alive
-    agent.shutdown()
-    assert not path.exists() and not path.parent.exists()
-    assert client.recv(1) == b""
-    client.close()
+    with connect(path) as client:  # a served, now idle client must not keep the agent alive
+        client.sendall(proto.encode_request_identities())
+        assert read_frame(client)
+        agent.shutdown()
+        assert not path.exists() and not path.parent.exists()
+        assert client.recv(1) == b""
 
 
 @pytest.mark.parametrize(

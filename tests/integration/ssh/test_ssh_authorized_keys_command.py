@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import RunningAgent, Sshd
 from keystead.adapters.ssh._keys import AgentKey
+from ssh_harness import RunningAgent, Sshd
 
 pytestmark = pytest.mark.slow
 

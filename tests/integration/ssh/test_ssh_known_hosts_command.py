@@ -6,9 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import RunningAgent, Sshd
 from keystead.adapters.ssh._keys import AgentKey, generate_device_key
 from keystead.adapters.ssh._known_hosts import known_hosts_line
+from ssh_harness import RunningAgent, Sshd
 
 pytestmark = pytest.mark.slow
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import paramiko
 import pytest
-from conftest import RunningAgent, Sshd
 from cryptography.hazmat.primitives.asymmetric import rsa
 from keystead.adapters.ssh._agent_core import SignContext
 from keystead.adapters.ssh._keys import AgentKey, authorized_keys_line, generate_device_key
 from keystead.adapters.ssh._verify import verify_signature
+from ssh_harness import RunningAgent, Sshd
 
 pytestmark = pytest.mark.slow
 
