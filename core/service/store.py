@@ -179,8 +179,7 @@ class Store:
             raise FormatError("nothing to append")
         try:
             with self._sessions.begin() as s:
-                state = self._state(s, account).extend(entries)
-                self._write_entries(s, account, entries, state)
+                state = self._append(s, account, entries)
         except IntegrityError:
             self._states.pop(account, None)
             raise Conflict("the chain moved on meanwhile; sync and retry") from None
@@ -188,6 +187,11 @@ class Store:
             self._states.pop(account, None)
             raise
         self._states[account] = state
+        return state
+
+    def _append(self, s: Session, account: str, entries: Sequence[SignedEntry]) -> ChainState:
+        state = self._state(s, account).extend(entries)
+        self._write_entries(s, account, entries, state)
         return state
 
     def recovery_blob(self, account: str) -> bytes:
@@ -284,19 +288,22 @@ class Store:
     def put_grants(self, account: str, grants: Sequence[Grant], now: int) -> None:
         """Store grants after verifying each kfrag against the account chain."""
         with self._sessions.begin() as s:
-            owner = self._state(s, account)
-            for g in grants:
-                coll = owner.collection(g.key)
-                receiving = self._receiving_key(s, g.target_kind, g.target,
-                                                g.target_generation, owner)
-                verify_kfrag(g.kfrag, signer=owner.kfrag_signer, delegating=coll.public_key,
-                             receiving=receiving)
-                s.execute(delete(GrantRow).where(
-                    GrantRow.account == account, GrantRow.key == g.key,
-                    GrantRow.target_kind == g.target_kind, GrantRow.target == g.target))
-                s.add(GrantRow(account=account, key=g.key, target_kind=g.target_kind,
-                               target=g.target, target_generation=g.target_generation,
-                               kfrag=g.kfrag, expires=g.expires, created=now))
+            self._put_grants(s, account, self._state(s, account), grants, now)
+
+    def _put_grants(self, s: Session, account: str, owner: ChainState, grants: Sequence[Grant],
+                    now: int) -> None:
+        for g in grants:
+            coll = owner.collection(g.key)
+            receiving = self._receiving_key(s, g.target_kind, g.target,
+                                            g.target_generation, owner)
+            verify_kfrag(g.kfrag, signer=owner.kfrag_signer, delegating=coll.public_key,
+                         receiving=receiving)
+            s.execute(delete(GrantRow).where(
+                GrantRow.account == account, GrantRow.key == g.key,
+                GrantRow.target_kind == g.target_kind, GrantRow.target == g.target))
+            s.add(GrantRow(account=account, key=g.key, target_kind=g.target_kind,
+                           target=g.target, target_generation=g.target_generation,
+                           kfrag=g.kfrag, expires=g.expires, created=now))
 
     def delete_grant(self, account: str, key: str, target_kind: str, target: str) -> bool:
         with self._sessions.begin() as s:
@@ -403,24 +410,32 @@ class Store:
     def approve_pairing(self, account: str, code: str, device_id: str,
                         entries: Sequence[SignedEntry], grants: Sequence[Grant],
                         now: int) -> None:
-        """Single use: mark the code used, append the entries and store the grants at once."""
+        """Single use: mark the code used, append the entries and store the grants, in one
+        transaction: a refused approval leaves the chain, the grants and the code as they were."""
         code = code.strip().upper()
-        with self._sessions.begin() as s:
-            row = s.get(PairingRow, code, with_for_update=True)
-            if row is None or row.account != account or row.status != "pending" \
-                    or row.expires < now:
-                raise NotFound("no such pairing code (wrong, used or expired)")
-            if json.loads(row.request)["device"]["id"] != device_id:
-                raise VerificationError("the approval is for another device than the code's")
-            row.status = "approved"
+        if not entries:
+            raise FormatError("nothing to append")
         try:
-            self.append(account, entries)
-            self.put_grants(account, grants, now)
-        except BaseException:
             with self._sessions.begin() as s:
-                s.execute(update(PairingRow).where(PairingRow.code == code)
-                          .values(status="pending"))
+                row = s.get(PairingRow, code, with_for_update=True)
+                if row is None or row.account != account or row.status != "pending" \
+                        or row.expires < now:
+                    raise NotFound("no such pairing code (wrong, used or expired)")
+                if json.loads(row.request)["device"]["id"] != device_id:
+                    raise VerificationError("the approval is for another device than the code's")
+                before = self._state(s, account)
+                state = self._append(s, account, entries)
+                if device_id in before.devices or device_id not in state.devices:
+                    raise VerificationError("the approval does not add the code's device")
+                self._put_grants(s, account, state, grants, now)
+                row.status = "approved"
+        except IntegrityError:
+            self._states.pop(account, None)
+            raise Conflict("the chain moved on meanwhile; sync and retry") from None
+        except KeysteadError:
+            self._states.pop(account, None)
             raise
+        self._states[account] = state
 
     def pairing_status(self, code: str, token: str, now: int) -> str:
         with self._sessions() as s:
