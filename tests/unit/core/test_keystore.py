@@ -1,0 +1,110 @@
+"""The device keystore: encrypted at rest, 0600, atomic, strict about what it opens."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+from keystead.core._umbral import PRESecretKey
+from keystead.core.errors import FormatError, KeystoreLocked, StorageError, UnsupportedVersion
+from keystead.core.keys import (
+    AccountSecrets,
+    DeviceKeys,
+    format_recovery_key,
+    parse_recovery_key,
+)
+from keystead.core.keystore import Keystore, atomic_write
+
+N = 2**10  # the smallest cost the keystore accepts: tests stay fast
+
+
+def test_round_trip_mode_and_no_plaintext(tmp_path: Path) -> None:
+    path = tmp_path / "home" / "keystore.json"
+    store = Keystore.create(path, "pw", {"secret": "s3cr3t-value"}, scrypt_n=N)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert b"s3cr3t-value" not in path.read_bytes()
+    store.data["more"] = 1
+    store.save()
+    assert Keystore.open(path, "pw").data == {"secret": "s3cr3t-value", "more": 1}
+    assert [p.name for p in path.parent.iterdir()] == ["keystore.json"]  # no temp files left
+
+
+def test_wrong_or_empty_passphrase(tmp_path: Path) -> None:
+    path = tmp_path / "keystore.json"
+    Keystore.create(path, "pw", {}, scrypt_n=N)
+    with pytest.raises(KeystoreLocked):
+        Keystore.open(path, "wrong")
+    with pytest.raises(KeystoreLocked):
+        Keystore.create(tmp_path / "other.json", "", {}, scrypt_n=N)
+
+
+def test_create_refuses_to_overwrite_and_open_needs_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "keystore.json"
+    Keystore.create(path, "pw", {"a": 1}, scrypt_n=N)
+    before = path.read_bytes()
+    with pytest.raises(StorageError):
+        Keystore.create(path, "pw", {}, scrypt_n=N)
+    assert path.read_bytes() == before
+    with pytest.raises(StorageError):
+        Keystore.open(tmp_path / "missing.json", "pw")
+
+
+@pytest.mark.parametrize("mutate,error", [
+    (lambda d: d.update({"keystead-keystore": 2}), UnsupportedVersion),
+    (lambda d: d["kdf"].update({"alg": "md5"}), UnsupportedVersion),
+    (lambda d: d["kdf"].update({"n": 2}), FormatError),
+    (lambda d: d["kdf"].update({"n": 2**30}), FormatError),
+    (lambda d: d["kdf"].update({"salt": "AA"}), FormatError),
+    (lambda d: d.pop("kdf"), FormatError),
+    (lambda d: d.update({"sealed": d["sealed"][:-4] + "AAAA"}), KeystoreLocked),
+])
+def test_tampered_keystore_is_refused(tmp_path: Path, mutate, error) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "keystore.json"
+    Keystore.create(path, "pw", {}, scrypt_n=N)
+    doc = json.loads(path.read_bytes())
+    mutate(doc)
+    path.write_text(json.dumps(doc))
+    with pytest.raises(error):
+        Keystore.open(path, "pw")
+
+
+def test_garbage_keystore_is_a_format_error(tmp_path: Path) -> None:
+    path = tmp_path / "keystore.json"
+    path.write_bytes(b"\x00garbage")
+    with pytest.raises(FormatError):
+        Keystore.open(path, "pw")
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    atomic_write(path, b"old")
+
+    with pytest.raises(TypeError):
+        atomic_write(path, object())  # type: ignore[arg-type]
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f"]
+
+
+def test_device_keys_and_account_secrets_round_trip() -> None:
+    keys = DeviceKeys.generate()
+    again = DeviceKeys.from_json(keys.to_json())
+    assert again.device_id == keys.device_id
+    assert again.pre.public_key == keys.pre.public_key
+    secrets = AccountSecrets.generate(PRESecretKey.generate().public_key)
+    secrets.collections["notes"] = PRESecretKey.generate()
+    assert AccountSecrets.from_bytes(secrets.to_bytes()).to_bytes() == secrets.to_bytes()
+    with pytest.raises(FormatError):
+        AccountSecrets.from_bytes(secrets.to_bytes().replace(b'"v":1', b'"v":2'))
+
+
+def test_recovery_key_has_no_spaces_and_parses_leniently_but_strictly() -> None:
+    sk = PRESecretKey.generate()
+    text = format_recovery_key(sk)
+    assert text.startswith("KSR1-") and " " not in text
+    for variant in (text, text.lower(), f"  {text}\n", text.replace("-", " ")):
+        assert parse_recovery_key(variant).to_bytes() == sk.to_bytes()
+    for bad in ("", "KSR2-" + text[5:], text[:-4], text[:-1] + "1", "hello"):
+        with pytest.raises(FormatError):
+            parse_recovery_key(bad)
