@@ -1,0 +1,360 @@
+"""The service's HTTP interface, in process: refusals are 4xx JSON and change nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from typing import Any
+
+import httpx
+import pytest
+from core_harness import InProcessService
+from keystead.core import account as acct
+from keystead.core.client import ServiceClient, Signer
+from keystead.core.collections import Collection
+from keystead.core.device import Device
+from keystead.core.errors import (
+    DeviceRemoved,
+    Forbidden,
+    InvalidSignature,
+    NotFound,
+    RateLimited,
+    ServiceError,
+)
+from keystead.core.requests import HEADER_DIGEST, sign_request
+from keystead.core.service.app import MAX_BODY
+from keystead.core.service.store import PAIRING_MAX_FAILURES
+
+
+def snapshot(svc: InProcessService, account: str) -> dict[str, Any]:
+    s = svc.store
+    return {"chain": [e.to_json() for e in s.chain(account)], "grants": s.grants(account),
+            "items": {c: s.changes(account, c, 0, 10_000) for c in ("notes", "passwords")}}
+
+
+@pytest.fixture
+def alice(svc: InProcessService) -> Device:
+    dev, _ = svc.create()
+    Collection(dev, "notes").put("first", b"one")
+    return dev
+
+
+def signed(dev: Device, method: str, path: str, body: bytes, *, time: float | None = None
+           ) -> dict[str, str]:
+    return sign_request(dev.keys.signing, account=dev.account, device=dev.device_id,
+                        method=method, path=path, body=body,
+                        time=int(dev.clock() if time is None else time))
+
+
+def items_path(dev: Device, coll: str = "notes") -> str:
+    return f"/v1/accounts/{dev.account}/collections/{coll}/items"
+
+
+def put_body(dev: Device) -> bytes:
+    from keystead.core.items import seal_item
+
+    key = dev.epoch_keys("notes", [1])[1]
+    item = seal_item(key, account=dev.account, collection="notes", item_id="evil", version=1,
+                     epoch=1, plaintext=b"x")
+    return json.dumps({"items": [{**item.to_json(), "seq": 0}]}).encode()
+
+
+def test_health(svc: InProcessService) -> None:
+    with svc.http() as http:
+        assert http.get("/v1/health").json() == {"ok": True, "version": 1}
+
+
+# ---------------------------------------------------------------- request authentication
+def test_a_correctly_signed_request_is_accepted(svc: InProcessService, alice: Device) -> None:
+    body = put_body(alice)
+    with svc.http() as http:
+        r = http.post(items_path(alice), content=body,
+                      headers=signed(alice, "POST", items_path(alice), body))
+    assert r.status_code == 200, r.text
+
+
+def test_replayed_nonce_is_refused(svc: InProcessService, alice: Device) -> None:
+    path = items_path(alice) + "?after=0&limit=10"
+    headers = signed(alice, "GET", path, b"")
+    with svc.http() as http:
+        assert http.get(path, headers=headers).status_code == 200
+        r = http.get(path, headers=headers)
+    assert r.status_code == 403 and r.json()["error"] == "forbidden"
+    assert "replay" in r.json()["message"]
+
+
+def test_replayed_write_is_refused_and_changes_nothing(svc: InProcessService,
+                                                       alice: Device) -> None:
+    body = put_body(alice)
+    headers = signed(alice, "POST", items_path(alice), body)
+    with svc.http() as http:
+        assert http.post(items_path(alice), content=body, headers=headers).status_code == 200
+        before = snapshot(svc, alice.account)
+        assert http.post(items_path(alice), content=body, headers=headers).status_code == 403
+    assert snapshot(svc, alice.account) == before
+
+
+@pytest.mark.parametrize("skew", [-121, 121, -3600])
+def test_stale_timestamp_is_refused(svc: InProcessService, alice: Device, skew: int) -> None:
+    body = put_body(alice)
+    before = snapshot(svc, alice.account)
+    with svc.http() as http:
+        r = http.post(items_path(alice), content=body,
+                      headers=signed(alice, "POST", items_path(alice), body,
+                                     time=svc.clock() + skew))
+    assert r.status_code == 401 and r.json()["error"] == "invalid_signature"
+    assert snapshot(svc, alice.account) == before
+    late = ServiceClient(svc.url, transport=svc.transport, clock=lambda: svc.clock() + skew,
+                         signer=Signer(alice.account, alice.device_id, alice.keys.signing))
+    with pytest.raises(InvalidSignature):
+        late.get(items_path(alice)[3:])
+
+
+def test_body_that_does_not_match_its_digest_is_refused(svc: InProcessService,
+                                                        alice: Device) -> None:
+    body = put_body(alice)
+    headers = signed(alice, "POST", items_path(alice), b'{"items":[]}')
+    before = snapshot(svc, alice.account)
+    with svc.http() as http:
+        r = http.post(items_path(alice), content=body, headers=headers)
+        assert r.status_code == 400 and "digest" in r.json()["message"]
+        # a digest that matches the body, but a signature over another one
+        headers[HEADER_DIGEST] = hashlib.sha256(body).hexdigest()
+        r = http.post(items_path(alice), content=body, headers=headers)
+        assert r.status_code == 401
+    assert snapshot(svc, alice.account) == before
+
+
+def test_signature_by_another_key_or_for_another_path(svc: InProcessService,
+                                                      alice: Device) -> None:
+    with svc.http() as http:
+        h = signed(alice, "GET", items_path(alice, "passwords"), b"")
+        assert http.get(items_path(alice), headers=h).status_code == 401
+        h = sign_request(acct.DeviceKeys.generate().signing, account=alice.account,
+                         device=alice.device_id, method="GET", path=items_path(alice), body=b"",
+                         time=int(svc.clock()))
+        assert http.get(items_path(alice), headers=h).status_code == 401
+        h = signed(alice, "GET", items_path(alice), b"")
+        h["keystead-device"] = f"{alice.account}/0000000000000000"
+        assert http.get(items_path(alice), headers=h).status_code == 403
+        assert http.get(items_path(alice)).status_code == 403  # unsigned
+
+
+def test_request_signed_by_a_removed_device_is_refused(svc: InProcessService,
+                                                       alice: Device) -> None:
+    phone = svc.join(alice, "phone")
+    Collection(phone, "notes").sync()
+    acct.remove_device(alice, "phone")
+    before = snapshot(svc, alice.account)
+    with pytest.raises(DeviceRemoved):
+        Collection(phone, "notes")._fetch_all_changes()
+    with pytest.raises(DeviceRemoved):
+        phone.client.post(items_path(phone)[3:], json.loads(put_body(alice)))
+    with pytest.raises(DeviceRemoved):
+        phone.reencrypt(phone.account, [("notes", phone.chain().collection("notes")
+                                         .epochs[1][0])])
+    with pytest.raises(DeviceRemoved):
+        Collection(phone, "notes").sync()  # the client notices from the chain as well
+    assert snapshot(svc, alice.account) == before
+
+
+def test_member_without_a_scope_gets_403(svc: InProcessService, alice: Device) -> None:
+    phone = svc.join(alice, "phone", scopes=["passwords"])
+    assert phone.me().scopes == ("_account", "passwords")
+    with pytest.raises(Forbidden):
+        phone.client.get(items_path(phone, "notes")[3:])
+    with pytest.raises(Forbidden):
+        phone.reencrypt(phone.account, [("notes", phone.chain().collection("notes")
+                                         .epochs[1][0])])
+    with pytest.raises(Forbidden):  # admin-only routes
+        phone.client.get(f"/accounts/{phone.account}/grants")
+    Collection(phone, "passwords").sync()
+
+
+def test_device_of_another_account_is_refused(svc: InProcessService, alice: Device) -> None:
+    bob, _ = svc.create("bob")
+    with pytest.raises(Forbidden):
+        bob.client.get(items_path(alice)[3:])
+
+
+# ---------------------------------------------------------------- malformed input
+@pytest.mark.parametrize("body", [b"{", b"[]", b"\xff", b'{"account": 5}', b'{"a":1,"a":2}',
+                                  b'{"account":"x","entries":"no"}',
+                                  b'{"account":"x","entries":[{"entry":"!!","sig":"A"}]}',
+                                  b'{"account":"x","entries":[],"recovery_blob":"AA"}',
+                                  b'{"account":"Bad Name","entries":[1]}', b"1.5"])
+def test_malformed_json_is_a_4xx_json_error(svc: InProcessService, alice: Device,
+                                            body: bytes) -> None:
+    before = snapshot(svc, alice.account)
+    with svc.http() as http:
+        for path in ("/v1/accounts", f"/v1/accounts/{alice.account}/chain",
+                     f"/v1/accounts/{alice.account}/pairing"):
+            r = http.post(path, content=body, headers={"content-type": "application/json"})
+            assert 400 <= r.status_code < 500, (path, r.status_code, r.text)
+            assert set(r.json()) == {"error", "message"}
+        r = http.post(items_path(alice), content=body,
+                      headers=signed(alice, "POST", items_path(alice), body))
+        assert 400 <= r.status_code < 500 and r.json()["error"] == "bad_request"
+    assert snapshot(svc, alice.account) == before
+
+
+@pytest.mark.parametrize("items", [
+    "x", [1], [{"id": "a"}], [{"id": "a", "version": 1, "epoch": 1, "ciphertext": "A="}],
+    [{"id": "a b", "version": 1, "epoch": 1, "ciphertext": "AA"}],
+    [{"id": "first", "version": 1, "epoch": 1, "ciphertext": "AA"}],  # stale: conflict
+])
+def test_bad_item_writes_are_refused_and_change_nothing(svc: InProcessService, alice: Device,
+                                                        items: Any) -> None:
+    body = json.dumps({"items": items}).encode()
+    before = snapshot(svc, alice.account)
+    with svc.http() as http:
+        r = http.post(items_path(alice), content=body,
+                      headers=signed(alice, "POST", items_path(alice), body))
+    assert r.status_code in (400, 409) and "error" in r.json()
+    assert snapshot(svc, alice.account) == before
+
+
+@pytest.mark.parametrize("query", ["after=x", "after=-5", "limit=0", "limit=999999999"])
+def test_bad_query_parameters(svc: InProcessService, alice: Device, query: str) -> None:
+    path = f"/v1/accounts/{alice.account}/chain?{query}"
+    with svc.http() as http:
+        r = http.get(path)
+        assert r.status_code in (200, 400)
+        if "after" in query:
+            assert r.status_code == 400 and r.json()["error"] == "bad_request"
+        path = items_path(alice) + "?" + query
+        r = http.get(path, headers=signed(alice, "GET", path, b""))
+        assert r.status_code == 400 and r.json()["error"] == "bad_request"
+
+
+def test_unknown_account_and_route(svc: InProcessService) -> None:
+    with svc.http() as http:
+        r = http.get("/v1/accounts/nobody/chain")
+        assert r.status_code == 404 and r.json()["error"] == "not_found"
+        assert http.get("/v1/nothing-here").status_code == 404
+
+
+def test_oversized_body_with_content_length_is_413(svc: InProcessService,
+                                                   alice: Device) -> None:
+    before = snapshot(svc, alice.account)
+    with svc.http() as http:
+        r = http.post(f"/v1/accounts/{alice.account}/chain", content=b" " * (MAX_BODY + 1),
+                      headers={"content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["error"] == "too_large"
+    assert snapshot(svc, alice.account) == before
+
+
+def test_oversized_chunked_body_is_413(svc: InProcessService, alice: Device) -> None:
+    """No Content-Length: the limit counts what actually arrives."""
+    sent: list[dict[str, Any]] = []
+    chunk = b" " * (1024 * 1024)
+    chunks = MAX_BODY // len(chunk) + 2
+
+    async def run() -> None:
+        n = 0
+
+        async def receive() -> dict[str, Any]:
+            nonlocal n
+            n += 1
+            return {"type": "http.request", "body": chunk, "more_body": n < chunks}
+
+        async def send(msg: dict[str, Any]) -> None:
+            sent.append(msg)
+
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+                 "method": "POST", "scheme": "http", "path": f"/v1/accounts/{alice.account}/chain",
+                 "raw_path": f"/v1/accounts/{alice.account}/chain".encode(),
+                 "query_string": b"", "root_path": "",
+                 "headers": [(b"content-type", b"application/json"),
+                             (b"transfer-encoding", b"chunked")],
+                 "client": ("127.0.0.1", 1), "server": ("keystead.test", 80)}
+        await svc.app(scope, receive, send)
+
+    before = snapshot(svc, alice.account)
+    asyncio.run(run())
+    assert sent[0]["status"] == 413
+    assert json.loads(sent[1]["body"])["error"] == "too_large"
+    assert snapshot(svc, alice.account) == before
+
+
+# ---------------------------------------------------------------- pairing codes
+def _join_request(svc: InProcessService, alice: Device, name: str) -> acct.JoinTicket:
+    from core_harness import PASSPHRASE
+    from keystead.core.home import Home
+
+    return acct.start_join(Home(svc.tmp / name), svc.url, alice.account, name, PASSPHRASE,
+                           transport=svc.transport, clock=svc.clock)
+
+
+def test_bogus_pairing_code_is_refused(svc: InProcessService, alice: Device) -> None:
+    before = snapshot(svc, alice.account)
+    with pytest.raises(NotFound):
+        acct.pairing_details(alice, "AAAAA-BBBBB")
+    assert snapshot(svc, alice.account) == before
+
+
+def test_reused_pairing_code_is_refused(svc: InProcessService, alice: Device) -> None:
+    ticket = _join_request(svc, alice, "phone")
+    details = acct.pairing_details(alice, ticket.code)
+    acct.approve_device(alice, details)
+    before = snapshot(svc, alice.account)
+    with pytest.raises(NotFound):
+        acct.pairing_details(alice, ticket.code)
+    with pytest.raises(NotFound):  # approving the same details again
+        acct.approve_device(alice, details)
+    assert snapshot(svc, alice.account) == before
+
+
+def test_expired_pairing_code(svc: InProcessService, alice: Device) -> None:
+    from core_harness import PASSPHRASE
+    from keystead.core.home import Home
+
+    ticket = _join_request(svc, alice, "phone")
+    svc.clock.advance(601)
+    with pytest.raises(NotFound):
+        acct.pairing_details(alice, ticket.code)
+    with pytest.raises(Forbidden, match="expired"):
+        acct.wait_for_approval(Home(svc.tmp / "phone"), PASSPHRASE, 0,
+                               transport=svc.transport, clock=svc.clock)
+
+
+def test_pairing_code_guessing_is_rate_limited_with_429(svc: InProcessService,
+                                                        alice: Device) -> None:
+    ticket = _join_request(svc, alice, "phone")
+    with svc.http() as http:
+        def get(code: str) -> httpx.Response:
+            path = f"/v1/accounts/{alice.account}/pairing/{code}"
+            return http.get(path, headers=signed(alice, "GET", path, b""))
+
+        for i in range(PAIRING_MAX_FAILURES):
+            r = get(f"AAAAA-{i:05d}")
+            assert r.status_code == 404 and r.json()["error"] == "not_found"
+        r = get(ticket.code)
+        assert r.status_code == 429 and r.json()["error"] == "rate_limited"
+    with pytest.raises(RateLimited):
+        acct.pairing_details(alice, ticket.code)
+    svc.clock.advance(601)
+    with pytest.raises(NotFound):  # the window is over; the code itself has expired meanwhile
+        acct.pairing_details(alice, ticket.code)
+
+
+def test_pairing_request_must_prove_the_device_key(svc: InProcessService,
+                                                   alice: Device) -> None:
+    keys = acct.DeviceKeys.generate()
+    body = keys.public_body("phone")
+    other = acct.DeviceKeys.generate()
+    sig = acct.sign_device_statement(other.signing, alice.account, body)
+    with svc.http() as http:
+        r = http.post(f"/v1/accounts/{alice.account}/pairing",
+                      json={"device": body, "statement_sig": acct.b64e(sig)})
+        assert r.status_code == 401
+        r = http.post(f"/v1/accounts/{alice.account}/pairing",
+                      json={"device": {**body, "id": other.device_id},
+                            "statement_sig": acct.b64e(sig)})
+        assert r.status_code == 400
+
+
+def test_service_error_type_for_unknown_codes() -> None:
+    err = ServiceError("x", 418, "teapot")
+    assert err.status == 418 and err.code == "teapot"
