@@ -17,10 +17,10 @@ from collections.abc import Callable, Mapping, MutableSet
 from dataclasses import dataclass
 from enum import StrEnum
 
+from keystead.core import b64d, b64e, canonical_json
 from keystead.core.crypto import SigningKey, VerifyKey
 from keystead.core.errors import FormatError, VerificationError
 
-from ._canonical import b64url_decode, b64url_encode, canonical_json, parse_canonical_json
 from ._prompt import (
     MAX_LIFETIME,
     MAX_RP_CHARS,
@@ -31,6 +31,7 @@ from ._prompt import (
     check_int,
     check_keys,
     check_text,
+    parse_canonical,
 )
 
 __all__ = [
@@ -137,7 +138,7 @@ def answer_prompt(
             "v": VERSION,
             "type": ANSWER_TYPE,
             "id": prompt.request_id,
-            "prompt": b64url_encode(hashlib.sha256(prompt_bytes).digest()),
+            "prompt": b64e(hashlib.sha256(prompt_bytes).digest()),
             "rp": prompt.rp,
             "decision": decision.value,
             "number": number,
@@ -147,7 +148,7 @@ def answer_prompt(
     )
     sig = signing_key.sign(PURPOSE_ANSWER, body)
     return canonical_json(
-        {"v": VERSION, "device": device_id, "body": b64url_encode(body), "sig": b64url_encode(sig)}
+        {"v": VERSION, "device": device_id, "body": b64e(body), "sig": b64e(sig)}
     )
 
 
@@ -179,22 +180,22 @@ def verify_answer(
     per id (an atomic insert in the caller's store). It is consulted last, so
     a rejected answer does not burn the request.
     """
-    outer = parse_canonical_json(answer_bytes, MAX_ANSWER_BYTES)
+    outer = parse_canonical(answer_bytes, MAX_ANSWER_BYTES, "answer")
     check_keys(outer, {"v", "device", "body", "sig"}, "")
     device_id = outer["device"]
     if not isinstance(device_id, str) or device_id not in device_keys:
         raise DeviceNotLive("the answering device is not live with the confirm scope")
-    body_bytes = b64url_decode(outer["body"])
-    device_keys[device_id].verify(PURPOSE_ANSWER, body_bytes, b64url_decode(outer["sig"], 64))
+    body_bytes = b64d(outer["body"], what="answer body")
+    device_keys[device_id].verify(PURPOSE_ANSWER, body_bytes, b64d(outer["sig"], size=64, what="signature"))
 
-    body = parse_canonical_json(body_bytes, MAX_ANSWER_BYTES)
+    body = parse_canonical(body_bytes, MAX_ANSWER_BYTES, "answer body")
     keys = {"v", "type", "id", "prompt", "rp", "decision", "number", "at", "device"}
     check_keys(body, keys, ANSWER_TYPE)
     if body["device"] != device_id:
         raise FormatError("the answer names two devices")
     prompt = Prompt.from_bytes(prompt_bytes)
     digest = hashlib.sha256(prompt_bytes).digest()
-    if body["id"] != prompt.request_id or b64url_decode(body["prompt"], 32) != digest:
+    if body["id"] != prompt.request_id or b64d(body["prompt"], size=32, what="prompt digest") != digest:
         raise WrongRequest("the answer is for another request")
     if not (rp_name == prompt.rp == body["rp"]):
         raise WrongRelyingParty("the answer is for another relying party")
@@ -240,7 +241,7 @@ class RelyingParty:
             choices = tuple(rng.sample(NUMBERS, self.choices))
             number = rng.choice(choices)
         return Prompt(
-            request_id=b64url_encode(rng.randbytes(REQUEST_ID_BYTES)),
+            request_id=b64e(rng.randbytes(REQUEST_ID_BYTES)),
             rp=self.name,
             message=message,
             created=now,

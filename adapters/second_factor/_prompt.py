@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
 
+from keystead.core import b64d, canonical_json, parse_json_object
 from keystead.core.errors import FormatError, UnsupportedVersion
-
-from ._canonical import b64url_decode, canonical_json, parse_canonical_json
 
 __all__ = [
     "MAX_LIFETIME",
@@ -25,6 +25,7 @@ __all__ = [
     "check_int",
     "check_keys",
     "check_text",
+    "parse_canonical",
 ]
 
 PROMPT_TYPE = "keystead/v1/confirm/prompt"
@@ -35,6 +36,19 @@ MAX_RP_CHARS = 100
 MAX_MESSAGE_CHARS = 1000
 MAX_PROMPT_BYTES = 8192
 NUMBERS = range(10, 100)  # two digits: quick to compare, and 1 in 90 for a blind guess
+
+
+def parse_canonical(data: bytes, max_size: int, what: str) -> dict[str, Any]:
+    """Parse bytes that must be a canonical JSON object no larger than ``max_size``: one
+    value has one spelling, so a digest or signature over it cannot be dodged by reformatting."""
+    if not isinstance(data, bytes | bytearray):
+        raise TypeError("expected bytes")
+    if len(data) > max_size:
+        raise FormatError(f"{what}: too large")
+    value = parse_json_object(bytes(data), what=what)
+    if canonical_json(value) != data:
+        raise FormatError(f"{what}: not in canonical form")
+    return value
 
 
 def check_text(what: str, text: object, limit: int, *, newlines: bool) -> str:
@@ -77,7 +91,7 @@ class Prompt:
     choices: tuple[int, ...]
 
     def __post_init__(self) -> None:
-        b64url_decode(self.request_id, REQUEST_ID_BYTES)
+        b64d(self.request_id, size=REQUEST_ID_BYTES, what="request id")
         check_text("the relying party name", self.rp, MAX_RP_CHARS, newlines=False)
         check_text("the message", self.message, MAX_MESSAGE_CHARS, newlines=True)
         check_int("created", self.created)
@@ -118,7 +132,7 @@ class Prompt:
     @classmethod
     def from_bytes(cls, data: bytes) -> Prompt:
         """Parse prompt bytes strictly; anything else is a ``FormatError``."""
-        obj = parse_canonical_json(data, MAX_PROMPT_BYTES)
+        obj = parse_canonical(data, MAX_PROMPT_BYTES, "prompt")
         keys = {"v", "type", "id", "rp", "msg", "created", "expires", "number", "choices"}
         check_keys(obj, keys, PROMPT_TYPE)
         choices = obj["choices"]

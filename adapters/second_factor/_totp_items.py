@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 
+from keystead.core import canonical_json
 from keystead.core.errors import FormatError, NotFound, UnsupportedVersion
 
-from ._canonical import canonical_json, parse_canonical_json
 from ._otpauth import OtpAuth
+from ._prompt import parse_canonical
 from ._totp import code_at
 
 __all__ = [
@@ -39,7 +40,7 @@ def credential_to_item(otp: OtpAuth) -> bytes:
 
 def credential_from_item(data: bytes) -> OtpAuth:
     """Parse an item body strictly."""
-    obj = parse_canonical_json(data, MAX_ITEM_BYTES)
+    obj = parse_canonical(data, MAX_ITEM_BYTES, "totp item")
     if obj.get("v") != ITEM_VERSION:
         raise UnsupportedVersion(f"unsupported totp item version {obj.get('v')!r}")
     if set(obj) != {"v", "uri"} or not isinstance(obj["uri"], str):

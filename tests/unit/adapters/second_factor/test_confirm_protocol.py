@@ -20,7 +20,9 @@ from keystead.adapters.second_factor import (
     answer_prompt,
     verify_answer,
 )
-from keystead.adapters.second_factor._canonical import b64url_decode, b64url_encode, canonical_json
+from keystead.core import b64d as b64url_decode
+from keystead.core import b64e as b64url_encode
+from keystead.core import canonical_json
 from keystead.core.crypto import SigningKey
 from keystead.core.errors import FormatError, InvalidSignature, UnsupportedVersion
 
