@@ -186,7 +186,8 @@ def verify_answer(
     if not isinstance(device_id, str) or device_id not in device_keys:
         raise DeviceNotLive("the answering device is not live with the confirm scope")
     body_bytes = b64d(outer["body"], what="answer body")
-    device_keys[device_id].verify(PURPOSE_ANSWER, body_bytes, b64d(outer["sig"], size=64, what="signature"))
+    sig = b64d(outer["sig"], size=64, what="signature")
+    device_keys[device_id].verify(PURPOSE_ANSWER, body_bytes, sig)
 
     body = parse_canonical(body_bytes, MAX_ANSWER_BYTES, "answer body")
     keys = {"v", "type", "id", "prompt", "rp", "decision", "number", "at", "device"}
@@ -195,7 +196,8 @@ def verify_answer(
         raise FormatError("the answer names two devices")
     prompt = Prompt.from_bytes(prompt_bytes)
     digest = hashlib.sha256(prompt_bytes).digest()
-    if body["id"] != prompt.request_id or b64d(body["prompt"], size=32, what="prompt digest") != digest:
+    signed_digest = b64d(body["prompt"], size=32, what="prompt digest")
+    if body["id"] != prompt.request_id or signed_digest != digest:
         raise WrongRequest("the answer is for another request")
     if not (rp_name == prompt.rp == body["rp"]):
         raise WrongRelyingParty("the answer is for another relying party")
