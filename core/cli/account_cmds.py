@@ -230,7 +230,15 @@ def serve(host: str, port: int, database_url: str | None, workers: int) -> None:
     from ..service import build_app, default_database_url
 
     url = database_url or default_database_url()
-    print(f"keystead service on http://{host}:{port} (database: {_redact(url)})",
+    try:
+        shown = _redact(url)
+        if workers == 1:
+            application = build_app(url)
+    except KeysteadError:
+        raise
+    except Exception as e:  # a database we cannot open is one line, not a traceback
+        raise StorageError(f"cannot open the database: {e}".splitlines()[0]) from e
+    print(f"keystead service on http://{host}:{port} (database: {shown})",
           file=sys.stderr, flush=True)
     if workers > 1:
         import os
@@ -239,12 +247,6 @@ def serve(host: str, port: int, database_url: str | None, workers: int) -> None:
         uvicorn.run("keystead.core.service:app_from_env", factory=True, host=host, port=port,
                     workers=workers, log_level="warning")
         return
-    try:
-        application = build_app(url)
-    except KeysteadError:
-        raise
-    except Exception as e:  # a database we cannot open is one line, not a traceback
-        raise StorageError(f"cannot open the database: {e}".splitlines()[0]) from e
     uvicorn.run(application, host=host, port=port, log_level="warning")
 
 
