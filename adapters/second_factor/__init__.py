@@ -1,84 +1,99 @@
 """Keystead second_factor adapter: TOTP/HOTP codes and signed confirmation prompts.
 
-The public names below are what the wiring step calls; the local web page
-lives in :mod:`keystead.adapters.second_factor.ui` (imported on demand, since
-it pulls in the web server).
+Importing this package is cheap (the CLI imports it for every command, to learn
+``adapter.commands``): the public names below load their modules on first use,
+and the local web page lives in :mod:`keystead.adapters.second_factor.ui`.
 """
 
-from ._confirm_protocol import (
-    PURPOSE_ANSWER,
-    AnswerRejected,
-    AnswerReplayed,
-    Decision,
-    DeviceNotLive,
-    InvalidChoice,
-    Prompt,
-    RelyingParty,
-    RequestExpired,
-    VerifiedAnswer,
-    WrongNumber,
-    WrongRelyingParty,
-    WrongRequest,
-    answer_prompt,
-    verify_answer,
-)
-from ._otpauth import OtpAuth, OtpAuthError, decode_secret, encode_secret
-from ._qr import qr_matrix, render_qr
-from ._source import InMemoryPromptSource, PendingPrompt, PromptSource
-from ._totp import (
-    CodeRejected,
-    CodeReplayed,
-    TotpVerifier,
-    code_at,
-    hotp,
-    time_step,
-    totp,
-    verify_totp,
-)
-from ._totp_items import (
-    AmbiguousName,
-    credential_from_item,
-    credential_to_item,
-    find_credential,
-    take_code,
-)
+from __future__ import annotations
 
-__all__ = [
-    "PURPOSE_ANSWER",
-    "AmbiguousName",
-    "AnswerRejected",
-    "AnswerReplayed",
-    "CodeRejected",
-    "CodeReplayed",
-    "Decision",
-    "DeviceNotLive",
-    "InMemoryPromptSource",
-    "InvalidChoice",
-    "OtpAuth",
-    "OtpAuthError",
-    "PendingPrompt",
-    "Prompt",
-    "PromptSource",
-    "RelyingParty",
-    "RequestExpired",
-    "TotpVerifier",
-    "VerifiedAnswer",
-    "WrongNumber",
-    "WrongRelyingParty",
-    "WrongRequest",
-    "answer_prompt",
-    "code_at",
-    "credential_from_item",
-    "credential_to_item",
-    "decode_secret",
-    "encode_secret",
-    "find_credential",
-    "hotp",
-    "qr_matrix",
-    "render_qr",
-    "take_code",
-    "time_step",
-    "totp",
-    "verify_answer",
-    "verify_totp",
-]
+import importlib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import click
+    from fastapi import APIRouter
+    from keystead.core.service import ServiceContext
+
+_EXPORTS = {
+    "Outcome": "._client",
+    "PendingRequest": "._client",
+    "RelyingPartyClient": "._client",
+    "request_confirmation": "._client",
+    "AnswerRejected": "._confirm_protocol",
+    "AnswerReplayed": "._confirm_protocol",
+    "Decision": "._confirm_protocol",
+    "DeviceNotLive": "._confirm_protocol",
+    "InvalidChoice": "._confirm_protocol",
+    "PURPOSE_ANSWER": "._confirm_protocol",
+    "Prompt": "._confirm_protocol",
+    "RelyingParty": "._confirm_protocol",
+    "RequestExpired": "._confirm_protocol",
+    "VerifiedAnswer": "._confirm_protocol",
+    "WrongNumber": "._confirm_protocol",
+    "WrongRelyingParty": "._confirm_protocol",
+    "WrongRequest": "._confirm_protocol",
+    "answer_prompt": "._confirm_protocol",
+    "verify_answer": "._confirm_protocol",
+    "OtpAuth": "._otpauth",
+    "OtpAuthError": "._otpauth",
+    "decode_secret": "._otpauth",
+    "encode_secret": "._otpauth",
+    "DevicePromptSource": "._phone",
+    "qr_matrix": "._qr",
+    "render_qr": "._qr",
+    "InMemoryPromptSource": "._source",
+    "PendingPrompt": "._source",
+    "PromptSource": "._source",
+    "CodeRejected": "._totp",
+    "CodeReplayed": "._totp",
+    "TotpVerifier": "._totp",
+    "code_at": "._totp",
+    "hotp": "._totp",
+    "time_step": "._totp",
+    "totp": "._totp",
+    "verify_totp": "._totp",
+    "AmbiguousName": "._totp_items",
+    "credential_from_item": "._totp_items",
+    "credential_to_item": "._totp_items",
+    "find_credential": "._totp_items",
+    "take_code": "._totp_items",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
+
+class _Adapter:
+    """Confirmation prompts (``confirm``) and one-time codes (``totp``)."""
+
+    name = "second_factor"
+    collections = ("confirm", "totp")
+    commands = ("confirm", "totp")
+
+    def cli_groups(self) -> Mapping[str, click.Command]:
+        from ._cli_confirm import confirm
+        from ._cli_totp import totp
+
+        return {"confirm": confirm, "totp": totp}
+
+    def router(self, ctx: ServiceContext) -> APIRouter | None:
+        from ._service import confirm_router
+
+        return confirm_router(ctx)
+
+
+adapter = _Adapter()

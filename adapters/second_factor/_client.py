@@ -1,0 +1,249 @@
+"""The asking side: send a sealed prompt through the service and verify the answer.
+
+:class:`RelyingPartyClient` is a relying party with a token (``keystead confirm
+request``); :func:`request_confirmation` is a device asking for its own account
+(the SSH agent's ``--confirm``). Both seal the prompt to the ``confirm`` key of a
+chain they verified themselves, and verify the answer against a chain fetched
+*after* the answer arrived, so a device removed meanwhile is refused.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from keystead.core import ChainState, b64d, b64e, seal_to_key
+from keystead.core.client import ServiceClient, path
+from keystead.core.device import fetch_chain
+from keystead.core.errors import (
+    Conflict,
+    Forbidden,
+    FormatError,
+    KeysteadError,
+    NetworkError,
+    NotFound,
+    ServiceError,
+    VerificationError,
+)
+
+from ._confirm_protocol import Decision, RelyingParty, VerifiedAnswer
+from ._prompt import VERSION, Prompt
+from ._wire import CHANNEL, device_rp_name, rp_of_token
+
+if TYPE_CHECKING:
+    import httpx
+    from keystead.core import Device
+
+__all__ = ["Outcome", "PendingRequest", "RelyingPartyClient", "request_confirmation"]
+
+POLL_SLICE = 25  # seconds per long-poll request (the service allows up to 60)
+
+
+@dataclass(frozen=True)
+class PendingRequest:
+    """A prompt the service holds; show ``number`` (if any) on the RP's own screen."""
+
+    prompt: Prompt
+    prompt_bytes: bytes
+
+    @property
+    def request_id(self) -> str:
+        return self.prompt.request_id
+
+    @property
+    def number(self) -> int | None:
+        return self.prompt.number
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a request ended. Only ``approved`` means a verified approval."""
+
+    status: str  # "approved", "denied", "reported" (denied as "not me") or "expired"
+    answer: VerifiedAnswer | None = None
+
+    @property
+    def approved(self) -> bool:
+        return self.status == "approved"
+
+    @property
+    def reported(self) -> bool:
+        return self.status == "reported"
+
+
+class _Asker:
+    """What both askers share; subclasses say how to authenticate and fetch the chain."""
+
+    name: str
+    clock: Callable[[], float]
+
+    def __init__(self) -> None:
+        self._used: set[str] = set()
+
+    def _chain(self) -> ChainState:
+        raise NotImplementedError
+
+    def _request(self, method: str, url_path: str, body: Any = None,
+                 params: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
+        raise NotImplementedError
+
+    def start(self, message: str, *, lifetime: int = 120,
+              number_matching: bool = False) -> PendingRequest:
+        """Seal a fresh prompt to the account's ``confirm`` key and hand it to the service."""
+        chain = self._chain()
+        prompt = RelyingParty(self.name, lifetime, number_matching).create_prompt(
+            message, int(self.clock()))
+        prompt_bytes = prompt.to_bytes()
+        sealed = seal_to_key(chain, CHANNEL, prompt_bytes)
+        self._request("POST", self._url("requests"), {
+            "v": VERSION, "id": prompt.request_id, "expires": prompt.expires,
+            "sealed": b64e(sealed)})
+        return PendingRequest(prompt, prompt_bytes)
+
+    def wait(self, pending: PendingRequest, timeout: float | None = None) -> Outcome:
+        """Wait for the answer until the prompt expires (or ``timeout``), then verify it.
+
+        An answer that does not verify raises an ``AnswerRejected`` (or
+        ``InvalidSignature``); it is never taken for a denial silently."""
+        deadline = pending.prompt.expires if timeout is None else \
+            min(pending.prompt.expires, self.clock() + timeout)
+        answer: bytes | None = None
+        while answer is None:
+            left = deadline - self.clock()
+            if left <= 0:
+                return Outcome("expired")
+            wait = min(left, POLL_SLICE)
+            resp = self._request("GET", self._url("requests", pending.request_id, "answer"),
+                                 params={"wait": f"{wait:.3f}"}, timeout=wait + 30)
+            raw = resp.get("answer") if isinstance(resp, dict) else None
+            answer = None if raw is None else b64d(raw, what="answer")
+        return self.verify(pending, answer)
+
+    def verify(self, pending: PendingRequest, answer: bytes) -> Outcome:
+        """Check an answer against the account's devices live *now* with the confirm scope."""
+        chain = self._chain()
+        live = {d.id: d.signing_key for d in chain.live_devices if CHANNEL in d.scopes}
+        result = RelyingParty(self.name).verify(answer, pending.prompt_bytes,
+                                                int(self.clock()), live, self._used)
+        status = {Decision.APPROVE: "approved", Decision.DENY: "denied",
+                  Decision.REPORT: "reported"}[result.decision]
+        return Outcome(status, result)
+
+    def request(self, message: str, *, lifetime: int = 120, number_matching: bool = False,
+                show_number: Callable[[int], None] | None = None) -> Outcome:
+        """:meth:`start`, show the number (if any) through ``show_number``, :meth:`wait`."""
+        pending = self.start(message, lifetime=lifetime, number_matching=number_matching)
+        if pending.number is not None and show_number is not None:
+            show_number(pending.number)
+        return self.wait(pending)
+
+    def _url(self, *parts: str) -> str:
+        raise NotImplementedError
+
+
+class RelyingPartyClient(_Asker):
+    """A relying party: asks account ``account`` at ``server`` with an RP ``token``.
+
+    ``fingerprint`` pins the account key (``keystead account show``); without it
+    the first chain the service serves is trusted for this client's lifetime."""
+
+    def __init__(self, server: str, account: str, token: str, *,
+                 fingerprint: str | None = None, clock: Callable[[], float] = time.time,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        import httpx
+
+        super().__init__()
+        self.server, self.account, self.clock = server.rstrip("/"), account, clock
+        self.name = rp_of_token(token)
+        self.fingerprint = fingerprint.strip() if fingerprint else None
+        self._service = ServiceClient(self.server, transport=transport, clock=clock)
+        self._http = httpx.Client(base_url=self.server, transport=transport, timeout=30,
+                                  headers={"authorization": f"Bearer {token.strip()}"})
+        self._pinned: Any = None
+        self._cached: list[Any] = []
+
+    def close(self) -> None:
+        self._service.close()
+        self._http.close()
+
+    def __enter__(self) -> RelyingPartyClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _url(self, *parts: str) -> str:
+        return path("confirm", self.account, *parts)
+
+    def _chain(self) -> ChainState:
+        state, entries = fetch_chain(self._service, self.account, cached=self._cached,
+                                     pinned_key=self._pinned)
+        if self.fingerprint is not None and state.account_key.fingerprint != self.fingerprint:
+            raise VerificationError("the account key does not match the pinned fingerprint")
+        self._pinned, self._cached = state.account_key, entries
+        return state
+
+    def _request(self, method: str, url_path: str, body: Any = None,
+                 params: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
+        import httpx
+
+        try:
+            resp = self._http.request(method, "/v1" + url_path, json=body, params=params,
+                                      timeout=timeout if timeout is not None else 30)
+        except httpx.TransportError as e:
+            raise NetworkError(f"cannot reach the service at {self.server}") from e
+        if resp.status_code >= 400:
+            raise _error(resp)
+        return resp.json()
+
+
+class _DeviceAsker(_Asker):
+    def __init__(self, device: Device) -> None:
+        super().__init__()
+        self.device, self.clock = device, device.clock
+        self.name = device_rp_name(device.name)
+
+    def _url(self, *parts: str) -> str:
+        return path("confirm", self.device.account, *parts)
+
+    def _chain(self) -> ChainState:
+        return self.device.chain()
+
+    def _request(self, method: str, url_path: str, body: Any = None,
+                 params: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
+        return self.device.client.request(method, url_path, body=body, params=params,
+                                          timeout=timeout)
+
+
+def request_confirmation(device: Device, message: str, *, wait: int = 60,
+                         number_matching: bool = False,
+                         show_number: Callable[[int], None] | None = None) -> bool:
+    """Ask the account's devices (those with the ``confirm`` scope) to approve ``message``;
+    True only for a verified approval within ``wait`` seconds. The prompt's RP name is
+    ``device:NAME`` of the asking device. An answer that fails verification is False."""
+    asker = _DeviceAsker(device)
+    try:
+        return asker.request(message, lifetime=wait, number_matching=number_matching,
+                             show_number=show_number).approved
+    except VerificationError:
+        return False
+
+
+_ERRORS: dict[str, type[KeysteadError]] = {
+    "conflict": Conflict, "not_found": NotFound, "forbidden": Forbidden,
+    "bad_request": FormatError, "verification_failed": VerificationError,
+}
+
+
+def _error(resp: httpx.Response) -> KeysteadError:
+    try:
+        obj = resp.json()
+        code, message = str(obj.get("error", "")), str(obj.get("message", ""))
+    except (ValueError, AttributeError):
+        code, message = "", resp.text[:200]
+    kind = _ERRORS.get(code)
+    if kind is not None:
+        return kind(message)
+    return ServiceError(f"service error {resp.status_code}: {message}", resp.status_code, code)

@@ -1,0 +1,233 @@
+"""The service's ``/v1/confirm`` routes: RP tokens, prompts into the spool, first answer wins.
+
+The service never reads a prompt (it is sealed to the account's ``confirm`` key)
+and cannot forge an answer (devices sign them; relying parties verify against
+the account chain). What it enforces: only an allowed RP (or a live device of
+the account) may post prompts, only a live device with the ``confirm`` scope may
+answer, one answer per request (an atomic create-only record), and only the
+poster may read the answer. Long-polls re-check the database (several service
+processes may share it); an in-process event only wakes local waiters early.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from typing import Any
+
+from fastapi import APIRouter, Request
+from keystead.core import b64d, b64e, canonical_json, parse_json_object
+from keystead.core.errors import Conflict, Forbidden, FormatError, NotFound
+from keystead.core.service import ServiceContext
+
+from ._confirm_protocol import PURPOSE_ANSWER, Decision
+from ._prompt import parse_canonical
+from ._wire import (
+    CHANNEL,
+    NS_ANSWER,
+    NS_REPORT,
+    NS_REQUEST,
+    NS_RP,
+    Envelope,
+    RequestRecord,
+    check_request_id,
+    check_rp_name,
+    device_rp_name,
+    parse_bearer,
+    parse_new_request,
+    rp_of_token,
+    token_matches,
+)
+
+__all__ = ["confirm_router"]
+
+MAX_WAIT = 60
+POLL = 0.05  # database re-check interval of a long-poll (other processes' writes)
+PURGE_AFTER = 600  # request records are dropped this long after they expire
+_DUMMY_HASH = "0" * 64
+
+
+def confirm_router(ctx: ServiceContext) -> APIRouter:
+    r = APIRouter(prefix="/v1/confirm")
+    store = ctx.store
+    answered = _Wakeup()
+
+    async def relying_party(request: Request, account: str) -> str:
+        """The RP an ``Authorization: Bearer`` token stands for, or the requesting device."""
+        if request.headers.get("authorization") is None:
+            device = await ctx.authenticate(request, account=account)
+            return device_rp_name(device.name)
+        token = parse_bearer(request.headers.get("authorization"))
+        try:
+            rp = rp_of_token(token)
+        except FormatError:
+            raise Forbidden("unknown or revoked relying party token") from None
+        raw = store.record_get(account, NS_RP, rp)
+        stored = json.loads(raw)["hash"] if raw is not None else _DUMMY_HASH
+        if not token_matches(token, stored) or raw is None:
+            raise Forbidden("unknown or revoked relying party token")
+        return rp
+
+    def load_request(account: str, request_id: str) -> RequestRecord:
+        raw = store.record_get(account, NS_REQUEST, check_request_id(request_id))
+        if raw is None:
+            raise NotFound("no such confirmation request")
+        return RequestRecord.from_bytes(raw)
+
+    # ------------------------------------------------------------- admin: RPs
+    @r.put("/{account}/rps/{rp}")
+    async def allow(account: str, rp: str, request: Request) -> dict[str, Any]:
+        await ctx.authenticate(request, account=account, admin=True)
+        obj = await ctx.json_body(request)
+        digest = obj.get("token_sha256")
+        if not isinstance(digest, str) or len(digest) != 64 or \
+                any(c not in "0123456789abcdef" for c in digest):
+            raise FormatError("token_sha256 must be 64 lower-case hex digits")
+        store.record_put(account, NS_RP, check_rp_name(rp),
+                         canonical_json({"hash": digest, "created": ctx.now()}), ctx.now())
+        return {"ok": True}
+
+    @r.get("/{account}/rps")
+    async def rps(account: str, request: Request) -> dict[str, Any]:
+        await ctx.authenticate(request, account=account, admin=True)
+        reports: dict[str, int] = {}
+        for _, value in store.record_list(account, NS_REPORT):
+            rp = json.loads(value)["rp"]
+            reports[rp] = reports.get(rp, 0) + 1
+        return {"rps": [{"name": name, "created": json.loads(value)["created"],
+                         "reports": reports.get(name, 0)}
+                        for name, value in store.record_list(account, NS_RP)]}
+
+    @r.delete("/{account}/rps/{rp}")
+    async def disallow(account: str, rp: str, request: Request) -> dict[str, Any]:
+        await ctx.authenticate(request, account=account, admin=True)
+        if not store.record_delete(account, NS_RP, check_rp_name(rp)):
+            raise NotFound(f"no relying party {rp!r} is allowed")
+        return {"ok": True}
+
+    @r.get("/{account}/reports")
+    async def reports(account: str, request: Request) -> dict[str, Any]:
+        await ctx.authenticate(request, account=account, admin=True)
+        return {"reports": [{"id": key, **json.loads(value)}
+                            for key, value in store.record_list(account, NS_REPORT)]}
+
+    # ----------------------------------------------------------- RP: prompts
+    @r.post("/{account}/requests", status_code=201)
+    async def create(account: str, request: Request) -> dict[str, Any]:
+        rp = await relying_party(request, account)
+        now = ctx.now()
+        request_id, expires, sealed = parse_new_request(await ctx.json_body(request), now)
+        envelope = Envelope(request_id, rp, expires, sealed)
+        spool_id = store.spool_put(account, CHANNEL, f"confirm:{rp}", envelope.to_bytes(), now,
+                                   expires)
+        try:
+            store.record_put(account, NS_REQUEST, request_id,
+                             RequestRecord(rp, now, expires, spool_id).to_bytes(), now,
+                             create_only=True)
+        except Conflict:
+            store.spool_delete(account, CHANNEL, spool_id)
+            raise Conflict("a request with this id already exists") from None
+        if secrets.randbelow(64) == 0:
+            _purge(ctx, account, now)
+        return {"id": request_id, "expires": expires}
+
+    @r.get("/{account}/requests/{request_id}/answer")
+    async def get_answer(account: str, request_id: str, request: Request) -> dict[str, Any]:
+        rp = await relying_party(request, account)
+        record = load_request(account, request_id)
+        if not secrets.compare_digest(record.rp.encode(), rp.encode()):
+            raise NotFound("no such confirmation request")
+        wait = _wait_param(request)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while True:
+            answer = store.record_get(account, NS_ANSWER, request_id)
+            left = deadline - loop.time()
+            if answer is not None or left <= 0 or ctx.now() >= record.expires:
+                break
+            await answered.wait(min(left, POLL))
+        return {"id": request_id, "expires": record.expires,
+                "answer": None if answer is None else b64e(answer)}
+
+    # -------------------------------------------------------- device: answers
+    @r.post("/{account}/requests/{request_id}/answer", status_code=201)
+    async def post_answer(account: str, request_id: str, request: Request) -> dict[str, Any]:
+        device = await ctx.authenticate(request, account=account, scope=CHANNEL)
+        record = load_request(account, request_id)
+        now = ctx.now()
+        if now >= record.expires:
+            raise FormatError("the request has expired")
+        obj = await ctx.json_body(request)
+        if set(obj) != {"answer"}:
+            raise FormatError("expected {answer}")
+        answer = b64d(obj["answer"], what="answer")
+        body = _check_answer(answer, device.id, device.signing_key, request_id, record.rp)
+        try:
+            store.record_put(account, NS_ANSWER, request_id, answer, now, create_only=True)
+        except Conflict:
+            raise Conflict("this request has already been answered") from None
+        if body["decision"] == Decision.REPORT:
+            store.record_put(account, NS_REPORT, request_id, canonical_json(
+                {"rp": record.rp, "device": device.name, "at": now}), now)
+        store.spool_delete(account, CHANNEL, record.spool_id)
+        answered.notify()
+        return {"ok": True}
+
+    return r
+
+
+def _check_answer(answer: bytes, device_id: str, key: Any, request_id: str,
+                  rp: str) -> dict[str, Any]:
+    """What the service can check without the prompt: signer, request and RP.
+    (The RP checks everything again, with the prompt, against the account chain.)"""
+    outer = parse_canonical(answer, 4096, "answer")
+    if set(outer) != {"v", "device", "body", "sig"} or outer["device"] != device_id:
+        raise FormatError("the answer must be signed by the device that sends it")
+    body_bytes = b64d(outer["body"], what="answer body")
+    key.verify(PURPOSE_ANSWER, body_bytes, b64d(outer["sig"], size=64, what="signature"))
+    body = parse_json_object(body_bytes, what="answer body")
+    if body.get("id") != request_id or body.get("rp") != rp:
+        raise FormatError("the answer is for another request")
+    if body.get("decision") not in {d.value for d in Decision}:
+        raise FormatError("unknown decision")
+    return body
+
+
+def _wait_param(request: Request) -> float:
+    raw = request.query_params.get("wait", "0")
+    try:
+        wait = float(raw)
+    except ValueError:
+        raise FormatError("wait must be a number of seconds") from None
+    if not 0 <= wait <= MAX_WAIT:
+        raise FormatError(f"wait is 0 to {MAX_WAIT} seconds")
+    return wait
+
+
+def _purge(ctx: ServiceContext, account: str, now: int) -> None:
+    """Drop request and answer records well past their expiry (reports stay)."""
+    for key, value in ctx.store.record_list(account, NS_REQUEST):
+        if RequestRecord.from_bytes(value).expires + PURGE_AFTER < now:
+            ctx.store.record_delete(account, NS_REQUEST, key)
+            ctx.store.record_delete(account, NS_ANSWER, key)
+
+
+class _Wakeup:
+    """Wakes this process's long-polls when an answer lands; a hint, never the truth."""
+
+    def __init__(self) -> None:
+        self._event: asyncio.Event | None = None
+
+    async def wait(self, timeout: float) -> None:
+        if self._event is None:
+            self._event = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout)
+        except TimeoutError:
+            pass
+
+    def notify(self) -> None:
+        if self._event is not None:
+            self._event.set()
+            self._event = None
