@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import _umbral, labels
-from ._encoding import b64d, b64e, canonical_json, parse_json_object
+from ._encoding import b64d, b64e, parse_json_object
 from ._umbral import PREPublicKey, PRESecretKey
 from .chain import (
-    ChainState,
     DeviceInfo,
     SignedEntry,
     check_collection,
@@ -313,6 +312,10 @@ def ensure_collections(device: Device, names: Iterable[str]) -> list[str]:
     chainer = _Chainer(secrets, device.account, state.seq, state.head, device.clock)
     for name in missing:
         chainer.collection(name)
+    # Admins read every collection: without the scope the service refuses them the new ones.
+    for d in state.live_devices:
+        if d.role == "admin":
+            chainer.add("scopes-changed", {"id": d.id, "scopes": sorted({*d.scopes, *missing})})
     device.client.post(path("accounts", device.account, "chain"),
                        {"entries": [e.to_json() for e in chainer.entries]}, signed=False)
     admins = [d for d in device.chain().live_devices if d.role == "admin"]

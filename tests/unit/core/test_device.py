@@ -265,3 +265,15 @@ def test_malformed_service_answers_are_format_errors(svc: InProcessService,
     raw = json.loads((alice.home.path / "chain.json").read_text())
     assert [SignedEntry.from_json(e) for e in raw]
     assert b64d(raw[0]["sig"], size=64)
+
+
+def test_collections_added_later_are_readable_by_every_admin(svc: InProcessService,
+                                                              alice: Device) -> None:
+    desktop = svc.join(alice, "desktop", role="admin")
+    assert acct.ensure_collections(alice, ["journal"]) == ["journal"]
+    assert acct.ensure_collections(alice, ["journal"]) == []
+    Collection(alice, "journal").put("a", b"entry")
+    coll = Collection(desktop, "journal")
+    coll.sync()
+    assert coll.get("a").plaintext == b"entry"  # type: ignore[union-attr]
+    assert "journal" in desktop.me(desktop.chain()).scopes
