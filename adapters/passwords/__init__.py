@@ -1,1 +1,34 @@
-"""Keystead passwords adapter."""
+"""Keystead passwords adapter: the vault, its import/export formats and browser autofill.
+
+This module stays light (the CLI imports it to learn ``commands``); the vault,
+the formats and the Public Suffix List load only when a command needs them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import click
+
+__all__ = ["adapter"]
+
+
+class _Adapter:
+    """The passwords application: one collection, one command group, no service routes."""
+
+    name = "passwords"
+    collections = ("passwords",)
+    commands = ("passwords",)
+
+    def cli_groups(self) -> Mapping[str, click.Command]:
+        from .cli import passwords
+
+        return {"passwords": passwords}
+
+    def router(self, ctx: Any) -> None:
+        return None
+
+
+adapter = _Adapter()

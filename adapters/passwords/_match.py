@@ -11,11 +11,13 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from publicsuffixlist import PublicSuffixList
-
 from ._entry import Entry
+
+if TYPE_CHECKING:
+    from publicsuffixlist import PublicSuffixList
 
 __all__ = ["Match", "MatchKind", "Origin", "find_matches", "parse_origin", "registrable_domain"]
 
@@ -56,6 +58,9 @@ class Match:
 
 @lru_cache(maxsize=1)
 def _psl() -> PublicSuffixList:
+    # Loading the list costs ~150 ms: only the domain tier pays for it, not exact/origin lookups.
+    from publicsuffixlist import PublicSuffixList
+
     return PublicSuffixList()
 
 

@@ -1,0 +1,132 @@
+"""A local lookup index, so ``get`` opens only the entries that can match.
+
+Without it every ``get`` would decrypt and parse the whole vault (10,000
+entries: a few hundred milliseconds). The index maps keyed hashes of an
+entry's URL forms to item ids:
+
+    u:<normalized URL>   exact tier
+    o:<origin>           origin tier
+    d:<host suffix>      domain tier (every suffix of two labels or more, so
+                         indexing needs no Public Suffix List; a lookup asks
+                         for the page's registrable domain only)
+
+Tokens are HMAC-SHA256 under a random key kept in the device keystore, so the
+file (``passwords-index.sqlite`` in the home) reveals no URL, only which
+entries share one. It is a cache: it is rebuilt from the collection whenever
+it is missing, corrupt or behind the local item cache. Candidates it returns
+are always checked again by :func:`find_matches`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+
+from ._entry import Entry
+from ._match import _split
+
+__all__ = ["Index", "url_tokens"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tokens (token BLOB NOT NULL, id TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS tokens_token ON tokens(token);
+CREATE INDEX IF NOT EXISTS tokens_id ON tokens(id);
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+"""
+_CHECK = b"keystead/v1/passwords/index-key-check"
+
+
+def url_tokens(url: str) -> set[str]:
+    """Every token under which an entry with this URL is found."""
+    split = _split(url)
+    if split is None:
+        return set()
+    origin, normalized = split
+    tokens = {"u:" + normalized, "o:" + str(origin)}
+    host = origin.host
+    if ":" not in host and not host.replace(".", "").isdigit():
+        labels = host.split(".")
+        tokens.update("d:" + ".".join(labels[i:]) for i in range(len(labels) - 1))
+    return tokens
+
+
+def entry_tokens(entry: Entry) -> set[str]:
+    out: set[str] = set()
+    for url in (entry.url, *entry.other_urls):
+        out |= url_tokens(url)
+    return out
+
+
+class Index:
+    """The token table of one device's vault, stamped with the item-cache cursor it reflects."""
+
+    def __init__(self, path: Path, key: bytes) -> None:
+        self._key = key
+        self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        try:
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError:  # a corrupt cache file: start again
+            self._db.close()
+            path.unlink(missing_ok=True)
+            self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
+            self._db.executescript(_SCHEMA)
+        check = hmac.new(key, _CHECK, hashlib.sha256).hexdigest()
+        if self._meta("check") != check:  # new key (or new file): nothing in it is usable
+            self._db.execute("DELETE FROM tokens")
+            self._db.execute("DELETE FROM meta")
+            self._set_meta("check", check)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _meta(self, k: str) -> str | None:
+        row = self._db.execute("SELECT v FROM meta WHERE k=?", (k,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _set_meta(self, k: str, v: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)", (k, v))
+
+    def _hash(self, token: str) -> bytes:
+        return hmac.new(self._key, token.encode(), hashlib.sha256).digest()[:16]
+
+    @property
+    def cursor(self) -> int | None:
+        """The item-cache cursor this index was last brought up to; None: never built."""
+        v = self._meta("cursor")
+        return None if v is None else int(v)
+
+    def replace(self, entries: Iterable[tuple[str, Entry | None]], cursor: int | None = None,
+                *, full: bool = False) -> None:
+        """Re-index these ids (None: deleted); ``full`` drops everything else first."""
+        rows: list[tuple[bytes, str]] = []
+        ids: list[tuple[str]] = []
+        for item_id, entry in entries:
+            ids.append((item_id,))
+            if entry is not None:
+                rows.extend((self._hash(t), item_id) for t in entry_tokens(entry))
+        self._db.execute("BEGIN")
+        try:
+            if full:
+                self._db.execute("DELETE FROM tokens")
+            else:
+                self._db.executemany("DELETE FROM tokens WHERE id=?", ids)
+            self._db.executemany("INSERT INTO tokens VALUES (?,?)", rows)
+            if cursor is not None:
+                self._set_meta("cursor", str(cursor))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def candidates(self, tokens: Iterable[str]) -> list[str]:
+        """Ids indexed under any of ``tokens``, without repeats."""
+        hashes = [self._hash(t) for t in tokens]
+        if not hashes:
+            return []
+        marks = ",".join("?" * len(hashes))
+        rows = self._db.execute(
+            f"SELECT DISTINCT id FROM tokens WHERE token IN ({marks}) ORDER BY id", hashes)
+        return [r[0] for r in rows]

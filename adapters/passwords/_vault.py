@@ -1,0 +1,227 @@
+"""The vault: password entries as items of the ``passwords`` collection.
+
+Reads come from the device's local item cache (plus writes still queued
+offline), through the lookup index, so ``get`` needs neither the network nor
+a pass over every entry. Writes never lose an edit silently: a write the
+service refuses as stale is merged with the newer version (:func:`merge`) and
+written again; a write made offline is queued, and :meth:`Vault.sync` merges
+it the same way if someone else changed the entry meanwhile.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from keystead.core import (
+    Collection,
+    Conflict,
+    Device,
+    NetworkError,
+    NotFound,
+    Record,
+    SyncResult,
+    b64d,
+    b64e,
+    random_bytes,
+)
+
+from ._entry import Entry, merge
+from ._index import Index, url_tokens
+from ._match import Match, MatchKind, _split, find_matches
+
+__all__ = ["COLLECTION", "Ambiguous", "Stored", "Vault", "now_ms", "resolve"]
+
+COLLECTION = "passwords"
+_KEYSTORE_SLOT = "passwords"
+_WRITE_ATTEMPTS = 5
+_FULL_REINDEX = 256
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Ambiguous(NotFound):
+    """Several entries match and nothing says which one was meant."""
+
+
+def resolve(local: Record, remote: Record) -> bytes:
+    """``Collection.sync`` resolver: a queued write that met a newer version is merged."""
+    if local.deleted or remote.deleted or not remote.plaintext:
+        return local.plaintext
+    return merge(Entry.from_bytes(local.plaintext), Entry.from_bytes(remote.plaintext)).to_bytes()
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What a write did: ``queued`` (offline, pushed at the next sync) and/or ``merged``."""
+
+    entry: Entry
+    queued: bool
+    merged: bool
+
+
+class Vault:
+    """One device's password entries."""
+
+    def __init__(self, device: Device) -> None:
+        self.device = device
+        self.coll = Collection(device, COLLECTION)
+        self._index: Index | None = None
+
+    def close(self) -> None:
+        if self._index is not None:
+            self._index.close()
+
+    # ------------------------------------------------------------------ index
+    def _index_key(self) -> bytes:
+        slot = self.device.keystore.data.setdefault(_KEYSTORE_SLOT, {})
+        if "index_key" not in slot:
+            slot["index_key"] = b64e(random_bytes(32))
+            self.device.save()
+        return b64d(slot["index_key"], size=32, what="passwords index key")
+
+    @property
+    def index(self) -> Index:
+        """The lookup index, brought up to date with the local item cache."""
+        if self._index is None:
+            self._index = Index(self.device.home.path / "passwords-index.sqlite",
+                                self._index_key())
+        cursor = self.device.cache.cursor(COLLECTION)
+        if self._index.cursor != cursor:
+            self._reindex(self._index, cursor)
+        return self._index
+
+    def _reindex(self, index: Index, cursor: int) -> None:
+        since = index.cursor
+        if since is not None:
+            changed = [i.id for i in self.device.cache.items(COLLECTION, include_deleted=True)
+                       if i.seq > since]
+            if len(changed) <= _FULL_REINDEX:
+                index.replace(((i, self._cached(i)) for i in changed), cursor)
+                return
+        index.replace(((r.id, Entry.from_bytes(r.plaintext)) for r in self.coll.records()),
+                      cursor, full=True)
+
+    def _cached(self, item_id: str) -> Entry | None:
+        rec = self.coll.get(item_id)
+        return None if rec is None else Entry.from_bytes(rec.plaintext)
+
+    # ------------------------------------------------------------------ reading
+    def _pending(self) -> dict[str, Record]:
+        """Writes queued offline, decrypted: they are newer than the cache."""
+        items = self.device.cache.pending(COLLECTION)
+        if not items:
+            return {}
+        # Collection has no public reader for queued writes; see the adapter's notes.
+        return {r.id: r for r in self.coll._open_many(items)}
+
+    def entry(self, item_id: str) -> tuple[Entry | None, int | None]:
+        """The newest local value of one entry (queued write first) and the synced version."""
+        synced = self.coll.get(item_id, include_deleted=True)
+        version = None if synced is None else synced.version
+        pending = self._pending().get(item_id)
+        rec = pending or synced
+        if rec is None or rec.deleted:
+            return None, version
+        return Entry.from_bytes(rec.plaintext), version
+
+    def entries(self) -> list[Entry]:
+        """Every live entry, queued writes included, by name then URL."""
+        pending = self._pending()
+        out = [Entry.from_bytes(r.plaintext) for r in self.coll.records() if r.id not in pending]
+        out += [Entry.from_bytes(r.plaintext) for r in pending.values() if not r.deleted]
+        out.sort(key=lambda e: (e.name.lower(), e.url, e.username, e.id))
+        return out
+
+    def find(self, url: str, *, username: str | None = None,
+             tiers: Sequence[MatchKind] = tuple(MatchKind), best: bool = True) -> list[Match]:
+        """Entries for ``url``, closest first: with ``best``, only those of the closest tier
+        that has any (exact, else origin, else registrable domain)."""
+        page = _split(url)
+        if page is None:
+            return []
+        pending = self._pending()
+        tokens = [t for t in url_tokens(url) if t[0] in "uo"]
+        found = self._matches(tokens, pending, url, username, tiers)
+        if not found and MatchKind.DOMAIN in tiers:
+            from ._match import registrable_domain
+
+            domain = registrable_domain(page[0].host)
+            if domain is not None:
+                found = self._matches(["d:" + domain], pending, url, username, tiers)
+        return [m for m in found if m.kind == found[0].kind] if best else found
+
+    def _matches(self, tokens: Sequence[str], pending: dict[str, Record], url: str,
+                 username: str | None, tiers: Sequence[MatchKind]) -> list[Match]:
+        entries = []
+        for item_id in sorted(set(self.index.candidates(tokens)) | set(pending)):
+            rec = pending.get(item_id) or self.coll.get(item_id)
+            if rec is None or rec.deleted:
+                continue
+            e = Entry.from_bytes(rec.plaintext)
+            if username is None or e.username == username:
+                entries.append(e)
+        return find_matches(entries, url, tiers=tiers)
+
+    def one(self, url: str, username: str | None) -> Match:
+        """The single entry ``url`` (and ``username``) names; NotFound or Ambiguous otherwise."""
+        found = self.find(url, username=username)
+        if not found:
+            who = f" for user {username!r}" if username is not None else ""
+            raise NotFound(f"no entry matches {url}{who}")
+        if len(found) > 1:
+            names = ", ".join(sorted(repr(m.entry.username) for m in found))
+            raise Ambiguous(f"{len(found)} entries match {url} ({names}): pass --username")
+        return found[0]
+
+    # ------------------------------------------------------------------ writing
+    def sync(self) -> SyncResult:
+        """Push queued writes (merging any that conflict), fetch the rest, update the index."""
+        result = self.coll.sync(resolve=resolve)
+        _ = self.index
+        return result
+
+    def try_sync(self) -> bool:
+        """Sync if the service answers; False when offline (the cache is used as it is)."""
+        try:
+            self.sync()
+        except NetworkError:
+            return False
+        return True
+
+    def write(self, entry: Entry, *, deleted: bool = False) -> Stored:
+        """Store a new value of ``entry``: online with conflict merging, else queued."""
+        merged = False
+        for _ in range(_WRITE_ATTEMPTS):
+            synced = self.coll.get(entry.id, include_deleted=True)
+            base = None if synced is None else synced.version
+            try:
+                rec = self.coll.put(entry.id, entry.to_bytes(), base_version=base,
+                                    deleted=deleted, offline=True)
+            except Conflict:
+                # Someone wrote first: fetch their version and merge ours on top.
+                self.coll.sync(resolve=resolve)
+                current = self.coll.get(entry.id, include_deleted=True)
+                if current is not None and not current.deleted and not deleted:
+                    theirs = Entry.from_bytes(current.plaintext)
+                    new = merge(entry, theirs)
+                    merged = merged or new.revision != entry.revision
+                    entry = new
+                continue
+            queued = any(p.id == entry.id and p.version == rec.version
+                         for p in self.device.cache.pending(COLLECTION))
+            self.index.replace([(entry.id, None if deleted else entry)])
+            return Stored(entry, queued, merged)
+        raise Conflict(f"the entry kept changing on the service; try again ({entry.id})")
+
+    def import_entries(self, entries: Sequence[Entry]) -> int:
+        """Store new entries in one all-or-nothing request."""
+        if not entries:
+            return 0
+        n = self.coll.put_many([(e.id, e.to_bytes()) for e in entries],
+                               batch=max(1, len(entries)))
+        self.index.replace((e.id, e) for e in entries)
+        return n

@@ -1,0 +1,376 @@
+"""``keystead passwords``: the vault on the command line, and the browser's native host.
+
+Passwords travel on stdin (or a terminal prompt), never in argv; errors name
+entries by URL and username, never by password. ``get`` reads the local cache
+and syncs only when the entry is not there (or with ``--sync``), so it costs
+one keystore unlock and a few AEAD opens.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+from keystead.core.cli import die, open_device, print_json
+
+if TYPE_CHECKING:
+    from ._entry import Entry
+    from ._match import Match
+    from ._vault import Stored, Vault
+
+__all__ = ["passwords"]
+
+FORMAT_NAMES = ("chrome", "firefox", "bitwarden-csv", "bitwarden-json", "keepassxc-csv")
+json_option = click.option("--json", "json_out", is_flag=True, help="Print JSON")
+
+
+@click.group("passwords")
+def passwords() -> None:
+    """The password vault: add, get, list, edit, import, export, browser autofill."""
+
+
+@contextmanager
+def _vault(*, online: bool = False) -> Iterator[Vault]:
+    """Unlock the device and open its vault; with ``online``, sync first when reachable."""
+    from keystead.core import NetworkError
+
+    from ._vault import Vault
+
+    with open_device(refresh_chain=False) as dev:
+        if online:
+            try:
+                dev.me(dev.chain())
+            except NetworkError:
+                dev.me()  # offline: the cached chain still has to list this device
+        vault = Vault(dev)
+        try:
+            if online and not vault.try_sync():
+                print("keystead: the service is unreachable; working from the local cache",
+                      file=sys.stderr)
+            yield vault
+        finally:
+            vault.close()
+
+
+def _read_secret(prompt: str = "Password") -> str:
+    """A password from a terminal prompt (asked twice) or from stdin (one trailing newline off)."""
+    if sys.stdin.isatty():
+        import getpass
+
+        first = getpass.getpass(f"{prompt}: ")
+        if getpass.getpass(f"Repeat {prompt.lower()}: ") != first:
+            die("the two entries did not match")
+        value = first
+    else:
+        value = sys.stdin.read()
+        if value.endswith("\r\n"):
+            value = value[:-2]
+        elif value.endswith("\n"):
+            value = value[:-1]
+    if not value:
+        die("empty password refused")
+    return value
+
+
+def _generated(length: int | None, words: int | None) -> str:
+    from ._generate import generate_passphrase, generate_password
+
+    try:
+        if words is not None:
+            return generate_passphrase(words)
+        return generate_password(20 if length is None else length)
+    except ValueError as e:
+        die(str(e))
+
+
+def _report(stored: Stored, what: str) -> None:
+    e = stored.entry
+    note = ""
+    if stored.merged:
+        note = "; merged with a concurrent edit from another device (see history)"
+    if stored.queued:
+        note += "; offline: queued, pushed at the next sync"
+    print(f"{what} {e.url} ({e.username or 'no username'}){note}", file=sys.stderr)
+
+
+def _match_json(m: Match) -> dict[str, Any]:
+    e = m.entry
+    return {
+        "id": e.id, "name": e.name, "url": e.url, "username": e.username,
+        "password": e.password, "notes": e.notes, "folder": e.folder,
+        "other_urls": list(e.other_urls), "match": m.kind.name.lower(), "matched_url": m.url,
+        "conflict": e.had_conflict, "created": e.created, "updated": e.updated,
+        "history": [{"field": h.field, "value": h.value, "replaced": h.replaced,
+                     "conflict": h.conflict} for h in e.history],
+    }
+
+
+# ---------------------------------------------------------------------------- commands
+@passwords.command("add")
+@click.argument("url")
+@click.option("--username", "-u", required=True)
+@click.option("--name", default=None, help="Display name (default: the URL's host)")
+@click.option("--notes", default="")
+@click.option("--generate", is_flag=True, help="Generate the password instead of reading it")
+@click.option("--length", type=int, default=None, help="Generated password length")
+@click.option("--words", type=int, default=None, help="Generate a passphrase of N words")
+def add(url: str, username: str, name: str | None, notes: str, generate: bool,
+        length: int | None, words: int | None) -> None:
+    """Add a login; the password comes on stdin or from a prompt (never as an argument)."""
+    from ._entry import Entry
+    from ._match import _split
+    from ._vault import now_ms
+    from .formats._common import new_uuid, site_name
+
+    if (length is not None or words is not None) and not generate:
+        die("--length and --words go with --generate")
+    if _split(url) is None:
+        die(f"not an http(s) URL or host: {url}")
+    password = _generated(length, words) if generate else _read_secret()
+    with _vault(online=True) as vault:
+        same = [m for m in vault.find(url, username=username) if m.kind.name == "EXACT"]
+        if same:
+            die(f"{url} ({username}) is already in the vault: use 'keystead passwords edit'")
+        t = now_ms()
+        entry = Entry(id=new_uuid(), name=site_name(url) if name is None else name, url=url,
+                      username=username, password=password, notes=notes, created=t, updated=t)
+        _report(vault.write(entry), "added")
+    if generate:
+        print("generated password stored; 'keystead passwords get URL' prints it",
+              file=sys.stderr)
+
+
+@passwords.command("get")
+@click.argument("url")
+@click.option("--username", "-u", default=None)
+@click.option("--sync", "sync_first", is_flag=True, help="Sync before looking")
+@json_option
+def get(url: str, username: str | None, sync_first: bool, json_out: bool) -> None:
+    """Print the password for URL (exact URL, else same origin, else same site)."""
+    from keystead.core import NotFound
+
+    from ._vault import Ambiguous
+
+    with _vault() as vault:
+        if sync_first:
+            vault.sync()
+        try:
+            match = vault.one(url, username)
+        except Ambiguous:
+            raise
+        except NotFound:
+            if sync_first:
+                raise
+            vault.sync()  # not in the local cache: perhaps another device just added it
+            match = vault.one(url, username)
+    if json_out:
+        print_json(_match_json(match))
+        return
+    kind = match.kind.name.lower()
+    print(f"keystead: matched {match.url} ({match.entry.username}) by {kind}", file=sys.stderr)
+    sys.stdout.write(match.entry.password + "\n")
+
+
+@passwords.command("list")
+@click.option("--search", default=None, help="Only entries whose name, URL or username has TEXT")
+@click.option("--sync/--no-sync", "sync_first", default=True, show_default=True,
+              help="Sync first when the service is reachable")
+@json_option
+def list_(search: str | None, sync_first: bool, json_out: bool) -> None:
+    """Entries without their passwords; '!' marks one that had a conflicting edit."""
+    with _vault(online=sync_first) as vault:
+        entries = vault.entries()
+    if search:
+        needle = search.casefold()
+        entries = [e for e in entries
+                   if any(needle in f.casefold() for f in (e.name, e.url, e.username))]
+    rows = [{"id": e.id, "name": e.name, "url": e.url, "username": e.username,
+             "folder": e.folder, "conflict": e.had_conflict, "updated": e.updated}
+            for e in entries]
+    if json_out:
+        print_json(rows)
+        return
+    for r in rows:
+        mark = "!" if r["conflict"] else " "
+        print(f"{mark} {r['name']}\t{r['url']}\t{r['username']}")
+    if any(r["conflict"] for r in rows):
+        print("! = two devices edited this entry at once; the other value is in its history "
+              "('get --json'); 'edit --resolved' clears the mark", file=sys.stderr)
+
+
+@passwords.command("edit")
+@click.argument("url")
+@click.option("--username", "-u", required=True)
+@click.option("--password", "new_password", is_flag=True,
+              help="Read a new password from stdin or a prompt")
+@click.option("--generate", is_flag=True, help="Generate a new password")
+@click.option("--length", type=int, default=None)
+@click.option("--words", type=int, default=None)
+@click.option("--new-url", default=None)
+@click.option("--new-username", default=None)
+@click.option("--name", default=None)
+@click.option("--notes", default=None)
+@click.option("--resolved", is_flag=True, help="Clear the conflict mark")
+def edit(url: str, username: str, new_password: bool, generate: bool, length: int | None,
+         words: int | None, new_url: str | None, new_username: str | None, name: str | None,
+         notes: str | None, resolved: bool) -> None:
+    """Change an entry; a replaced password is kept in its history."""
+    from ._vault import now_ms
+
+    if new_password and generate:
+        die("--password and --generate exclude each other")
+    changes: dict[str, Any] = {}
+    if new_password:
+        changes["password"] = _read_secret("New password")
+    if generate:
+        changes["password"] = _generated(length, words)
+    for field, value in (("url", new_url), ("username", new_username), ("name", name),
+                         ("notes", notes)):
+        if value is not None:
+            changes[field] = value
+    if resolved:
+        changes["had_conflict"] = False
+    if not changes:
+        die("nothing to change")
+    with _vault(online=True) as vault:
+        match = vault.one(url, username)
+        current, _ = vault.entry(match.entry.id)
+        assert current is not None
+        _report(vault.write(current.edit(now_ms(), **changes)), "changed")
+
+
+@passwords.command("rm")
+@click.argument("url")
+@click.option("--username", "-u", required=True)
+def rm(url: str, username: str) -> None:
+    """Remove an entry (on every device, at the next sync)."""
+    from ._vault import now_ms
+
+    with _vault(online=True) as vault:
+        match = vault.one(url, username)
+        entry = match.entry.edit(now_ms())
+        _report(vault.write(entry, deleted=True), "removed")
+
+
+@passwords.command("sync")
+@json_option
+def sync(json_out: bool) -> None:
+    """Push edits queued offline (merging conflicts), fetch the rest."""
+    with _vault() as vault:
+        r = vault.sync()
+    if json_out:
+        print_json({"fetched": r.fetched, "pushed": r.pushed, "conflicts": r.conflicts})
+    else:
+        print(f"synced: {r.pushed} pushed, {r.fetched} fetched, {len(r.conflicts)} merged")
+
+
+@passwords.command("generate")
+@click.option("--length", type=int, default=None, help="Characters (default 20)")
+@click.option("--words", type=int, default=None, help="A passphrase of N words instead")
+def generate(length: int | None, words: int | None) -> None:
+    """Print a random password (or with --words, an EFF-wordlist passphrase)."""
+    if length is not None and words is not None:
+        die("--length and --words exclude each other")
+    print(_generated(length, words))
+
+
+@passwords.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), required=True)
+def import_(file: Path, fmt: str) -> None:
+    """Import a product's export; a malformed file is refused whole, with its line."""
+    from .formats import import_entries
+
+    from ._vault import now_ms
+
+    entries = import_entries(fmt, file.read_bytes(), now=now_ms())
+    with _vault(online=True) as vault:
+        n = vault.import_entries(entries)
+    print(f"imported {n} entries from {file.name}", file=sys.stderr)
+
+
+@passwords.command("export")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), required=True)
+def export(file: Path, fmt: str) -> None:
+    """Write every entry as FILE (mode 0600) in a product's format."""
+    from keystead.core import atomic_write
+
+    from .formats import export_entries
+
+    with _vault(online=True) as vault:
+        entries: list[Entry] = vault.entries()
+    atomic_write(file, export_entries(fmt, entries))
+    print(f"exported {len(entries)} entries to {file}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------- browser
+@passwords.group("browser")
+def browser() -> None:
+    """Autofill in Chromium, Chrome and Firefox through a native messaging host."""
+
+
+_LAUNCHER = """#!/bin/sh
+# Written by 'keystead passwords browser install': the browser runs this as its native host.
+KEYSTEAD_HOME={home}
+export KEYSTEAD_HOME
+exec {python} -m keystead.core.cli passwords browser host
+"""
+
+
+@browser.command("install")
+@click.option("--browser", "browsers", multiple=True,
+              type=click.Choice(["chromium", "chrome", "firefox"]),
+              help="Per-user manifests for these browsers (default: all three)")
+@click.option("--user-data-dir", "data_dirs", multiple=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Also a Chromium profile folder (--user-data-dir)")
+@click.option("--command", "command", default=None,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Executable the browser runs (default: a launcher written in KEYSTEAD_HOME)")
+def browser_install(browsers: tuple[str, ...], data_dirs: tuple[Path, ...],
+                    command: Path | None) -> None:
+    """Write the native host manifests (and the launcher they point at)."""
+    import shlex
+    import stat
+
+    from keystead.core.cli import home
+
+    from ._native import extension_dir, install_host_manifests
+
+    if command is None:
+        h = home()
+        if not h.exists:
+            die(f"no device in {h.path}")
+        command = h.path.resolve() / "passwords-native-host"
+        command.write_text(_LAUNCHER.format(home=shlex.quote(str(h.path.resolve())),
+                                            python=shlex.quote(sys.executable)))
+        command.chmod(stat.S_IRWXU)
+    written = install_host_manifests(command.resolve(),
+                                     browsers=browsers or ("chromium", "chrome", "firefox"),
+                                     user_data_dirs=[d.resolve() for d in data_dirs])
+    for path in written:
+        print(path)
+    print(f"load the extension from {extension_dir()}; the host unlocks with "
+          "KEYSTEAD_PASSPHRASE from the browser's environment", file=sys.stderr)
+
+
+@browser.command("host")
+def browser_host() -> None:
+    """The native messaging host (the browser starts it; it speaks on stdin/stdout)."""
+    from ._match import MatchKind
+    from ._native import run_host
+
+    with _vault(online=True) as vault:
+
+        def lookup(origin: str) -> list[tuple[str, str]]:
+            found = vault.find(origin + "/", tiers=(MatchKind.EXACT, MatchKind.ORIGIN),
+                               best=False)
+            return [(m.entry.username, m.entry.password) for m in found]
+
+        code = run_host(sys.stdin.buffer, sys.stdout.buffer, lookup)
+    raise SystemExit(code)
