@@ -26,6 +26,9 @@ __all__ = [
     "verify_kfrag",
 ]
 
+# The stubs of umbral_pre lack its VerificationError (it exists at runtime).
+_UmbralVerificationError: type[Exception] = _u.VerificationError  # type: ignore[attr-defined]
+
 CAPSULE_SIZE = 105
 PUBLIC_KEY_SIZE = 33
 SECRET_KEY_SIZE = 32
@@ -111,7 +114,7 @@ def verify_kfrag(
     """Raise ``VerificationError`` unless the kfrag is signed by ``signer`` for this pair."""
     try:
         _u.KeyFrag.from_bytes(kfrag).verify(signer._key(), delegating._key(), receiving._key())
-    except (ValueError, TypeError, _u.VerificationError) as e:
+    except (ValueError, TypeError, _UmbralVerificationError) as e:
         raise VerificationError("key fragment did not verify") from e
 
 
@@ -129,7 +132,7 @@ class ReencryptorCache:
 
     def __init__(self, size: int = 4096) -> None:
         self._size = size
-        self._kfrags: dict[bytes, object] = {}
+        self._kfrags: dict[bytes, _u.VerifiedKeyFrag] = {}
 
     def reencrypt(self, capsule: bytes, kfrag: bytes) -> bytes:
         vkf = self._kfrags.get(kfrag)
@@ -157,7 +160,7 @@ def verify_cfrag(
         _u.CapsuleFrag.from_bytes(cfrag).verify(
             _capsule(capsule), signer._key(), delegating._key(), receiving._key()
         )
-    except (ValueError, TypeError, _u.VerificationError) as e:
+    except (ValueError, TypeError, _UmbralVerificationError) as e:
         raise VerificationError("capsule fragment did not verify") from e
     return cfrag
 
@@ -172,10 +175,11 @@ def decrypt_reencrypted(
     """Decrypt with cfrags that :func:`verify_cfrag` has accepted."""
     try:
         vcfrags = [_u.CapsuleFrag.from_bytes(c).skip_verification() for c in cfrags]
-        return bytes(
-            _u.decrypt_reencrypted(
-                receiving._sk, delegating._key(), _capsule(capsule), vcfrags, ciphertext
-            )
+        plain = _u.decrypt_reencrypted(
+            receiving._sk, delegating._key(), _capsule(capsule), vcfrags, ciphertext
         )
     except (ValueError, TypeError) as e:
         raise DecryptionFailed() from e
+    if plain is None:
+        raise DecryptionFailed()
+    return bytes(plain)

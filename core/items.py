@@ -49,16 +49,21 @@ class SealedItem:
     def from_json(cls, obj: Any) -> SealedItem:
         if not isinstance(obj, dict):
             raise FormatError("item: expected an object")
-        version, epoch, seq = obj.get("version"), obj.get("epoch"), obj.get("seq", 0)
+        version, epoch, seq = _int(obj, "version"), _int(obj, "epoch"), _int(obj, "seq", 0)
         deleted = obj.get("deleted", False)
-        if not all(isinstance(x, int) and not isinstance(x, bool) for x in (version, epoch, seq)):
-            raise FormatError("item: version, epoch and seq must be integers")
         if version < 1 or epoch < 1 or not isinstance(deleted, bool):
             raise FormatError("item: version and epoch start at 1")
         ct = b64d(obj.get("ciphertext"), what="item ciphertext")
         if len(ct) > MAX_ITEM_BYTES:
             raise FormatError("item too large")
         return cls(check_item_id(obj.get("id", "")), version, epoch, ct, deleted, seq)
+
+
+def _int(obj: dict[str, Any], key: str, default: int | None = None) -> int:
+    value = obj.get(key, default)
+    if type(value) is not int:
+        raise FormatError("item: version, epoch and seq must be integers")
+    return value
 
 
 def _ad(account: str, collection: str, item_id: str, version: int, epoch: int,
