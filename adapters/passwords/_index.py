@@ -98,8 +98,13 @@ class Index:
         v = self._meta("cursor")
         return None if v is None else int(v)
 
-    def replace(self, entries: Iterable[tuple[str, Entry | None]], cursor: int | None = None,
-                *, full: bool = False) -> None:
+    def replace(
+        self,
+        entries: Iterable[tuple[str, Entry | None]],
+        cursor: int | None = None,
+        *,
+        full: bool = False,
+    ) -> None:
         """Re-index these ids (None: deleted); ``full`` drops everything else first."""
         rows: list[tuple[bytes, str]] = []
         ids: list[tuple[str]] = []
@@ -128,5 +133,6 @@ class Index:
             return []
         marks = ",".join("?" * len(hashes))
         rows = self._db.execute(
-            f"SELECT DISTINCT id FROM tokens WHERE token IN ({marks}) ORDER BY id", hashes)
+            f"SELECT DISTINCT id FROM tokens WHERE token IN ({marks}) ORDER BY id", hashes
+        )
         return [r[0] for r in rows]

@@ -87,8 +87,7 @@ class Vault:
     def index(self) -> Index:
         """The lookup index, brought up to date with the local item cache."""
         if self._index is None:
-            self._index = Index(self.device.home.path / "passwords-index.sqlite",
-                                self._index_key())
+            self._index = Index(self.device.home.path / "passwords-index.sqlite", self._index_key())
         cursor = self.device.cache.cursor(COLLECTION)
         if self._index.cursor != cursor:
             self._reindex(self._index, cursor)
@@ -97,13 +96,17 @@ class Vault:
     def _reindex(self, index: Index, cursor: int) -> None:
         since = index.cursor
         if since is not None:
-            changed = [i.id for i in self.device.cache.items(COLLECTION, include_deleted=True)
-                       if i.seq > since]
+            changed = [
+                i.id
+                for i in self.device.cache.items(COLLECTION, include_deleted=True)
+                if i.seq > since
+            ]
             if len(changed) <= _FULL_REINDEX:
                 index.replace(((i, self._cached(i)) for i in changed), cursor)
                 return
-        index.replace(((r.id, Entry.from_bytes(r.plaintext)) for r in self.coll.records()),
-                      cursor, full=True)
+        index.replace(
+            ((r.id, Entry.from_bytes(r.plaintext)) for r in self.coll.records()), cursor, full=True
+        )
 
     def _cached(self, item_id: str) -> Entry | None:
         rec = self.coll.get(item_id)
@@ -136,8 +139,14 @@ class Vault:
         out.sort(key=lambda e: (e.name.lower(), e.url, e.username, e.id))
         return out
 
-    def find(self, url: str, *, username: str | None = None,
-             tiers: Sequence[MatchKind] = tuple(MatchKind), best: bool = True) -> list[Match]:
+    def find(
+        self,
+        url: str,
+        *,
+        username: str | None = None,
+        tiers: Sequence[MatchKind] = tuple(MatchKind),
+        best: bool = True,
+    ) -> list[Match]:
         """Entries for ``url``, closest first: with ``best``, only those of the closest tier
         that has any (exact, else origin, else registrable domain)."""
         page = _split(url)
@@ -154,8 +163,14 @@ class Vault:
                 found = self._matches(["d:" + domain], pending, url, username, tiers)
         return [m for m in found if m.kind == found[0].kind] if best else found
 
-    def _matches(self, tokens: Sequence[str], pending: dict[str, Record], url: str,
-                 username: str | None, tiers: Sequence[MatchKind]) -> list[Match]:
+    def _matches(
+        self,
+        tokens: Sequence[str],
+        pending: dict[str, Record],
+        url: str,
+        username: str | None,
+        tiers: Sequence[MatchKind],
+    ) -> list[Match]:
         entries = []
         for item_id in sorted(set(self.index.candidates(tokens)) | set(pending)):
             rec = pending.get(item_id) or self.coll.get(item_id)
@@ -199,8 +214,9 @@ class Vault:
             synced = self.coll.get(entry.id, include_deleted=True)
             base = None if synced is None else synced.version
             try:
-                rec = self.coll.put(entry.id, entry.to_bytes(), base_version=base,
-                                    deleted=deleted, offline=True)
+                rec = self.coll.put(
+                    entry.id, entry.to_bytes(), base_version=base, deleted=deleted, offline=True
+                )
             except Conflict:
                 # Someone wrote first: fetch their version and merge ours on top.
                 self.coll.sync(resolve=resolve)
@@ -211,8 +227,10 @@ class Vault:
                     merged = merged or new.revision != entry.revision
                     entry = new
                 continue
-            queued = any(p.id == entry.id and p.version == rec.version
-                         for p in self.device.cache.pending(COLLECTION))
+            queued = any(
+                p.id == entry.id and p.version == rec.version
+                for p in self.device.cache.pending(COLLECTION)
+            )
             self.index.replace([(entry.id, None if deleted else entry)])
             return Stored(entry, queued, merged)
         raise Conflict(f"the entry kept changing on the service; try again ({entry.id})")
@@ -221,7 +239,6 @@ class Vault:
         """Store new entries in one all-or-nothing request."""
         if not entries:
             return 0
-        n = self.coll.put_many([(e.id, e.to_bytes()) for e in entries],
-                               batch=max(1, len(entries)))
+        n = self.coll.put_many([(e.id, e.to_bytes()) for e in entries], batch=max(1, len(entries)))
         self.index.replace((e.id, e) for e in entries)
         return n

@@ -49,8 +49,10 @@ def _vault(*, online: bool = False) -> Iterator[Vault]:
         vault = Vault(dev)
         try:
             if online and not vault.try_sync():
-                print("keystead: the service is unreachable; working from the local cache",
-                      file=sys.stderr)
+                print(
+                    "keystead: the service is unreachable; working from the local cache",
+                    file=sys.stderr,
+                )
             yield vault
         finally:
             vault.close()
@@ -100,12 +102,23 @@ def _report(stored: Stored, what: str) -> None:
 def _match_json(m: Match) -> dict[str, Any]:
     e = m.entry
     return {
-        "id": e.id, "name": e.name, "url": e.url, "username": e.username,
-        "password": e.password, "notes": e.notes, "folder": e.folder,
-        "other_urls": list(e.other_urls), "match": m.kind.name.lower(), "matched_url": m.url,
-        "conflict": e.had_conflict, "created": e.created, "updated": e.updated,
-        "history": [{"field": h.field, "value": h.value, "replaced": h.replaced,
-                     "conflict": h.conflict} for h in e.history],
+        "id": e.id,
+        "name": e.name,
+        "url": e.url,
+        "username": e.username,
+        "password": e.password,
+        "notes": e.notes,
+        "folder": e.folder,
+        "other_urls": list(e.other_urls),
+        "match": m.kind.name.lower(),
+        "matched_url": m.url,
+        "conflict": e.had_conflict,
+        "created": e.created,
+        "updated": e.updated,
+        "history": [
+            {"field": h.field, "value": h.value, "replaced": h.replaced, "conflict": h.conflict}
+            for h in e.history
+        ],
     }
 
 
@@ -118,8 +131,15 @@ def _match_json(m: Match) -> dict[str, Any]:
 @click.option("--generate", is_flag=True, help="Generate the password instead of reading it")
 @click.option("--length", type=int, default=None, help="Generated password length")
 @click.option("--words", type=int, default=None, help="Generate a passphrase of N words")
-def add(url: str, username: str, name: str | None, notes: str, generate: bool,
-        length: int | None, words: int | None) -> None:
+def add(
+    url: str,
+    username: str,
+    name: str | None,
+    notes: str,
+    generate: bool,
+    length: int | None,
+    words: int | None,
+) -> None:
     """Add a login; the password comes on stdin or from a prompt (never as an argument)."""
     from ._entry import Entry
     from ._match import _split
@@ -136,12 +156,19 @@ def add(url: str, username: str, name: str | None, notes: str, generate: bool,
         if same:
             die(f"{url} ({username}) is already in the vault: use 'keystead passwords edit'")
         t = now_ms()
-        entry = Entry(id=new_uuid(), name=site_name(url) if name is None else name, url=url,
-                      username=username, password=password, notes=notes, created=t, updated=t)
+        entry = Entry(
+            id=new_uuid(),
+            name=site_name(url) if name is None else name,
+            url=url,
+            username=username,
+            password=password,
+            notes=notes,
+            created=t,
+            updated=t,
+        )
         _report(vault.write(entry), "added")
     if generate:
-        print("generated password stored; 'keystead passwords get URL' prints it",
-              file=sys.stderr)
+        print("generated password stored; 'keystead passwords get URL' prints it", file=sys.stderr)
 
 
 @passwords.command("get")
@@ -177,8 +204,13 @@ def get(url: str, username: str | None, sync_first: bool, json_out: bool) -> Non
 
 @passwords.command("list")
 @click.option("--search", default=None, help="Only entries whose name, URL or username has TEXT")
-@click.option("--sync/--no-sync", "sync_first", default=True, show_default=True,
-              help="Sync first when the service is reachable")
+@click.option(
+    "--sync/--no-sync",
+    "sync_first",
+    default=True,
+    show_default=True,
+    help="Sync first when the service is reachable",
+)
 @json_option
 def list_(search: str | None, sync_first: bool, json_out: bool) -> None:
     """Entries without their passwords; '!' marks one that had a conflicting edit."""
@@ -186,11 +218,21 @@ def list_(search: str | None, sync_first: bool, json_out: bool) -> None:
         entries = vault.entries()
     if search:
         needle = search.casefold()
-        entries = [e for e in entries
-                   if any(needle in f.casefold() for f in (e.name, e.url, e.username))]
-    rows = [{"id": e.id, "name": e.name, "url": e.url, "username": e.username,
-             "folder": e.folder, "conflict": e.had_conflict, "updated": e.updated}
-            for e in entries]
+        entries = [
+            e for e in entries if any(needle in f.casefold() for f in (e.name, e.url, e.username))
+        ]
+    rows = [
+        {
+            "id": e.id,
+            "name": e.name,
+            "url": e.url,
+            "username": e.username,
+            "folder": e.folder,
+            "conflict": e.had_conflict,
+            "updated": e.updated,
+        }
+        for e in entries
+    ]
     if json_out:
         print_json(rows)
         return
@@ -198,15 +240,19 @@ def list_(search: str | None, sync_first: bool, json_out: bool) -> None:
         mark = "!" if r["conflict"] else " "
         print(f"{mark} {r['name']}\t{r['url']}\t{r['username']}")
     if any(r["conflict"] for r in rows):
-        print("! = two devices edited this entry at once; the other value is in its history "
-              "('get --json'); 'edit --resolved' clears the mark", file=sys.stderr)
+        print(
+            "! = two devices edited this entry at once; the other value is in its history "
+            "('get --json'); 'edit --resolved' clears the mark",
+            file=sys.stderr,
+        )
 
 
 @passwords.command("edit")
 @click.argument("url")
 @click.option("--username", "-u", required=True)
-@click.option("--password", "new_password", is_flag=True,
-              help="Read a new password from stdin or a prompt")
+@click.option(
+    "--password", "new_password", is_flag=True, help="Read a new password from stdin or a prompt"
+)
 @click.option("--generate", is_flag=True, help="Generate a new password")
 @click.option("--length", type=int, default=None)
 @click.option("--words", type=int, default=None)
@@ -215,9 +261,19 @@ def list_(search: str | None, sync_first: bool, json_out: bool) -> None:
 @click.option("--name", default=None)
 @click.option("--notes", default=None)
 @click.option("--resolved", is_flag=True, help="Clear the conflict mark")
-def edit(url: str, username: str, new_password: bool, generate: bool, length: int | None,
-         words: int | None, new_url: str | None, new_username: str | None, name: str | None,
-         notes: str | None, resolved: bool) -> None:
+def edit(
+    url: str,
+    username: str,
+    new_password: bool,
+    generate: bool,
+    length: int | None,
+    words: int | None,
+    new_url: str | None,
+    new_username: str | None,
+    name: str | None,
+    notes: str | None,
+    resolved: bool,
+) -> None:
     """Change an entry; a replaced password is kept in its history."""
     from ._vault import now_ms
 
@@ -228,8 +284,12 @@ def edit(url: str, username: str, new_password: bool, generate: bool, length: in
         changes["password"] = _read_secret("New password")
     if generate:
         changes["password"] = _generated(length, words)
-    for field, value in (("url", new_url), ("username", new_username), ("name", name),
-                         ("notes", notes)):
+    for field, value in (
+        ("url", new_url),
+        ("username", new_username),
+        ("name", name),
+        ("notes", notes),
+    ):
         if value is not None:
             changes[field] = value
     if resolved:
@@ -283,9 +343,8 @@ def generate(length: int | None, words: int | None) -> None:
 @click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), required=True)
 def import_(file: Path, fmt: str) -> None:
     """Import a product's export; a malformed file is refused whole, with its line."""
-    from .formats import import_entries
-
     from ._vault import now_ms
+    from .formats import import_entries
 
     entries = import_entries(fmt, file.read_bytes(), now=now_ms())
     with _vault(online=True) as vault:
@@ -323,17 +382,30 @@ exec {python} -m keystead.core.cli passwords browser host
 
 
 @browser.command("install")
-@click.option("--browser", "browsers", multiple=True,
-              type=click.Choice(["chromium", "chrome", "firefox"]),
-              help="Per-user manifests for these browsers (default: all three)")
-@click.option("--user-data-dir", "data_dirs", multiple=True,
-              type=click.Path(file_okay=False, path_type=Path),
-              help="Also a Chromium profile folder (--user-data-dir)")
-@click.option("--command", "command", default=None,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Executable the browser runs (default: a launcher written in KEYSTEAD_HOME)")
-def browser_install(browsers: tuple[str, ...], data_dirs: tuple[Path, ...],
-                    command: Path | None) -> None:
+@click.option(
+    "--browser",
+    "browsers",
+    multiple=True,
+    type=click.Choice(["chromium", "chrome", "firefox"]),
+    help="Per-user manifests for these browsers (default: all three)",
+)
+@click.option(
+    "--user-data-dir",
+    "data_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also a Chromium profile folder (--user-data-dir)",
+)
+@click.option(
+    "--command",
+    "command",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Executable the browser runs (default: a launcher written in KEYSTEAD_HOME)",
+)
+def browser_install(
+    browsers: tuple[str, ...], data_dirs: tuple[Path, ...], command: Path | None
+) -> None:
     """Write the native host manifests (and the launcher they point at)."""
     import shlex
     import stat
@@ -347,16 +419,24 @@ def browser_install(browsers: tuple[str, ...], data_dirs: tuple[Path, ...],
         if not h.exists:
             die(f"no device in {h.path}")
         command = h.path.resolve() / "passwords-native-host"
-        command.write_text(_LAUNCHER.format(home=shlex.quote(str(h.path.resolve())),
-                                            python=shlex.quote(sys.executable)))
+        command.write_text(
+            _LAUNCHER.format(
+                home=shlex.quote(str(h.path.resolve())), python=shlex.quote(sys.executable)
+            )
+        )
         command.chmod(stat.S_IRWXU)
-    written = install_host_manifests(command.resolve(),
-                                     browsers=browsers or ("chromium", "chrome", "firefox"),
-                                     user_data_dirs=[d.resolve() for d in data_dirs])
+    written = install_host_manifests(
+        command.resolve(),
+        browsers=browsers or ("chromium", "chrome", "firefox"),
+        user_data_dirs=[d.resolve() for d in data_dirs],
+    )
     for path in written:
         print(path)
-    print(f"load the extension from {extension_dir()}; the host unlocks with "
-          "KEYSTEAD_PASSPHRASE from the browser's environment", file=sys.stderr)
+    print(
+        f"load the extension from {extension_dir()}; the host unlocks with "
+        "KEYSTEAD_PASSPHRASE from the browser's environment",
+        file=sys.stderr,
+    )
 
 
 @browser.command("host")
@@ -368,8 +448,7 @@ def browser_host() -> None:
     with _vault(online=True) as vault:
 
         def lookup(origin: str) -> list[tuple[str, str]]:
-            found = vault.find(origin + "/", tiers=(MatchKind.EXACT, MatchKind.ORIGIN),
-                               best=False)
+            found = vault.find(origin + "/", tiers=(MatchKind.EXACT, MatchKind.ORIGIN), best=False)
             return [(m.entry.username, m.entry.password) for m in found]
 
         code = run_host(sys.stdin.buffer, sys.stdout.buffer, lookup)

@@ -30,8 +30,9 @@ def _two_devices(make_account):  # type: ignore[no-untyped-def]
 
 def test_add_on_one_device_get_on_another(make_account) -> None:  # type: ignore[no-untyped-def]
     _, a, b = _two_devices(make_account)
-    a.run("passwords", "add", "https://example.com/login", "--username", "alice",
-          input=SECRET + "\n")
+    a.run(
+        "passwords", "add", "https://example.com/login", "--username", "alice", input=SECRET + "\n"
+    )
     # B has never synced: get finds nothing locally, syncs, and prints the password alone.
     got = b.run("passwords", "get", "https://example.com/login")
     assert got.stdout == SECRET + "\n"
@@ -53,8 +54,7 @@ def test_usernames_pick_between_entries_and_ambiguity_is_refused(make_account) -
     both = a.run("passwords", "get", "https://site.test/", check=False)
     assert both.returncode == 1 and "--username" in both.stderr
     assert "first" not in both.stderr and "second" not in both.stderr
-    dup = a.run("passwords", "add", "https://site.test/", "-u", "one", input="again\n",
-                check=False)
+    dup = a.run("passwords", "add", "https://site.test/", "-u", "one", input="again\n", check=False)
     assert dup.returncode == 1 and "already" in dup.stderr and "again" not in dup.stderr
 
 
@@ -65,7 +65,8 @@ def test_edit_keeps_history_and_rm_removes_everywhere(make_account) -> None:  # 
     got = b.json("passwords", "get", "https://mail.test/", "--json", "--sync")
     assert got["password"] == "new"
     assert [(h["field"], h["value"], h["conflict"]) for h in got["history"]] == [
-        ("password", "old", False)]
+        ("password", "old", False)
+    ]
     b.run("passwords", "rm", "https://mail.test/", "-u", "me")
     assert a.run("passwords", "get", "https://mail.test/", "--sync", check=False).returncode == 1
     assert a.json("passwords", "list", "--json") == []
@@ -77,8 +78,15 @@ def test_offline_edit_is_queued_and_pushed_at_the_next_sync(make_account, servic
     assert b.run("passwords", "get", "https://bank.test/").stdout == "v1\n"
     service.stop()
     try:
-        out = b.run("passwords", "edit", "https://bank.test/", "-u", "me", "--password",
-                    input="v2-offline\n")
+        out = b.run(
+            "passwords",
+            "edit",
+            "https://bank.test/",
+            "-u",
+            "me",
+            "--password",
+            input="v2-offline\n",
+        )
         assert "queued" in out.stderr
         # The queued value is what this device reads until then.
         assert b.run("passwords", "get", "https://bank.test/").stdout == "v2-offline\n"
@@ -96,8 +104,7 @@ def test_concurrent_offline_and_online_edits_keep_both_values(make_account, serv
     b.run("passwords", "get", "https://shop.test/")
     service.stop()
     try:
-        b.run("passwords", "edit", "https://shop.test/", "-u", "me", "--password",
-              input="from-b\n")
+        b.run("passwords", "edit", "https://shop.test/", "-u", "me", "--password", input="from-b\n")
     finally:
         service.start()
     a.run("passwords", "edit", "https://shop.test/", "-u", "me", "--password", input="from-a\n")
@@ -106,7 +113,8 @@ def test_concurrent_offline_and_online_edits_keep_both_values(make_account, serv
         got = dev.json("passwords", "get", "https://shop.test/", "--json", "--sync")
         assert got["password"] == "from-a" and got["conflict"] is True
         assert ("password", "from-b", True) in [
-            (h["field"], h["value"], h["conflict"]) for h in got["history"]]
+            (h["field"], h["value"], h["conflict"]) for h in got["history"]
+        ]
         [row] = dev.json("passwords", "list", "--json")
         assert row["conflict"] is True
         assert dev.run("passwords", "list").stdout.startswith("! ")
@@ -154,8 +162,16 @@ def test_import_export_and_a_cross_device_round_trip(make_account, tmp_path, fmt
 
 def test_every_format_can_carry_an_added_entry_across_devices(make_account, tmp_path) -> None:  # type: ignore[no-untyped-def]
     a = make_account("pw").admin
-    a.run("passwords", "add", "https://x.test/p", "-u", "u,\"1\"", "--notes", "n\nl",
-          input=SECRET + "\n")
+    a.run(
+        "passwords",
+        "add",
+        "https://x.test/p",
+        "-u",
+        'u,"1"',
+        "--notes",
+        "n\nl",
+        input=SECRET + "\n",
+    )
     for fmt in FORMATS:
         other = make_account("rt").admin
         path = tmp_path / f"x-{fmt}"
@@ -165,7 +181,7 @@ def test_every_format_can_carry_an_added_entry_across_devices(make_account, tmp_
         assert (got["password"], got["username"]) == (SECRET, 'u,"1"'), fmt
 
 
-def test_malformed_import_is_refused_with_its_line_and_nothing_stored(make_account, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_import_is_refused_with_line_and_nothing_stored(make_account, tmp_path) -> None:  # type: ignore[no-untyped-def]
     a = make_account("pw").admin
     bad = tmp_path / "bad.csv"
     secret = "imp0rt-s3cret-ü"
@@ -204,8 +220,16 @@ def test_generate(make_account) -> None:  # type: ignore[no-untyped-def]
 def test_browser_install_writes_manifests_and_a_launcher(make_account, tmp_path) -> None:  # type: ignore[no-untyped-def]
     a = make_account("pw").admin
     profile = tmp_path / "profile"
-    out = a.run("passwords", "browser", "install", "--browser", "chromium", "--user-data-dir",
-                str(profile), env=a.env(HOME=str(tmp_path / "home")))
+    out = a.run(
+        "passwords",
+        "browser",
+        "install",
+        "--browser",
+        "chromium",
+        "--user-data-dir",
+        str(profile),
+        env=a.env(HOME=str(tmp_path / "home")),
+    )
     written = [Path(p) for p in out.stdout.split()]
     assert profile / "NativeMessagingHosts" / "org.keystead.passwords.json" in written
     for path in written:
