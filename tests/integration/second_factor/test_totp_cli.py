@@ -1,0 +1,54 @@
+"""``keystead totp`` across devices: a secret added on one device gives, on another, the codes
+Debian's oathtool computes; and codes keep coming from the cache while the service is down."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+URI = "otpauth://totp/Example:alice@example.com?secret=JBSWY3DPEHPK3PXP&issuer=Example"
+HOTP = "otpauth://hotp/Counter:bob?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Counter&counter=5"
+
+
+def oathtool(*args: str) -> str:
+    return subprocess.run(["oathtool", "-b", *args], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+@pytest.mark.skipif(shutil.which("oathtool") is None, reason="apt-get install oathtool")
+def test_add_on_one_device_code_on_another_matches_oathtool(make_account, service):
+    acct = make_account("totp")
+    phone = acct.join("phone", scopes=["totp"])
+    acct.admin.run("totp", "add", URI)
+    dup = acct.admin.run("totp", "add", URI, check=False)
+    assert dup.returncode == 1 and "already exists" in dup.stderr
+    listed = phone.json("totp", "list", "--json")
+    assert [c["name"] for c in listed] == ["Example:alice@example.com"]
+    assert "secret" not in listed[0] and "JBSWY3DPEHPK3PXP" not in str(listed)
+    for at in (59, 1_111_111_109, 2_000_000_000):
+        expected = oathtool("--totp", "-N", f"@{at}", "JBSWY3DPEHPK3PXP")
+        assert phone.run("totp", "code", "Example", "--at", str(at)).stdout.strip() == expected
+
+    # HOTP: each code shown once, the counter synced back for every device
+    phone.run("totp", "add", HOTP)
+    secret = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+    assert phone.run("totp", "code", "bob").stdout.strip() == oathtool("-c", "5", secret)
+    assert acct.admin.run("totp", "code", "bob").stdout.strip() == oathtool("-c", "6", secret)
+
+    qr = phone.run("totp", "qr", "Example").stdout
+    assert "█" in qr or "▀" in qr
+
+    # offline: the cache still gives codes
+    service.stop()
+    try:
+        off = phone.run("totp", "code", "Example", "--at", "59")
+        assert off.stdout.strip() == oathtool("--totp", "-N", "@59", "JBSWY3DPEHPK3PXP")
+        assert "unreachable" in off.stderr
+        assert phone.run("totp", "add", URI.replace("alice", "carol"), check=False).returncode == 1
+    finally:
+        service.start()
+
+    acct.admin.run("totp", "rm", "Example:alice@example.com")
+    assert [c["name"] for c in phone.json("totp", "list", "--json")] == ["Counter:bob"]
