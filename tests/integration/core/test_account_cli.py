@@ -5,19 +5,44 @@ Each refusal must be one line on stderr, no traceback, and a non-zero exit.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
+import uuid
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import CLI, PASSPHRASE, Account, Home, unique
 from keystead.core.account import ensure_collections
 from keystead.core.device import Device
 from keystead.core.errors import Forbidden
 from keystead.core.home import Home as CoreHome
 from keystead.core.testing import free_port
+
+CLI = [sys.executable, "-m", "keystead.core.cli"]
+PASSPHRASE = "correct horse battery staple"  # the one tests/conftest.py's homes use
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def run(home: Path, *args: str, passphrase: str | None = PASSPHRASE,
+        input: str = "") -> subprocess.CompletedProcess[str]:
+    """The real CLI in a fresh KEYSTEAD_HOME (no account made by ``make_account``)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYSTEAD_")}
+    env["KEYSTEAD_HOME"] = str(home)
+    if passphrase is not None:
+        env["KEYSTEAD_PASSPHRASE"] = passphrase
+    return subprocess.run([*CLI, *args], input=input, capture_output=True, text=True,
+                          timeout=60, env=env)
+
+
+def new_home(acct: Any, path: Path) -> Any:
+    """A device home of the same kind ``make_account`` hands out (tests/conftest.py)."""
+    return type(acct.admin)(path)
 
 
 def one_line_error(proc: subprocess.CompletedProcess[str], *words: str,
@@ -31,16 +56,16 @@ def one_line_error(proc: subprocess.CompletedProcess[str], *words: str,
         assert w in lines[-1].lower(), proc.stderr
 
 
-def add_collections(acct: Account, *names: str) -> None:
+def add_collections(acct: Any, *names: str) -> None:
     """Collections normally come from installed adapters; here the admin adds them."""
-    with Device.open(CoreHome(acct.admin.path), PASSPHRASE) as dev:
+    with Device.open(CoreHome(acct.admin.path), acct.admin.passphrase) as dev:
         ensure_collections(dev, names)
 
 
 def test_account_create_prints_exactly_the_recovery_key(service, tmp_path: Path) -> None:
-    home = Home(tmp_path / "h")
-    proc = home.run("account", "create", unique("rk"), "--server", service.url,
-                    "--device", "laptop")
+    proc = run(tmp_path / "h", "account", "create", unique("rk"), "--server", service.url,
+               "--device", "laptop")
+    assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert len(lines) == 1, proc.stdout
     m = re.fullmatch(r"recovery key: (\S+)", lines[0])
@@ -66,7 +91,7 @@ def test_scopes_are_listed_and_enforced(make_account) -> None:
     assert devices["phone"]["scopes"] == ["passwords"]
     assert {"notes", "passwords"} <= set(devices["laptop"]["scopes"])
     assert devices["phone"]["this"] and not devices["laptop"]["this"]
-    with Device.open(CoreHome(phone.path), PASSPHRASE) as dev:
+    with Device.open(CoreHome(phone.path), phone.passphrase) as dev:
         with pytest.raises(Forbidden):
             dev.client.get(f"/accounts/{acct.name}/collections/notes/items")
         assert dev.client.get(f"/accounts/{acct.name}/collections/passwords/items") == \
@@ -76,7 +101,7 @@ def test_scopes_are_listed_and_enforced(make_account) -> None:
 
 def test_unknown_scope_is_refused_with_one_line(make_account) -> None:
     acct = make_account("noscope")
-    home = Home(acct.tmp / "phone-x")
+    home = new_home(acct, acct.tmp / "phone-x")
     proc = home.spawn("device", "join", acct.name, "--server", acct.service.url,
                       "--device", "phone", "--wait", "1")
     assert proc.stdout is not None
@@ -89,7 +114,7 @@ def test_unknown_scope_is_refused_with_one_line(make_account) -> None:
 
 def test_recovery_onto_a_new_home_can_approve_a_join(make_account, tmp_path: Path) -> None:
     acct = make_account("rec")
-    rescue = Home(tmp_path / "rescue")
+    rescue = new_home(acct, tmp_path / "rescue")
     out = rescue.run("account", "recover", acct.name, "--server", acct.service.url,
                      "--device", "rescue", input=acct.recovery_key + "\n").stdout
     assert "recovered" in out
@@ -103,12 +128,11 @@ def test_recovery_onto_a_new_home_can_approve_a_join(make_account, tmp_path: Pat
 def test_wrong_recovery_key_is_one_line(make_account, tmp_path: Path) -> None:
     acct = make_account("badrec")
     other = make_account("other")
-    proc = Home(tmp_path / "r").run("account", "recover", acct.name, "--server",
-                                    acct.service.url, input=other.recovery_key + "\n",
-                                    check=False)
+    proc = run(tmp_path / "r", "account", "recover", acct.name, "--server", acct.service.url,
+               input=other.recovery_key + "\n")
     one_line_error(proc, "recovery key")
-    proc = Home(tmp_path / "r2").run("account", "recover", acct.name, "--server",
-                                     acct.service.url, input="not a key\n", check=False)
+    proc = run(tmp_path / "r2", "account", "recover", acct.name, "--server", acct.service.url,
+               input="not a key\n")
     one_line_error(proc, "recovery key")
 
 
@@ -118,10 +142,8 @@ def test_no_passphrase_and_no_terminal_is_one_line(make_account, service,
     env = {k: v for k, v in acct.admin.env().items() if k != "KEYSTEAD_PASSPHRASE"}
     one_line_error(acct.admin.run("device", "list", env=env, input="", check=False),
                    "keystead_passphrase")
-    fresh = Home(tmp_path / "fresh")
-    env = {k: v for k, v in fresh.env().items() if k != "KEYSTEAD_PASSPHRASE"}
-    proc = fresh.run("account", "create", unique("nopw"), "--server", service.url,
-                     env=env, input="", check=False)
+    proc = run(tmp_path / "fresh", "account", "create", unique("nopw"), "--server",
+               service.url, passphrase=None)
     one_line_error(proc, "keystead_passphrase")
     assert not (tmp_path / "fresh" / "keystore.json").exists()
 
@@ -134,7 +156,7 @@ def test_wrong_passphrase_is_one_line(make_account) -> None:
 
 def test_used_pairing_code_is_refused(make_account) -> None:
     acct = make_account("used")
-    home = Home(acct.tmp / "phone-used")
+    home = new_home(acct, acct.tmp / "phone-used")
     proc = home.spawn("device", "join", acct.name, "--server", acct.service.url,
                       "--device", "phone", "--wait", "60")
     assert proc.stdout is not None
