@@ -104,8 +104,10 @@ class Index:
         cursor: int | None = None,
         *,
         full: bool = False,
+        new: bool = False,
     ) -> None:
-        """Re-index these ids (None: deleted); ``full`` drops everything else first."""
+        """Re-index these ids (None: deleted); ``full`` drops everything else first,
+        ``new`` says the ids were never indexed (an import), so there is nothing to drop."""
         rows: list[tuple[bytes, str]] = []
         ids: list[tuple[str]] = []
         for item_id, entry in entries:
@@ -116,7 +118,7 @@ class Index:
         try:
             if full:
                 self._db.execute("DELETE FROM tokens")
-            else:
+            elif not new:
                 self._db.executemany("DELETE FROM tokens WHERE id=?", ids)
             self._db.executemany("INSERT INTO tokens VALUES (?,?)", rows)
             if cursor is not None:

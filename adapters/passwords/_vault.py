@@ -240,5 +240,5 @@ class Vault:
         if not entries:
             return 0
         n = self.coll.put_many([(e.id, e.to_bytes()) for e in entries], batch=max(1, len(entries)))
-        self.index.replace((e.id, e) for e in entries)
+        self.index.replace(((e.id, e) for e in entries), new=True)
         return n
