@@ -7,41 +7,107 @@ everything else is internal.
 
 from __future__ import annotations
 
-from ._encoding import b64d, b64e, canonical_json, parse_json_object
-from .adapter import Adapter, discover
-from .chain import ChainState, DeviceInfo
-from .collections import Collection, Record, SyncResult
-from .crypto import SigningKey, VerifyKey, fingerprint, open_sealed, random_bytes, seal
-from .device import Device
-from .errors import (
-    Conflict,
-    DecryptionFailed,
-    DeviceRemoved,
-    Forbidden,
-    FormatError,
-    InvalidSignature,
-    KeysteadError,
-    KeystoreLocked,
-    NetworkError,
-    NotFound,
-    RateLimited,
-    RollbackDetected,
-    ServiceError,
-    StorageError,
-    UnsupportedVersion,
-    VerificationError,
-)
-from .home import Home
-from .keystore import atomic_write
-from .sharing import (
-    audit_log,
-    create_shared_key,
-    grant_account,
-    list_grants,
-    open_sealed_to_key,
-    revoke_account,
-    seal_to_key,
-)
+from typing import TYPE_CHECKING, Any
+
+_LAZY = {
+    "Adapter": "adapter",
+    "ChainState": "chain",
+    "Collection": "collections",
+    "Conflict": "errors",
+    "DecryptionFailed": "errors",
+    "Device": "device",
+    "DeviceInfo": "chain",
+    "DeviceRemoved": "errors",
+    "Forbidden": "errors",
+    "FormatError": "errors",
+    "Home": "home",
+    "InvalidSignature": "errors",
+    "KeysteadError": "errors",
+    "KeystoreLocked": "errors",
+    "NetworkError": "errors",
+    "NotFound": "errors",
+    "RateLimited": "errors",
+    "Record": "collections",
+    "RollbackDetected": "errors",
+    "ServiceError": "errors",
+    "SigningKey": "crypto",
+    "StorageError": "errors",
+    "SyncResult": "collections",
+    "UnsupportedVersion": "errors",
+    "VerificationError": "errors",
+    "VerifyKey": "crypto",
+    "atomic_write": "keystore",
+    "audit_log": "sharing",
+    "b64d": "_encoding",
+    "b64e": "_encoding",
+    "canonical_json": "_encoding",
+    "create_shared_key": "sharing",
+    "discover": "adapter",
+    "fingerprint": "crypto",
+    "grant_account": "sharing",
+    "list_grants": "sharing",
+    "open_sealed": "crypto",
+    "open_sealed_to_key": "sharing",
+    "parse_json_object": "_encoding",
+    "random_bytes": "crypto",
+    "revoke_account": "sharing",
+    "seal": "crypto",
+    "seal_to_key": "sharing",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import public names on first use: a quick command should not pay for the whole core."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+    from ._encoding import b64d, b64e, canonical_json, parse_json_object
+    from .adapter import Adapter, discover
+    from .chain import ChainState, DeviceInfo
+    from .collections import Collection, Record, SyncResult
+    from .crypto import SigningKey, VerifyKey, fingerprint, open_sealed, random_bytes, seal
+    from .device import Device
+    from .errors import (
+        Conflict,
+        DecryptionFailed,
+        DeviceRemoved,
+        Forbidden,
+        FormatError,
+        InvalidSignature,
+        KeysteadError,
+        KeystoreLocked,
+        NetworkError,
+        NotFound,
+        RateLimited,
+        RollbackDetected,
+        ServiceError,
+        StorageError,
+        UnsupportedVersion,
+        VerificationError,
+    )
+    from .home import Home
+    from .keystore import atomic_write
+    from .sharing import (
+        audit_log,
+        create_shared_key,
+        grant_account,
+        list_grants,
+        open_sealed_to_key,
+        revoke_account,
+        seal_to_key,
+    )
 
 __all__ = [
     "Adapter",
