@@ -1,1 +1,4 @@
-"""Keystead adapters: one folder per application, discovered through the keystead.adapters entry points."""
+"""Keystead adapters: one folder per application.
+
+Each is discovered through the ``keystead.adapters`` entry points.
+"""

@@ -18,13 +18,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _harness import join, median, new_account, report, service  # noqa: E402
-
 from keystead.core.collections import Collection  # noqa: E402
 
 
 def fill(coll: Collection, n: int) -> None:
     body = os.urandom(200)
-    coll.put_many(((f"item-{i:06d}", body) for i in range(n)))
+    coll.put_many((f"item-{i:06d}", body) for i in range(n))
 
 
 def main() -> None:

@@ -58,7 +58,10 @@ class Collection:
 
     # ------------------------------------------------------------------ reading
     def sync(self, resolve: Resolver | None = None) -> SyncResult:
-        """Push queued writes, then fetch every change since the last sync."""
+        """Push queued writes, then fetch every change since the last sync.
+
+        A queued write that conflicts is merged with ``resolve``; without one it stays
+        queued and is listed in ``SyncResult.conflicts``."""
         result = SyncResult()
         self.device.chain()
         self.device.me()
@@ -74,10 +77,12 @@ class Collection:
                 result.pushed += 1
             except Conflict:
                 result.conflicts.append(item.id)
+                if resolve is None:
+                    continue  # stays queued: nothing is dropped without a way to merge it
                 local = self._open(item)
                 self._fetch_all_changes()
                 remote = self.get(item.id, include_deleted=True)
-                if resolve is not None and remote is not None:
+                if remote is not None:
                     self.put(item.id, resolve(local, remote), deleted=local.deleted)
             cache.unqueue(self.name, item.id)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .chain import SignedEntry
-from .errors import FormatError, StorageError
+from .errors import FormatError, RollbackDetected, StorageError
 from .items import SealedItem
 from .keystore import atomic_write
 
@@ -112,7 +112,22 @@ class LocalCache:
         return int(row[0]) if row else 0
 
     def store(self, collection: str, items: Iterable[SealedItem], cursor: int) -> None:
-        """Store fetched items and advance the cursor, atomically."""
+        """Store fetched items and advance the cursor, atomically.
+
+        An item older than the cached one is a service replaying history: refused."""
+        items = list(items)
+        ids = [i.id for i in items]
+        known: dict[str, int] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            known.update(self._db.execute(
+                f"SELECT id, version FROM items WHERE collection=? AND id IN "
+                f"({','.join('?' * len(chunk))})", (collection, *chunk)).fetchall())
+        for i in items:
+            if known.get(i.id, 0) > i.version:
+                raise RollbackDetected(
+                    f"the service sent version {i.version} of {collection}/{i.id}, "
+                    f"older than version {known[i.id]} seen before")
         with self._tx():
             self._db.executemany(
                 "INSERT OR REPLACE INTO items VALUES (?,?,?,?,?,?,?)",

@@ -96,7 +96,8 @@ class AccountSecrets:
             PRESecretKey(b64d(obj.get("kfrag_signer"), size=32, what="kfrag signer")),
             PREPublicKey(b64d(obj.get("recovery_key"), size=33, what="recovery key")),
             {k: PRESecretKey(b64d(v, size=32, what="collection key")) for k, v in colls.items()},
-            {int(k): PRESecretKey(b64d(v, size=32, what="sharing key")) for k, v in sharing.items()},
+            {int(k): PRESecretKey(b64d(v, size=32, what="sharing key"))
+             for k, v in sharing.items()},
         )
 
 

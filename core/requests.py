@@ -36,7 +36,8 @@ def sign_request(key: SigningKey, *, account: str, device: str, method: str, pat
     """Headers that authenticate one request."""
     nonce = b64e(random_bytes(16))
     digest = hashlib.sha256(body).hexdigest()
-    sig = key.sign(labels.REQUEST, request_message(method, path, digest, time, nonce, account, device))
+    message = request_message(method, path, digest, time, nonce, account, device)
+    sig = key.sign(labels.REQUEST, message)
     return {HEADER_DEVICE: f"{account}/{device}", HEADER_TIME: str(time), HEADER_NONCE: nonce,
             HEADER_DIGEST: digest, HEADER_SIGNATURE: b64e(sig)}
 

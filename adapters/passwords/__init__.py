@@ -30,5 +30,11 @@ class _Adapter:
     def router(self, ctx: Any) -> None:
         return None
 
+    def resolver(self, collection: str) -> Any:
+        """How ``keystead sync`` merges a queued offline edit that met a newer version."""
+        from ._vault import resolve
+
+        return resolve if collection == "passwords" else None
+
 
 adapter = _Adapter()

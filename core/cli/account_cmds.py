@@ -201,13 +201,19 @@ def sync(json_out: bool) -> None:
     """Verify the newest chain and fetch every collection this device can read."""
     from ..collections import Collection
 
+    resolvers = {}
+    for adapter in discover().values():
+        pick = getattr(adapter, "resolver", None)
+        for coll in adapter.collections:
+            if pick is not None and (fn := pick(coll)) is not None:
+                resolvers[coll] = fn
     with open_device() as dev:
         me = dev.me()
         result: dict[str, Any] = {"chain": dev.chain(refresh=False).seq, "collections": {}}
         for scope in me.scopes:
             if scope.startswith("_"):
                 continue
-            r = Collection(dev, scope).sync()
+            r = Collection(dev, scope).sync(resolve=resolvers.get(scope))
             result["collections"][scope] = {"fetched": r.fetched, "pushed": r.pushed,
                                             "conflicts": r.conflicts}
     if json_out:

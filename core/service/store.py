@@ -257,7 +257,8 @@ class Store:
                                   ciphertext=item.ciphertext, deleted=item.deleted,
                                   seq=acct.item_seq))
                 else:
-                    row.version, row.epoch, row.ciphertext = item.version, item.epoch, item.ciphertext
+                    row.version, row.epoch = item.version, item.epoch
+                    row.ciphertext = item.ciphertext
                     row.deleted, row.seq = item.deleted, acct.item_seq
             return seqs
 
