@@ -84,7 +84,11 @@ class Keystore:
         return store
 
     @classmethod
-    def open(cls, path: Path, passphrase: str) -> Keystore:
+    def open(cls, path: Path, passphrase: str | None = None, *,
+             key: bytes | None = None) -> Keystore:
+        """Unlock with the passphrase, or with an already derived ``key`` (the unlock agent)."""
+        if (passphrase is None) == (key is None):
+            raise ValueError("give exactly one of passphrase and key")
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
@@ -95,12 +99,20 @@ class Keystore:
         kdf = obj.get("kdf")
         if not isinstance(kdf, dict):
             raise FormatError("keystore: missing KDF parameters")
-        key = cls._derive(passphrase, kdf)
+        if passphrase is not None:
+            key = cls._derive(passphrase, kdf)
+        if key is None:
+            raise ValueError("no key")
         try:
             plain = open_sealed(key, b64d(obj.get("sealed"), what="keystore"), labels.KEYSTORE_AD)
         except DecryptionFailed:
             raise KeystoreLocked("wrong passphrase for the keystore") from None
         return cls(path, key, kdf, parse_json_object(plain, what="keystore contents"))
+
+    @property
+    def key(self) -> bytes:
+        """The derived key (for the unlock agent). Handle as the secret it is."""
+        return self._key
 
     def save(self, *, durable: bool = True) -> None:
         """Write the contents back; ``durable=False`` for cache updates that can be redone."""

@@ -65,7 +65,8 @@ class Home:
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("KEYSTEAD_")}
-        env.update(KEYSTEAD_HOME=str(self.path), KEYSTEAD_PASSPHRASE=self.passphrase, **extra)
+        env.update({"KEYSTEAD_HOME": str(self.path), "KEYSTEAD_PASSPHRASE": self.passphrase,
+                    **extra})
         return env
 
     def run(self, *args: str, input: str | None = None, check: bool = True,

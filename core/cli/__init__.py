@@ -22,6 +22,8 @@ _CORE = {
     "device": ("account_cmds", "device"),
     "serve": ("account_cmds", "serve"),
     "sync": ("account_cmds", "sync"),
+    "unlock": ("unlock_cmds", "unlock"),
+    "lock": ("unlock_cmds", "lock"),
 }
 
 

@@ -16,6 +16,8 @@ from typing import Any, NoReturn
 from ..device import Device
 from ..errors import KeystoreLocked
 from ..home import Home
+from ..keystore import Keystore
+from ..unlock import fetch_key
 
 __all__ = ["die", "get_passphrase", "home", "open_device", "print_json"]
 
@@ -25,7 +27,9 @@ def home() -> Home:
 
 
 def get_passphrase(*, confirm: bool = False) -> str:
-    """``KEYSTEAD_PASSPHRASE``, else a prompt on the terminal; never a silent default."""
+    """``KEYSTEAD_PASSPHRASE``, else a prompt on the terminal; never a silent default.
+
+    (Commands that open the device try the unlock agent first: see ``keystead unlock``.)"""
     env = os.environ.get("KEYSTEAD_PASSPHRASE")
     if env is not None:
         if not env:
@@ -46,7 +50,15 @@ def get_passphrase(*, confirm: bool = False) -> str:
 def open_device(*, refresh_chain: bool = True) -> Iterator[Device]:
     """Unlock this home's device; with ``refresh_chain``, verify the newest chain and
     check that this device is still live (a removed device fails here, with one line)."""
-    device = Device.open(home(), get_passphrase())
+    h = home()
+    key = fetch_key(h.path) if h.exists else None
+    store = None
+    if key is not None:
+        try:
+            store = Keystore.open(h.keystore, key=key)
+        except KeystoreLocked:
+            store = None  # a stale agent for a replaced keystore: ask for the passphrase
+    device = Device(h, store) if store is not None else Device.open(h, get_passphrase())
     try:
         if refresh_chain:
             device.me(device.chain())
