@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["Outcome", "PendingRequest", "RelyingPartyClient", "request_confirmation"]
 
 POLL_SLICE = 25  # seconds per long-poll request (the service allows up to 60)
+SEALING_CHAIN_TTL = 60
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,19 @@ class _Asker:
 
     def __init__(self) -> None:
         self._used: set[str] = set()
+        self._sealing: tuple[float, ChainState] | None = None
 
     def _chain(self) -> ChainState:
         raise NotImplementedError
+
+    def _sealing_chain(self) -> ChainState:
+        """The chain to seal to: refetched once a minute at most. Collection keys do not
+        rotate (epochs do), so an older verified chain seals to the same key; liveness is
+        what must be fresh, and :meth:`verify` always refetches for that."""
+        now = self.clock()
+        if self._sealing is None or now - self._sealing[0] > SEALING_CHAIN_TTL:
+            self._sealing = (now, self._chain())
+        return self._sealing[1]
 
     def _request(self, method: str, url_path: str, body: Any = None,
                  params: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
@@ -92,7 +103,7 @@ class _Asker:
     def start(self, message: str, *, lifetime: int = 120,
               number_matching: bool = False) -> PendingRequest:
         """Seal a fresh prompt to the account's ``confirm`` key and hand it to the service."""
-        chain = self._chain()
+        chain = self._sealing_chain()
         prompt = RelyingParty(self.name, lifetime, number_matching).create_prompt(
             message, int(self.clock()))
         prompt_bytes = prompt.to_bytes()

@@ -1,5 +1,8 @@
 """The answering side: a :class:`PromptSource` over the account's ``confirm`` spool.
 
+Prompts are read through ``GET /v1/confirm/{account}/prompts``, the spool channel
+without the prompts already answered (by any device), long-polled.
+
 Prompts arrive sealed to the ``confirm`` key; this device opens them through
 its grant (one re-encryption batch per fetch, and each prompt once), checks
 that the inside agrees with the envelope the service wrote (same request id,
@@ -17,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from keystead.core import b64d, b64e, open_sealed_to_key
 from keystead.core.client import path
-from keystead.core.errors import KeysteadError, NotFound
+from keystead.core.errors import KeysteadError, NetworkError, NotFound
 
 from ._confirm_protocol import Decision, answer_prompt
 from ._prompt import Prompt
@@ -57,12 +60,14 @@ class DevicePromptSource:
 
     # ------------------------------------------------------------- receiving
     def _fetch(self, after: int, wait: float) -> list[Received]:
-        url = path("accounts", self.device.account, "spool", CHANNEL)
-        resp = self.device.client.get(url, params={"after": after, "wait": int(wait)},
-                                      timeout=wait + 30)
-        messages = resp["messages"]
-        if messages:
-            self._cursor = max(self._cursor, max(m["id"] for m in messages))
+        url = path("confirm", self.device.account, "prompts")
+        params = {"after": after, "wait": f"{wait:.3f}"}
+        try:
+            resp = self.device.client.get(url, params=params, timeout=wait + 30)
+        except NetworkError:  # an idle keep-alive connection the service closed: retry once
+            resp = self.device.client.get(url, params=params, timeout=wait + 30)
+        messages = resp["prompts"]
+        self._cursor = max(self._cursor, int(resp["cursor"]))
         new = [m for m in messages if m["id"] not in self._known]
         self._open(new)
         return [r for m in messages if (r := self._known.get(m["id"])) is not None]

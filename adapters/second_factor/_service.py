@@ -51,7 +51,7 @@ _DUMMY_HASH = "0" * 64
 def confirm_router(ctx: ServiceContext) -> APIRouter:
     r = APIRouter(prefix="/v1/confirm")
     store = ctx.store
-    answered = _Wakeup()
+    answered, posted = _Wakeup(), _Wakeup()
 
     async def relying_party(request: Request, account: str) -> str:
         """The RP an ``Authorization: Bearer`` token stands for, or the requesting device."""
@@ -130,7 +130,29 @@ def confirm_router(ctx: ServiceContext) -> APIRouter:
             raise Conflict("a request with this id already exists") from None
         if secrets.randbelow(64) == 0:
             _purge(ctx, account, now)
+        posted.notify()
         return {"id": request_id, "expires": expires}
+
+    # ---------------------------------------------------------- device: prompts
+    @r.get("/{account}/prompts")
+    async def prompts(account: str, request: Request) -> dict[str, Any]:
+        """Unanswered, unexpired prompts after spool id ``after``; long-polls up to ``wait``."""
+        await ctx.authenticate(request, account=account, scope=CHANNEL)
+        after = _int_param(request, "after", 0, 2**62)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _wait_param(request)
+        while True:
+            msgs = store.spool_get(account, CHANNEL, after, 1000, ctx.now())
+            left = deadline - loop.time()
+            if msgs or left <= 0:
+                break
+            await posted.wait(min(left, POLL))
+        out = []
+        for m in msgs:
+            env = Envelope.from_bytes(m.body)
+            if store.record_get(account, NS_ANSWER, env.request_id) is None:
+                out.append({"id": m.id, "body": b64e(m.body)})
+        return {"prompts": out, "cursor": max([after, *(m.id for m in msgs)])}
 
     @r.get("/{account}/requests/{request_id}/answer")
     async def get_answer(account: str, request_id: str, request: Request) -> dict[str, Any]:
@@ -170,7 +192,9 @@ def confirm_router(ctx: ServiceContext) -> APIRouter:
         if body["decision"] == Decision.REPORT:
             store.record_put(account, NS_REPORT, request_id, canonical_json(
                 {"rp": record.rp, "device": device.name, "at": now}), now)
-        store.spool_delete(account, CHANNEL, record.spool_id)
+        # The prompt stays in the spool until it expires (devices skip answered ones): on
+        # SQLite, deleting the newest spool row lets the next one reuse its id, and a device
+        # waiting "after" that id would never see it.
         answered.notify()
         return {"ok": True}
 
@@ -206,11 +230,26 @@ def _wait_param(request: Request) -> float:
 
 
 def _purge(ctx: ServiceContext, account: str, now: int) -> None:
-    """Drop request and answer records well past their expiry (reports stay)."""
-    for key, value in ctx.store.record_list(account, NS_REQUEST):
-        if RequestRecord.from_bytes(value).expires + PURGE_AFTER < now:
+    """Drop request records, answers and spool messages well past their expiry (reports
+    stay), except the newest spool message: its id must not be reused (see post_answer)."""
+    records = [(key, RequestRecord.from_bytes(value))
+               for key, value in ctx.store.record_list(account, NS_REQUEST)]
+    newest = max((r.spool_id for _, r in records), default=0)
+    for key, record in records:
+        if record.expires + PURGE_AFTER < now and record.spool_id != newest:
+            ctx.store.spool_delete(account, CHANNEL, record.spool_id)
             ctx.store.record_delete(account, NS_REQUEST, key)
             ctx.store.record_delete(account, NS_ANSWER, key)
+
+
+def _int_param(request: Request, name: str, low: int, high: int) -> int:
+    try:
+        value = int(request.query_params.get(name, str(low)))
+    except ValueError:
+        raise FormatError(f"{name} must be an integer") from None
+    if not low <= value <= high:
+        raise FormatError(f"{name} out of range")
+    return value
 
 
 class _Wakeup:
