@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from ..adapter import all_collections, discover
-from ..errors import KeysteadError, StorageError
+from ..errors import StorageError
 from ._common import die, get_passphrase, home, open_device, print_json
 
 
@@ -232,17 +232,16 @@ def sync(json_out: bool) -> None:
 def serve(host: str, port: int, database_url: str | None, workers: int) -> None:
     """Run the service (SQLite in the data folder unless --database-url is given)."""
     import uvicorn
+    from sqlalchemy.exc import SQLAlchemyError
 
-    from ..service import build_app, default_database_url
+    from ..service import app_for, default_database_url, open_context
 
     url = database_url or default_database_url()
     try:
         shown = _redact(url)
-        if workers == 1:
-            application = build_app(url)
-    except KeysteadError:
-        raise
-    except Exception as e:  # a database we cannot open is one line, not a traceback
+        ctx = open_context(url) if workers == 1 else None
+    except (SQLAlchemyError, OSError, ValueError, ImportError) as e:
+        # a database we cannot open is one line, not a traceback
         raise StorageError(f"cannot open the database: {e}".splitlines()[0]) from e
     print(f"keystead service on http://{host}:{port} (database: {shown})",
           file=sys.stderr, flush=True)
@@ -253,7 +252,8 @@ def serve(host: str, port: int, database_url: str | None, workers: int) -> None:
         uvicorn.run("keystead.core.service:app_from_env", factory=True, host=host, port=port,
                     workers=workers, log_level="warning")
         return
-    uvicorn.run(application, host=host, port=port, log_level="warning")
+    assert ctx is not None
+    uvicorn.run(app_for(ctx), host=host, port=port, log_level="warning")
 
 
 def _redact(url: str) -> str:

@@ -12,7 +12,10 @@ from .context import ServiceContext
 from .db import make_engine, migrate
 from .store import Store
 
-__all__ = ["ServiceContext", "Store", "build_app", "create_app", "default_database_url"]
+__all__ = [
+    "ServiceContext", "Store", "app_for", "build_app", "create_app", "default_database_url",
+    "open_context",
+]
 
 
 def default_database_url() -> str:
@@ -23,15 +26,23 @@ def default_database_url() -> str:
     return f"sqlite:///{folder / 'keystead.sqlite'}"
 
 
-def build_app(database_url: str) -> FastAPI:
-    """Migrate the database, then build the app with every installed adapter's routes."""
-    from ..adapter import discover
-
+def open_context(database_url: str) -> ServiceContext:
+    """Connect to the database and bring its schema up to date."""
     engine = make_engine(database_url)
     migrate(engine)
-    ctx = ServiceContext(Store(engine))
+    return ServiceContext(Store(engine))
+
+
+def app_for(ctx: ServiceContext) -> FastAPI:
+    """The app with every installed adapter's routes."""
+    from ..adapter import discover
+
     routers = [r for a in discover().values() if (r := a.router(ctx)) is not None]
     return create_app(ctx, routers)
+
+
+def build_app(database_url: str) -> FastAPI:
+    return app_for(open_context(database_url))
 
 
 def app_from_env() -> FastAPI:
