@@ -1,1 +1,44 @@
-"""Keystead messaging adapter."""
+"""Keystead messaging adapter: direct and group messages, end to end.
+
+A direct message is sealed to the recipient's ``messages`` collection key, so
+each of the recipient's devices reads it through its own grant and a removed
+device is refused at once. A group message is sealed once to a shared key of
+the group's owner, whose members are account grants. Every message travels as
+a versioned envelope signed by the sender's device; see ``docs/MESSAGING.md``.
+
+This module stays light (the CLI imports it to learn ``commands``); the
+protocol, the local store and the service route load only when used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import click
+    from fastapi import APIRouter
+    from keystead.core.service import ServiceContext
+
+__all__ = ["adapter"]
+
+
+class _Adapter:
+    """The messaging application: the ``messages`` collection, ``keystead msg``, one router."""
+
+    name = "messaging"
+    collections = ("messages",)
+    commands = ("msg",)
+
+    def cli_groups(self) -> Mapping[str, click.Command]:
+        from .cli import msg
+
+        return {"msg": msg}
+
+    def router(self, ctx: ServiceContext) -> APIRouter | None:
+        from ._router import messaging_router
+
+        return messaging_router(ctx)
+
+
+adapter = _Adapter()

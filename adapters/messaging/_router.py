@@ -1,0 +1,73 @@
+"""The messaging service routes: a group's member list, and fan-out delivery in one request.
+
+``GET /v1/messaging/groups/{owner}/{name}/members`` answers a device of the
+owner or of a member account (an unexpired account grant to the group key) with
+the member accounts, so any member can send to the group. It carries no
+authority: a name the service adds cannot open anything without a kfrag signed
+by the owner, and envelopes are signed by their senders.
+
+``POST /v1/messaging/deliver`` puts one spool entry per member (the same
+ciphertext, each envelope signed for its recipient) in one request instead of
+one round trip per member. Any live device may post to any spool already; this
+is the same right in bulk, recorded with the same authenticated sender.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Request
+from keystead.core import Forbidden, FormatError, b64d
+
+from . import _labels
+from ._envelope import Group
+
+if TYPE_CHECKING:
+    from keystead.core.service import ServiceContext
+
+__all__ = ["MAX_DELIVERIES", "messaging_router"]
+
+MAX_DELIVERIES = 1000
+MAX_BODY = 1024 * 1024
+
+
+def messaging_router(ctx: ServiceContext) -> APIRouter:
+    r = APIRouter(prefix="/v1/messaging")
+    store = ctx.store
+
+    @r.get("/groups/{owner}/{name}/members")
+    async def members(owner: str, name: str, request: Request) -> dict[str, Any]:
+        device = await ctx.authenticate(request)
+        key = Group(f"{owner}@x", name).key  # checks the name
+        now = ctx.now()
+        grants = [g for g in store.grants(owner, key) if g.target_kind == "account"
+                  and (g.expires is None or g.expires > now)]
+        accounts = sorted({g.target for g in grants})
+        if device.account != owner and device.account not in accounts:
+            raise Forbidden(f"this account is not a member of group {name!r} of {owner}")
+        return {"members": accounts}
+
+    @r.post("/deliver", status_code=201)
+    async def deliver(request: Request) -> dict[str, Any]:
+        device = await ctx.authenticate(request)
+        obj = await ctx.json_body(request)
+        raw = obj.get("deliveries")
+        if not isinstance(raw, list) or not 0 < len(raw) <= MAX_DELIVERIES:
+            raise FormatError(f"between 1 and {MAX_DELIVERIES} deliveries per request")
+        parsed = []
+        for d in raw:
+            if not isinstance(d, dict) or set(d) != {"account", "body"} \
+                    or not isinstance(d["account"], str):
+                raise FormatError("delivery: expected {account, body}")
+            body = b64d(d["body"], what="delivery body")
+            if len(body) > MAX_BODY:
+                raise FormatError("spool messages are 1 MiB at most")
+            parsed.append((d["account"], body))
+        for account in sorted({a for a, _ in parsed}):
+            store.chain_state(account)  # NotFound before anything is stored
+        sender, now = f"{device.account}/{device.id}", ctx.now()
+        ids = [store.spool_put(account, _labels.CHANNEL, sender, body, now)
+               for account, body in parsed]
+        return {"ids": ids}
+
+    return r

@@ -1,0 +1,113 @@
+"""Sending: a direct message to one account, a group message to every member at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from keystead.core import (
+    Device,
+    FormatError,
+    NotFound,
+    b64e,
+    create_shared_key,
+    grant_account,
+    random_bytes,
+    revoke_account,
+    seal_to_key,
+)
+from keystead.core.client import path
+
+from . import _labels
+from ._envelope import Group, body_ad, make_envelope, new_message_id, seal_body
+from ._peers import Peers
+
+__all__ = ["Sent", "add_member", "create_group", "group_members", "remove_member",
+           "send_direct", "send_group"]
+
+
+@dataclass(frozen=True)
+class Sent:
+    id: str
+    recipients: tuple[str, ...]
+
+
+def send_direct(device: Device, to: str, text: str, *, peers: Peers | None = None) -> Sent:
+    """Seal to ``to``'s ``messages`` key, sign, and post to its spool."""
+    peers = peers or Peers(device)
+    address = peers.address(to)
+    chain = peers.chain(address)
+    if _labels.CHANNEL not in chain.collections:
+        raise NotFound(f"{address} cannot receive messages (no messages collection)")
+    message_key, message_id = random_bytes(32), new_message_id()
+    now, me = int(device.clock()), peers.me
+    body = seal_body(message_key, text, body_ad(message_id, me, device.device_id, now, None))
+    wire = make_envelope(device.keys.signing, message_id=message_id, sender=me,
+                         device=device.device_id, to=address, time=now, group=None,
+                         sealed_key=seal_to_key(chain, _labels.CHANNEL, message_key), body=body)
+    name, server = peers.locate(address)
+    device.client_for(server).post(path("accounts", name, "spool", _labels.CHANNEL),
+                                   {"body": b64e(wire)})
+    return Sent(message_id, (address,))
+
+
+def group_members(device: Device, group: Group, peers: Peers) -> list[str]:
+    """The member addresses, from the owner's service (owner or member devices)."""
+    owner, server = peers.locate(group.owner)
+    resp = device.client_for(server).get(
+        path("messaging", "groups", owner, group.name, "members"))
+    host = group.owner.partition("@")[2]
+    return [f"{m}@{host}" for m in resp["members"]]
+
+
+def send_group(device: Device, ref: str, text: str, *, peers: Peers | None = None) -> Sent:
+    """Encrypt once to the group key; deliver a copy, signed for each member, in one request."""
+    peers = peers or Peers(device)
+    group = peers.group(ref)
+    chain = peers.chain(group.owner)
+    if group.key not in chain.collections:
+        raise NotFound(f"no group {group}")
+    members = group_members(device, group, peers)
+    message_key, message_id = random_bytes(32), new_message_id()
+    now, me = int(device.clock()), peers.me
+    body = seal_body(message_key, text, body_ad(message_id, me, device.device_id, now, group))
+    sealed = seal_to_key(chain, group.key, message_key)
+    deliveries = [{"account": peers.locate(m)[0], "body": b64e(make_envelope(
+        device.keys.signing, message_id=message_id, sender=me, device=device.device_id, to=m,
+        time=now, group=group, sealed_key=sealed, body=body))} for m in members]
+    _, server = peers.locate(group.owner)
+    client = device.client_for(server)
+    for start in range(0, len(deliveries), 1000):
+        client.post(path("messaging", "deliver"), {"deliveries": deliveries[start:start + 1000]})
+    return Sent(message_id, tuple(members))
+
+
+def create_group(device: Device, name: str) -> Group:
+    """A new group owned by this account (admin device); this account is its first member."""
+    group = Group(device.address, name)
+    if not create_shared_key(device, group.key):
+        raise FormatError(f"group {name!r} already exists")
+    return group
+
+
+def _local_member(device: Device, peers: Peers, account: str) -> str:
+    name, server = peers.locate(peers.address(account))
+    if server is not None:
+        raise FormatError("group members must be accounts of this service")
+    return name
+
+
+def add_member(device: Device, name: str, account: str) -> str:
+    """Grant ``account`` the group key: it reads and sends from now on."""
+    peers = Peers(device)
+    member = _local_member(device, peers, account)
+    group = Group(device.address, name)
+    grant_account(device, group.key, member)
+    return peers.address(member)
+
+
+def remove_member(device: Device, name: str, account: str) -> str:
+    """Revoke ``account``'s grant: the service refuses it every later message."""
+    peers = Peers(device)
+    member = _local_member(device, peers, account)
+    revoke_account(device, Group(device.address, name).key, member)
+    return peers.address(member)
