@@ -42,10 +42,10 @@ def machine() -> str:
 
 
 @contextmanager
-def service(database_url: str | None = None) -> Iterator[ServiceProcess]:
+def service(database_url: str | None = None, workers: int = 1) -> Iterator[ServiceProcess]:
     with tempfile.TemporaryDirectory(prefix="keystead-bench-") as tmp:
         url = database_url or f"sqlite:///{tmp}/service.sqlite"
-        with ServiceProcess(url, Path(tmp)) as svc:
+        with ServiceProcess(url, Path(tmp), workers=workers) as svc:
             yield svc
 
 

@@ -27,6 +27,7 @@ class ServiceProcess:
     database_url: str
     workdir: Path
     port: int = field(default_factory=free_port)
+    workers: int = 1
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -39,7 +40,7 @@ class ServiceProcess:
         with open(self.workdir / "service.log", "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "keystead.core.cli", "serve", "--port", str(self.port),
-                 "--database-url", self.database_url],
+                 "--database-url", self.database_url, "--workers", str(self.workers)],
                 stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
