@@ -38,7 +38,7 @@ PAGE = 1000
 
 # Reasons a message is refused: short, for the person reading the inbox.
 MALFORMED = "malformed message"
-FORGED = "forged: the signature does not verify"
+FORGED = "the signature does not verify (forged or altered)"
 UNKNOWN_DEVICE = "the sender's chain has no such device"
 REMOVED_DEVICE = "the sender's device has been removed"
 WRONG_POSTER = "posted by another device than the one that signed it"

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from keystead.core import (
+    ChainState,
     Device,
     FormatError,
     NotFound,
+    b64d,
     b64e,
     create_shared_key,
     grant_account,
@@ -31,19 +34,54 @@ class Sent:
     recipients: tuple[str, ...]
 
 
-def send_direct(device: Device, to: str, text: str, *, peers: Peers | None = None) -> Sent:
-    """Seal to ``to``'s ``messages`` key, sign, and post to its spool."""
+SESSION_MESSAGES = 1000
+SESSION_SECONDS = 24 * 3600
+
+
+def _session_key(device: Device, address: str, chain: ChainState, now: int) -> tuple[bytes, bytes]:
+    """The message key (and its capsule) for ``address``, reused for a while.
+
+    Reused until the recipient's ``messages`` collection moves to a new epoch (which removing
+    a device with that scope does), or after SESSION_MESSAGES messages or SESSION_SECONDS:
+    the recipient's devices then open a whole inbox with one re-encryption per session
+    instead of one per message, and whatever is sent after a device removal is under a
+    capsule that device never had re-encrypted."""
+    sessions: dict[str, dict[str, Any]] = device.keystore.data.setdefault(
+        "messaging", {}).setdefault("sessions", {})
+    epoch = chain.collection(_labels.CHANNEL).current_epoch
+    s = sessions.get(address)
+    if s is None or s["epoch"] != epoch or s["count"] >= SESSION_MESSAGES \
+            or not 0 <= now - s["since"] < SESSION_SECONDS:
+        key = random_bytes(32)
+        s = {"epoch": epoch, "since": now, "count": 0, "key": b64e(key),
+             "sealed": b64e(seal_to_key(chain, _labels.CHANNEL, key))}
+    s["count"] += 1
+    sessions[address] = s
+    device.save(durable=False)  # losing it only starts a new session
+    return b64d(s["key"], size=32, what="session key"), b64d(s["sealed"], what="sealed key")
+
+
+def send_direct(device: Device, to: str, text: str, *, peers: Peers | None = None,
+                session: bool = True) -> Sent:
+    """Seal to ``to``'s ``messages`` key, sign, and post to its spool.
+
+    With ``session`` (the default) the message key is reused per recipient for a while (see
+    :func:`_session_key`); without, every message gets its own capsule."""
     peers = peers or Peers(device)
     address = peers.address(to)
     chain = peers.chain(address)
     if _labels.CHANNEL not in chain.collections:
         raise NotFound(f"{address} cannot receive messages (no messages collection)")
-    message_key, message_id = random_bytes(32), new_message_id()
-    now, me = int(device.clock()), peers.me
+    message_id, now, me = new_message_id(), int(device.clock()), peers.me
+    if session:
+        message_key, sealed = _session_key(device, address, chain, now)
+    else:
+        message_key = random_bytes(32)
+        sealed = seal_to_key(chain, _labels.CHANNEL, message_key)
     body = seal_body(message_key, text, body_ad(message_id, me, device.device_id, now, None))
     wire = make_envelope(device.keys.signing, message_id=message_id, sender=me,
                          device=device.device_id, to=address, time=now, group=None,
-                         sealed_key=seal_to_key(chain, _labels.CHANNEL, message_key), body=body)
+                         sealed_key=sealed, body=body)
     name, server = peers.locate(address)
     device.client_for(server).post(path("accounts", name, "spool", _labels.CHANNEL),
                                    {"body": b64e(wire)})
