@@ -21,10 +21,9 @@ from .chain import (
     SignedEntry,
     check_collection,
     check_name,
-    device_id_for,
-    device_statement,
     make_entry,
     sign_device_statement,
+    verify_pairing_request,
 )
 from .client import ServiceClient, path
 from .collections import Collection
@@ -258,15 +257,8 @@ class PairingDetails:
 def pairing_details(device: Device, code: str) -> PairingDetails:
     """What an admin checks before approving: the joining device's keys, fingerprint and SAS."""
     raw = b64d(device.client.get(path("accounts", device.account, "pairing", code))["request"])
-    req = parse_json_object(raw, what="pairing request")
-    body = req.get("device")
-    if not isinstance(body, dict):
-        raise FormatError("pairing request: missing device")
-    sig = b64d(req.get("statement_sig"), size=64, what="statement signature")
-    key = VerifyKey(b64d(body.get("signing_key"), size=32, what="signing key"))
-    if body.get("id") != device_id_for(key):
-        raise VerificationError("pairing request: device id does not match its key")
-    key.verify(labels.CHAIN_DEVICE_COUNTERSIGN, device_statement(device.account, body), sig)
+    body, sig, key = verify_pairing_request(
+        device.account, parse_json_object(raw, what="pairing request"))
     account_key = device.chain().account_key.raw
     return PairingDetails(code, body, sig, key.fingerprint,
                           short_authentication_string(code, key.raw, account_key))

@@ -216,6 +216,21 @@ def device_statement(account: str, body: Mapping[str, Any]) -> bytes:
     return canonical_json({"account": account, **{k: body.get(k) for k in _STATEMENT_FIELDS}})
 
 
+def verify_pairing_request(account: str, obj: Mapping[str, Any]) -> tuple[dict[str, Any], bytes,
+                                                                     VerifyKey]:
+    """Check a joining device's request ``{device, statement_sig}``: the device proves it
+    holds its signing key and binds its keys to ``account``. Returns (device, sig, key)."""
+    device = obj.get("device")
+    if not isinstance(device, dict):
+        raise FormatError("pairing request: missing device")
+    sig = b64d(obj.get("statement_sig"), size=64, what="statement signature")
+    key = VerifyKey(b64d(device.get("signing_key"), size=32, what="signing key"))
+    if device.get("id") != device_id_for(key):
+        raise VerificationError("pairing request: device id does not match its key")
+    key.verify(labels.CHAIN_DEVICE_COUNTERSIGN, device_statement(account, device), sig)
+    return {k: device.get(k) for k in _STATEMENT_FIELDS}, sig, key
+
+
 def sign_device_statement(device_key: SigningKey, account: str, body: Mapping[str, Any]) -> bytes:
     return device_key.sign(labels.CHAIN_DEVICE_COUNTERSIGN, device_statement(account, body))
 

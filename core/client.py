@@ -75,8 +75,10 @@ class ServiceClient:
                 body: Any = None, signed: bool = True, timeout: float | None = None) -> Any:
         """Send one request; returns the decoded JSON answer or raises a typed error."""
         target = "/v1" + url_path
-        if params:
-            target += "?" + urlencode({k: v for k, v in params.items() if v is not None})
+        # No "?" when every parameter is None: the service would sign a path without it.
+        query = urlencode({k: v for k, v in (params or {}).items() if v is not None})
+        if query:
+            target += "?" + query
         content = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
         headers = {"content-type": "application/json"} if body is not None else {}
         if signed:

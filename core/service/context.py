@@ -36,8 +36,12 @@ class ServiceContext:
         return parse_json_object(await request.body(), what="request body")
 
     async def authenticate(self, request: Request, *, account: str | None = None,
-                           scope: str | None = None, admin: bool = False) -> AuthDevice:
-        """Verify the request's signature and that its device is live (and may do this)."""
+                           scope: str | None = None, admin: bool = False,
+                           live: bool = True) -> AuthDevice:
+        """Verify the request's signature and that its device is live (and may do this).
+
+        ``live=False`` lets a removed device through, for routes whose store call refuses
+        it and records the refusal (re-encryption's audit trail)."""
         auth = parse_auth({k.lower(): v for k, v in request.headers.items()})
         if auth is None:
             raise Forbidden("this request must be signed by a device")
@@ -47,7 +51,7 @@ class ServiceContext:
             path += "?" + request.scope["query_string"].decode("latin-1")
         auth.verify(device.signing_key, method=request.method, path=path,
                     body=await request.body(), now=self.now(), max_skew=self.max_skew)
-        if not device.live:
+        if live and not device.live:
             raise DeviceRemoved("this device has been removed from its account")
         self.store.use_nonce(f"{auth.account}/{auth.device}", auth.nonce, self.now(),
                              self.max_skew)

@@ -342,7 +342,8 @@ class Store:
                         GrantRow.target_kind == kind, GrantRow.target == target)).first()
                     if row is not None:
                         break
-                reason = ("no grant" if row is None
+                reason = ("device removed" if not requester.live
+                          else "no grant" if row is None
                           else "grant expired" if row.expires is not None and row.expires <= now
                           else "")
                 if audit:
@@ -352,6 +353,8 @@ class Store:
                     break
                 kfrags[key] = (row.kfrag, row.target_generation)
         if refused:  # raised after the commit, so the refusal stays on record
+            if not requester.live:
+                raise DeviceRemoved("this device has been removed from its account")
             raise Forbidden(f"no grant lets this device read {refused!r} of {owner}")
         return [(self._reencryptor.reencrypt(capsule, kfrags[key][0]), kfrags[key][1])
                 for key, capsule in requests]

@@ -33,8 +33,8 @@ PUBLIC = {
                               "wait_for_approval"],
     "keystead.core.adapter": ["Adapter", "discover"],
     "keystead.core.testing": ["ServiceProcess", "free_port"],
-    "keystead.core.service": ["ServiceContext", "Store", "build_app", "create_app",
-                              "default_database_url"],
+    "keystead.core.service": ["ServiceContext", "Store", "app_for", "build_app", "create_app",
+                              "default_database_url", "open_context"],
     "keystead.core.cli": ["cli", "die", "get_passphrase", "home", "main", "open_device",
                           "print_json"],
 }
