@@ -1,1 +1,39 @@
-"""Keystead ssh adapter."""
+"""Keystead ssh adapter: the device's key in an ssh-agent, sshd's authorized keys, known hosts.
+
+This module stays light (the CLI imports it to learn ``commands``, and sshd runs
+``keystead ssh authorized-keys`` on every login): the agent, keys and routes load
+only when a command or the service needs them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import click
+    from fastapi import APIRouter
+    from keystead.core.service import ServiceContext
+
+__all__ = ["adapter"]
+
+
+class _Adapter:
+    """SSH: one collection (imported keys, known hosts), one command group, one route."""
+
+    name = "ssh"
+    collections = ("ssh",)
+    commands = ("ssh",)
+
+    def cli_groups(self) -> Mapping[str, click.Command]:
+        from .cli import ssh
+
+        return {"ssh": ssh}
+
+    def router(self, ctx: ServiceContext) -> APIRouter | None:
+        from ._service import ssh_router
+
+        return ssh_router(ctx)
+
+
+adapter = _Adapter()

@@ -1,0 +1,57 @@
+"""Publish the imported keys' public halves (admin devices): sign, then store at the service."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from keystead.core import Conflict, Forbidden, NotFound
+from keystead.core.client import path
+
+from ._device import SshItems
+from ._published import PublishedKeys, sign_published, verify_published
+
+if TYPE_CHECKING:
+    from keystead.core import Device
+    from keystead.core.keys import AccountSecrets
+
+__all__ = ["current_published", "publish_imported", "require_admin_secrets"]
+
+
+def current_published(device: Device) -> PublishedKeys | None:
+    state = device.chain(refresh=False)
+    try:
+        raw = device.client.get(path("ssh", device.account, "published-keys"), signed=False)
+    except NotFound:
+        return None
+    return verify_published(state.account_key, raw, account=device.account)
+
+
+def require_admin_secrets(device: Device) -> AccountSecrets:
+    secrets = device.secrets
+    if secrets is None or device.me().role != "admin":
+        raise Forbidden(
+            "only an admin device can change imported ssh keys: their public "
+            "keys are published signed by the account key"
+        )
+    return secrets
+
+
+def publish_imported(device: Device, items: SshItems) -> PublishedKeys:
+    """Sign the list of every imported key's public half with a higher ``seq``; store it."""
+    secrets = require_admin_secrets(device)
+    keys = [k.key.public for k in items.imported_keys()]
+    for _ in range(3):
+        old = current_published(device)
+        new = sign_published(
+            secrets.account_key,
+            device.account,
+            (old.seq if old else 0) + 1,
+            int(device.clock()),
+            keys,
+        )
+        try:
+            device.client.put(path("ssh", device.account, "published-keys"), new.to_json())
+            return new
+        except Conflict:
+            continue  # another admin published meanwhile: sign again on top of theirs
+    raise Conflict("could not publish the imported ssh keys: other admins keep publishing")
