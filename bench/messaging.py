@@ -60,43 +60,83 @@ def main() -> None:
         root = Path(tmp)
         alice = new_account(svc, root, "alice", ("messages",))
         peers = Peers(alice)
-        for recipient, session, how in (("bob", True, "per-session message key (default)"),
-                                        ("erin", False, "a capsule per message")):
+        for recipient, session, how in (
+            ("bob", True, "per-session message key (default)"),
+            ("erin", False, "a capsule per message"),
+        ):
             admin = new_account(svc, root, recipient, ("messages",))
-            _, wall, cpu = _clock(lambda r=recipient, s=session: [  # type: ignore[misc]
-                send_direct(alice, r, f"message {i}", peers=peers, session=s)
-                for i in range(args.messages)])
-            rows.append({"what": f"send {args.messages} direct, {how}",
-                         "seconds": wall, "cpu_s": cpu, "per_second": args.messages / wall})
+            _, wall, cpu = _clock(
+                lambda r=recipient, s=session: [  # type: ignore[misc]
+                    send_direct(alice, r, f"message {i}", peers=peers, session=s)
+                    for i in range(args.messages)
+                ]
+            )
+            rows.append(
+                {
+                    "what": f"send {args.messages} direct, {how}",
+                    "seconds": wall,
+                    "cpu_s": cpu,
+                    "per_second": args.messages / wall,
+                }
+            )
             reader = join(admin, root, "reader")
             store = MessageStore(reader)
             got, wall, cpu = _clock(lambda d=reader, st=store: fetch_new(d, st))  # type: ignore[misc]
             ok = sum(m.verified for m in got)
             if ok != args.messages:
                 raise SystemExit(f"only {ok} of {args.messages} messages verified")
-            rows.append({"what": f"new device reads an inbox of {args.messages}, {how}",
-                         "seconds": wall, "cpu_s": cpu, "per_second": args.messages / wall})
+            rows.append(
+                {
+                    "what": f"new device reads an inbox of {args.messages}, {how}",
+                    "seconds": wall,
+                    "cpu_s": cpu,
+                    "per_second": args.messages / wall,
+                }
+            )
             _, wall, cpu = _clock(lambda st=store: list(st.all()))  # type: ignore[misc]
-            rows.append({"what": f"list {args.messages} from the local store",
-                         "seconds": wall, "cpu_s": cpu, "per_second": args.messages / wall})
+            rows.append(
+                {
+                    "what": f"list {args.messages} from the local store",
+                    "seconds": wall,
+                    "cpu_s": cpu,
+                    "per_second": args.messages / wall,
+                }
+            )
             store.close()
 
         carol = new_account(svc, root, "carol", ("messages",))
-        members = [new_account(svc, root, f"m{i:03d}", ("messages",))
-                   for i in range(args.members)]
+        members = [new_account(svc, root, f"m{i:03d}", ("messages",)) for i in range(args.members)]
         create_group(carol, "all")
         _, wall, cpu = _clock(lambda: [add_member(carol, "all", m.account) for m in members])
-        rows.append({"what": f"add {args.members} members to a group",
-                     "seconds": wall, "cpu_s": cpu, "per_second": args.members / wall})
+        rows.append(
+            {
+                "what": f"add {args.members} members to a group",
+                "seconds": wall,
+                "cpu_s": cpu,
+                "per_second": args.members / wall,
+            }
+        )
         sent, wall, cpu = _clock(lambda: send_group(carol, "all", "hello, everyone"))
-        rows.append({"what": f"send one group message to {len(sent.recipients)} accounts",
-                     "seconds": wall, "cpu_s": cpu, "per_second": len(sent.recipients) / wall})
+        rows.append(
+            {
+                "what": f"send one group message to {len(sent.recipients)} accounts",
+                "seconds": wall,
+                "cpu_s": cpu,
+                "per_second": len(sent.recipients) / wall,
+            }
+        )
         mstore = MessageStore(members[-1])
         got, wall, cpu = _clock(lambda: fetch_new(members[-1], mstore))
         if [m.verified for m in got] != [True]:
             raise SystemExit(f"the member did not read the group message: {got}")
-        rows.append({"what": "a member reads it (cross-account re-encryption)",
-                     "seconds": wall, "cpu_s": cpu, "per_second": 1 / wall})
+        rows.append(
+            {
+                "what": "a member reads it (cross-account re-encryption)",
+                "seconds": wall,
+                "cpu_s": cpu,
+                "per_second": 1 / wall,
+            }
+        )
         mstore.close()
     report("messaging", rows, args.out)
     for row in (rows[1], rows[4]):

@@ -144,9 +144,20 @@ class Envelope:
 
 def body_ad(message_id: str, sender: str, device: str, time: int, group: Group | None) -> bytes:
     """The body's associated data: the same for every recipient of one message."""
-    return _labels.BODY_AD + b"\x00" + canonical_json({
-        "v": VERSION, "id": message_id, "from": sender, "device": device, "time": time,
-        "group": None if group is None else group.to_json()})
+    return (
+        _labels.BODY_AD
+        + b"\x00"
+        + canonical_json(
+            {
+                "v": VERSION,
+                "id": message_id,
+                "from": sender,
+                "device": device,
+                "time": time,
+                "group": None if group is None else group.to_json(),
+            }
+        )
+    )
 
 
 def new_message_id() -> str:
@@ -171,19 +182,38 @@ def open_body(message_key: bytes, body: bytes, ad: bytes) -> str:
     return text
 
 
-def make_envelope(signing_key: SigningKey, *, message_id: str, sender: str, device: str,
-                  to: str, time: int, group: Group | None, sealed_key: bytes,
-                  body: bytes) -> bytes:
+def make_envelope(
+    signing_key: SigningKey,
+    *,
+    message_id: str,
+    sender: str,
+    device: str,
+    to: str,
+    time: int,
+    group: Group | None,
+    sealed_key: bytes,
+    body: bytes,
+) -> bytes:
     """Sign an envelope with the sender's device key; returns the spool entry's bytes."""
     _address(sender, "from")
     _address(to, "to")
-    raw = canonical_json({
-        "v": VERSION, "id": message_id, "from": sender, "device": device, "to": to,
-        "time": time, "group": None if group is None else group.to_json(),
-        "key": b64e(sealed_key), "body": b64e(body)})
+    raw = canonical_json(
+        {
+            "v": VERSION,
+            "id": message_id,
+            "from": sender,
+            "device": device,
+            "to": to,
+            "time": time,
+            "group": None if group is None else group.to_json(),
+            "key": b64e(sealed_key),
+            "body": b64e(body),
+        }
+    )
     sig = signing_key.sign(_labels.ENVELOPE, raw)
-    return canonical_json({"v": VERSION, "from": sender, "device": device,
-                           "envelope": b64e(raw), "sig": b64e(sig)})
+    return canonical_json(
+        {"v": VERSION, "from": sender, "device": device, "envelope": b64e(raw), "sig": b64e(sig)}
+    )
 
 
 def parse_wire(data: bytes) -> Wire:
@@ -196,8 +226,12 @@ def parse_wire(data: bytes) -> Wire:
     device = obj["device"]
     if not isinstance(device, str) or not _DEVICE_ID.match(device):
         raise FormatError("message: invalid device id")
-    return Wire(_address(obj["from"], "from"), device,
-                b64d(obj["envelope"], what="envelope"), b64d(obj["sig"], size=64, what="sig"))
+    return Wire(
+        _address(obj["from"], "from"),
+        device,
+        b64d(obj["envelope"], what="envelope"),
+        b64d(obj["sig"], size=64, what="sig"),
+    )
 
 
 def verify_envelope(wire: Wire, key: VerifyKey) -> Envelope:
@@ -216,9 +250,17 @@ def verify_envelope(wire: Wire, key: VerifyKey) -> Envelope:
     if not isinstance(time, int) or isinstance(time, bool) or time < 0:
         raise FormatError("envelope: invalid time")
     b64d(obj["id"], size=ID_SIZE, what="message id")
-    return Envelope(obj["id"], wire.sender, wire.device, _address(obj["to"], "to"), time,
-                    _group(obj["group"]), b64d(obj["key"], what="sealed key"),
-                    b64d(obj["body"], what="body"), wire.envelope)
+    return Envelope(
+        obj["id"],
+        wire.sender,
+        wire.device,
+        _address(obj["to"], "to"),
+        time,
+        _group(obj["group"]),
+        b64d(obj["key"], what="sealed key"),
+        b64d(obj["body"], what="body"),
+        wire.envelope,
+    )
 
 
 def _group(value: Any) -> Group | None:

@@ -56,15 +56,17 @@ class SpoolEntry:
     created: int
 
 
-def fetch_new(device: Device, store: MessageStore, *, wait: int = 0,
-              peers: Peers | None = None) -> list[Message]:
+def fetch_new(
+    device: Device, store: MessageStore, *, wait: int = 0, peers: Peers | None = None
+) -> list[Message]:
     """Fetch every spool entry after this device's cursor (long-polling ``wait`` seconds for
     the first), process them, store them; returns the new messages."""
     url = path("accounts", device.account, "spool", _labels.CHANNEL)
     after, entries = store.cursor(), []
     while True:
-        resp = device.client.get(url, params={"after": after, "limit": PAGE,
-                                              "wait": wait or None}, timeout=wait + 30)
+        resp = device.client.get(
+            url, params={"after": after, "limit": PAGE, "wait": wait or None}, timeout=wait + 30
+        )
         page = [_entry(m) for m in resp["messages"]]
         entries += page
         if page:
@@ -79,25 +81,37 @@ def fetch_new(device: Device, store: MessageStore, *, wait: int = 0,
 
 
 def _entry(m: Any) -> SpoolEntry:
-    if not isinstance(m, dict) or not isinstance(m.get("id"), int) \
-            or not isinstance(m.get("sender"), str) or not isinstance(m.get("created"), int):
+    if (
+        not isinstance(m, dict)
+        or not isinstance(m.get("id"), int)
+        or not isinstance(m.get("sender"), str)
+        or not isinstance(m.get("created"), int)
+    ):
         raise FormatError("the service answered with a malformed spool entry")
     return SpoolEntry(m["id"], m["sender"], b64d(m.get("body"), what="spool body"), m["created"])
 
 
-def process(device: Device, store: MessageStore, entries: list[SpoolEntry],
-            peers: Peers) -> tuple[list[dict[str, Any]], list[str]]:
+def process(
+    device: Device, store: MessageStore, entries: list[SpoolEntry], peers: Peers
+) -> tuple[list[dict[str, Any]], list[str]]:
     """Verify and open ``entries``; returns records to store and the replay tags to mark."""
     out: dict[int, dict[str, Any]] = {}
     verified: list[tuple[SpoolEntry, Wire, Envelope, str]] = []
 
-    def refuse(e: SpoolEntry, reason: str, env: Envelope | None = None,
-               wire: Wire | None = None) -> None:
+    def refuse(
+        e: SpoolEntry, reason: str, env: Envelope | None = None, wire: Wire | None = None
+    ) -> None:
         out[e.id] = record(
-            spool=e.id, received=e.created, verified=False, reason=reason,
-            id=env.id if env else None, time=env.time if env else None,
-            sender=wire.sender if wire else None, device=wire.device if wire else None,
-            group=str(env.group) if env and env.group else None)
+            spool=e.id,
+            received=e.created,
+            verified=False,
+            reason=reason,
+            id=env.id if env else None,
+            time=env.time if env else None,
+            sender=wire.sender if wire else None,
+            device=wire.device if wire else None,
+            group=str(env.group) if env and env.group else None,
+        )
 
     wires: list[tuple[SpoolEntry, Wire]] = []
     for e in entries:
@@ -155,7 +169,7 @@ def process(device: Device, store: MessageStore, entries: list[SpoolEntry],
     members = _group_members(device, peers, {env.group for _, _, env, _ in verified if env.group})
     accepted: list[str] = []
     for e, w, env, tag in verified:
-        key = keys.get((env.group and str(env.group), env.sealed_key))
+        key = keys.get((str(env.group) if env.group else None, env.sealed_key))
         if isinstance(key, str):
             refuse(e, key, env, w)
             continue
@@ -174,21 +188,30 @@ def process(device: Device, store: MessageStore, entries: list[SpoolEntry],
         if text is None:
             refuse(e, UNDECRYPTABLE, env, w)
             continue
-        out[e.id] = record(spool=e.id, id=env.id, sender=env.sender, device=env.device,
-                           time=env.time, received=e.created, verified=True, text=text,
-                           group=str(env.group) if env.group else None)
+        out[e.id] = record(
+            spool=e.id,
+            id=env.id,
+            sender=env.sender,
+            device=env.device,
+            time=env.time,
+            received=e.created,
+            verified=True,
+            text=text,
+            group=str(env.group) if env.group else None,
+        )
         accepted.append(tag)
     return [out[e.id] for e in entries], accepted
 
 
-def _open_keys(device: Device, peers: Peers,
-               envelopes: list[Envelope]) -> dict[tuple[str | None, bytes], bytes | str]:
+def _open_keys(
+    device: Device, peers: Peers, envelopes: list[Envelope]
+) -> dict[tuple[str | None, bytes], bytes | str]:
     """Message keys by (group, sealed key): one re-encryption batch per key, identical sealed
     keys opened once. A value that is a string is why that key could not be opened."""
     batches: dict[str | None, list[bytes]] = defaultdict(list)
     groups = {str(env.group): env.group for env in envelopes if env.group}
     for env in envelopes:
-        batch = batches[env.group and str(env.group)]
+        batch = batches[str(env.group) if env.group else None]
         if env.sealed_key not in batch:
             batch.append(env.sealed_key)
     out: dict[tuple[str | None, bytes], bytes | str] = {}
@@ -200,8 +223,9 @@ def _open_keys(device: Device, peers: Peers,
             try:
                 owner = peers.chain(g.owner)
             except KeysteadError as err:
-                out.update({(gref, s): f"cannot verify the group owner's chain: {err}"
-                            for s in sealed})
+                out.update(
+                    {(gref, s): f"cannot verify the group owner's chain: {err}" for s in sealed}
+                )
                 continue
             key, server = g.key, peers.locate(g.owner)[1]
         opened = _open_batch(device, owner, key, sealed, server)
@@ -209,13 +233,13 @@ def _open_keys(device: Device, peers: Peers,
     return out
 
 
-def _open_batch(device: Device, owner: ChainState, key: str, sealed: list[bytes],
-                server: str | None) -> list[bytes | str]:
+def _open_batch(
+    device: Device, owner: ChainState, key: str, sealed: list[bytes], server: str | None
+) -> list[bytes | str]:
     """One batch; if one sealed key spoils it (a bad capsule from a signed but hostile
     sender), open them one by one so only that message is refused."""
     try:
-        opened = open_sealed_to_key(device, owner, key, sealed, context="messaging",
-                                    server=server)
+        opened = open_sealed_to_key(device, owner, key, sealed, context="messaging", server=server)
         return [k if len(k) == 32 else UNDECRYPTABLE for k in opened]
     except Forbidden as err:  # removed device, revoked membership: every one refused
         return [f"refused by the service: {err}"] * len(sealed)
@@ -235,4 +259,3 @@ def _group_members(device: Device, peers: Peers, groups: set[Any]) -> dict[str, 
         except (Forbidden, NotFound) as err:
             out[str(g)] = f"cannot read the group's members: {err}"
     return out
-

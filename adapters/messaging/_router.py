@@ -40,8 +40,11 @@ def messaging_router(ctx: ServiceContext) -> APIRouter:
         device = await ctx.authenticate(request)
         key = Group(f"{owner}@x", name).key  # checks the name
         now = ctx.now()
-        grants = [g for g in store.grants(owner, key) if g.target_kind == "account"
-                  and (g.expires is None or g.expires > now)]
+        grants = [
+            g
+            for g in store.grants(owner, key)
+            if g.target_kind == "account" and (g.expires is None or g.expires > now)
+        ]
         accounts = sorted({g.target for g in grants})
         if device.account != owner and device.account not in accounts:
             raise Forbidden(f"this account is not a member of group {name!r} of {owner}")
@@ -56,8 +59,11 @@ def messaging_router(ctx: ServiceContext) -> APIRouter:
             raise FormatError(f"between 1 and {MAX_DELIVERIES} deliveries per request")
         parsed = []
         for d in raw:
-            if not isinstance(d, dict) or set(d) != {"account", "body"} \
-                    or not isinstance(d["account"], str):
+            if (
+                not isinstance(d, dict)
+                or set(d) != {"account", "body"}
+                or not isinstance(d["account"], str)
+            ):
                 raise FormatError("delivery: expected {account, body}")
             body = b64d(d["body"], what="delivery body")
             if len(body) > MAX_BODY:
@@ -66,8 +72,9 @@ def messaging_router(ctx: ServiceContext) -> APIRouter:
         for account in sorted({a for a, _ in parsed}):
             store.chain_state(account)  # NotFound before anything is stored
         sender, now = f"{device.account}/{device.id}", ctx.now()
-        ids = [store.spool_put(account, _labels.CHANNEL, sender, body, now)
-               for account, body in parsed]
+        ids = [
+            store.spool_put(account, _labels.CHANNEL, sender, body, now) for account, body in parsed
+        ]
         return {"ids": ids}
 
     return r

@@ -24,8 +24,15 @@ from . import _labels
 from ._envelope import Group, body_ad, make_envelope, new_message_id, seal_body
 from ._peers import Peers
 
-__all__ = ["Sent", "add_member", "create_group", "group_members", "remove_member",
-           "send_direct", "send_group"]
+__all__ = [
+    "Sent",
+    "add_member",
+    "create_group",
+    "group_members",
+    "remove_member",
+    "send_direct",
+    "send_group",
+]
 
 
 @dataclass(frozen=True)
@@ -47,22 +54,33 @@ def _session_key(device: Device, address: str, chain: ChainState, now: int) -> t
     instead of one per message, and whatever is sent after a device removal is under a
     capsule that device never had re-encrypted."""
     sessions: dict[str, dict[str, Any]] = device.keystore.data.setdefault(
-        "messaging", {}).setdefault("sessions", {})
+        "messaging", {}
+    ).setdefault("sessions", {})
     epoch = chain.collection(_labels.CHANNEL).current_epoch
     s = sessions.get(address)
-    if s is None or s["epoch"] != epoch or s["count"] >= SESSION_MESSAGES \
-            or not 0 <= now - s["since"] < SESSION_SECONDS:
+    if (
+        s is None
+        or s["epoch"] != epoch
+        or s["count"] >= SESSION_MESSAGES
+        or not 0 <= now - s["since"] < SESSION_SECONDS
+    ):
         key = random_bytes(32)
-        s = {"epoch": epoch, "since": now, "count": 0, "key": b64e(key),
-             "sealed": b64e(seal_to_key(chain, _labels.CHANNEL, key))}
+        s = {
+            "epoch": epoch,
+            "since": now,
+            "count": 0,
+            "key": b64e(key),
+            "sealed": b64e(seal_to_key(chain, _labels.CHANNEL, key)),
+        }
     s["count"] += 1
     sessions[address] = s
     device.save(durable=False)  # losing it only starts a new session
     return b64d(s["key"], size=32, what="session key"), b64d(s["sealed"], what="sealed key")
 
 
-def send_direct(device: Device, to: str, text: str, *, peers: Peers | None = None,
-                session: bool = True) -> Sent:
+def send_direct(
+    device: Device, to: str, text: str, *, peers: Peers | None = None, session: bool = True
+) -> Sent:
     """Seal to ``to``'s ``messages`` key, sign, and post to its spool.
 
     With ``session`` (the default) the message key is reused per recipient for a while (see
@@ -79,20 +97,28 @@ def send_direct(device: Device, to: str, text: str, *, peers: Peers | None = Non
         message_key = random_bytes(32)
         sealed = seal_to_key(chain, _labels.CHANNEL, message_key)
     body = seal_body(message_key, text, body_ad(message_id, me, device.device_id, now, None))
-    wire = make_envelope(device.keys.signing, message_id=message_id, sender=me,
-                         device=device.device_id, to=address, time=now, group=None,
-                         sealed_key=sealed, body=body)
+    wire = make_envelope(
+        device.keys.signing,
+        message_id=message_id,
+        sender=me,
+        device=device.device_id,
+        to=address,
+        time=now,
+        group=None,
+        sealed_key=sealed,
+        body=body,
+    )
     name, server = peers.locate(address)
-    device.client_for(server).post(path("accounts", name, "spool", _labels.CHANNEL),
-                                   {"body": b64e(wire)})
+    device.client_for(server).post(
+        path("accounts", name, "spool", _labels.CHANNEL), {"body": b64e(wire)}
+    )
     return Sent(message_id, (address,))
 
 
 def group_members(device: Device, group: Group, peers: Peers) -> list[str]:
     """The member addresses, from the owner's service (owner or member devices)."""
     owner, server = peers.locate(group.owner)
-    resp = device.client_for(server).get(
-        path("messaging", "groups", owner, group.name, "members"))
+    resp = device.client_for(server).get(path("messaging", "groups", owner, group.name, "members"))
     host = group.owner.partition("@")[2]
     return [f"{m}@{host}" for m in resp["members"]]
 
@@ -109,13 +135,29 @@ def send_group(device: Device, ref: str, text: str, *, peers: Peers | None = Non
     now, me = int(device.clock()), peers.me
     body = seal_body(message_key, text, body_ad(message_id, me, device.device_id, now, group))
     sealed = seal_to_key(chain, group.key, message_key)
-    deliveries = [{"account": peers.locate(m)[0], "body": b64e(make_envelope(
-        device.keys.signing, message_id=message_id, sender=me, device=device.device_id, to=m,
-        time=now, group=group, sealed_key=sealed, body=body))} for m in members]
+    deliveries = [
+        {
+            "account": peers.locate(m)[0],
+            "body": b64e(
+                make_envelope(
+                    device.keys.signing,
+                    message_id=message_id,
+                    sender=me,
+                    device=device.device_id,
+                    to=m,
+                    time=now,
+                    group=group,
+                    sealed_key=sealed,
+                    body=body,
+                )
+            ),
+        }
+        for m in members
+    ]
     _, server = peers.locate(group.owner)
     client = device.client_for(server)
     for start in range(0, len(deliveries), 1000):
-        client.post(path("messaging", "deliver"), {"deliveries": deliveries[start:start + 1000]})
+        client.post(path("messaging", "deliver"), {"deliveries": deliveries[start : start + 1000]})
     return Sent(message_id, tuple(members))
 
 

@@ -50,9 +50,15 @@ class Message:
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "id": str(self.local), "message_id": self.id, "from": self.sender,
-            "device": self.device, "time": self.time, "received": self.received,
-            "verified": self.verified, "text": self.text}
+            "id": str(self.local),
+            "message_id": self.id,
+            "from": self.sender,
+            "device": self.device,
+            "time": self.time,
+            "received": self.received,
+            "verified": self.verified,
+            "text": self.text,
+        }
         if self.group is not None:
             out["group"] = self.group
         if self.reason is not None:
@@ -60,8 +66,18 @@ class Message:
         return out
 
 
-_FIELDS = ("spool", "id", "sender", "device", "time", "received", "group", "verified",
-           "text", "reason")
+_FIELDS = (
+    "spool",
+    "id",
+    "sender",
+    "device",
+    "time",
+    "received",
+    "group",
+    "verified",
+    "text",
+    "reason",
+)
 
 
 class MessageStore:
@@ -75,8 +91,9 @@ class MessageStore:
         self._key = b64d(conf["store_key"], size=32, what="message store key")
         self._ad = _labels.STORE_AD + b"\x00" + device.account.encode()
         device.home.path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._db = sqlite3.connect(device.home.path / "messaging.sqlite", timeout=30,
-                                   isolation_level=None)
+        self._db = sqlite3.connect(
+            device.home.path / "messaging.sqlite", timeout=30, isolation_level=None
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript("""
             CREATE TABLE IF NOT EXISTS messages (local INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -97,7 +114,7 @@ class MessageStore:
         wanted = list(tags)
         out: set[str] = set()
         for start in range(0, len(wanted), 500):
-            chunk = wanted[start:start + 500]
+            chunk = wanted[start : start + 500]
             marks = ",".join("?" * len(chunk))
             q = f"SELECT tag FROM seen WHERE tag IN ({marks})"
             out.update(r[0] for r in self._db.execute(q, chunk))
@@ -116,8 +133,9 @@ class MessageStore:
         try:
             for rec in records:
                 sealed = seal(self._key, canonical_json(rec), self._ad)
-                cur = self._db.execute("INSERT INTO messages (spool, sealed) VALUES (?, ?)",
-                                       (rec["spool"], sealed))
+                cur = self._db.execute(
+                    "INSERT INTO messages (spool, sealed) VALUES (?, ?)", (rec["spool"], sealed)
+                )
                 out.append(Message(local=int(cur.lastrowid or 0), **rec))
             self._db.executemany("INSERT OR IGNORE INTO seen VALUES (?)", [(t,) for t in tags])
             self._db.execute("INSERT OR REPLACE INTO state VALUES ('cursor', ?)", (cursor,))
@@ -147,8 +165,7 @@ class MessageStore:
 
 def record(**fields: Any) -> dict[str, Any]:
     """A record to store, with every field present (None where not known)."""
-    rec = {k: None for k in _FIELDS}
+    rec: dict[str, Any] = dict.fromkeys(_FIELDS)
     rec.update(fields)
     rec["verified"] = bool(rec["verified"])
     return rec
-

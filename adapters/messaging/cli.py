@@ -84,8 +84,12 @@ def send(account: str, text: str | None) -> None:
 
 @msg.command("inbox")
 @json_option
-@click.option("--wait", type=click.IntRange(0, 60), default=0,
-              help="Seconds to wait for a new message when none is waiting")
+@click.option(
+    "--wait",
+    type=click.IntRange(0, 60),
+    default=0,
+    help="Seconds to wait for a new message when none is waiting",
+)
 def inbox(json_out: bool, wait: int) -> None:
     """Fetch new messages and list every message kept on this device, newest last."""
     from ._inbox import fetch_new
@@ -121,8 +125,10 @@ def read(message_id: str, json_out: bool) -> None:
         print_json(m.to_json())
         return
     print(f"id:       {m.local}")
-    print(f"from:     {m.sender or 'unknown'}"
-          + (" (verified)" if m.verified else f" (REFUSED: {m.reason})"))
+    print(
+        f"from:     {m.sender or 'unknown'}"
+        + (" (verified)" if m.verified else f" (REFUSED: {m.reason})")
+    )
     if m.group:
         print(f"group:    {m.group}")
     print(f"time:     {_iso(m.time)}")
@@ -145,8 +151,7 @@ def rm(message_id: str) -> None:
         if m is None:
             die(f"no message {message_id}")
         try:
-            dev.client.delete(path("accounts", dev.account, "spool", _labels.CHANNEL,
-                                   str(m.spool)))
+            dev.client.delete(path("accounts", dev.account, "spool", _labels.CHANNEL, str(m.spool)))
         except NotFound:
             pass  # another device of this account deleted it already
         store.remove(m.local)
@@ -209,13 +214,12 @@ def group_list(json_out: bool) -> None:
         peers = Peers(dev)
         for key in sorted(dev.chain(refresh=False).collections):
             if key.startswith(_labels.GROUP_PREFIX):
-                g = Group(dev.address, key[len(_labels.GROUP_PREFIX):])
+                g = Group(dev.address, key[len(_labels.GROUP_PREFIX) :])
                 try:
                     members: list[str] | None = group_members(dev, g, peers)
                 except Forbidden:
                     members = None
-                rows.append({"group": str(g), "name": g.name, "owner": g.owner,
-                             "members": members})
+                rows.append({"group": str(g), "name": g.name, "owner": g.owner, "members": members})
     if json_out:
         print_json(rows)
         return

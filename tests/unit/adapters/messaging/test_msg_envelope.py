@@ -36,13 +36,23 @@ ALICE, BOB = "alice@svc.test:8470", "bob@svc.test:8470"
 DEVICE = "0123456789abcdef"
 
 
-def _message(key: SigningKey | None = None, *, to: str = BOB, group: Group | None = None,
-             text: str = "hello") -> tuple[bytes, bytes, SigningKey]:
+def _message(
+    key: SigningKey | None = None, *, to: str = BOB, group: Group | None = None, text: str = "hello"
+) -> tuple[bytes, bytes, SigningKey]:
     signer = SigningKey.generate()
     mk, mid = random_bytes(32), new_message_id()
     body = seal_body(mk, text, body_ad(mid, ALICE, DEVICE, 1_700_000_000, group))
-    wire = make_envelope(key or signer, message_id=mid, sender=ALICE, device=DEVICE, to=to,
-                         time=1_700_000_000, group=group, sealed_key=b"k" * 180, body=body)
+    wire = make_envelope(
+        key or signer,
+        message_id=mid,
+        sender=ALICE,
+        device=DEVICE,
+        to=to,
+        time=1_700_000_000,
+        group=group,
+        sealed_key=b"k" * 180,
+        body=body,
+    )
     return wire, mk, signer
 
 
@@ -55,14 +65,19 @@ def _rewrap(wire: bytes, **changes: object) -> bytes:
 def test_adapter_object() -> None:
     assert isinstance(adapter, Adapter)
     assert (adapter.name, adapter.collections, adapter.commands) == (
-        "messaging", ("messages",), ("msg",))
+        "messaging",
+        ("messages",),
+        ("msg",),
+    )
     assert set(adapter.cli_groups()) == {"msg"}
 
 
 def test_importing_the_adapter_stays_light() -> None:
-    code = ("import sys; import keystead.adapters.messaging as a; "
-            "print([m for m in ('httpx', 'fastapi', 'umbral_pre', "
-            "'keystead.adapters.messaging._inbox') if m in sys.modules])")
+    code = (
+        "import sys; import keystead.adapters.messaging as a; "
+        "print([m for m in ('httpx', 'fastapi', 'umbral_pre', "
+        "'keystead.adapters.messaging._inbox') if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -71,7 +86,12 @@ def test_round_trip() -> None:
     wire, mk, signer = _message()
     env = verify_envelope(parse_wire(wire), signer.verify_key)
     assert (env.sender, env.device, env.to, env.time, env.group) == (
-        ALICE, DEVICE, BOB, 1_700_000_000, None)
+        ALICE,
+        DEVICE,
+        BOB,
+        1_700_000_000,
+        None,
+    )
     assert open_body(mk, env.body, env.ad) == "hello"
 
 
@@ -95,8 +115,13 @@ def test_any_altered_field_breaks_the_signature(field: str) -> None:
     wire, _, signer = _message()
     outer = json.loads(wire)
     env = json.loads(b64d(outer["envelope"]))
-    env[field] = {"body": b64e(b"x" * 40), "key": b64e(b"y" * 180), "to": "eve@svc.test:8470",
-                  "time": 1, "id": new_message_id()}[field]
+    env[field] = {
+        "body": b64e(b"x" * 40),
+        "key": b64e(b"y" * 180),
+        "to": "eve@svc.test:8470",
+        "time": 1,
+        "id": new_message_id(),
+    }[field]
     forged = _rewrap(wire, envelope=b64e(canonical_json(env)))
     with pytest.raises(InvalidSignature):
         verify_envelope(parse_wire(forged), signer.verify_key)
@@ -135,12 +160,30 @@ def test_truncated_or_altered_body_does_not_open() -> None:
 
 def test_signed_but_unknown_version_inside() -> None:
     signer = SigningKey.generate()
-    raw = canonical_json({"v": 2, "id": new_message_id(), "from": ALICE, "device": DEVICE,
-                          "to": BOB, "time": 1, "group": None, "key": "", "body": ""})
+    raw = canonical_json(
+        {
+            "v": 2,
+            "id": new_message_id(),
+            "from": ALICE,
+            "device": DEVICE,
+            "to": BOB,
+            "time": 1,
+            "group": None,
+            "key": "",
+            "body": "",
+        }
+    )
     from keystead.adapters.messaging import _labels
 
-    wire = canonical_json({"v": 1, "from": ALICE, "device": DEVICE, "envelope": b64e(raw),
-                           "sig": b64e(signer.sign(_labels.ENVELOPE, raw))})
+    wire = canonical_json(
+        {
+            "v": 1,
+            "from": ALICE,
+            "device": DEVICE,
+            "envelope": b64e(raw),
+            "sig": b64e(signer.sign(_labels.ENVELOPE, raw)),
+        }
+    )
     with pytest.raises(UnsupportedVersion):
         verify_envelope(parse_wire(wire), signer.verify_key)
 

@@ -30,8 +30,22 @@ def test_store_round_trip_is_encrypted_at_rest(tmp_path: Path) -> None:
     dev = _Device(tmp_path)
     store = MessageStore(dev)  # type: ignore[arg-type]
     tag = store.tag("alice@h", "id1")
-    [m] = store.add([record(spool=7, id="id1", sender="alice@h", device="d", time=5,
-                            received=6, verified=True, text="very secret words")], [tag], 7)
+    [m] = store.add(
+        [
+            record(
+                spool=7,
+                id="id1",
+                sender="alice@h",
+                device="d",
+                time=5,
+                received=6,
+                verified=True,
+                text="very secret words",
+            )
+        ],
+        [tag],
+        7,
+    )
     assert store.cursor() == 7 and dev.saved == 1
     assert store.get(m.local) == m and m.to_json()["text"] == "very secret words"
     assert store.seen([tag, store.tag("alice@h", "id2")]) == {tag}
@@ -51,8 +65,14 @@ def test_store_round_trip_is_encrypted_at_rest(tmp_path: Path) -> None:
 
 def test_refused_records_have_no_text_and_ids_are_not_reused(tmp_path: Path) -> None:
     store = MessageStore(_Device(tmp_path))  # type: ignore[arg-type]
-    a, b = store.add([record(spool=1, received=1, verified=False, reason="malformed message"),
-                      record(spool=2, received=1, verified=False, reason="x")], [], 2)
+    a, b = store.add(
+        [
+            record(spool=1, received=1, verified=False, reason="malformed message"),
+            record(spool=2, received=1, verified=False, reason="x"),
+        ],
+        [],
+        2,
+    )
     assert a.to_json()["verified"] is False and a.to_json()["text"] is None
     assert a.to_json()["refused"] == "malformed message"
     store.remove(b.local)
