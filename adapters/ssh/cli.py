@@ -107,15 +107,13 @@ def public_key() -> None:
 )
 def authorized_keys(account: str, server: str, fingerprint: str | None) -> None:
     """For sshd's AuthorizedKeysCommand: the account's live keys, verified; no device needed."""
-    from datetime import UTC, datetime
-
     from ._authorized import authorized_keys as fetch
 
     result = fetch(server, account, fingerprint=fingerprint)
     if result.offline:
         print(
             f"keystead: {server} is unreachable; printing the list verified before "
-            f"(chain entry {result.chain_seq}, cached {datetime.now(UTC):%Y-%m-%d})",
+            f"(chain entry {result.chain_seq}, imported-keys list {result.published_seq})",
             file=sys.stderr,
         )
     sys.stdout.write("".join(line + "\n" for line in result.lines))
