@@ -17,6 +17,7 @@ from .errors import (
     Conflict,
     DeviceRemoved,
     Forbidden,
+    FormatError,
     InvalidSignature,
     KeysteadError,
     NetworkError,
@@ -40,6 +41,7 @@ _ERRORS: dict[str, type[KeysteadError]] = {
     "forbidden": Forbidden,
     "invalid_signature": InvalidSignature,
     "verification_failed": VerificationError,
+    "bad_request": FormatError,
 }
 
 
@@ -72,7 +74,8 @@ class ServiceClient:
         self._http.close()
 
     def request(self, method: str, url_path: str, *, params: Mapping[str, Any] | None = None,
-                body: Any = None, signed: bool = True, timeout: float | None = None) -> Any:
+                body: Any = None, signed: bool = True, timeout: float | None = None,
+                headers: Mapping[str, str] | None = None) -> Any:
         """Send one request; returns the decoded JSON answer or raises a typed error."""
         target = "/v1" + url_path
         # No "?" when every parameter is None: the service would sign a path without it.
@@ -80,7 +83,9 @@ class ServiceClient:
         if query:
             target += "?" + query
         content = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+        extra = headers
         headers = {"content-type": "application/json"} if body is not None else {}
+        headers.update(extra or {})
         if signed:
             if self.signer is None:
                 raise ValueError("this client has no device to sign with")

@@ -114,11 +114,15 @@ class SpoolRow(Base):
     body: Mapped[bytes] = mapped_column(LargeBinary)
     created: Mapped[int] = mapped_column(BigInteger)
     expires: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    __table_args__ = (Index("ix_spool_channel", "account", "channel", "id"),)
+    # AUTOINCREMENT: SQLite would otherwise reuse the id of a deleted newest message, and a
+    # reader waiting "after" that id would never see the new one.
+    __table_args__ = (Index("ix_spool_channel", "account", "channel", "id"),
+                      {"sqlite_autoincrement": True})
 
 
 class AuditRow(Base):
     __tablename__ = "audit"
+    __table_args__ = {"sqlite_autoincrement": True}
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     account: Mapped[str] = mapped_column(String(64), index=True)
     key: Mapped[str] = mapped_column(String(128))

@@ -49,4 +49,23 @@ def test_upgrade_twice_is_harmless(empty_engine: Engine) -> None:
     migrate(empty_engine)
     migrate(empty_engine)
     with empty_engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+
+
+def test_spool_ids_are_never_reused_after_a_delete(tmp_path):
+    """Upgraded from 0001, SQLite must not hand the id of a deleted newest message out again."""
+    from keystead.core.service.db import make_engine, migrate
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'spool.sqlite'}")
+    migrate(engine)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO spool (account, channel, sender, body, created) "
+                          "VALUES ('a', 'c', 's', x'00', 0)"))
+        first = conn.execute(text("SELECT max(id) FROM spool")).scalar()
+        conn.execute(text("DELETE FROM spool"))
+        conn.execute(text("INSERT INTO spool (account, channel, sender, body, created) "
+                          "VALUES ('a', 'c', 's', x'00', 0)"))
+        second = conn.execute(text("SELECT max(id) FROM spool")).scalar()
+    assert second > first
+    indexes = {i["name"] for i in inspect(engine).get_indexes("spool")}
+    assert "ix_spool_channel" in indexes
