@@ -68,7 +68,10 @@ class ServiceClient:
         self.base_url = base_url.rstrip("/")
         self.signer = signer
         self._clock = clock
-        self._http = httpx.Client(base_url=self.base_url, transport=transport, timeout=timeout)
+        # Idle connections are dropped well before the server's keep-alive (5 s) closes them,
+        # so a request never races the server's close on a reused connection.
+        self._http = httpx.Client(base_url=self.base_url, transport=transport, timeout=timeout,
+                                  limits=httpx.Limits(keepalive_expiry=2.0))
 
     def close(self) -> None:
         self._http.close()
