@@ -15,6 +15,7 @@ from keystead.core.chain import SignedEntry, make_entry, sign_device_statement
 from keystead.core.crypto import SigningKey
 from keystead.core.errors import (
     Conflict,
+    DeviceRemoved,
     Forbidden,
     FormatError,
     InvalidSignature,
@@ -285,6 +286,23 @@ def test_expired_grant_is_refused_and_audited(a: Acct) -> None:
     records = a.store.audit(a.name)
     assert [(r.allowed, r.reason) for r in records] == [(True, ""), (False, "grant expired")]
 
+
+
+def test_removed_device_is_refused_and_audited(a: Acct) -> None:
+    keys, ch = a.device_entry("phone")
+    a.store.append(a.name, ch.entries)
+    a.store.put_grants(a.name, a.grants(keys, ["notes"]), NOW)
+    capsule = a.store.chain_state(a.name).collection("notes").epochs[1][0]
+    ch = a.chainer()
+    ch.add("device-removed", {"id": keys.device_id})
+    a.store.append(a.name, ch.entries)
+    with pytest.raises(DeviceRemoved):
+        a.store.reencrypt(a.name, [("notes", capsule)], auth(a, keys), "ctx", NOW)
+    with pytest.raises(DeviceRemoved):  # refused without a context too, just not audited
+        a.store.reencrypt(a.name, [("notes", capsule)], auth(a, keys), "", NOW)
+    records = a.store.audit(a.name)
+    assert [(r.grantee_device, r.allowed, r.reason) for r in records] == [
+        (keys.device_id, False, "device removed")]
 
 # ------------------------------------------------------------------------------- nonces
 def test_replayed_nonce_is_refused(a: Acct) -> None:
