@@ -92,7 +92,7 @@ def _address(value: object, what: str) -> str:
 
 @dataclass(frozen=True)
 class Group:
-    """A group: its owner's address and its name (the key is ``messaging/group/NAME``)."""
+    """A group: its owner's address and its name (the key is ``messages/group/NAME``)."""
 
     owner: str
     name: str

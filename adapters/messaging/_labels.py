@@ -15,5 +15,5 @@ REPLAY_TAG = b"keystead/v1/messaging/replay-tag"
 CHANNEL = "messages"
 """The spool channel and collection direct messages are sealed to."""
 
-GROUP_PREFIX = "messaging/group/"
-"""Group keys are shared keys of their owner named ``messaging/group/NAME``."""
+GROUP_PREFIX = "messages/group/"
+"""Group keys are shared keys of their owner named ``messages/group/NAME``."""

@@ -342,8 +342,14 @@ class Store:
                         GrantRow.target_kind == kind, GrantRow.target == target)).first()
                     if row is not None:
                         break
+                # The account's own grant to a shared key "SCOPE/..." serves only the owner's
+                # devices that have SCOPE (documents/..., messages/...).
+                scope = key.split("/", 1)[0] if "/" in key else None
+                needs_scope = (not cross and row is not None and row.target_kind == "account"
+                               and scope is not None and scope not in requester.scopes)
                 reason = ("device removed" if not requester.live
                           else "no grant" if row is None
+                          else f"no {scope} scope" if needs_scope
                           else "grant expired" if row.expires is not None and row.expires <= now
                           else "")
                 if audit:

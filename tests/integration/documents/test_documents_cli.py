@@ -103,6 +103,18 @@ def test_owner_devices_need_the_documents_scope(make_account, tmp_path):
     phone_id = phone.json("account", "show", "--json")["device"]["id"]
     records = alice.admin.json("doc", "audit", "--json")
     assert [(r["device"], r["allowed"]) for r in records] == [(phone_id, True)]
+    # The service enforces the scope too: a client that skips its own check is refused.
+    from keystead.adapters.documents import read_header
+    from keystead.core import Device, Forbidden, Home
+
+    with open(kst, "rb") as f:
+        header = read_header(f)
+    with Device.open(Home(watch.path), watch.passphrase) as dev:
+        with pytest.raises(Forbidden):
+            dev.reencrypt(alice.name, [("documents/default", header.capsule)],
+                          context=header.document_id.hex())
+    refused = alice.admin.json("doc", "audit", "--json")[-1]
+    assert not refused["allowed"] and refused["reason"] == "no documents scope"
 
 
 def test_removed_device_is_refused_and_audited(make_account, tmp_path):

@@ -97,7 +97,7 @@ def test_round_trip() -> None:
 
 def test_group_round_trip_and_shared_ciphertext() -> None:
     g = Group("carol@svc.test:8470", "team")
-    assert g.key == "messaging/group/team" and str(g) == "team@carol@svc.test:8470"
+    assert g.key == "messages/group/team" and str(g) == "team@carol@svc.test:8470"
     wire, mk, signer = _message(group=g)
     env = verify_envelope(parse_wire(wire), signer.verify_key)
     assert env.group == g
