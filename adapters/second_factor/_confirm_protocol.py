@@ -243,7 +243,7 @@ class RelyingParty:
             choices = tuple(rng.sample(NUMBERS, self.choices))
             number = rng.choice(choices)
         return Prompt(
-            request_id=b64e(rng.randbytes(REQUEST_ID_BYTES)),
+            request_id=rng.randbytes(REQUEST_ID_BYTES).hex(),
             rp=self.name,
             message=message,
             created=now,

@@ -9,11 +9,12 @@ message read differently on the phone than the RP meant).
 from __future__ import annotations
 
 import hashlib
+import re
 import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-from keystead.core import b64d, canonical_json, parse_json_object
+from keystead.core import canonical_json, parse_json_object
 from keystead.core.errors import FormatError, UnsupportedVersion
 
 __all__ = [
@@ -31,6 +32,14 @@ __all__ = [
 PROMPT_TYPE = "keystead/v1/confirm/prompt"
 VERSION = 1
 REQUEST_ID_BYTES = 16
+_REQUEST_ID = re.compile(f"[0-9a-f]{{{2 * REQUEST_ID_BYTES}}}")
+
+
+def check_request_id(value: object) -> str:
+    """Request ids are lowercase hex: safe in URLs and as a CLI argument (never '-...')."""
+    if not isinstance(value, str) or not _REQUEST_ID.fullmatch(value):
+        raise FormatError("a request id is 32 lowercase hex digits")
+    return value
 MAX_LIFETIME = 3600
 MAX_RP_CHARS = 100
 MAX_MESSAGE_CHARS = 1000
@@ -91,7 +100,7 @@ class Prompt:
     choices: tuple[int, ...]
 
     def __post_init__(self) -> None:
-        b64d(self.request_id, size=REQUEST_ID_BYTES, what="request id")
+        check_request_id(self.request_id)
         check_text("the relying party name", self.rp, MAX_RP_CHARS, newlines=False)
         check_text("the message", self.message, MAX_MESSAGE_CHARS, newlines=True)
         check_int("created", self.created)

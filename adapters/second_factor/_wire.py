@@ -20,7 +20,14 @@ from typing import Any
 from keystead.core import b64d, b64e, canonical_json
 from keystead.core.errors import Forbidden, FormatError
 
-from ._prompt import MAX_LIFETIME, REQUEST_ID_BYTES, VERSION, check_int, check_keys, parse_canonical
+from ._prompt import (
+    MAX_LIFETIME,
+    VERSION,
+    check_int,
+    check_keys,
+    check_request_id,
+    parse_canonical,
+)
 
 __all__ = [
     "CHANNEL",
@@ -85,13 +92,6 @@ def token_hash(token: str) -> str:
 
 def token_matches(token: str, stored_hash: str) -> bool:
     return hmac.compare_digest(token_hash(token).encode(), stored_hash.encode())
-
-
-def check_request_id(value: object) -> str:
-    if not isinstance(value, str):
-        raise FormatError("the request id must be a string")
-    b64d(value, size=REQUEST_ID_BYTES, what="request id")
-    return value
 
 
 @dataclass(frozen=True)

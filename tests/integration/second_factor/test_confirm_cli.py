@@ -33,8 +33,8 @@ from keystead.core import (
     Conflict,
     DeviceRemoved,
     Forbidden,
+    FormatError,
     NotFound,
-    ServiceError,
     b64d,
     b64e,
 )
@@ -176,10 +176,9 @@ def test_replayed_answers_are_refused(world):
         with pytest.raises(Conflict):
             phone.client.post(f"/confirm/{phone.account}/requests/{first.request_id}/answer",
                               {"answer": b64e(answer)})
-        with pytest.raises(ServiceError) as refused:  # nor request 1's answer for request 2
+        with pytest.raises(FormatError):  # nor request 1's answer for request 2 (400)
             phone.client.post(f"/confirm/{phone.account}/requests/{second.request_id}/answer",
                               {"answer": b64e(answer)})
-        assert refused.value.status == 400
 
 
 def test_an_answer_for_a_different_prompt_is_refused(world):
@@ -213,10 +212,10 @@ def test_an_expired_request_cannot_be_answered_or_verified(world):
         time.sleep(2.1)
         with pytest.raises(RequestExpired):
             src.answer(received.prompt.request_id, Decision.APPROVE, None)
-        with pytest.raises(ServiceError) as late:  # the service refuses a late answer too
+        with pytest.raises(FormatError) as late:  # the service refuses a late answer too
             phone.client.post(f"/confirm/{phone.account}/requests/{pending.request_id}/answer",
                               {"answer": b64e(answer)})
-        assert late.value.status == 400 and "expired" in str(late.value)
+        assert "expired" in str(late.value)
         with pytest.raises(RequestExpired):
             rp.verify(pending, answer)
         assert rp.wait(pending).status == "expired"

@@ -245,7 +245,7 @@ def test_prompts_are_random():
     a = BANK.create_prompt("x", NOW)
     b = BANK.create_prompt("x", NOW)
     assert a.request_id != b.request_id
-    assert len(b64url_decode(a.request_id)) == 16
+    assert len(bytes.fromhex(a.request_id)) == 16 and a.request_id == a.request_id.lower()
 
 
 def reencoded(pb, **changes):
