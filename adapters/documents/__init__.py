@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from keystead.core.lazy import lazy_exports
+
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     import click
 
@@ -39,24 +41,24 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from ._stream import DATA_KEY_SIZE, TAG_SIZE, Progress
 
 _LAZY = {
-    "DATA_KEY_SIZE": "_stream",
-    "DEFAULT_CHUNK_SIZE": "_header",
-    "DOCUMENT_ID_SIZE": "_header",
-    "MAGIC_V1": "_labels",
-    "MAX_CHUNK_SIZE": "_header",
-    "MIN_CHUNK_SIZE": "_header",
-    "NONCE_PREFIX_SIZE": "_header",
-    "PAYLOAD_KEY_LABEL": "_labels",
-    "TAG_SIZE": "_stream",
-    "DataKeyProvider": "_document",
-    "Header": "_header",
-    "Progress": "_stream",
-    "open_stream": "_document",
-    "open_to_path": "_document",
-    "protect_stream": "_document",
-    "protect_to_path": "_document",
-    "read_header": "_header",
-    "terminal_progress": "_progress",
+    "DATA_KEY_SIZE": "._stream",
+    "DEFAULT_CHUNK_SIZE": "._header",
+    "DOCUMENT_ID_SIZE": "._header",
+    "MAGIC_V1": "._labels",
+    "MAX_CHUNK_SIZE": "._header",
+    "MIN_CHUNK_SIZE": "._header",
+    "NONCE_PREFIX_SIZE": "._header",
+    "PAYLOAD_KEY_LABEL": "._labels",
+    "TAG_SIZE": "._stream",
+    "DataKeyProvider": "._document",
+    "Header": "._header",
+    "Progress": "._stream",
+    "open_stream": "._document",
+    "open_to_path": "._document",
+    "protect_stream": "._document",
+    "protect_to_path": "._document",
+    "read_header": "._header",
+    "terminal_progress": "._progress",
 }
 
 __all__ = [
@@ -82,20 +84,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Import the format layer on first use (it pulls in ``cryptography``)."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)
 
 
 class _Adapter:
