@@ -73,6 +73,23 @@ class PRESecretKey:
         return PREPublicKey(bytes(self._sk.public_key().to_compressed_bytes()))
 
 
+def sign(sk: PRESecretKey, message: bytes) -> bytes:
+    """An ECDSA signature by an Umbral key (used by the recovery key, which has no Ed25519)."""
+    return bytes(_u.Signer(sk._sk).sign(message).to_be_bytes())
+
+
+def verify(pk: PREPublicKey, message: bytes, signature: bytes) -> None:
+    """Raise ``InvalidSignature`` unless ``signature`` is ``pk``'s over ``message``."""
+    from .errors import InvalidSignature
+
+    try:
+        ok = _u.Signature.from_be_bytes(signature).verify(pk._key(), message)
+    except (ValueError, TypeError) as e:
+        raise InvalidSignature() from e
+    if not ok:
+        raise InvalidSignature()
+
+
 def encrypt(pk: PREPublicKey, plaintext: bytes) -> tuple[bytes, bytes]:
     """Encrypt to ``pk``: returns (capsule, ciphertext)."""
     capsule, ct = _u.encrypt(pk._key(), plaintext)

@@ -22,6 +22,7 @@ from .chain import (
     check_collection,
     check_name,
     make_entry,
+    recovery_append_message,
     sign_device_statement,
     verify_pairing_request,
 )
@@ -309,7 +310,7 @@ def ensure_collections(device: Device, names: Iterable[str]) -> list[str]:
         if d.role == "admin":
             chainer.add("scopes-changed", {"id": d.id, "scopes": sorted({*d.scopes, *missing})})
     device.client.post(path("accounts", device.account, "chain"),
-                       {"entries": [e.to_json() for e in chainer.entries]}, signed=False)
+                       {"entries": [e.to_json() for e in chainer.entries]})
     admins = [d for d in device.chain().live_devices if d.role == "admin"]
     grants = [g for d in admins for g in _grants(secrets, d.id, d.pre_key, missing)]
     device.client.put(path("accounts", device.account, "grants"), {"grants": grants})
@@ -337,7 +338,7 @@ def remove_device(device: Device, name: str) -> DeviceInfo:
     secrets.sharing[gen] = sharing
     chainer.add("sharing-key", {"generation": gen, "public_key": b64e(sharing.public_key.raw)})
     device.client.post(path("accounts", device.account, "chain"),
-                       {"entries": [e.to_json() for e in chainer.entries]}, signed=False)
+                       {"entries": [e.to_json() for e in chainer.entries]})
     device.chain()
     Collection(device, ACCOUNT_COLLECTION).put(f"sharing-{gen}", sharing.to_bytes())
     _publish_secrets(device, secrets)
@@ -365,8 +366,11 @@ def recover_account(home: Home, server: str, account: str, recovery_key: str,
     body = {**keys.public_body(device_name), "role": "admin", "scopes": scopes}
     chainer = _Chainer(secrets, account, state.seq, state.head, clock)
     chainer.add("device-added", body, sign_device_statement(keys.signing, account, body))
+    # Not a live device yet: the recovery key itself authorizes this append.
     anon.post(path("accounts", account, "chain"),
-              {"entries": [e.to_json() for e in chainer.entries]}, signed=False)
+              {"entries": [e.to_json() for e in chainer.entries],
+               "recovery_sig": b64e(_umbral.sign(sk, recovery_append_message(chainer.entries)))},
+              signed=False)
     _new_home(home, server, account, device_name, passphrase, keys, state.account_key)
     device = Device.open(home, passphrase, transport=transport, clock=clock)
     device.set_secrets(secrets)

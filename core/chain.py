@@ -231,6 +231,11 @@ def verify_pairing_request(account: str, obj: Mapping[str, Any]) -> tuple[dict[s
     return {k: device.get(k) for k in _STATEMENT_FIELDS}, sig, key
 
 
+def recovery_append_message(entries: Iterable[SignedEntry]) -> bytes:
+    """What the recovery key signs to append entries without a live admin device."""
+    return labels.RECOVERY_APPEND.encode() + b"\x00" + "".join(e.digest for e in entries).encode()
+
+
 def sign_device_statement(device_key: SigningKey, account: str, body: Mapping[str, Any]) -> bytes:
     return device_key.sign(labels.CHAIN_DEVICE_COUNTERSIGN, device_statement(account, body))
 

@@ -16,8 +16,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .. import _umbral
 from .._encoding import b64d, b64e
-from ..chain import SignedEntry, check_collection, verify_pairing_request
+from ..chain import (
+    SignedEntry,
+    check_collection,
+    recovery_append_message,
+    verify_pairing_request,
+)
 from ..errors import (
     Conflict,
     DeviceRemoved,
@@ -159,9 +165,18 @@ def core_router(ctx: ServiceContext) -> APIRouter:
 
     @r.post("/accounts/{account}/chain")
     async def append(account: str, request: Request) -> dict[str, Any]:
-        # Authorized by the account key's signature on every entry, not by a device:
-        # a recovered device appends itself before it is live.
-        state = store.append(account, _entries(await ctx.json_body(request)))
+        # Every entry is signed by the account key, and the request must also come from a
+        # live admin device, so a removed admin that kept the account key cannot write.
+        # A recovering device is not live yet: the recovery key signs its append instead.
+        obj = await ctx.json_body(request)
+        entries = _entries(obj)
+        if "recovery_sig" in obj:
+            sig = b64d(obj.get("recovery_sig"), what="recovery signature")
+            _umbral.verify(store.chain_state(account).recovery_key,
+                           recovery_append_message(entries), sig)
+        else:
+            await ctx.authenticate(request, account=account, admin=True)
+        state = store.append(account, entries)
         return {"seq": state.seq, "head": state.head}
 
     @r.get("/accounts/{account}/recovery")

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from core_harness import InProcessService
+from core_harness import PASSPHRASE, InProcessService
 from keystead.core import account as acct
 from keystead.core.client import ServiceClient, Signer
 from keystead.core.collections import Collection
@@ -22,6 +22,7 @@ from keystead.core.errors import (
     RateLimited,
     ServiceError,
 )
+from keystead.core.home import Home
 from keystead.core.requests import HEADER_DIGEST, sign_request
 from keystead.core.service.app import MAX_BODY
 from keystead.core.service.store import PAIRING_MAX_FAILURES
@@ -358,3 +359,45 @@ def test_pairing_request_must_prove_the_device_key(svc: InProcessService,
 def test_service_error_type_for_unknown_codes() -> None:
     err = ServiceError("x", 418, "teapot")
     assert err.status == 418 and err.code == "teapot"
+
+
+def _next_entry(dev: Device, secrets_device: Device) -> dict[str, Any]:
+    """A valid, account-signed entry that would add a scope to ``dev``."""
+    from keystead.core.chain import make_entry
+
+    state = secrets_device.chain()
+    secrets = secrets_device.secrets
+    assert secrets is not None
+    entry = make_entry(secrets.account_key, account=state.account, seq=state.seq + 1,
+                       prev=state.head, time=int(secrets_device.clock()),
+                       type="scopes-changed",
+                       body={"id": dev.device_id, "scopes": ["_account", "_admin", "notes"]})
+    return {"entries": [entry.to_json()]}
+
+
+def test_chain_append_needs_a_live_admin_not_only_the_account_key(
+        svc: InProcessService, alice: Device) -> None:
+    """A removed admin keeps the account key; the service must still refuse its appends."""
+    laptop2 = svc.join(alice, "laptop2", role="admin")
+    acct.remove_device(alice, "laptop2")
+    body = _next_entry(laptop2, laptop2)  # laptop2 still holds the account secrets
+    before = snapshot(svc, alice.account)
+    with svc.http() as http:
+        anon = http.post(f"/v1/accounts/{alice.account}/chain", json=body)
+    assert anon.status_code == 403 and anon.json()["error"] == "forbidden"
+    with pytest.raises(DeviceRemoved):
+        laptop2.client.post(f"/accounts/{alice.account}/chain", body)
+    bogus = {**body, "recovery_sig": "AAAA"}
+    with svc.http() as http:
+        forged = http.post(f"/v1/accounts/{alice.account}/chain", json=bogus)
+    assert forged.status_code == 401
+    assert snapshot(svc, alice.account) == before
+    alice.client.post(f"/accounts/{alice.account}/chain", _next_entry(alice, alice))
+
+
+def test_recovery_key_authorizes_the_recovering_devices_append(
+        svc: InProcessService) -> None:
+    admin, recovery = svc.create("rita")
+    dev = acct.recover_account(Home(svc.tmp / "rita-new"), svc.url, "rita", recovery, "new",
+                               PASSPHRASE, transport=svc.transport, clock=svc.clock)
+    assert dev.me().role == "admin"
