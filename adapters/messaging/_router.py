@@ -69,12 +69,8 @@ def messaging_router(ctx: ServiceContext) -> APIRouter:
             if len(body) > MAX_BODY:
                 raise FormatError("spool messages are 1 MiB at most")
             parsed.append((d["account"], body))
-        for account in sorted({a for a, _ in parsed}):
-            store.chain_state(account)  # NotFound before anything is stored
         sender, now = f"{device.account}/{device.id}", ctx.now()
-        ids = [
-            store.spool_put(account, _labels.CHANNEL, sender, body, now) for account, body in parsed
-        ]
+        ids = store.spool_put_many(_labels.CHANNEL, sender, parsed, now)
         return {"ids": ids}
 
     return r

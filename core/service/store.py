@@ -468,6 +468,21 @@ class Store:
             s.flush()
             return row.id
 
+    def spool_put_many(self, channel: str, sender: str,
+                       messages: Sequence[tuple[str, bytes]], now: int,
+                       expires: int | None = None) -> list[int]:
+        """Deliver to several accounts' spools in one transaction: all or none."""
+        with self._sessions.begin() as s:
+            rows = []
+            for account, body in messages:
+                if s.get(Account, account) is None:
+                    raise NotFound(f"no account {account!r} on this service")
+                rows.append(SpoolRow(account=account, channel=channel, sender=sender,
+                                     body=body, created=now, expires=expires))
+            s.add_all(rows)
+            s.flush()
+            return [r.id for r in rows]
+
     def spool_get(self, account: str, channel: str, after: int, limit: int,
                   now: int) -> list[SpoolMessage]:
         with self._sessions() as s:

@@ -436,3 +436,14 @@ def test_spool_and_records(a: Acct) -> None:
 
 def test_invalid_signature_type_is_a_verification_error() -> None:
     assert issubclass(InvalidSignature, VerificationError)
+
+
+
+def test_spool_put_many_is_all_or_nothing(a: Acct) -> None:
+    """A delivery naming one unknown account stores nothing for the others either."""
+    s = a.store
+    with pytest.raises(NotFound):
+        s.spool_put_many("messages", "b/dev", [(a.name, b"one"), ("nobody-here", b"two")], NOW)
+    assert s.spool_get(a.name, "messages", 0, 10, NOW) == []
+    ids = s.spool_put_many("messages", "b/dev", [(a.name, b"one"), (a.name, b"two")], NOW)
+    assert [m.id for m in s.spool_get(a.name, "messages", 0, 10, NOW)] == ids
