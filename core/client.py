@@ -70,8 +70,11 @@ class ServiceClient:
         self._clock = clock
         # Idle connections are dropped well before the server's keep-alive (5 s) closes them,
         # so a request never races the server's close on a reused connection.
+        # A plain-http service (loopback, tests) needs no TLS context: building one loads the
+        # CA bundle, about 60 ms of every command. https URLs keep full verification.
+        tls = self.base_url.startswith("https:")
         self._http = httpx.Client(base_url=self.base_url, transport=transport, timeout=timeout,
-                                  limits=httpx.Limits(keepalive_expiry=2.0))
+                                  limits=httpx.Limits(keepalive_expiry=2.0), verify=tls)
 
     def close(self) -> None:
         self._http.close()
