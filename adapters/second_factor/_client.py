@@ -10,6 +10,7 @@ chain they verified themselves, and verify the answer against a chain fetched
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -74,7 +75,7 @@ class Outcome:
         return self.status == "reported"
 
 
-class _Asker:
+class _Asker(ABC):
     """What both askers share; subclasses say how to authenticate and fetch the chain."""
 
     name: str
@@ -84,8 +85,9 @@ class _Asker:
         self._used: set[str] = set()
         self._sealing: tuple[float, ChainState] | None = None
 
+    @abstractmethod
     def _chain(self) -> ChainState:
-        raise NotImplementedError
+        """The account's verified chain, fetched now."""
 
     def _sealing_chain(self) -> ChainState:
         """The chain to seal to: refetched once a minute at most. Collection keys do not
@@ -96,9 +98,10 @@ class _Asker:
             self._sealing = (now, self._chain())
         return self._sealing[1]
 
+    @abstractmethod
     def _request(self, method: str, url_path: str, body: Any = None,
                  params: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
-        raise NotImplementedError
+        """One authenticated request to the confirm routes."""
 
     def start(self, message: str, *, lifetime: int = 120,
               number_matching: bool = False) -> PendingRequest:
@@ -150,8 +153,9 @@ class _Asker:
             show_number(pending.number)
         return self.wait(pending)
 
+    @abstractmethod
     def _url(self, *parts: str) -> str:
-        raise NotImplementedError
+        """The path of a confirm route for this account."""
 
 
 class RelyingPartyClient(_Asker):

@@ -35,7 +35,7 @@ pytestmark = pytest.mark.slow
 
 def _require_chromium() -> None:
     if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+        pytest.fail("Debian's chromium is not installed: run scripts/test, which installs it")
 
 
 @pytest.fixture

@@ -41,7 +41,7 @@ def authorized_keys_command(tmp_path: Path) -> str:
 def sshd(tmp_path: Path, authorized_keys_command: str) -> Iterator[Sshd]:
     """A private sshd on 127.0.0.1:free port; stopped and cleaned up afterwards."""
     if os.geteuid() != 0 or not os.path.exists(SSHD):
-        pytest.skip("needs root and OpenSSH's sshd")
+        pytest.fail("needs root and OpenSSH's sshd: run scripts/test as root, which installs it")
     os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
     host = generate_device_key("sshd-host")
     host_file = tmp_path / "ssh_host_ed25519_key"
