@@ -117,7 +117,10 @@ def test_session_bind_rules() -> None:
     core = AgentCore(lambda: [DEVICE])
     session = Session()
     other_host = generate_device_key("other")
-    bad_sig = bind_payload(b"sid")[:-2] + b"\x00\x00"  # corrupt the signature
+    good = bind_payload(b"sid")
+    # flip a bit in the signature's last byte (the very last byte is the forwarding flag);
+    # overwriting it with a constant would leave it unchanged one time in 256
+    bad_sig = good[:-2] + bytes([good[-2] ^ 0x01]) + good[-1:]
     assert core.handle(bad_sig, session) == FAILURE
     assert core.handle(bind_payload(b"fwd", forwarding=True), session) == SUCCESS
     assert core.handle(bind_payload(b"sid"), session) == SUCCESS
