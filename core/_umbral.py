@@ -30,8 +30,6 @@ __all__ = [
 _UmbralVerificationError: type[Exception] = _u.VerificationError  # type: ignore[attr-defined]
 
 CAPSULE_SIZE = 105
-PUBLIC_KEY_SIZE = 33
-SECRET_KEY_SIZE = 32
 
 
 @dataclass(frozen=True)
@@ -135,13 +133,17 @@ def verify_kfrag(
         raise VerificationError("key fragment did not verify") from e
 
 
-def reencrypt(capsule: bytes, kfrag: bytes) -> bytes:
-    """Re-encrypt a capsule with a kfrag the caller has verified when it was stored."""
+def _stored_kfrag(kfrag: bytes) -> _u.VerifiedKeyFrag:
+    """A kfrag that was verified when it was stored (``verify_kfrag``), ready to use."""
     try:
-        vkf = _u.KeyFrag.from_bytes(kfrag).skip_verification()
+        return _u.KeyFrag.from_bytes(kfrag).skip_verification()
     except (ValueError, TypeError) as e:
         raise FormatError("not a key fragment") from e
-    return bytes(_u.reencrypt(_capsule(capsule), vkf))
+
+
+def reencrypt(capsule: bytes, kfrag: bytes) -> bytes:
+    """Re-encrypt a capsule with a kfrag the caller has verified when it was stored."""
+    return bytes(_u.reencrypt(_capsule(capsule), _stored_kfrag(kfrag)))
 
 
 class ReencryptorCache:
@@ -154,10 +156,7 @@ class ReencryptorCache:
     def reencrypt(self, capsule: bytes, kfrag: bytes) -> bytes:
         vkf = self._kfrags.get(kfrag)
         if vkf is None:
-            try:
-                vkf = _u.KeyFrag.from_bytes(kfrag).skip_verification()
-            except (ValueError, TypeError) as e:
-                raise FormatError("not a key fragment") from e
+            vkf = _stored_kfrag(kfrag)
             if len(self._kfrags) >= self._size:
                 self._kfrags.clear()
             self._kfrags[kfrag] = vkf

@@ -357,7 +357,8 @@ def recover_account(home: Home, server: str, account: str, recovery_key: str,
     if state.recovery_key != sk.public_key:
         raise DecryptionFailed("that recovery key does not belong to this account")
     blob = b64d(anon.get(path("accounts", account, "recovery"), signed=False)["blob"])
-    secrets = AccountSecrets.from_bytes(_umbral.decrypt(sk, blob[:105], blob[105:]))
+    cut = _umbral.CAPSULE_SIZE
+    secrets = AccountSecrets.from_bytes(_umbral.decrypt(sk, blob[:cut], blob[cut:]))
     if secrets.account_key.verify_key != state.account_key:
         raise VerificationError("the recovered secrets do not match the account chain")
     keys = DeviceKeys.generate()

@@ -160,11 +160,6 @@ class LocalCache:
     def unqueue(self, collection: str, item_id: str) -> None:
         self._db.execute("DELETE FROM pending WHERE collection=? AND id=?", (collection, item_id))
 
-    def clear(self, collection: str) -> None:
-        with self._tx():
-            for table in ("items", "cursors", "pending"):
-                self._db.execute(f"DELETE FROM {table} WHERE collection=?", (collection,))
-
     def _tx(self) -> _Tx:
         return _Tx(self._db)
 

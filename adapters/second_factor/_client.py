@@ -19,13 +19,6 @@ from keystead.core import ChainState, b64d, b64e, seal_to_key
 from keystead.core.client import ServiceClient, path
 from keystead.core.device import fetch_chain
 from keystead.core.errors import (
-    Conflict,
-    Forbidden,
-    FormatError,
-    KeysteadError,
-    NetworkError,
-    NotFound,
-    ServiceError,
     VerificationError,
 )
 
@@ -167,21 +160,18 @@ class RelyingPartyClient(_Asker):
     def __init__(self, server: str, account: str, token: str, *,
                  fingerprint: str | None = None, clock: Callable[[], float] = time.time,
                  transport: httpx.BaseTransport | None = None) -> None:
-        import httpx
 
         super().__init__()
         self.server, self.account, self.clock = server.rstrip("/"), account, clock
         self.name = rp_of_token(token)
         self.fingerprint = fingerprint.strip() if fingerprint else None
         self._service = ServiceClient(self.server, transport=transport, clock=clock)
-        self._http = httpx.Client(base_url=self.server, transport=transport, timeout=30,
-                                  headers={"authorization": f"Bearer {token.strip()}"})
+        self._auth = {"authorization": f"Bearer {token.strip()}"}
         self._pinned: Any = None
         self._cached: list[Any] = []
 
     def close(self) -> None:
         self._service.close()
-        self._http.close()
 
     def __enter__(self) -> RelyingPartyClient:
         return self
@@ -202,16 +192,9 @@ class RelyingPartyClient(_Asker):
 
     def _request(self, method: str, url_path: str, body: Any = None,
                  params: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
-        import httpx
-
-        try:
-            resp = self._http.request(method, "/v1" + url_path, json=body, params=params,
-                                      timeout=timeout if timeout is not None else 30)
-        except httpx.TransportError as e:
-            raise NetworkError(f"cannot reach the service at {self.server}") from e
-        if resp.status_code >= 400:
-            raise _error(resp)
-        return resp.json()
+        # An RP is no device: its token authenticates it instead of a request signature.
+        return self._service.request(method, url_path, body=body, params=params,
+                                     timeout=timeout, signed=False, headers=self._auth)
 
 
 class _DeviceAsker(_Asker):
@@ -245,20 +228,3 @@ def request_confirmation(device: Device, message: str, *, wait: int = 60,
     except VerificationError:
         return False
 
-
-_ERRORS: dict[str, type[KeysteadError]] = {
-    "conflict": Conflict, "not_found": NotFound, "forbidden": Forbidden,
-    "bad_request": FormatError, "verification_failed": VerificationError,
-}
-
-
-def _error(resp: httpx.Response) -> KeysteadError:
-    try:
-        obj = resp.json()
-        code, message = str(obj.get("error", "")), str(obj.get("message", ""))
-    except (ValueError, AttributeError):
-        code, message = "", resp.text[:200]
-    kind = _ERRORS.get(code)
-    if kind is not None:
-        return kind(message)
-    return ServiceError(f"service error {resp.status_code}: {message}", resp.status_code, code)

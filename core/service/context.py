@@ -29,9 +29,6 @@ class ServiceContext:
     def now(self) -> int:
         return int(self.clock())
 
-    async def body(self, request: Request) -> bytes:
-        return await request.body()
-
     async def json_body(self, request: Request) -> dict[str, Any]:
         return parse_json_object(await request.body(), what="request body")
 

@@ -459,14 +459,7 @@ class Store:
     # ------------------------------------------------------------------- spool
     def spool_put(self, account: str, channel: str, sender: str, body: bytes, now: int,
                   expires: int | None = None) -> int:
-        with self._sessions.begin() as s:
-            if s.get(Account, account) is None:
-                raise NotFound(f"no account {account!r} on this service")
-            row = SpoolRow(account=account, channel=channel, sender=sender, body=body,
-                           created=now, expires=expires)
-            s.add(row)
-            s.flush()
-            return row.id
+        return self.spool_put_many(channel, sender, [(account, body)], now, expires)[0]
 
     def spool_put_many(self, channel: str, sender: str,
                        messages: Sequence[tuple[str, bytes]], now: int,
@@ -542,8 +535,3 @@ def _hash(token: str) -> str:
 def _chunks(seq: Sequence[str], n: int) -> list[Sequence[str]]:
     return [seq[i:i + n] for i in range(0, len(seq), n)]
 
-
-def check_live(device: AuthDevice) -> AuthDevice:
-    if not device.live:
-        raise DeviceRemoved("this device has been removed from its account")
-    return device
