@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, delete, func, select, update
@@ -177,17 +178,24 @@ class Store:
         """Append entries (already signed by the account key) after checking them."""
         if not entries:
             raise FormatError("nothing to append")
+        with self._chain_tx(account) as s:
+            state = self._append(s, account, entries)
+        self._states[account] = state
+        return state
+
+    @contextmanager
+    def _chain_tx(self, account: str) -> Iterator[Session]:
+        """A transaction that writes the chain: on any failure the cached state is dropped,
+        and a concurrent append (same sequence number) becomes a ``Conflict``."""
         try:
             with self._sessions.begin() as s:
-                state = self._append(s, account, entries)
+                yield s
         except IntegrityError:
             self._states.pop(account, None)
             raise Conflict("the chain moved on meanwhile; sync and retry") from None
         except KeysteadError:
             self._states.pop(account, None)
             raise
-        self._states[account] = state
-        return state
 
     def _append(self, s: Session, account: str, entries: Sequence[SignedEntry]) -> ChainState:
         state = self._state(s, account).extend(entries)
@@ -425,26 +433,19 @@ class Store:
         code = code.strip().upper()
         if not entries:
             raise FormatError("nothing to append")
-        try:
-            with self._sessions.begin() as s:
-                row = s.get(PairingRow, code, with_for_update=True)
-                if row is None or row.account != account or row.status != "pending" \
-                        or row.expires < now:
-                    raise NotFound("no such pairing code (wrong, used or expired)")
-                if json.loads(row.request)["device"]["id"] != device_id:
-                    raise VerificationError("the approval is for another device than the code's")
-                before = self._state(s, account)
-                state = self._append(s, account, entries)
-                if device_id in before.devices or device_id not in state.devices:
-                    raise VerificationError("the approval does not add the code's device")
-                self._put_grants(s, account, state, grants, now)
-                row.status = "approved"
-        except IntegrityError:
-            self._states.pop(account, None)
-            raise Conflict("the chain moved on meanwhile; sync and retry") from None
-        except KeysteadError:
-            self._states.pop(account, None)
-            raise
+        with self._chain_tx(account) as s:
+            row = s.get(PairingRow, code, with_for_update=True)
+            if row is None or row.account != account or row.status != "pending" \
+                    or row.expires < now:
+                raise NotFound("no such pairing code (wrong, used or expired)")
+            if json.loads(row.request)["device"]["id"] != device_id:
+                raise VerificationError("the approval is for another device than the code's")
+            before = self._state(s, account)
+            state = self._append(s, account, entries)
+            if device_id in before.devices or device_id not in state.devices:
+                raise VerificationError("the approval does not add the code's device")
+            self._put_grants(s, account, state, grants, now)
+            row.status = "approved"
         self._states[account] = state
 
     def pairing_status(self, code: str, token: str, now: int) -> str:
