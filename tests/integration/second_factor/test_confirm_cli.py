@@ -205,11 +205,12 @@ def test_another_rp_cannot_read_or_use_the_answer(world):
 
 def test_an_expired_request_cannot_be_answered_or_verified(world):
     with _client(world) as rp, opened(world.phone) as phone:
-        pending = rp.start("Short lived", lifetime=1)
+        # long enough for a slow machine to fetch it while it is live (1 s was not, in CI)
+        pending = rp.start("Short lived", lifetime=5)
         src = DevicePromptSource(phone)
         received = src.find(pending.request_id)
         answer = _answer(phone, pending)
-        time.sleep(2.1)
+        time.sleep(max(0.0, pending.prompt.expires - time.time()) + 1.1)
         with pytest.raises(RequestExpired):
             src.answer(received.prompt.request_id, Decision.APPROVE, None)
         with pytest.raises(FormatError) as late:  # the service refuses a late answer too
