@@ -39,6 +39,15 @@ class Adapter(Protocol):
         """Extra service routes, or None."""
         ...
 
+    # Optional members (looked up with getattr, so an adapter may leave them out):
+    #
+    # quick_commands: tuple[tuple[str, ...], ...]
+    #     Command paths, e.g. ("passwords", "get"), that the unlock agent may run
+    #     in-process for the ``keystead`` launcher: they read no stdin, name no
+    #     files relative to the working directory, and need no terminal.
+    # resolver(collection) -> callable | None
+    #     How ``keystead sync`` merges a queued offline edit that met a newer version.
+
 
 def discover(names: Mapping[str, Adapter] | None = None) -> dict[str, Adapter]:
     """Load every installed adapter; a broken one is skipped rather than breaking the rest."""

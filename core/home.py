@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._homedir import home_dir
 from .chain import SignedEntry
 from .errors import FormatError, RollbackDetected, StorageError
 from .items import SealedItem
@@ -36,14 +37,7 @@ class Home:
 
     @classmethod
     def from_env(cls, explicit: str | os.PathLike[str] | None = None) -> Home:
-        if explicit is not None:
-            return cls(Path(explicit))
-        env = os.environ.get("KEYSTEAD_HOME")
-        if env:
-            return cls(Path(env))
-        from platformdirs import user_data_dir
-
-        return cls(Path(user_data_dir("keystead")))
+        return cls(home_dir(explicit))
 
     @property
     def keystore(self) -> Path:

@@ -21,7 +21,7 @@ import pytest
 from keystead.core.testing import ServiceProcess as Service
 
 PASSPHRASE = "correct horse battery staple"
-CLI = [sys.executable, "-m", "keystead.core.cli"]
+CLI = [sys.executable, "-m", "keystead.core.launch"]  # what the `keystead` script runs
 
 
 def unique(prefix: str) -> str:

@@ -21,6 +21,7 @@ class _Adapter:
     name = "passwords"
     collections = ("passwords",)
     commands = ("passwords",)
+    quick_commands = (("passwords", "get"),)  # the unlock agent answers these (see core.unlock)
 
     def cli_groups(self) -> Mapping[str, click.Command]:
         from .cli import passwords

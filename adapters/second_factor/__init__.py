@@ -74,6 +74,7 @@ class _Adapter:
     name = "second_factor"
     collections = ("confirm", "totp")
     commands = ("confirm", "totp")
+    quick_commands = (("totp", "code"),)  # the unlock agent answers these (see core.unlock)
 
     def cli_groups(self) -> Mapping[str, click.Command]:
         from ._cli_confirm import confirm

@@ -1,0 +1,120 @@
+"""The unlock agent's socket protocol, served in a thread: key, quick commands, lock."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from keystead.core import unlock
+from keystead.core.unlock import QuickResult, fetch_key, lock, run_quick, serve
+
+KEY = bytes(range(32))
+
+
+def _echo(argv: list[str], env: dict[str, str]) -> QuickResult | None:
+    if argv[:1] != ["echo"]:
+        return None
+    if argv[1:2] == ["slow"]:
+        time.sleep(1.0)
+    return 3, " ".join(argv[1:]).encode() + b"\n", repr(sorted(env.items())).encode()
+
+
+@pytest.fixture
+def agent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setattr(unlock, "_resident", None)
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    thread = threading.Thread(target=serve, args=(home, KEY, 30, _echo), daemon=True)
+    thread.start()
+    for _ in range(100):
+        if unlock.agent_socket(home).exists():
+            break
+        time.sleep(0.01)
+    # the agent's own process would get its key without a round trip; a client must ask
+    monkeypatch.setattr(unlock, "_resident", None)
+    yield home
+    lock(home)
+    thread.join(5)
+    assert not thread.is_alive()
+
+
+def _raw(home: Path, data: bytes) -> bytes:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(5)
+        s.connect(str(unlock.agent_socket(home)))
+        s.sendall(data)
+        return s.recv(64)
+
+
+def test_it_hands_out_the_key_and_runs_quick_commands(agent: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEYSTEAD_RP_TOKEN", "t")
+    monkeypatch.setenv("KEYSTEAD_PASSPHRASE", "never sent")
+    assert fetch_key(agent) == KEY
+    assert run_quick(agent, ["echo", "a", "b"]) == (
+        3, b"a b\n", repr([("KEYSTEAD_RP_TOKEN", "t")]).encode())
+
+
+def test_a_command_that_is_not_quick_is_left_to_the_caller(agent: Path) -> None:
+    assert run_quick(agent, ["passwords", "add"]) is None
+    assert fetch_key(agent) == KEY  # and the agent goes on
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"R" + struct.pack(">I", 9) + b"not json!",
+    b"R" + struct.pack(">I", 2) + b"[]",
+    b"R" + struct.pack(">I", 1 << 30),
+    b"R" + struct.pack(">I", 100) + b"short",  # and then the client goes away
+    b"?",
+])
+def test_a_malformed_request_is_refused_and_the_agent_goes_on(agent: Path,
+                                                              request_bytes: bytes) -> None:
+    assert _raw(agent, request_bytes) in (b"N", b"")
+    assert run_quick(agent, ["echo", "still", "here"])[1] == b"still here\n"  # type: ignore[index]
+
+
+def test_the_key_is_served_while_a_slow_command_runs(agent: Path) -> None:
+    slow = threading.Thread(target=run_quick, args=(agent, ["echo", "slow"]))
+    slow.start()
+    time.sleep(0.2)
+    started = time.monotonic()
+    assert fetch_key(agent) == KEY
+    assert time.monotonic() - started < 0.5
+    slow.join()
+
+
+def test_no_agent_means_none(tmp_path: Path) -> None:
+    assert fetch_key(tmp_path) is None and run_quick(tmp_path, ["echo"]) is None
+    stale = unlock.agent_socket(tmp_path)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.bind(str(stale))  # a socket file nobody listens on: a crashed agent's
+    assert fetch_key(tmp_path) is None and run_quick(tmp_path, ["echo"]) is None
+    assert not lock(tmp_path)
+
+
+def test_lock_removes_the_socket_at_once(agent: Path) -> None:
+    assert lock(agent)
+    assert not unlock.agent_socket(agent).exists()
+    assert fetch_key(agent) is None
+
+
+def test_an_old_agent_leaving_does_not_remove_a_newer_agents_socket(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    newer_key = bytes(32)
+    old = threading.Thread(target=serve, args=(tmp_path, KEY, 0.5, _echo), daemon=True)
+    old.start()
+    time.sleep(0.1)
+    newer = threading.Thread(target=serve, args=(tmp_path, newer_key, 30, _echo), daemon=True)
+    newer.start()  # replaces the old one's socket, as `keystead unlock` again would
+    time.sleep(0.1)
+    monkeypatch.setattr(unlock, "_resident", None)
+    old.join(5)  # its time is up: it leaves
+    assert fetch_key(tmp_path) == newer_key
+    assert lock(tmp_path)
+    newer.join(5)
+    assert not newer.is_alive()
