@@ -7,9 +7,9 @@ everything else is internal.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from .lazy import lazy_exports
+
+TYPE_CHECKING = False  # not typing's: the launcher imports this package and not typing
 
 _LAZY = {
     "Adapter": "adapter",

@@ -1,20 +1,20 @@
-"""Where a device's home is, without importing anything heavy (the launcher needs it)."""
+"""Where a device's home is, importing nothing heavy: the launcher needs it (a str, not a Path:
+pathlib alone would cost the launcher 5 ms)."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 __all__ = ["home_dir"]
 
 
-def home_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+def home_dir(explicit: str | os.PathLike[str] | None = None) -> str:
     """``explicit``, else ``$KEYSTEAD_HOME``, else the XDG data folder's ``keystead``."""
     if explicit is not None:
-        return Path(explicit)
+        return os.fspath(explicit)
     env = os.environ.get("KEYSTEAD_HOME")
     if env:
-        return Path(env)
+        return env
     from platformdirs import user_data_dir
 
-    return Path(user_data_dir("keystead"))
+    return user_data_dir("keystead")

@@ -37,7 +37,7 @@ class Home:
 
     @classmethod
     def from_env(cls, explicit: str | os.PathLike[str] | None = None) -> Home:
-        return cls(home_dir(explicit))
+        return cls(Path(home_dir(explicit)))
 
     @property
     def keystore(self) -> Path:

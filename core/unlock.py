@@ -18,22 +18,32 @@ Wire format (one request per connection): a command byte, then
 
 * ``K`` → the 32-byte key;
 * ``L`` → ``ok``, and the agent stops;
-* ``R`` + 4-byte length + JSON ``{"argv": [...], "env": {...}}`` → ``N`` (not a
-  quick command: run it yourself) or ``D`` + exit code, stdout and stderr
-  lengths (``>iII``) + stdout + stderr.
+* ``R`` + 4-byte length + 4-byte argument count + the arguments, then
+  ``NAME=value`` environment entries (each NUL-terminated: neither can hold a NUL) →
+  ``N`` (not a quick command: run it yourself) or ``D`` + exit code, stdout and
+  stderr lengths (``>iII``) + stdout + stderr.
+
+The client side imports nothing beyond ``os``, ``struct`` and ``_socket``: the
+launcher's start-up time is most of a quick command's.
 """
 
 from __future__ import annotations
 
-import json
+import _socket  # socket.py's enums and selectors cost ~10 ms of a 30 ms command: see _connect
 import os
-import socket
 import struct
 import sys
-import threading
 import time
-from collections.abc import Callable, Sequence
-from pathlib import Path
+
+TYPE_CHECKING = False  # not typing's: importing typing would double the launcher's imports
+if TYPE_CHECKING:
+    import socket
+    from collections.abc import Callable, Sequence
+
+    Runner = Callable[[list[str], dict[str, str]], "QuickResult | None"]
+
+QuickResult = tuple[int, bytes, bytes]
+"""Exit status, stdout and stderr of a command the agent ran."""
 
 __all__ = ["QuickResult", "agent_socket", "fetch_key", "lock", "run_quick", "serve", "spawn"]
 
@@ -45,24 +55,21 @@ _NOT_SERVED = b"N"
 _RESULT = struct.Struct(">iII")
 _MAX_REQUEST = 1 << 16
 
-QuickResult = tuple[int, bytes, bytes]
-"""Exit status, stdout and stderr of a command the agent ran."""
-
-# In the agent process: the home it serves and its key, so commands it runs
-# in-process get the key without a round trip to themselves.
-_resident: tuple[Path, bytes] | None = None
+# In the agent process: the home it serves (resolved) and its key, so commands
+# it runs in-process get the key without a round trip to themselves.
+_resident: tuple[str, bytes] | None = None
 
 
-def agent_socket(home: Path) -> Path:
-    return home / "agent.sock"
+def agent_socket(home: str | os.PathLike[str]) -> str:
+    return os.path.join(os.fspath(home), "agent.sock")
 
 
 def _peer_uid(conn: socket.socket) -> int:
-    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    creds = conn.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, struct.calcsize("3i"))
     return int(struct.unpack("3i", creds)[1])
 
 
-def _recv_exactly(conn: socket.socket, n: int) -> bytes:
+def _recv_exactly(conn: socket.socket | _socket.socket, n: int) -> bytes:
     data = bytearray()
     while len(data) < n:
         chunk = conn.recv(min(n - len(data), 1 << 20))
@@ -72,52 +79,70 @@ def _recv_exactly(conn: socket.socket, n: int) -> bytes:
     return bytes(data)
 
 
-def _connect(home: Path) -> socket.socket | None:
+def _connect(home: str | os.PathLike[str]) -> _socket.socket | None:
+    """A connection to ``home``'s agent, or None. The plain ``_socket`` type (which the
+    ``socket`` module subclasses) does all a client needs, and imports nothing."""
     path = agent_socket(home)
-    if not path.exists():
+    if not os.path.exists(path):
         return None
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         s.settimeout(2)
-        s.connect(str(path))
+        s.connect(path)
     except OSError:
         s.close()
         return None
     return s
 
 
-def _ask(home: Path, command: bytes) -> bytes | None:
+def _ask(home: str | os.PathLike[str], command: bytes) -> bytes | None:
     s = _connect(home)
     if s is None:
         return None
     try:
-        with s:
-            s.sendall(command)
-            data = b""
-            while len(data) < 32:
-                chunk = s.recv(64)
-                if not chunk:
-                    break
-                data += chunk
-            return data
+        s.sendall(command)
+        data = b""
+        while len(data) < 32:
+            chunk = s.recv(64)
+            if not chunk:
+                break
+            data += chunk
+        return data
     except OSError:
         return None
+    finally:
+        s.close()
 
 
-def fetch_key(home: Path) -> bytes | None:
+def fetch_key(home: str | os.PathLike[str]) -> bytes | None:
     """The keystore key from a running agent, or None."""
-    if _resident is not None and home.resolve() == _resident[0]:
+    if _resident is not None and os.path.realpath(home) == _resident[0]:
         return _resident[1]
     key = _ask(home, _KEY)
     return key if key is not None and len(key) == 32 else None
 
 
-def lock(home: Path) -> bool:
+def lock(home: str | os.PathLike[str]) -> bool:
     """Stop the agent; True if one was running."""
     return _ask(home, _LOCK) is not None
 
 
-def run_quick(home: Path, argv: Sequence[str]) -> QuickResult | None:
+def _encode_request(argv: Sequence[str], env: dict[str, str]) -> bytes:
+    fields = [*argv, *(f"{k}={v}" for k, v in env.items())]
+    return struct.pack(">I", len(argv)) + b"".join(os.fsencode(f) + b"\0" for f in fields)
+
+
+def _decode_request(body: bytes) -> tuple[list[str], dict[str, str]]:
+    if len(body) < 4 or (len(body) > 4 and not body.endswith(b"\0")):
+        raise ValueError("a request is a count, then NUL-terminated fields")
+    (n,) = struct.unpack(">I", body[:4])
+    fields = [os.fsdecode(f) for f in body[4:-1].split(b"\0")] if len(body) > 4 else []
+    if n > len(fields) or not all("=" in e for e in fields[n:]):
+        raise ValueError("a request's environment entries are NAME=value")
+    return fields[:n], dict(e.split("=", 1) for e in fields[n:])
+
+
+def run_quick(home: str | os.PathLike[str], argv: Sequence[str]) -> QuickResult | None:
     """Have ``home``'s agent run ``keystead ARGV``; None when no agent runs it (not
     running, or not a quick command), and the caller runs it itself."""
     s = _connect(home)
@@ -125,24 +150,26 @@ def run_quick(home: Path, argv: Sequence[str]) -> QuickResult | None:
         return None
     env = {k: v for k, v in os.environ.items()
            if k.startswith("KEYSTEAD_") and k not in ("KEYSTEAD_HOME", "KEYSTEAD_PASSPHRASE")}
-    body = json.dumps({"argv": list(argv), "env": env}).encode()
+    body = _encode_request(argv, env)
     try:
-        with s:
-            s.sendall(_RUN + struct.pack(">I", len(body)) + body)
-            if _recv_exactly(s, 1) != _DONE:
-                return None
-            s.settimeout(None)  # the command may sync over the network: as long as it takes
-            code, n_out, n_err = _RESULT.unpack(_recv_exactly(s, _RESULT.size))
-            return code, _recv_exactly(s, n_out), _recv_exactly(s, n_err)
-    except (OSError, ConnectionError, struct.error):
+        s.sendall(_RUN + struct.pack(">I", len(body)) + body)
+        if _recv_exactly(s, 1) != _DONE:
+            return None
+        s.settimeout(None)  # the command may sync over the network: as long as it takes
+        code, n_out, n_err = _RESULT.unpack(_recv_exactly(s, _RESULT.size))
+        return code, _recv_exactly(s, n_out), _recv_exactly(s, n_err)
+    except (OSError, struct.error):
         return None
+    finally:
+        s.close()
 
 
 class _Agent:
     """The agent process's state: the key, the deadline, and one command at a time."""
 
-    def __init__(self, home: Path, key: bytes, seconds: float,
-                 runner: Callable[[list[str], dict[str, str]], QuickResult | None]) -> None:
+    def __init__(self, home: str, key: bytes, seconds: float, runner: Runner) -> None:
+        import threading
+
         self.home, self.key = home, key
         self.deadline = time.monotonic() + seconds
         self.stopping = threading.Event()
@@ -155,9 +182,9 @@ class _Agent:
         """Unlink our socket file, unless a newer agent has already put its own there."""
         path = agent_socket(self.home)
         try:
-            st = path.stat()
+            st = os.stat(path)
             if (st.st_dev, st.st_ino) == self.socket_id:
-                path.unlink()
+                os.unlink(path)
         except FileNotFoundError:
             pass
 
@@ -185,10 +212,8 @@ class _Agent:
             conn.sendall(_NOT_SERVED)
             return
         try:
-            request = json.loads(_recv_exactly(conn, n))
-            argv = [str(a) for a in request["argv"]]
-            env = {str(k): str(v) for k, v in request["env"].items()}
-        except (ValueError, KeyError, TypeError, AttributeError):
+            argv, env = _decode_request(_recv_exactly(conn, n))
+        except ValueError:
             conn.sendall(_NOT_SERVED)
             return
         with self.running:
@@ -201,24 +226,27 @@ class _Agent:
         conn.sendall(_DONE + _RESULT.pack(code, len(out), len(err)) + out + err)
 
 
-def serve(home: Path, key: bytes, seconds: float,
-          runner: Callable[[list[str], dict[str, str]], QuickResult | None] | None = None
-          ) -> None:
+def serve(home: str | os.PathLike[str], key: bytes, seconds: float,
+          runner: Runner | None = None) -> None:
     """Serve ``key`` (and quick commands, through ``runner``) to same-user clients until
     ``seconds`` pass or a lock request comes."""
+    import socket
+    import threading
+
     global _resident
-    home = home.resolve()
-    _resident = (home, key)
-    path = agent_socket(home)
-    path.unlink(missing_ok=True)
-    agent = _Agent(home, key, seconds, runner or (lambda argv, env: None))
+    resolved = os.path.realpath(home)
+    _resident = (resolved, key)
+    path = agent_socket(resolved)
+    if os.path.lexists(path):
+        os.unlink(path)
+    agent = _Agent(resolved, key, seconds, runner or (lambda argv, env: None))
     old = os.umask(0o177)
     try:
         server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        server.bind(str(path))
+        server.bind(path)
     finally:
         os.umask(old)
-    st = path.stat()
+    st = os.stat(path)
     agent.socket_id = (st.st_dev, st.st_ino)
     server.listen(16)
     try:
@@ -234,14 +262,14 @@ def serve(home: Path, key: bytes, seconds: float,
         agent.remove_socket()
 
 
-def spawn(home: Path, key: bytes, seconds: float) -> None:
+def spawn(home: str | os.PathLike[str], key: bytes, seconds: float) -> None:
     """Start a detached agent process for ``home`` and wait until it answers."""
     import subprocess
 
     lock(home)
     env = {k: v for k, v in os.environ.items() if k != "KEYSTEAD_PASSPHRASE"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "keystead.core.cli.agent", str(home.resolve()), str(seconds)],
+        [sys.executable, "-m", "keystead.core.cli.agent", os.path.realpath(home), str(seconds)],
         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True, close_fds=True, env=env)
     assert proc.stdin is not None

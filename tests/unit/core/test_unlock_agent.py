@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 import threading
@@ -21,7 +22,7 @@ def _echo(argv: list[str], env: dict[str, str]) -> QuickResult | None:
         return None
     if argv[1:2] == ["slow"]:
         time.sleep(1.0)
-    return 3, " ".join(argv[1:]).encode() + b"\n", repr(sorted(env.items())).encode()
+    return 3, os.fsencode(" ".join(argv[1:])) + b"\n", repr(sorted(env.items())).encode()
 
 
 @pytest.fixture
@@ -32,7 +33,7 @@ def agent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     thread = threading.Thread(target=serve, args=(home, KEY, 30, _echo), daemon=True)
     thread.start()
     for _ in range(100):
-        if unlock.agent_socket(home).exists():
+        if Path(unlock.agent_socket(home)).exists():
             break
         time.sleep(0.01)
     # the agent's own process would get its key without a round trip; a client must ask
@@ -46,7 +47,7 @@ def agent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 def _raw(home: Path, data: bytes) -> bytes:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(5)
-        s.connect(str(unlock.agent_socket(home)))
+        s.connect(unlock.agent_socket(home))
         s.sendall(data)
         return s.recv(64)
 
@@ -60,6 +61,15 @@ def test_it_hands_out_the_key_and_runs_quick_commands(agent: Path,
         3, b"a b\n", repr([("KEYSTEAD_RP_TOKEN", "t")]).encode())
 
 
+def test_arguments_and_environment_cross_byte_for_byte(agent: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEYSTEAD_X", "a=b=c ü")
+    odd = ["echo", "", "a=b", "ü 😀", "\udcff", "--x=y"]  # \udcff: a non-UTF-8 byte
+    code, out, err = run_quick(agent, odd)  # type: ignore[misc]
+    assert out == os.fsencode(" ".join(odd[1:])) + b"\n"
+    assert ("KEYSTEAD_X", "a=b=c ü") in eval(err)
+
+
 def test_a_command_that_is_not_quick_is_left_to_the_caller(agent: Path) -> None:
     assert run_quick(agent, ["passwords", "add"]) is None
     assert fetch_key(agent) == KEY  # and the agent goes on
@@ -68,6 +78,8 @@ def test_a_command_that_is_not_quick_is_left_to_the_caller(agent: Path) -> None:
 @pytest.mark.parametrize("request_bytes", [
     b"R" + struct.pack(">I", 9) + b"not json!",
     b"R" + struct.pack(">I", 2) + b"[]",
+    b"R" + struct.pack(">I", 9) + struct.pack(">I", 9) + b"echo\0",  # more args than fields
+    b"R" + struct.pack(">I", 10) + struct.pack(">I", 1) + b"echo\0x\0",  # x: not NAME=value
     b"R" + struct.pack(">I", 1 << 30),
     b"R" + struct.pack(">I", 100) + b"short",  # and then the client goes away
     b"?",
@@ -92,14 +104,14 @@ def test_no_agent_means_none(tmp_path: Path) -> None:
     assert fetch_key(tmp_path) is None and run_quick(tmp_path, ["echo"]) is None
     stale = unlock.agent_socket(tmp_path)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.bind(str(stale))  # a socket file nobody listens on: a crashed agent's
+        s.bind(stale)  # a socket file nobody listens on: a crashed agent's
     assert fetch_key(tmp_path) is None and run_quick(tmp_path, ["echo"]) is None
     assert not lock(tmp_path)
 
 
 def test_lock_removes_the_socket_at_once(agent: Path) -> None:
     assert lock(agent)
-    assert not unlock.agent_socket(agent).exists()
+    assert not Path(unlock.agent_socket(agent)).exists()
     assert fetch_key(agent) is None
 
 
