@@ -4,6 +4,7 @@ Debian's oathtool computes; and codes keep coming from the cache while the servi
 from __future__ import annotations
 
 import subprocess
+import sys
 
 URI = "otpauth://totp/Example:alice@example.com?secret=JBSWY3DPEHPK3PXP&issuer=Example"
 HOTP = "otpauth://hotp/Counter:bob?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Counter&counter=5"
@@ -48,3 +49,27 @@ def test_add_on_one_device_code_on_another_matches_oathtool(make_account, servic
 
     acct.admin.run("totp", "rm", "Example:alice@example.com")
     assert [c["name"] for c in phone.json("totp", "list", "--json")] == ["Counter:bob"]
+
+
+def test_with_the_unlock_agent_codes_come_from_it_and_match_oathtool(make_account):
+    phone = make_account("totp").admin
+    phone.run("totp", "add", URI)
+    phone.run("totp", "add", HOTP)
+    phone.run("unlock", "--for", "2m")
+    try:
+        env = phone.env()
+        del env["KEYSTEAD_PASSPHRASE"]
+        got = subprocess.run([sys.executable, "-X", "importtime", "-m", "keystead.core.launch",
+                              "totp", "code", "Example", "--at", "59"],
+                             capture_output=True, text=True, env=env)
+        assert got.returncode == 0, got.stderr[-2000:]
+        assert got.stdout.strip() == oathtool("--totp", "-N", "@59", "JBSWY3DPEHPK3PXP")
+        assert "| click" not in got.stderr  # the agent answered: the launcher never loaded Click
+        # HOTP through the agent still advances the counter, once per code
+        secret = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+        assert phone.run("totp", "code", "bob", env=env).stdout.strip() == oathtool(
+            "-c", "5", secret)
+        assert phone.run("totp", "code", "bob", env=env).stdout.strip() == oathtool(
+            "-c", "6", secret)
+    finally:
+        phone.run("lock")
