@@ -1,0 +1,114 @@
+"""Accounts and their chains, and what request authentication reads: devices and nonces."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Sequence
+
+from sqlalchemy import delete, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..chain import ChainState, SignedEntry, check_name, verify_chain
+from ..crypto import VerifyKey
+from ..errors import Conflict, Forbidden, FormatError, NotFound
+from ._store_base import AuthDevice, StoreBase
+from .models import Account, ChainEntryRow, DeviceRow, GrantRow, NonceRow
+
+__all__ = ["ChainStore"]
+
+
+class ChainStore(StoreBase):
+    """The account chain (appends checked by the clients' own verifier) and authentication."""
+
+    def chain_state(self, account: str) -> ChainState:
+        with self._sessions() as s:
+            return self._state(s, account)
+
+    def chain(self, account: str, after: int = -1) -> list[SignedEntry]:
+        with self._sessions() as s:
+            if s.get(Account, account) is None:
+                raise NotFound(f"no account {account!r} on this service")
+            return self._entries(s, account, after)
+
+    def create_account(self, account: str, entries: Sequence[SignedEntry],
+                       recovery_blob: bytes, now: int) -> ChainState:
+        check_name(account, "account name")
+        state = verify_chain(entries, account=account)
+        try:
+            with self._sessions.begin() as s:
+                s.add(Account(name=account, created=now, item_seq=0, recovery_blob=recovery_blob))
+                s.flush()
+                self._write_entries(s, account, entries, state)
+        except IntegrityError:
+            raise Conflict(f"account {account!r} already exists") from None
+        self._states[account] = state
+        return state
+
+    def _write_entries(self, s: Session, account: str, entries: Sequence[SignedEntry],
+                       state: ChainState) -> None:
+        for e in entries:
+            seq = json.loads(e.entry)["seq"]
+            s.add(ChainEntryRow(account=account, seq=seq, entry=e.entry, sig=e.signature,
+                                device_sig=e.device_signature))
+        for d in state.devices.values():
+            row = s.get(DeviceRow, (account, d.id))
+            scopes = json.dumps(list(d.scopes))
+            if row is None:
+                s.add(DeviceRow(account=account, device_id=d.id, name=d.name, role=d.role,
+                                scopes=scopes, signing_key=d.signing_key.raw, live=d.live))
+            else:
+                if row.live and not d.live:
+                    # Enforcement: a removed device loses every delegation at once.
+                    s.execute(delete(GrantRow).where(GrantRow.account == account,
+                                                     GrantRow.target_kind == "device",
+                                                     GrantRow.target == d.id))
+                row.live, row.role, row.scopes = d.live, d.role, scopes
+        s.flush()
+
+    def append(self, account: str, entries: Sequence[SignedEntry]) -> ChainState:
+        """Append entries (already signed by the account key) after checking them."""
+        if not entries:
+            raise FormatError("nothing to append")
+        with self._chain_tx(account) as s:
+            state = self._append(s, account, entries)
+        self._states[account] = state
+        return state
+
+
+    def _append(self, s: Session, account: str, entries: Sequence[SignedEntry]) -> ChainState:
+        state = self._state(s, account).extend(entries)
+        self._write_entries(s, account, entries, state)
+        return state
+
+    def recovery_blob(self, account: str) -> bytes:
+        with self._sessions() as s:
+            acct = s.get(Account, account)
+            if acct is None or acct.recovery_blob is None:
+                raise NotFound(f"no account {account!r} on this service")
+            return acct.recovery_blob
+
+    def set_recovery_blob(self, account: str, blob: bytes) -> None:
+        with self._sessions.begin() as s:
+            s.execute(update(Account).where(Account.name == account).values(recovery_blob=blob))
+
+    # ---------------------------------------------------------- authentication
+    def device(self, account: str, device_id: str) -> AuthDevice:
+        with self._sessions() as s:
+            row = s.get(DeviceRow, (account, device_id))
+            if row is None:
+                raise Forbidden("unknown device")
+            return AuthDevice(account, row.device_id, row.name, row.role,
+                              tuple(json.loads(row.scopes)), VerifyKey(row.signing_key), row.live)
+
+    def use_nonce(self, device: str, nonce: str, now: int, window: int) -> None:
+        """Record a nonce; a replay within the window is refused."""
+        try:
+            with self._sessions.begin() as s:
+                s.add(NonceRow(device=device, nonce=nonce, time=now))
+                s.flush()
+                if secrets.randbelow(64) == 0:
+                    s.execute(delete(NonceRow).where(NonceRow.time < now - 2 * window))
+        except IntegrityError:
+            raise Forbidden("replayed request") from None

@@ -1,0 +1,149 @@
+"""What accounts keep on the service: sealed items, spooled messages and small records."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from ..errors import Conflict, FormatError, NotFound
+from ..items import SealedItem
+from ._store_base import StoreBase
+from .models import Account, ItemRow, RecordRow, SpoolRow
+
+__all__ = ["DataStore", "SpoolMessage"]
+
+
+@dataclass(frozen=True)
+class SpoolMessage:
+    id: int
+    sender: str
+    body: bytes
+    created: int
+
+
+
+class DataStore(StoreBase):
+    """Items with versions and a per-account change sequence; spools; keyed records."""
+
+    def put_items(self, account: str, collection: str, items: Sequence[SealedItem]) -> list[int]:
+        """Store new versions; each must be exactly one above the stored one (0: new)."""
+        if not items:
+            return []
+        ids = [i.id for i in items]
+        if len(set(ids)) != len(ids):
+            raise FormatError("the same item twice in one write")
+        with self._sessions.begin() as s:
+            acct = s.scalars(select(Account).where(Account.name == account).with_for_update()).one()
+            current = {
+                r.item_id: r
+                for chunk in _chunks(ids, 500)
+                for r in s.scalars(select(ItemRow).where(
+                    ItemRow.account == account, ItemRow.collection == collection,
+                    ItemRow.item_id.in_(chunk)))
+            }
+            stale = [i.id for i in items
+                     if i.version != (current[i.id].version + 1 if i.id in current else 1)]
+            if stale:
+                raise Conflict(f"stale write for item {stale[0]} (sync first)")
+            seqs = []
+            for item in items:
+                acct.item_seq += 1
+                seqs.append(acct.item_seq)
+                row = current.get(item.id)
+                if row is None:
+                    s.add(ItemRow(account=account, collection=collection, item_id=item.id,
+                                  version=item.version, epoch=item.epoch,
+                                  ciphertext=item.ciphertext, deleted=item.deleted,
+                                  seq=acct.item_seq))
+                else:
+                    row.version, row.epoch = item.version, item.epoch
+                    row.ciphertext = item.ciphertext
+                    row.deleted, row.seq = item.deleted, acct.item_seq
+            return seqs
+
+    def changes(self, account: str, collection: str, after: int, limit: int) -> list[SealedItem]:
+        with self._sessions() as s:
+            rows = s.scalars(
+                select(ItemRow).where(ItemRow.account == account,
+                                      ItemRow.collection == collection, ItemRow.seq > after)
+                .order_by(ItemRow.seq).limit(limit))
+            return [SealedItem(r.item_id, r.version, r.epoch, r.ciphertext, r.deleted, r.seq)
+                    for r in rows]
+
+    # ------------------------------------------------------------------- spool
+    def spool_put(self, account: str, channel: str, sender: str, body: bytes, now: int,
+                  expires: int | None = None) -> int:
+        return self.spool_put_many(channel, sender, [(account, body)], now, expires)[0]
+
+    def spool_put_many(self, channel: str, sender: str,
+                       messages: Sequence[tuple[str, bytes]], now: int,
+                       expires: int | None = None) -> list[int]:
+        """Deliver to several accounts' spools in one transaction: all or none."""
+        with self._sessions.begin() as s:
+            rows = []
+            for account, body in messages:
+                if s.get(Account, account) is None:
+                    raise NotFound(f"no account {account!r} on this service")
+                rows.append(SpoolRow(account=account, channel=channel, sender=sender,
+                                     body=body, created=now, expires=expires))
+            s.add_all(rows)
+            s.flush()
+            return [r.id for r in rows]
+
+    def spool_get(self, account: str, channel: str, after: int, limit: int,
+                  now: int) -> list[SpoolMessage]:
+        with self._sessions() as s:
+            rows = s.scalars(select(SpoolRow).where(
+                SpoolRow.account == account, SpoolRow.channel == channel, SpoolRow.id > after)
+                .order_by(SpoolRow.id).limit(limit))
+            return [SpoolMessage(r.id, r.sender, r.body, r.created) for r in rows
+                    if r.expires is None or r.expires > now]
+
+    def spool_delete(self, account: str, channel: str, message_id: int) -> bool:
+        with self._sessions.begin() as s:
+            res = s.execute(delete(SpoolRow).where(
+                SpoolRow.account == account, SpoolRow.channel == channel,
+                SpoolRow.id == message_id))
+            return bool(res.rowcount)  # type: ignore[attr-defined]
+
+    # ----------------------------------------------------------------- records
+    def record_put(self, account: str, namespace: str, key: str, value: bytes, now: int,
+                   *, create_only: bool = False) -> None:
+        try:
+            with self._sessions.begin() as s:
+                row = s.get(RecordRow, (account, namespace, key))
+                if row is not None and create_only:
+                    raise Conflict(f"{namespace} record {key!r} already exists")
+                if row is None:
+                    s.add(RecordRow(account=account, namespace=namespace, key=key, value=value,
+                                    created=now))
+                else:
+                    row.value = value
+        except IntegrityError:
+            raise Conflict(f"{namespace} record {key!r} already exists") from None
+
+    def record_get(self, account: str, namespace: str, key: str) -> bytes | None:
+        with self._sessions() as s:
+            row = s.get(RecordRow, (account, namespace, key))
+            return None if row is None else row.value
+
+    def record_list(self, account: str, namespace: str) -> list[tuple[str, bytes]]:
+        with self._sessions() as s:
+            rows = s.scalars(select(RecordRow).where(
+                RecordRow.account == account, RecordRow.namespace == namespace)
+                .order_by(RecordRow.key))
+            return [(r.key, r.value) for r in rows]
+
+    def record_delete(self, account: str, namespace: str, key: str) -> bool:
+        with self._sessions.begin() as s:
+            res = s.execute(delete(RecordRow).where(
+                RecordRow.account == account, RecordRow.namespace == namespace,
+                RecordRow.key == key))
+            return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+def _chunks(seq: Sequence[str], n: int) -> list[Sequence[str]]:
+    return [seq[i:i + n] for i in range(0, len(seq), n)]
