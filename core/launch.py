@@ -28,10 +28,10 @@ def main() -> None:
 
         result = run_quick(home_dir(), argv)
         if result is not None:
-            code, out, err = result
+            code, chunks = result
             try:
-                _write(1, out)
-                _write(2, err)
+                for fd, data in chunks:
+                    _write(fd, data)
             except BrokenPipeError:
                 raise SystemExit(1) from None
             raise SystemExit(code)

@@ -20,8 +20,9 @@ Wire format (one request per connection): a command byte, then
 * ``L`` → ``ok``, and the agent stops;
 * ``R`` + 4-byte length + 4-byte argument count + the arguments, then
   ``NAME=value`` environment entries (each NUL-terminated: neither can hold a NUL) →
-  ``N`` (not a quick command: run it yourself) or ``D`` + exit code, stdout and
-  stderr lengths (``>iII``) + stdout + stderr.
+  ``N`` (not a quick command: run it yourself) or ``D`` + exit code and chunk
+  count (``>iI``), then each chunk of output as file descriptor (1 or 2) and
+  length (``>BI``) + bytes, in the order the command wrote them.
 
 The client side imports nothing beyond ``os``, ``struct`` and ``_socket``: the
 launcher's start-up time is most of a quick command's.
@@ -42,8 +43,9 @@ if TYPE_CHECKING:
 
     Runner = Callable[[list[str], dict[str, str]], "QuickResult | None"]
 
-QuickResult = tuple[int, bytes, bytes]
-"""Exit status, stdout and stderr of a command the agent ran."""
+QuickResult = tuple[int, list[tuple[int, bytes]]]
+"""A command's exit status, and its output as (1 for stdout or 2 for stderr, bytes) chunks in
+the order it wrote them: a terminal shows them as if the command had run there."""
 
 __all__ = ["QuickResult", "agent_socket", "fetch_key", "lock", "run_quick", "serve", "spawn"]
 
@@ -52,7 +54,8 @@ _LOCK = b"L"
 _RUN = b"R"
 _DONE = b"D"
 _NOT_SERVED = b"N"
-_RESULT = struct.Struct(">iII")
+_RESULT = struct.Struct(">iI")
+_CHUNK = struct.Struct(">BI")
 _MAX_REQUEST = 1 << 16
 
 # In the agent process: the home it serves (resolved) and its key, so commands
@@ -156,8 +159,12 @@ def run_quick(home: str | os.PathLike[str], argv: Sequence[str]) -> QuickResult 
         if _recv_exactly(s, 1) != _DONE:
             return None
         s.settimeout(None)  # the command may sync over the network: as long as it takes
-        code, n_out, n_err = _RESULT.unpack(_recv_exactly(s, _RESULT.size))
-        return code, _recv_exactly(s, n_out), _recv_exactly(s, n_err)
+        code, n = _RESULT.unpack(_recv_exactly(s, _RESULT.size))
+        chunks = []
+        for _ in range(n):
+            fd, size = _CHUNK.unpack(_recv_exactly(s, _CHUNK.size))
+            chunks.append((fd, _recv_exactly(s, size)))
+        return code, chunks
     except (OSError, struct.error):
         return None
     finally:
@@ -221,9 +228,10 @@ class _Agent:
         if result is None:
             conn.sendall(_NOT_SERVED)
             return
-        code, out, err = result
+        code, chunks = result
         conn.settimeout(30)
-        conn.sendall(_DONE + _RESULT.pack(code, len(out), len(err)) + out + err)
+        conn.sendall(b"".join([_DONE, _RESULT.pack(code, len(chunks)),
+                               *(_CHUNK.pack(fd, len(b)) + b for fd, b in chunks)]))
 
 
 def serve(home: str | os.PathLike[str], key: bytes, seconds: float,

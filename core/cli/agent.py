@@ -13,9 +13,13 @@ import os
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..adapter import discover
 from ..unlock import QuickResult, serve
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 __all__ = ["QuickRunner"]
 
@@ -44,9 +48,9 @@ class QuickRunner:
             return None
         from . import main
 
-        out, err = io.BytesIO(), io.BytesIO()
-        text_out = io.TextIOWrapper(out, encoding="utf-8", write_through=True)
-        text_err = io.TextIOWrapper(err, encoding="utf-8", write_through=True)
+        chunks: list[tuple[int, bytes]] = []
+        text_out = io.TextIOWrapper(_Capture(chunks, 1), encoding="utf-8", write_through=True)
+        text_err = io.TextIOWrapper(_Capture(chunks, 2), encoding="utf-8", write_through=True)
         saved_env = {k: v for k, v in os.environ.items() if k.startswith("KEYSTEAD_")}
         saved_streams = sys.stdin, sys.stdout, sys.stderr
         for k in saved_env:
@@ -69,10 +73,31 @@ class QuickRunner:
             for k in [k for k in os.environ if k.startswith("KEYSTEAD_")]:
                 del os.environ[k]
             os.environ.update(saved_env)
-        result = code, out.getvalue(), err.getvalue()
-        text_out.detach()
-        text_err.detach()
-        return result
+        return code, chunks
+
+
+class _Capture(io.BufferedIOBase):
+    """A write-only stream that appends what is written, tagged with its descriptor, to a
+    list shared by stdout and stderr: the order between the two is kept."""
+
+    def __init__(self, chunks: list[tuple[int, bytes]], fd: int) -> None:
+        self.chunks, self.fd = chunks, fd
+
+    @property
+    def name(self) -> str:
+        return "<stdout>" if self.fd == 1 else "<stderr>"
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: ReadableBuffer, /) -> int:
+        data = bytes(b)
+        if data:
+            if self.chunks and self.chunks[-1][0] == self.fd:
+                self.chunks[-1] = (self.fd, self.chunks[-1][1] + data)
+            else:
+                self.chunks.append((self.fd, data))
+        return len(data)
 
 
 def _main() -> None:

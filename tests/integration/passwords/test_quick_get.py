@@ -105,3 +105,12 @@ def test_a_dead_agents_socket_is_ignored(make_account) -> None:  # type: ignore[
         s.bind(str(home.path / "agent.sock"))  # left behind, as by a killed agent
     got = home.run("passwords", "get", "https://example.com/")
     assert got.stdout == "pw\n"
+
+
+def test_stdout_and_stderr_keep_their_order(unlocked) -> None:  # type: ignore[no-untyped-def]
+    env = unlocked.env()
+    del env["KEYSTEAD_PASSPHRASE"]
+    merged = subprocess.run([*LAUNCHER, "passwords", "get", "https://example.com/login"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    assert merged.stdout == (
+        "keystead: matched https://example.com/login (alice) by exact\n" + SECRET + "\n")

@@ -22,7 +22,8 @@ def _echo(argv: list[str], env: dict[str, str]) -> QuickResult | None:
         return None
     if argv[1:2] == ["slow"]:
         time.sleep(1.0)
-    return 3, os.fsencode(" ".join(argv[1:])) + b"\n", repr(sorted(env.items())).encode()
+    out = os.fsencode(" ".join(argv[1:])) + b"\n"
+    return 3, [(2, b"before "), (1, out), (2, repr(sorted(env.items())).encode())]
 
 
 @pytest.fixture
@@ -57,17 +58,17 @@ def test_it_hands_out_the_key_and_runs_quick_commands(agent: Path,
     monkeypatch.setenv("KEYSTEAD_RP_TOKEN", "t")
     monkeypatch.setenv("KEYSTEAD_PASSPHRASE", "never sent")
     assert fetch_key(agent) == KEY
-    assert run_quick(agent, ["echo", "a", "b"]) == (
-        3, b"a b\n", repr([("KEYSTEAD_RP_TOKEN", "t")]).encode())
+    assert run_quick(agent, ["echo", "a", "b"]) == (  # the chunks' order is kept
+        3, [(2, b"before "), (1, b"a b\n"), (2, repr([("KEYSTEAD_RP_TOKEN", "t")]).encode())])
 
 
 def test_arguments_and_environment_cross_byte_for_byte(agent: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KEYSTEAD_X", "a=b=c ü")
     odd = ["echo", "", "a=b", "ü 😀", "\udcff", "--x=y"]  # \udcff: a non-UTF-8 byte
-    code, out, err = run_quick(agent, odd)  # type: ignore[misc]
-    assert out == os.fsencode(" ".join(odd[1:])) + b"\n"
-    assert ("KEYSTEAD_X", "a=b=c ü") in eval(err)
+    code, chunks = run_quick(agent, odd)  # type: ignore[misc]
+    assert chunks[1] == (1, os.fsencode(" ".join(odd[1:])) + b"\n")
+    assert ("KEYSTEAD_X", "a=b=c ü") in eval(chunks[2][1])
 
 
 def test_a_command_that_is_not_quick_is_left_to_the_caller(agent: Path) -> None:
@@ -87,7 +88,7 @@ def test_a_command_that_is_not_quick_is_left_to_the_caller(agent: Path) -> None:
 def test_a_malformed_request_is_refused_and_the_agent_goes_on(agent: Path,
                                                               request_bytes: bytes) -> None:
     assert _raw(agent, request_bytes) in (b"N", b"")
-    assert run_quick(agent, ["echo", "still", "here"])[1] == b"still here\n"  # type: ignore[index]
+    assert run_quick(agent, ["echo", "still", "here"])[1][1] == (1, b"still here\n")  # type: ignore[index]
 
 
 def test_the_key_is_served_while_a_slow_command_runs(agent: Path) -> None:
