@@ -26,7 +26,11 @@ def main() -> None:
         from ._homedir import home_dir
         from .unlock import run_quick
 
-        result = run_quick(home_dir(), argv)
+        try:
+            result = run_quick(home_dir(), argv)
+        except KeyboardInterrupt:
+            _write(2, b"keystead: interrupted\n")
+            raise SystemExit(130) from None
         if result is not None:
             code, chunks = result
             try:
