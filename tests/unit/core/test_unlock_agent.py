@@ -55,6 +55,8 @@ def _raw(home: Path, data: bytes) -> bytes:
 
 def test_it_hands_out_the_key_and_runs_quick_commands(agent: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [k for k in os.environ if k.startswith("KEYSTEAD_")]:
+        monkeypatch.delenv(name)  # e.g. the PostgreSQL suite's KEYSTEAD_TEST_DATABASE_URL
     monkeypatch.setenv("KEYSTEAD_RP_TOKEN", "t")
     monkeypatch.setenv("KEYSTEAD_PASSPHRASE", "never sent")
     assert fetch_key(agent) == KEY
