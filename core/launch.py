@@ -24,10 +24,13 @@ def main() -> None:
     argv = sys.argv[1:]
     if argv and not argv[0].startswith("-"):
         from ._homedir import home_dir
-        from .unlock import run_quick
+        from .unlock import AgentLost, run_quick
 
         try:
             result = run_quick(home_dir(), argv)
+        except AgentLost as e:
+            _write(2, f"keystead: {e}\n".encode())
+            raise SystemExit(1) from None
         except KeyboardInterrupt:
             _write(2, b"keystead: interrupted\n")
             raise SystemExit(130) from None

@@ -20,9 +20,10 @@ Wire format (one request per connection): a command byte, then
 * ``L`` → ``ok``, and the agent stops;
 * ``R`` + 4-byte length + 4-byte argument count + the arguments, then
   ``NAME=value`` environment entries (each NUL-terminated: neither can hold a NUL) →
-  ``N`` (not a quick command: run it yourself) or ``D`` + exit code and chunk
-  count (``>iI``), then each chunk of output as file descriptor (1 or 2) and
-  length (``>BI``) + bytes, in the order the command wrote them.
+  ``N`` at once (not a quick command: run it yourself), or ``A`` at once (accepted:
+  the agent runs it, so the caller must not), then, when the command is done, its
+  exit code and chunk count (``>iI``) and each chunk of output as file descriptor
+  (1 or 2) and length (``>BI``) + bytes, in the order the command wrote them.
 
 The client side imports nothing beyond ``os``, ``struct`` and ``_socket``: the
 launcher's start-up time is most of a quick command's.
@@ -39,20 +40,24 @@ import time
 TYPE_CHECKING = False  # not typing's: importing typing would double the launcher's imports
 if TYPE_CHECKING:
     import socket
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
+    from typing import Protocol
 
-    Runner = Callable[[list[str], dict[str, str]], "QuickResult | None"]
+    class Runner(Protocol):
+        def is_quick(self, argv: Sequence[str]) -> bool: ...
+        def __call__(self, argv: list[str], env: dict[str, str]) -> QuickResult: ...
 
 QuickResult = tuple[int, list[tuple[int, bytes]]]
 """A command's exit status, and its output as (1 for stdout or 2 for stderr, bytes) chunks in
 the order it wrote them: a terminal shows them as if the command had run there."""
 
-__all__ = ["QuickResult", "agent_socket", "fetch_key", "lock", "run_quick", "serve", "spawn"]
+__all__ = ["AgentLost", "QuickResult", "agent_socket", "fetch_key", "lock", "run_quick", "serve",
+           "spawn"]
 
 _KEY = b"K"
 _LOCK = b"L"
 _RUN = b"R"
-_DONE = b"D"
+_ACCEPTED = b"A"
 _NOT_SERVED = b"N"
 _RESULT = struct.Struct(">iI")
 _CHUNK = struct.Struct(">BI")
@@ -61,6 +66,11 @@ _MAX_REQUEST = 1 << 16
 # In the agent process: the home it serves (resolved) and its key, so commands
 # it runs in-process get the key without a round trip to themselves.
 _resident: tuple[str, bytes] | None = None
+
+
+class AgentLost(ConnectionError):
+    """The agent took a command and went away before answering: whether it ran is unknown,
+    so it is not run again."""
 
 
 def agent_socket(home: str | os.PathLike[str]) -> str:
@@ -147,7 +157,8 @@ def _decode_request(body: bytes) -> tuple[list[str], dict[str, str]]:
 
 def run_quick(home: str | os.PathLike[str], argv: Sequence[str]) -> QuickResult | None:
     """Have ``home``'s agent run ``keystead ARGV``; None when no agent runs it (not
-    running, or not a quick command), and the caller runs it itself."""
+    running, or not a quick command), and the caller runs it itself. Raises
+    ``AgentLost`` when the agent took the command and did not answer."""
     s = _connect(home)
     if s is None:
         return None
@@ -156,8 +167,13 @@ def run_quick(home: str | os.PathLike[str], argv: Sequence[str]) -> QuickResult 
     body = _encode_request(argv, env)
     try:
         s.sendall(_RUN + struct.pack(">I", len(body)) + body)
-        if _recv_exactly(s, 1) != _DONE:
-            return None
+        accepted = _recv_exactly(s, 1) == _ACCEPTED
+    except OSError:
+        accepted = False
+    if not accepted:
+        s.close()
+        return None
+    try:
         s.settimeout(None)  # the command may sync over the network: as long as it takes
         code, n = _RESULT.unpack(_recv_exactly(s, _RESULT.size))
         chunks = []
@@ -165,8 +181,8 @@ def run_quick(home: str | os.PathLike[str], argv: Sequence[str]) -> QuickResult 
             fd, size = _CHUNK.unpack(_recv_exactly(s, _CHUNK.size))
             chunks.append((fd, _recv_exactly(s, size)))
         return code, chunks
-    except (OSError, struct.error):
-        return None
+    except OSError:
+        raise AgentLost("the unlock agent stopped before the command's answer came") from None
     finally:
         s.close()
 
@@ -210,7 +226,9 @@ class _Agent:
                     conn.sendall(b"ok")
                 elif command == _RUN:
                     self._run(conn)
-            except (OSError, ConnectionError):
+            except OSError:  # ConnectionError included: the client went away
+                return
+            except Exception:  # a broken runner must not stop the agent
                 return
 
     def _run(self, conn: socket.socket) -> None:
@@ -223,15 +241,25 @@ class _Agent:
         except ValueError:
             conn.sendall(_NOT_SERVED)
             return
-        with self.running:
-            result = self.runner(argv, env)
-        if result is None:
+        if not self.runner.is_quick(argv):
             conn.sendall(_NOT_SERVED)
             return
-        code, chunks = result
+        conn.sendall(_ACCEPTED)
+        with self.running:
+            code, chunks = self.runner(argv, env)
         conn.settimeout(30)
-        conn.sendall(b"".join([_DONE, _RESULT.pack(code, len(chunks)),
+        conn.sendall(b"".join([_RESULT.pack(code, len(chunks)),
                                *(_CHUNK.pack(fd, len(b)) + b for fd, b in chunks)]))
+
+
+class _NoCommands:
+    """The runner of an agent that only holds the key."""
+
+    def is_quick(self, argv: Sequence[str]) -> bool:
+        return False
+
+    def __call__(self, argv: list[str], env: dict[str, str]) -> QuickResult:
+        raise AssertionError("not a quick command")
 
 
 def serve(home: str | os.PathLike[str], key: bytes, seconds: float,
@@ -247,7 +275,7 @@ def serve(home: str | os.PathLike[str], key: bytes, seconds: float,
     path = agent_socket(resolved)
     if os.path.lexists(path):
         os.unlink(path)
-    agent = _Agent(resolved, key, seconds, runner or (lambda argv, env: None))
+    agent = _Agent(resolved, key, seconds, runner or _NoCommands())
     old = os.umask(0o177)
     try:
         server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -43,9 +43,7 @@ class QuickRunner:
     def is_quick(self, argv: Sequence[str]) -> bool:
         return any(tuple(argv[:len(q)]) == q for q in self.quick)
 
-    def __call__(self, argv: list[str], env: dict[str, str]) -> QuickResult | None:
-        if not self.is_quick(argv):
-            return None
+    def __call__(self, argv: list[str], env: dict[str, str]) -> QuickResult:
         from . import main
 
         chunks: list[tuple[int, bytes]] = []

@@ -7,23 +7,33 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 from keystead.core import unlock
-from keystead.core.unlock import QuickResult, fetch_key, lock, run_quick, serve
+from keystead.core.unlock import AgentLost, QuickResult, fetch_key, lock, run_quick, serve
 
 KEY = bytes(range(32))
 
 
-def _echo(argv: list[str], env: dict[str, str]) -> QuickResult | None:
-    if argv[:1] != ["echo"]:
-        return None
-    if argv[1:2] == ["slow"]:
-        time.sleep(1.0)
-    out = os.fsencode(" ".join(argv[1:])) + b"\n"
-    return 3, [(2, b"before "), (1, out), (2, repr(sorted(env.items())).encode())]
+class _Echo:
+    """A runner whose one quick command, ``echo``, prints its arguments (``slow``: after
+    2.5 s, longer than the client's connect timeout; ``crash``: never answers)."""
+
+    def is_quick(self, argv: Sequence[str]) -> bool:
+        return argv[:1] == ["echo"]
+
+    def __call__(self, argv: list[str], env: dict[str, str]) -> QuickResult:
+        if argv[1:2] == ["slow"]:
+            time.sleep(2.5)
+        if argv[1:2] == ["crash"]:
+            raise RuntimeError("the agent dies mid-command")
+        out = os.fsencode(" ".join(argv[1:])) + b"\n"
+        return 3, [(2, b"before "), (1, out), (2, repr(sorted(env.items())).encode())]
+
+
+_echo = _Echo()
 
 
 @pytest.fixture
@@ -93,14 +103,22 @@ def test_a_malformed_request_is_refused_and_the_agent_goes_on(agent: Path,
     assert run_quick(agent, ["echo", "still", "here"])[1][1] == (1, b"still here\n")  # type: ignore[index]
 
 
-def test_the_key_is_served_while_a_slow_command_runs(agent: Path) -> None:
-    slow = threading.Thread(target=run_quick, args=(agent, ["echo", "slow"]))
+def test_a_slow_command_is_waited_for_and_the_key_served_meanwhile(agent: Path) -> None:
+    answers: list[object] = []
+    slow = threading.Thread(target=lambda: answers.append(run_quick(agent, ["echo", "slow"])))
     slow.start()
     time.sleep(0.2)
     started = time.monotonic()
     assert fetch_key(agent) == KEY
     assert time.monotonic() - started < 0.5
     slow.join()
+    assert answers[0] is not None and answers[0][1][1] == (1, b"slow\n")  # type: ignore[index]
+
+
+def test_an_accepted_command_that_gets_no_answer_is_not_run_again(agent: Path) -> None:
+    with pytest.raises(AgentLost):
+        run_quick(agent, ["echo", "crash"])
+    assert fetch_key(agent) == KEY  # the agent itself goes on
 
 
 def test_no_agent_means_none(tmp_path: Path) -> None:
