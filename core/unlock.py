@@ -311,7 +311,7 @@ def spawn(home: str | os.PathLike[str], key: bytes, seconds: float) -> None:
     assert proc.stdin is not None
     proc.stdin.write(key)
     proc.stdin.close()
-    for _ in range(250):
+    for _ in range(750):  # up to 15 s: it imports the CLI and the adapters first
         if fetch_key(home) == key:
             return
         if proc.poll() is not None:

@@ -110,7 +110,7 @@ def test_a_slow_command_is_waited_for_and_the_key_served_meanwhile(agent: Path) 
     time.sleep(0.2)
     started = time.monotonic()
     assert fetch_key(agent) == KEY
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 2.0  # not after the 2.5 s command
     slow.join()
     assert answers[0] is not None and answers[0][1][1] == (1, b"slow\n")  # type: ignore[index]
 
