@@ -285,6 +285,7 @@ def serve(home: str | os.PathLike[str], key: bytes, seconds: float,
     st = os.stat(path)
     agent.socket_id = (st.st_dev, st.st_ino)
     server.listen(16)
+    handlers: list[threading.Thread] = []
     try:
         while not agent.stopping.is_set() and (left := agent.deadline - time.monotonic()) > 0:
             server.settimeout(min(left, 0.5))
@@ -292,10 +293,14 @@ def serve(home: str | os.PathLike[str], key: bytes, seconds: float,
                 conn, _ = server.accept()
             except TimeoutError:
                 continue
-            threading.Thread(target=agent.handle, args=(conn,), daemon=True).start()
+            handlers = [t for t in handlers if t.is_alive()]
+            handlers.append(threading.Thread(target=agent.handle, args=(conn,), daemon=True))
+            handlers[-1].start()
     finally:
         server.close()
         agent.remove_socket()
+        for t in handlers:  # a command that was running when time ran out still answers
+            t.join(timeout=60)
 
 
 def spawn(home: str | os.PathLike[str], key: bytes, seconds: float) -> None:

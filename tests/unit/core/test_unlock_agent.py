@@ -151,3 +151,21 @@ def test_an_old_agent_leaving_does_not_remove_a_newer_agents_socket(
     assert lock(tmp_path)
     newer.join(5)
     assert not newer.is_alive()
+
+
+def test_a_command_running_when_time_runs_out_still_answers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    short = threading.Thread(target=serve, args=(tmp_path, KEY, 1.0, _echo), daemon=True)
+    short.start()
+    time.sleep(0.2)
+    monkeypatch.setattr(unlock, "_resident", None)
+    answers: list[object] = []
+    slow = threading.Thread(target=lambda: answers.append(run_quick(tmp_path, ["echo", "slow"])))
+    slow.start()
+    time.sleep(1.3)  # past the agent's time, before the command's end
+    assert short.is_alive()  # the agent process would still be there to answer
+    assert fetch_key(tmp_path) is None  # but it takes nothing new
+    slow.join()
+    assert answers[0][1][1] == (1, b"slow\n")  # type: ignore[index]
+    short.join(5)
+    assert not short.is_alive()
