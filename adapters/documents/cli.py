@@ -12,12 +12,11 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from keystead.core.cli import die, open_device, print_json
+from keystead.core.cli import die, iso_time, json_option, open_device, print_json
 from keystead.core.errors import DecryptionFailed, KeysteadError
 
 if TYPE_CHECKING:
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
 
 __all__ = ["doc"]
 
-json_option = click.option("--json", "json_out", is_flag=True, help="Print JSON")
 force_option = click.option("--force", is_flag=True, help="Replace OUT if it exists")
 _TAMPERED = "does not authenticate: it is damaged, truncated or was altered"
 
@@ -35,10 +33,6 @@ _TAMPERED = "does not authenticate: it is damaged, truncated or was altered"
 @click.group("doc")
 def doc() -> None:
     """Protected documents: protect, open, info, grant, revoke, labels, audit."""
-
-
-def _iso(ts: int) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @contextmanager
@@ -130,7 +124,7 @@ def info(file: Path, json_out: bool) -> None:
         "label": header.label,
         "service": header.service_url,
         "document_id": header.document_id.hex(),
-        "created": _iso(header.created),
+        "created": iso_time(header.created),
         "size": _plaintext_size(header, file_size),
         "file_size": file_size,
         "chunk_size": header.chunk_size,
@@ -174,7 +168,7 @@ def grant(label: str, account: str, expires: str | None) -> None:
         if key not in dev.chain(refresh=False).collections:
             die(f"no label {label!r} (protect a document under it first)")
         grant_account(dev, key, name, expires=when)
-    until = f" until {_iso(when)}" if when is not None else ""
+    until = f" until {iso_time(when)}" if when is not None else ""
     print(f"granted {label!r} to {name}{until}", file=sys.stderr)
 
 
@@ -216,7 +210,7 @@ def labels(json_out: bool) -> None:
                 continue
             found.setdefault(lbl, []).append({
                 "account": g.target, "own": g.target == dev.account,
-                "expires": None if g.expires is None else _iso(g.expires),
+                "expires": None if g.expires is None else iso_time(g.expires),
                 "expired": g.expires is not None and g.expires <= now})
     if json_out:
         print_json([{"label": k, "grantees": v} for k, v in sorted(found.items())])
@@ -244,7 +238,7 @@ def audit(label: str | None, json_out: bool) -> None:
         records = [r for r in audit_log(dev, prefix=key or "documents/")
                    if label_of(r.key) is not None and (key is None or r.key == key)]
         names = _device_names(dev, {r.account for r in records})
-    rows = [{"time": _iso(r.time), "label": label_of(r.key), "document_id": r.context,
+    rows = [{"time": iso_time(r.time), "label": label_of(r.key), "document_id": r.context,
              "account": r.account, "device": r.device, "device_name": names.get(r.device),
              "allowed": r.allowed, "reason": r.reason} for r in records]
     if json_out:

@@ -10,11 +10,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import click
-from keystead.core.cli import die, open_device, print_json
+from keystead.core.cli import die, iso_time, json_option, open_device, print_json
 
 if TYPE_CHECKING:
     from keystead.core import Device
@@ -23,7 +22,6 @@ if TYPE_CHECKING:
 
 __all__ = ["msg"]
 
-json_option = click.option("--json", "json_out", is_flag=True, help="Print JSON")
 
 
 @click.group("msg")
@@ -43,12 +41,6 @@ def _text(text: str | None) -> str:
     return text
 
 
-def _iso(ts: int | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 @contextmanager
 def _store() -> Iterator[tuple[Device, MessageStore]]:
     from ._store import MessageStore
@@ -65,8 +57,8 @@ def _line(m: Message) -> str:
     where = f" [{m.group}]" if m.group else ""
     if not m.verified:
         who = m.sender or "unknown sender"
-        return f"{m.local}  {_iso(m.received)}  REFUSED ({m.reason}); claims to be from {who}"
-    return f"{m.local}  {_iso(m.time)}  {m.sender} (verified){where}: {m.text}"
+        return f"{m.local}  {iso_time(m.received)}  REFUSED ({m.reason}); claims to be from {who}"
+    return f"{m.local}  {iso_time(m.time)}  {m.sender} (verified){where}: {m.text}"
 
 
 @msg.command("send")
@@ -131,7 +123,7 @@ def read(message_id: str, json_out: bool) -> None:
     )
     if m.group:
         print(f"group:    {m.group}")
-    print(f"time:     {_iso(m.time)}")
+    print(f"time:     {iso_time(m.time)}")
     if m.verified:
         print()
         print(m.text)

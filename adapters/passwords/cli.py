@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from keystead.core.cli import die, open_device, print_json
+from keystead.core.cli import die, json_option, open_device, print_json
 
 from ._cli_browser import browser
 
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 __all__ = ["passwords"]
 
 FORMAT_NAMES = ("chrome", "firefox", "bitwarden-csv", "bitwarden-json", "keepassxc-csv")
-json_option = click.option("--json", "json_out", is_flag=True, help="Print JSON")
 
 
 @click.group("passwords")

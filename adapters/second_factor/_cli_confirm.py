@@ -7,11 +7,10 @@ Exit status of ``confirm request``: 0 approved (verified), 1 denied, 2 expired,
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
 from typing import Any
 
 import click
-from keystead.core.cli import die, open_device, print_json
+from keystead.core.cli import die, iso_time, json_option, open_device, print_json
 from keystead.core.client import path
 from keystead.core.errors import Conflict, KeysteadError, VerificationError
 
@@ -21,11 +20,6 @@ __all__ = ["confirm"]
 
 EXIT = {"approved": 0, "denied": 1, "expired": 2, "reported": 3}
 EXIT_REFUSED = 4
-json_option = click.option("--json", "json_out", is_flag=True, help="Print JSON")
-
-
-def _iso(ts: int) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @click.group("confirm")
@@ -52,7 +46,7 @@ def rps(json_out: bool) -> None:
     """The relying parties allowed to send prompts (and how often people reported them)."""
     with open_device() as dev:
         items = dev.client.get(path("confirm", dev.account, "rps"))["rps"]
-    out = [{"name": r["name"], "allowed": _iso(r["created"]), "reports": r["reports"]}
+    out = [{"name": r["name"], "allowed": iso_time(r["created"]), "reports": r["reports"]}
            for r in items]
     if json_out:
         print_json(out)
@@ -116,8 +110,8 @@ def _source() -> Any:
 
 def _prompt_json(r: Any) -> dict[str, Any]:
     p = r.pending
-    return {"id": p.request_id, "rp": p.rp, "message": p.message, "created": _iso(p.created),
-            "expires": _iso(p.expires), "choices": list(p.choices)}
+    return {"id": p.request_id, "rp": p.rp, "message": p.message, "created": iso_time(p.created),
+            "expires": iso_time(p.expires), "choices": list(p.choices)}
 
 
 @confirm.command("list")

@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import click
-from keystead.core.cli import die, open_device, print_json
+from keystead.core.cli import die, json_option, open_device, print_json
 from keystead.core.errors import NetworkError
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def add(uri: str) -> None:
 
 
 @totp.command("list")
-@click.option("--json", "json_out", is_flag=True, help="Print JSON")
+@json_option
 def list_(json_out: bool) -> None:
     """The credentials (never their secrets)."""
     with open_device(refresh_chain=False) as dev:

@@ -10,11 +10,10 @@ import sys
 from pathlib import Path
 
 import click
-from keystead.core.cli import die, open_device, print_json
+from keystead.core.cli import die, json_option, open_device, print_json
 
 __all__ = ["ssh"]
 
-json_option = click.option("--json", "json_out", is_flag=True, help="Print JSON")
 
 
 @click.group("ssh")

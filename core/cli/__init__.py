@@ -13,9 +13,18 @@ import sys
 import click
 
 from ..errors import KeysteadError
-from ._common import die, get_passphrase, home, open_device, print_json
+from ._common import (
+    die,
+    get_passphrase,
+    home,
+    iso_time,
+    json_option,
+    open_device,
+    print_json,
+)
 
-__all__ = ["cli", "die", "get_passphrase", "home", "main", "open_device", "print_json"]
+__all__ = ["cli", "die", "get_passphrase", "home", "iso_time", "json_option", "main",
+           "open_device", "print_json"]
 
 _CORE = {
     "account": ("account_cmds", "account"),

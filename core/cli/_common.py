@@ -13,13 +13,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
+import click
+
 from ..device import Device
 from ..errors import KeystoreLocked
 from ..home import Home
 from ..keystore import Keystore
 from ..unlock import fetch_key
 
-__all__ = ["die", "get_passphrase", "home", "open_device", "print_json"]
+__all__ = ["die", "get_passphrase", "home", "iso_time", "json_option", "open_device", "print_json"]
+
+
+json_option = click.option("--json", "json_out", is_flag=True, help="Print JSON")
+"""The ``--json`` flag every listing command takes (as ``json_out``)."""
 
 
 def home() -> Home:
@@ -69,6 +75,15 @@ def open_device(*, refresh_chain: bool = True) -> Iterator[Device]:
 
 def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+
+def iso_time(ts: int | None) -> str:
+    """A Unix time as ``2026-11-27T10:48:52Z`` (UTC), or ``-`` for none."""
+    if ts is None:
+        return "-"
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def die(message: str, code: int = 1) -> NoReturn:

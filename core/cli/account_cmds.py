@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import socket
 import sys
-from datetime import UTC, datetime
 from typing import Any
 
 import click
 
 from ..adapter import all_collections, discover
 from ..errors import StorageError
-from ._common import die, get_passphrase, home, open_device, print_json
+from ._common import (
+    die,
+    get_passphrase,
+    home,
+    iso_time,
+    json_option,
+    open_device,
+    print_json,
+)
 
 
 @click.group("account")
@@ -27,16 +34,11 @@ def device() -> None:
 server_option = click.option("--server", required=True,
                              help="The service URL, e.g. http://127.0.0.1:8470")
 device_option = click.option("--device", "device_name", default=None, help="This device's name")
-json_option = click.option("--json", "json_out", is_flag=True, help="Print JSON")
 
 
 def _default_device_name() -> str:
     name = "".join(c if c.isalnum() or c in "-_." else "-" for c in socket.gethostname().lower())
     return name.strip("-.")[:63] or "device"
-
-
-def _iso(ts: int) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @account.command("create")
@@ -160,7 +162,7 @@ def device_approve(code: str, role: str, scopes: str | None, yes: bool) -> None:
 def _device_json(d: Any, me: str) -> dict[str, Any]:
     return {"name": d.name, "id": d.id, "role": d.role,
             "scopes": [s for s in d.scopes if not s.startswith("_")],
-            "fingerprint": d.fingerprint, "added": _iso(d.added_time),
+            "fingerprint": d.fingerprint, "added": iso_time(d.added_time),
             "this": d.id == me}
 
 
