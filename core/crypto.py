@@ -67,10 +67,6 @@ class VerifyKey:
         if not isinstance(self.raw, bytes) or len(self.raw) != 32:
             raise FormatError("an Ed25519 public key is 32 bytes")
 
-    @classmethod
-    def from_bytes(cls, raw: bytes) -> VerifyKey:
-        return cls(bytes(raw))
-
     def verify(self, purpose: str, message: bytes, signature: bytes) -> None:
         """Raise ``InvalidSignature`` unless ``signature`` signs ``message`` for ``purpose``."""
         if len(signature) != 64:

@@ -101,8 +101,7 @@ class Keystore:
             raise FormatError("keystore: missing KDF parameters")
         if passphrase is not None:
             key = cls._derive(passphrase, kdf)
-        if key is None:
-            raise ValueError("no key")
+        assert key is not None  # exactly one of the two, checked above
         try:
             plain = open_sealed(key, b64d(obj.get("sealed"), what="keystore"), labels.KEYSTORE_AD)
         except DecryptionFailed:

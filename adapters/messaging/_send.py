@@ -169,7 +169,7 @@ def create_group(device: Device, name: str) -> Group:
     return group
 
 
-def _local_member(device: Device, peers: Peers, account: str) -> str:
+def _local_member(peers: Peers, account: str) -> str:
     name, server = peers.locate(peers.address(account))
     if server is not None:
         raise FormatError("group members must be accounts of this service")
@@ -179,7 +179,7 @@ def _local_member(device: Device, peers: Peers, account: str) -> str:
 def add_member(device: Device, name: str, account: str) -> str:
     """Grant ``account`` the group key: it reads and sends from now on."""
     peers = Peers(device)
-    member = _local_member(device, peers, account)
+    member = _local_member(peers, account)
     group = Group(device.address, name)
     grant_account(device, group.key, member)
     return peers.address(member)
@@ -188,6 +188,6 @@ def add_member(device: Device, name: str, account: str) -> str:
 def remove_member(device: Device, name: str, account: str) -> str:
     """Revoke ``account``'s grant: the service refuses it every later message."""
     peers = Peers(device)
-    member = _local_member(device, peers, account)
+    member = _local_member(peers, account)
     revoke_account(device, Group(device.address, name).key, member)
     return peers.address(member)

@@ -212,12 +212,13 @@ def install_host_manifests(
     for data_dir in user_data_dirs:
         manifest = host_manifest("chromium", command, extension_id=chromium_extension_id)
         targets.append((data_dir / "NativeMessagingHosts", manifest))
+    from keystead.core import atomic_write
+
     written = []
     for folder, manifest in targets:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{HOST_NAME}.json"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(path)
+        text = json.dumps(manifest, indent=2) + "\n"
+        atomic_write(path, text.encode(), 0o644, durable=False)
         written.append(path)
     return written

@@ -8,7 +8,6 @@ message read differently on the phone than the RP meant).
 
 from __future__ import annotations
 
-import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -156,8 +155,3 @@ class Prompt:
             number=obj["number"],
             choices=tuple(choices),
         )
-
-    @property
-    def digest(self) -> bytes:
-        """SHA-256 of the canonical bytes."""
-        return hashlib.sha256(self.to_bytes()).digest()

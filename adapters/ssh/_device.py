@@ -145,7 +145,6 @@ class DeviceKeySource:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.removed = False
-        self.refreshed = threading.Event()
 
     def __call__(self) -> tuple[AgentKey, ...]:
         return self._keys
@@ -170,7 +169,6 @@ class DeviceKeySource:
             self._load(device, items, online=False)
             while not self._stop.is_set():
                 self._load(device, items, online=True)
-                self.refreshed.set()
                 self._stop.wait(self._interval)
         finally:
             device.close()

@@ -35,8 +35,8 @@ PUBLIC = {
     "keystead.core.testing": ["ServiceProcess", "free_port"],
     "keystead.core.service": ["ServiceContext", "Store", "app_for", "build_app", "create_app",
                               "default_database_url", "open_context"],
-    "keystead.core.cli": ["cli", "die", "get_passphrase", "home", "main", "open_device",
-                          "print_json"],
+    "keystead.core.cli": ["cli", "die", "get_passphrase", "home", "iso_time", "json_option",
+                          "main", "open_device", "print_json"],
 }
 
 
