@@ -208,14 +208,13 @@ def _open_keys(
 ) -> dict[tuple[str | None, bytes], bytes | str]:
     """Message keys by (group, sealed key): one re-encryption batch per key, identical sealed
     keys opened once. A value that is a string is why that key could not be opened."""
-    batches: dict[str | None, list[bytes]] = defaultdict(list)
+    batches: dict[str | None, dict[bytes, None]] = defaultdict(dict)  # ordered sets
     groups = {str(env.group): env.group for env in envelopes if env.group}
     for env in envelopes:
-        batch = batches[str(env.group) if env.group else None]
-        if env.sealed_key not in batch:
-            batch.append(env.sealed_key)
+        batches[str(env.group) if env.group else None][env.sealed_key] = None
     out: dict[tuple[str | None, bytes], bytes | str] = {}
-    for gref, sealed in batches.items():
+    for gref, unique_keys in batches.items():
+        sealed = list(unique_keys)
         if gref is None:
             owner, key, server = peers.chain(peers.me), _labels.CHANNEL, None
         else:

@@ -114,6 +114,7 @@ def parse_origin(value: str) -> Origin:
     return Origin(parts.scheme, _ascii_host(parts.hostname), port or _DEFAULT_PORTS[parts.scheme])
 
 
+@lru_cache(maxsize=1024)
 def registrable_domain(host: str) -> str | None:
     """The public suffix plus one label (``example.co.uk``); None for IPs and bare suffixes."""
     if not host or ":" in host or host.replace(".", "").isdigit():
@@ -122,7 +123,7 @@ def registrable_domain(host: str) -> str | None:
     return domain
 
 
-def _tier(page: Origin, page_url: str, url: str) -> MatchKind | None:
+def _tier(page: Origin, page_url: str, url: str, by_domain: bool) -> MatchKind | None:
     split = _split(url)
     if split is None:
         return None
@@ -133,6 +134,8 @@ def _tier(page: Origin, page_url: str, url: str) -> MatchKind | None:
         return MatchKind.ORIGIN
     if page.scheme == "http" and origin.scheme == "https":
         return None  # never hand an https password to a plain-http page
+    if not by_domain:
+        return None  # autofill: no need to load the Public Suffix List
     domain = registrable_domain(page.host)
     if domain is not None and registrable_domain(origin.host) == domain:
         return MatchKind.DOMAIN
@@ -155,7 +158,7 @@ def find_matches(
     for entry in entries:
         best: Match | None = None
         for url in (entry.url, *entry.other_urls):
-            kind = _tier(page[0], page[1], url)
+            kind = _tier(page[0], page[1], url, MatchKind.DOMAIN in allowed)
             if kind is not None and kind in allowed and (best is None or kind < best.kind):
                 best = Match(entry, kind, url)
         if best is not None:

@@ -121,16 +121,6 @@ class Vault:
         # Collection has no public reader for queued writes; see the adapter's notes.
         return {r.id: r for r in self.coll._open_many(items)}
 
-    def entry(self, item_id: str) -> tuple[Entry | None, int | None]:
-        """The newest local value of one entry (queued write first) and the synced version."""
-        synced = self.coll.get(item_id, include_deleted=True)
-        version = None if synced is None else synced.version
-        pending = self._pending().get(item_id)
-        rec = pending or synced
-        if rec is None or rec.deleted:
-            return None, version
-        return Entry.from_bytes(rec.plaintext), version
-
     def entries(self) -> list[Entry]:
         """Every live entry, queued writes included, by name then URL."""
         pending = self._pending()

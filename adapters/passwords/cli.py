@@ -298,10 +298,8 @@ def edit(
     if not changes:
         die("nothing to change")
     with _vault(online=True) as vault:
-        match = vault.one(url, username)
-        current, _ = vault.entry(match.entry.id)
-        assert current is not None
-        _report(vault.write(current.edit(now_ms(), **changes)), "changed")
+        match = vault.one(url, username)  # the newest local value, queued writes first
+        _report(vault.write(match.entry.edit(now_ms(), **changes)), "changed")
 
 
 @passwords.command("rm")
