@@ -57,7 +57,7 @@ class Device:
         self.device_id = self.keys.device_id
         self.clock = clock
         self._transport = transport
-        self._client: ServiceClient | None = None
+        self._clients: dict[str, ServiceClient] = {}  # by server URL, this one's included
         self._chain: ChainState | None = None
         self._cache: LocalCache | None = None
 
@@ -69,15 +69,12 @@ class Device:
     def client(self) -> ServiceClient:
         """The signed client for this device's service (created on first use: httpx is slow
         to import, and reading the local cache needs no network)."""
-        if self._client is None:
-            self._client = ServiceClient(
-                self.server, transport=self._transport, clock=self.clock,
-                signer=Signer(self.account, self.device_id, self.keys.signing))
-        return self._client
+        return self.client_for(None)
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
         if self._cache is not None:
             self._cache.close()
 
@@ -145,10 +142,16 @@ class Device:
 
     # ------------------------------------------------------------ re-encryption
     def client_for(self, server: str | None) -> ServiceClient:
+        """The signed client for ``server`` (None: this device's own), kept until ``close``."""
         if server is None or server.rstrip("/") == self.server.rstrip("/"):
-            return self.client
-        return ServiceClient(server, transport=self._transport, clock=self.clock,
-                             signer=Signer(self.account, self.device_id, self.keys.signing))
+            server = self.server
+        url = server.rstrip("/")
+        client = self._clients.get(url)
+        if client is None:
+            client = self._clients[url] = ServiceClient(
+                server, transport=self._transport, clock=self.clock,
+                signer=Signer(self.account, self.device_id, self.keys.signing))
+        return client
 
     def reencrypt(self, owner: str, requests: Sequence[tuple[str, bytes]], *,
                   context: str = "", server: str | None = None) -> list[tuple[bytes, int]]:
