@@ -6,7 +6,7 @@ import json
 import secrets
 from collections.abc import Sequence
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -52,8 +52,10 @@ class ChainStore(StoreBase):
             seq = json.loads(e.entry)["seq"]
             s.add(ChainEntryRow(account=account, seq=seq, entry=e.entry, sig=e.signature,
                                 device_sig=e.device_signature))
+        rows = {r.device_id: r for r in s.scalars(
+            select(DeviceRow).where(DeviceRow.account == account))}  # one query, not one a device
         for d in state.devices.values():
-            row = s.get(DeviceRow, (account, d.id))
+            row = rows.get(d.id)
             scopes = json.dumps(list(d.scopes))
             if row is None:
                 s.add(DeviceRow(account=account, device_id=d.id, name=d.name, role=d.role,
