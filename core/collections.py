@@ -57,13 +57,15 @@ class Collection:
         self._url = path("accounts", device.account, "collections", name, "items")
 
     # ------------------------------------------------------------------ reading
-    def sync(self, resolve: Resolver | None = None) -> SyncResult:
+    def sync(self, resolve: Resolver | None = None, *, refresh_chain: bool = True) -> SyncResult:
         """Push queued writes, then fetch every change since the last sync.
 
         A queued write that conflicts is merged with ``resolve``; without one it stays
-        queued and is listed in ``SyncResult.conflicts``."""
+        queued and is listed in ``SyncResult.conflicts``. ``refresh_chain=False`` is for a
+        caller that has just verified the newest chain itself (one fetch, not one a sync)."""
         result = SyncResult()
-        self.device.chain()
+        if refresh_chain:
+            self.device.chain()
         self.device.me()
         self._push_pending(result, resolve)
         result.fetched = self._fetch_all_changes()

@@ -183,16 +183,16 @@ class Vault:
         return found[0]
 
     # ------------------------------------------------------------------ writing
-    def sync(self) -> SyncResult:
+    def sync(self, *, refresh_chain: bool = True) -> SyncResult:
         """Push queued writes (merging any that conflict), fetch the rest, update the index."""
-        result = self.coll.sync(resolve=resolve)
+        result = self.coll.sync(resolve=resolve, refresh_chain=refresh_chain)
         _ = self.index
         return result
 
-    def try_sync(self) -> bool:
+    def try_sync(self, *, refresh_chain: bool = True) -> bool:
         """Sync if the service answers; False when offline (the cache is used as it is)."""
         try:
-            self.sync()
+            self.sync(refresh_chain=refresh_chain)
         except NetworkError:
             return False
         return True

@@ -42,14 +42,16 @@ def _vault(*, online: bool = False) -> Iterator[Vault]:
     from ._vault import Vault
 
     with open_device(refresh_chain=False) as dev:
+        fresh = False
         if online:
             try:
                 dev.me(dev.chain())
+                fresh = True
             except NetworkError:
                 dev.me()  # offline: the cached chain still has to list this device
         vault = Vault(dev)
         try:
-            if online and not vault.try_sync():
+            if online and not vault.try_sync(refresh_chain=not fresh):
                 print(
                     "keystead: the service is unreachable; working from the local cache",
                     file=sys.stderr,

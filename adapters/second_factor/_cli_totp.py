@@ -37,8 +37,7 @@ def _collection(dev: Device, *, offline_ok: bool) -> Collection:
 
     coll = Collection(dev, COLLECTION)
     try:
-        dev.me(dev.chain())
-        coll.sync()
+        coll.sync()  # verifies the newest chain and that this device is in it
     except NetworkError:
         if not offline_ok:
             raise

@@ -89,8 +89,8 @@ class SshItems:
         self.collection = Collection(device, COLLECTION)
         self._parsed: dict[tuple[str, int], ImportedKey] = {}
 
-    def sync(self) -> None:
-        self.collection.sync()
+    def sync(self, *, refresh_chain: bool = True) -> None:
+        self.collection.sync(refresh_chain=refresh_chain)
 
     def imported_keys(self) -> list[ImportedKey]:
         out = []
@@ -195,7 +195,7 @@ class DeviceKeySource:
         keys: list[AgentKey] = [self.device_key]
         if me.can_read(COLLECTION):
             if online:
-                items.sync()
+                items.sync(refresh_chain=False)  # verified just above
             keys += [k.key for k in items.imported_keys()]
             hosts = items.known_hosts()
             names: dict[bytes, list[str]] = {}

@@ -215,7 +215,7 @@ def sync(json_out: bool) -> None:
         for scope in me.scopes:
             if scope.startswith("_"):
                 continue
-            r = Collection(dev, scope).sync(resolve=resolvers.get(scope))
+            r = Collection(dev, scope).sync(resolve=resolvers.get(scope), refresh_chain=False)
             result["collections"][scope] = {"fetched": r.fetched, "pushed": r.pushed,
                                             "conflicts": r.conflicts}
     if json_out:
