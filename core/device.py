@@ -31,13 +31,20 @@ __all__ = ["Device", "fetch_chain"]
 
 
 def fetch_chain(client: ServiceClient, account: str, *, cached: Sequence[SignedEntry] = (),
-                pinned_key: VerifyKey | None = None) -> tuple[ChainState, list[SignedEntry]]:
-    """Fetch and verify an account chain, extending ``cached`` entries when given."""
+                pinned_key: VerifyKey | None = None, base: ChainState | None = None
+                ) -> tuple[ChainState, list[SignedEntry]]:
+    """Fetch and verify an account chain, extending ``cached`` entries when given. ``base``,
+    the verified state of exactly ``cached``, spares verifying them again: only what is new
+    is checked, as its continuation."""
     entries = list(cached)
     new = [SignedEntry.from_json(e) for e in
            client.get(path("accounts", account, "chain"),
                       params={"after": len(entries) - 1}, signed=False)["entries"]]
     entries += new
+    # Entries are hash-linked: the same head digest means the same chain up to it.
+    if base is not None and cached and base.seq == len(cached) - 1 \
+            and base.head == cached[-1].digest:
+        return base.extend(new), entries
     return verify_chain(entries, account=account, account_key=pinned_key), entries
 
 
@@ -109,7 +116,7 @@ class Device:
         cached = self.home.read_chain()
         if refresh:
             state, entries = fetch_chain(self.client, self.account, cached=cached,
-                                         pinned_key=pinned)
+                                         pinned_key=pinned, base=self._chain)
         else:
             entries = cached
             state = verify_chain(entries, account=self.account, account_key=pinned)
