@@ -273,18 +273,20 @@ def serve(home: str | os.PathLike[str], key: bytes, seconds: float,
     resolved = os.path.realpath(home)
     _resident = (resolved, key)
     path = agent_socket(resolved)
-    if os.path.lexists(path):
-        os.unlink(path)
     agent = _Agent(resolved, key, seconds, runner or _NoCommands())
+    # Bound and listening under a temporary name, then renamed into place (replacing an
+    # older agent's): a client never finds a socket that refuses connections.
+    ready = os.path.join(resolved, f".a{os.urandom(3).hex()}")  # not longer than the final name
     old = os.umask(0o177)
     try:
         server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        server.bind(path)
+        server.bind(ready)
     finally:
         os.umask(old)
-    st = os.stat(path)
-    agent.socket_id = (st.st_dev, st.st_ino)
     server.listen(16)
+    st = os.stat(ready)
+    agent.socket_id = (st.st_dev, st.st_ino)
+    os.replace(ready, path)
     handlers: list[threading.Thread] = []
     try:
         while not agent.stopping.is_set() and (left := agent.deadline - time.monotonic()) > 0:
@@ -307,6 +309,8 @@ def spawn(home: str | os.PathLike[str], key: bytes, seconds: float) -> None:
     """Start a detached agent process for ``home`` and wait until it answers."""
     import subprocess
 
+    from .errors import StorageError
+
     lock(home)
     env = {k: v for k, v in os.environ.items() if k != "KEYSTEAD_PASSPHRASE"}
     proc = subprocess.Popen(
@@ -322,4 +326,5 @@ def spawn(home: str | os.PathLike[str], key: bytes, seconds: float) -> None:
         if proc.poll() is not None:
             break
         time.sleep(0.02)
-    raise OSError("the unlock agent did not start")
+    raise StorageError(f"the unlock agent did not start (is {home} writable, and its path "
+                       "short enough for a UNIX socket?)")
