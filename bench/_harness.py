@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import platform
 import statistics
-import subprocess
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -65,15 +63,6 @@ def join(admin: Device, root: Path, device_name: str, role: str = "member") -> D
     return dev
 
 
-def timed(fn: Callable[[], Any], repeat: int = 1) -> list[float]:
-    out = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return out
-
-
 def pct(values: list[float], p: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
@@ -102,5 +91,3 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def run(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)

@@ -14,25 +14,13 @@ from keystead.adapters.second_factor import (
 )
 from keystead.adapters.second_factor.ui import UiServer
 from keystead.core.crypto import SigningKey
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.slow
 
 KEY = SigningKey.generate()
 LIVE = {"phone": KEY.verify_key}
 BANK = RelyingParty("bank.example", lifetime=300)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

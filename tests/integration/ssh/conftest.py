@@ -26,7 +26,8 @@ import pytest
 from keystead.adapters.ssh._agent_core import ConfirmHook
 from keystead.adapters.ssh._keys import AgentKey, generate_device_key
 from keystead.adapters.ssh.agent import SshAgent
-from ssh_harness import RunningAgent, Sshd, free_port, wait_for_banner
+from keystead.core.testing import free_port
+from ssh_harness import RunningAgent, Sshd, wait_for_banner
 
 SSHD = "/usr/sbin/sshd"
 

@@ -17,12 +17,6 @@ from keystead.adapters.ssh._keys import AgentKey, PublicKey
 from keystead.adapters.ssh.agent import SshAgent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Sshd:
     """A running private sshd; ``keys_file`` feeds the default AuthorizedKeysCommand."""
