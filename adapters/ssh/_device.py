@@ -13,7 +13,7 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from keystead.core import (
@@ -81,42 +81,43 @@ def write_known_hosts_file(device: Device, entries: list[KnownHost]) -> None:
     atomic_write(path, text.encode(), durable=False)
 
 
+T = TypeVar("T")
+
+
 class SshItems:
     """Imported keys and known hosts in the device's ``ssh`` collection."""
 
     def __init__(self, device: Device) -> None:
         self.device = device
         self.collection = Collection(device, COLLECTION)
-        self._parsed: dict[tuple[str, int], ImportedKey] = {}
+        self._parsed: dict[tuple[str, int], object] = {}  # decoded items, by (id, version)
 
     def sync(self, *, refresh_chain: bool = True) -> None:
         self.collection.sync(refresh_chain=refresh_chain)
 
-    def imported_keys(self) -> list[ImportedKey]:
+    def _decoded(self, prefix: str, decode: Callable[[str, bytes], T]) -> list[tuple[str, T]]:
+        """Items whose id starts with ``prefix``, decoded once per version (the agent reads
+        them every few seconds); an unreadable one is logged and skipped."""
         out = []
         for rec in self.collection.records():
-            if not rec.id.startswith(KEY_PREFIX):
+            if not rec.id.startswith(prefix):
                 continue
             cached = self._parsed.get((rec.id, rec.version))
             if cached is None:
                 try:
-                    cached = decode_key(rec.id, rec.plaintext)
+                    cached = self._parsed[(rec.id, rec.version)] = decode(rec.id, rec.plaintext)
                 except KeysteadError:
                     log.warning("skipping unreadable ssh item %s", rec.id)
                     continue
-                self._parsed[(rec.id, rec.version)] = cached
-            out.append(cached)
-        return sorted(out, key=lambda k: k.item_id)
+            out.append((rec.id, cast(T, cached)))
+        return out
+
+    def imported_keys(self) -> list[ImportedKey]:
+        return sorted((k for _, k in self._decoded(KEY_PREFIX, decode_key)),
+                      key=lambda k: k.item_id)
 
     def known_hosts(self) -> list[tuple[str, KnownHost]]:
-        out = []
-        for rec in self.collection.records():
-            if rec.id.startswith(HOST_PREFIX):
-                try:
-                    out.append((rec.id, decode_host(rec.id, rec.plaintext)))
-                except KeysteadError:
-                    log.warning("skipping unreadable ssh item %s", rec.id)
-        return out
+        return self._decoded(HOST_PREFIX, decode_host)
 
     def export_known_hosts(self) -> None:
         write_known_hosts_file(self.device, [e for _, e in self.known_hosts()])
