@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 __all__ = ["MAX_DELIVERIES", "messaging_router"]
 
 MAX_DELIVERIES = 1000
-MAX_BODY = 1024 * 1024
 
 
 def messaging_router(ctx: ServiceContext) -> APIRouter:
@@ -66,8 +65,6 @@ def messaging_router(ctx: ServiceContext) -> APIRouter:
             ):
                 raise FormatError("delivery: expected {account, body}")
             body = b64d(d["body"], what="delivery body")
-            if len(body) > MAX_BODY:
-                raise FormatError("spool messages are 1 MiB at most")
             parsed.append((d["account"], body))
         sender, now = f"{device.account}/{device.id}", ctx.now()
         ids = store.spool_put_many(_labels.CHANNEL, sender, parsed, now)

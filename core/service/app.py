@@ -290,8 +290,6 @@ def core_router(ctx: ServiceContext) -> APIRouter:
         if expires is not None and not isinstance(expires, int):
             raise FormatError("expires must be an integer")
         body = b64d(obj.get("body"), what="spool body")
-        if len(body) > 1024 * 1024:
-            raise FormatError("spool messages are 1 MiB at most")
         msg_id = store.spool_put(account, check_collection(channel),
                                  f"{device.account}/{device.id}", body, ctx.now(), expires)
         return {"id": msg_id}

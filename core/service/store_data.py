@@ -13,7 +13,10 @@ from ..items import SealedItem
 from ._store_base import StoreBase
 from .models import Account, ItemRow, RecordRow, SpoolRow
 
-__all__ = ["DataStore", "SpoolMessage"]
+__all__ = ["SPOOL_MAX_BODY", "DataStore", "SpoolMessage"]
+
+SPOOL_MAX_BODY = 1024 * 1024
+"""A spooled message's body at most: every spool write checks it (core's route, adapters')."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,8 @@ class DataStore(StoreBase):
                        messages: Sequence[tuple[str, bytes]], now: int,
                        expires: int | None = None) -> list[int]:
         """Deliver to several accounts' spools in one transaction: all or none."""
+        if any(len(body) > SPOOL_MAX_BODY for _, body in messages):
+            raise FormatError("spool messages are 1 MiB at most")
         with self._sessions.begin() as s:
             rows = []
             for account, body in messages:

@@ -27,6 +27,7 @@ from keystead.core.items import SealedItem
 from keystead.core.keys import AccountSecrets, DeviceKeys
 from keystead.core.service import Store
 from keystead.core.service.store import PAIRING_MAX_FAILURES, PAIRING_TTL, AuthDevice, Grant
+from keystead.core.service.store_data import SPOOL_MAX_BODY
 
 NOW = 1_700_000_000
 
@@ -447,3 +448,14 @@ def test_spool_put_many_is_all_or_nothing(a: Acct) -> None:
     assert s.spool_get(a.name, "messages", 0, 10, NOW) == []
     ids = s.spool_put_many("messages", "b/dev", [(a.name, b"one"), (a.name, b"two")], NOW)
     assert [m.id for m in s.spool_get(a.name, "messages", 0, 10, NOW)] == ids
+
+
+def test_a_spooled_body_over_1_mib_is_refused_and_nothing_stored(a: Acct) -> None:
+    s = a.store
+    big = b"x" * (SPOOL_MAX_BODY + 1)
+    with pytest.raises(FormatError, match="1 MiB"):
+        s.spool_put_many("messages", "b/dev", [(a.name, b"fine"), (a.name, big)], NOW)
+    with pytest.raises(FormatError, match="1 MiB"):
+        s.spool_put(a.name, "messages", "b/dev", big, NOW)
+    assert s.spool_get(a.name, "messages", 0, 10, NOW) == []
+    s.spool_put(a.name, "messages", "b/dev", big[:-1], NOW)  # exactly 1 MiB is fine
