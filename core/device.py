@@ -199,9 +199,7 @@ class Device:
         if secrets is not None and collection in secrets.collections:
             keys = [_umbral.decrypt(secrets.collections[collection], c, ct) for c, ct in caps]
         else:
-            cfrags = self.reencrypt(self.account, [(collection, c) for c, _ in caps])
-            keys = [self._open_own(coll.public_key, state.kfrag_signer, c, ct, cf)
-                    for (c, ct), (cf, _) in zip(caps, cfrags, strict=True)]
+            keys = self.open_own(collection, caps)
         for e, k in zip(missing, keys, strict=True):
             if len(k) != 32:
                 raise DecryptionFailed()
