@@ -66,6 +66,7 @@ class Home:
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("KEYSTEAD_")}
         env.update({"KEYSTEAD_HOME": str(self.path), "KEYSTEAD_PASSPHRASE": self.passphrase,
+                    "KEYSTEAD_SCRYPT_N": str(2**14),
                     **extra})
         return env
 
