@@ -21,6 +21,9 @@ import pytest
 from keystead.core.testing import ServiceProcess as Service
 
 PASSPHRASE = "correct horse battery staple"
+# Keystores made in-process by the unit tests use the lowest cost the keystore accepts
+# (2^14); the CLI's get the same through Home.env.
+os.environ.setdefault("KEYSTEAD_SCRYPT_N", str(2**14))
 CLI = [sys.executable, "-m", "keystead.core.launch"]  # what the `keystead` script runs
 
 
