@@ -11,26 +11,40 @@ queued and pushed by the next sync.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from ._encoding import b64e
+from .chain import ChainState, DeviceInfo
 from .client import path
-from .errors import Conflict, NetworkError
+from .errors import Conflict, DecryptionFailed, FormatError, NetworkError, VerificationError
 from .items import SealedItem, check_item_id, open_item, seal_item
 
-__all__ = ["Collection", "Record", "SyncResult"]
+__all__ = ["ADMIN_ONLY", "Collection", "Record", "SyncResult", "Unreadable"]
 
 PAGE = 5000
+ADMIN_ONLY = ("_account", "_admin")
+"""Collections whose items only admin devices write (the service refuses members too)."""
 
 
 @dataclass(frozen=True)
 class Record:
-    """A decrypted item."""
+    """A decrypted item, with the device that wrote it (checked against the chain)."""
 
     id: str
     version: int
     plaintext: bytes
     deleted: bool = False
+    writer: str = ""
+    by_admin: bool = False
+    """Written by a device that was an admin: what admin-only kinds of item must check."""
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """An item this device cannot open or trust, and why (one line for the person)."""
+
+    id: str
+    writer: str
+    reason: str
 
 
 @dataclass
@@ -38,6 +52,7 @@ class SyncResult:
     fetched: int = 0
     pushed: int = 0
     conflicts: list[str] = field(default_factory=list)
+    unreadable: list[Unreadable] = field(default_factory=list)
 
 
 Resolver = Callable[[Record, Record], bytes]
@@ -69,6 +84,7 @@ class Collection:
         self.device.me()
         self._push_pending(result, resolve)
         result.fetched = self._fetch_all_changes()
+        result.unreadable = self.unreadable()
         return result
 
     def _push_pending(self, result: SyncResult, resolve: Resolver | None) -> None:
@@ -101,25 +117,74 @@ class Collection:
             if len(items) < PAGE:
                 return fetched
 
-    def _open_many(self, items: Sequence[SealedItem]) -> list[Record]:
-        keys = self.device.epoch_keys(self.name, sorted({i.epoch for i in items}))
+    def _check(self, state: ChainState, item: SealedItem) -> DeviceInfo:
+        """The item's writer, after its signature; refused if the writer was not live when
+        the item's epoch began, or (in admin-only collections) is not an admin."""
+        writer = state.devices.get(item.writer)
+        if writer is None:
+            raise VerificationError("written by a device the chain does not know")
+        item.verify(writer.signing_key, account=self.device.account, collection=self.name)
+        epoch = state.collection(self.name).epoch(item.epoch)
+        if writer.removed_seq is not None and epoch.seq > writer.removed_seq:
+            raise VerificationError(f"written by {writer.name} after its removal")
+        if self.name in ADMIN_ONLY and writer.role != "admin":
+            raise VerificationError(f"written by {writer.name}, which is not an admin")
+        return writer
+
+    def _open_many(self, items: Sequence[SealedItem],
+                   skipped: list[Unreadable] | None = None) -> list[Record]:
+        """Decrypt ``items``; one that fails is skipped (named in ``skipped``) or, without
+        ``skipped``, raises."""
+        state = self.device.chain(refresh=False)
         acct = self.device.account
-        return [Record(i.id, i.version,
-                       open_item(keys[i.epoch], account=acct, collection=self.name, item=i),
-                       i.deleted) for i in items]
+        out: list[Record] = []
+        keys: dict[int, bytes] = {}
+        for i in items:
+            try:
+                writer = self._check(state, i)
+                if i.epoch not in keys:
+                    keys.update(self.device.epoch_keys(self.name, [i.epoch]))
+                plain = open_item(keys[i.epoch], account=acct, collection=self.name, item=i)
+            except (VerificationError, DecryptionFailed, FormatError) as e:
+                if skipped is None:
+                    raise
+                skipped.append(Unreadable(i.id, i.writer, str(e) or "does not decrypt"))
+                continue
+            out.append(Record(i.id, i.version, plain, i.deleted, i.writer,
+                              writer.role == "admin"))
+        return out
 
     def _open(self, item: SealedItem) -> Record:
         return self._open_many([item])[0]
 
     def records(self) -> list[Record]:
-        """Every live item, decrypted (from the local cache: sync first)."""
-        return self._open_many(list(self.device.cache.items(self.name)))
+        """Every live item this device can open and trust (from the local cache: sync
+        first); the rest are left out and listed by :meth:`unreadable`."""
+        return self._open_many(list(self.device.cache.items(self.name)), [])
+
+    def unreadable(self) -> list[Unreadable]:
+        """Items in the local cache that this device cannot open or trust, one line each."""
+        skipped: list[Unreadable] = []
+        self._open_many(list(self.device.cache.items(self.name)), skipped)
+        return skipped
+
+    def drop(self, item_ids: Iterable[str]) -> int:
+        """Replace unreadable items by deletions (an admin's ``sync --drop-unreadable``)."""
+        n = 0
+        for item_id in item_ids:
+            current = self.device.cache.item(self.name, item_id)
+            if current is not None and not current.deleted:
+                self.put(item_id, b"", base_version=current.version, deleted=True)
+                n += 1
+        return n
 
     def get(self, item_id: str, *, include_deleted: bool = False) -> Record | None:
+        """One item; None if absent, deleted, or not one this device can open and trust."""
         item = self.device.cache.item(self.name, check_item_id(item_id))
         if item is None or (item.deleted and not include_deleted):
             return None
-        return self._open(item)
+        opened = self._open_many([item], [])
+        return opened[0] if opened else None
 
     # ------------------------------------------------------------------ writing
     def _seal(self, item_id: str, plaintext: bytes, version: int, deleted: bool) -> SealedItem:
@@ -128,15 +193,22 @@ class Collection:
         key = self.device.epoch_keys(self.name, [epoch])[epoch]
         return seal_item(key, account=self.device.account, collection=self.name,
                          item_id=item_id, version=version, epoch=epoch, plaintext=plaintext,
-                         deleted=deleted)
+                         deleted=deleted, writer=self.device.device_id,
+                         signer=self.device.keys.signing)
 
     def _post(self, items: Sequence[SealedItem]) -> None:
-        resp = self.device.client.post(self._url, {"items": [
-            {"id": i.id, "version": i.version, "epoch": i.epoch,
-             "ciphertext": b64e(i.ciphertext), "deleted": i.deleted} for i in items]})
+        try:
+            resp = self.device.client.post(self._url, {"items": [i.to_json() for i in items]})
+        except Conflict as e:
+            if "epoch" not in str(e):
+                raise
+            # Our chain predates a rotation: learn the new epoch and seal again under it.
+            self.device.chain()
+            items = [self._seal(i.id, self._open(i).plaintext, i.version, i.deleted)
+                     for i in items]
+            resp = self.device.client.post(self._url, {"items": [i.to_json() for i in items]})
         seqs = resp["seqs"]
-        stored = [SealedItem(i.id, i.version, i.epoch, i.ciphertext, i.deleted, s)
-                  for i, s in zip(items, seqs, strict=True)]
+        stored = [replace(i, seq=s) for i, s in zip(items, seqs, strict=True)]
         # The cursor is not advanced: others' changes before these seqs are still unfetched.
         self.device.cache.store(self.name, stored, self.device.cache.cursor(self.name))
 
