@@ -109,7 +109,8 @@ def _verify_cached(
     entries = [SignedEntry.from_json(e) for e in obj.get("chain", [])]
     state = verify_chain(entries, account=account)
     pub = obj.get("published")
-    published = None if pub is None else verify_published(state.account_key, pub, account=account)
+    published = None if pub is None else verify_published(state.signing_key, pub,
+                                                          account=account)
     return state, entries, published
 
 
@@ -151,7 +152,7 @@ def authorized_keys(
         try:
             raw = client.get(path("ssh", account, "published-keys"), signed=False)
             published: PublishedKeys | None = verify_published(
-                state.account_key, raw, account=account
+                state.signing_key, raw, account=account
             )
         except NotFound:
             published = None
