@@ -106,12 +106,14 @@ def test_owner_devices_need_the_documents_scope(make_account, tmp_path):
     # The service enforces the scope too: a client that skips its own check is refused.
     from keystead.adapters.documents import read_header
     from keystead.core import Device, Forbidden, Home
+    from keystead.core.sealed import SealedKey
 
     with open(kst, "rb") as f:
         header = read_header(f)
     with Device.open(Home(watch.path), watch.passphrase) as dev:
         with pytest.raises(Forbidden):
-            dev.reencrypt(alice.name, [("documents/default", header.capsule)],
+            rec = SealedKey.from_bytes(header.sealed_key)
+            dev.reencrypt(alice.name, [(rec.key, rec.epoch, rec.capsule)],
                           context=header.document_id.hex())
     refused = alice.admin.json("doc", "audit", "--json")[-1]
     assert not refused["allowed"] and refused["reason"] == "no documents scope"
