@@ -30,7 +30,7 @@ def protect(home, tmp: Path, name: str = "report.pdf", label: str | None = None)
     src.write_bytes(CONTENT)
     home.run("doc", "protect", str(src), *(["--label", label] if label else []))
     kst = tmp / f"{name}.kst"
-    assert kst.exists() and kst.read_bytes()[:20] == b"keystead-document/1\n"
+    assert kst.exists() and kst.read_bytes()[:20] == b"keystead-document/2\n"
     return kst
 
 
