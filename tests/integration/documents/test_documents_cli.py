@@ -210,7 +210,7 @@ def _tamper(kst: Path, other: Path, how: str) -> bytes:
     if how == "other header":
         return _chunks(other)[0] + b"".join(chunks)
     if how == "unknown version":
-        return b"keystead-document/2\n" + data[20:]
+        return b"keystead-document/3\n" + data[20:]
     if how == "not a document":
         return b"%PDF-1.7\n" + data[9:]
     raise AssertionError(how)
