@@ -130,7 +130,8 @@ def _error(resp: httpx.Response) -> KeysteadError:
         obj = resp.json()
         code, message = str(obj.get("error", "")), str(obj.get("message", ""))
     except (ValueError, AttributeError):
-        code, message = "", resp.text[:200] or resp.reason_phrase
+        # Not Keystead's JSON (a proxy's error page): its text is not shown to the person.
+        code, message = "", resp.reason_phrase or "no JSON error"
     kind = _ERRORS.get(code)
     if kind is not None:
         return kind(message)
