@@ -202,7 +202,8 @@ def _offline(
     if known is None:
         raise NoFreshList(f"{problem}; no list verified before, so no keys are allowed")
     if known.verified_at is None:
-        raise NoFreshList(f"{problem}; the cached list has no verification time, so no keys")
+        raise NoFreshList(f"{problem}; no complete list was verified before, so no keys are "
+                          "allowed")
     age = now - known.verified_at
     if age > max_stale or age < -CLOCK_SKEW:
         raise NoFreshList(
