@@ -24,6 +24,7 @@ from .errors import (
     NotFound,
     RateLimited,
     ServiceError,
+    UnsupportedVersion,
     VerificationError,
 )
 from .requests import origin_of, sign_request
@@ -42,6 +43,7 @@ _ERRORS: dict[str, type[KeysteadError]] = {
     "invalid_signature": InvalidSignature,
     "verification_failed": VerificationError,
     "bad_request": FormatError,
+    "unsupported_version": UnsupportedVersion,
 }
 
 
@@ -92,6 +94,7 @@ class ServiceClient:
         content = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
         extra = headers
         headers = {"content-type": "application/json"} if body is not None else {}
+        headers["keystead-protocol"] = "2"  # the service refuses another version by name
         headers.update(extra or {})
         if signed:
             if self.signer is None:

@@ -133,7 +133,8 @@ def _chain_has_removal(service: ServiceProcess, account: str) -> bool:
 
 def _entries(service: ServiceProcess, account: str) -> list[dict[str, Any]]:
     """The chain's entries, read the way docs/PROTOCOL.md describes (no verification)."""
-    raw = httpx.get(f"{service.url}/v1/accounts/{account}/chain").json()["entries"]
+    raw = httpx.get(f"{service.url}/v1/accounts/{account}/chain",
+                    headers={"keystead-protocol": "2"}).json()["entries"]
     return [json.loads(b64d(e["entry"])) for e in raw]
 
 

@@ -279,14 +279,19 @@ def test_bad_input_is_a_4xx_json_error(world):
     import httpx
 
     base = f"{world.url}/v1/confirm/{world.account.name}"
-    auth = {"authorization": f"Bearer {world.token}"}
+    v2 = {"keystead-protocol": "2"}
+    auth = {"authorization": f"Bearer {world.token}", **v2}
     for body in [b"{", b"[]", json.dumps({"v": 1}).encode(),
                  json.dumps({"v": 1, "id": "x", "expires": 1, "sealed": ""}).encode()]:
         r = httpx.post(base + "/requests", content=body, headers=auth)
         assert 400 <= r.status_code < 500 and "error" in r.json(), (body, r.text)
     r = httpx.get(base + "/requests/nope/answer", headers=auth)
     assert r.status_code == 400 and r.json()["error"] == "bad_request"
+    r = httpx.get(base + "/rps", headers=v2)
+    assert r.status_code == 403
+    r = httpx.post(base + "/requests", json={}, headers={"authorization": "Basic abc", **v2})
+    assert r.status_code == 403
+    # A client of protocol version 1 (no header) is told both versions, in one line.
     r = httpx.get(base + "/rps")
-    assert r.status_code == 403
-    r = httpx.post(base + "/requests", json={}, headers={"authorization": "Basic abc"})
-    assert r.status_code == 403
+    assert r.status_code == 400 and r.json()["error"] == "unsupported_version"
+    assert "version 2" in r.json()["message"] and "version 1" in r.json()["message"]
