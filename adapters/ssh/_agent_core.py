@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from keystead.core.errors import FormatError, InvalidSignature, NetworkError
 
 from . import _agent_protocol as proto
-from ._keys import AgentKey, PublicKey, UnsupportedSignRequest
+from ._keys import MAX_AGENT_KEYS, AgentKey, PublicKey, UnsupportedSignRequest
 from ._verify import verify_signature
 
 __all__ = ["AgentCore", "ConfirmHook", "KeyProvider", "Session", "SignContext"]
@@ -26,7 +26,6 @@ __all__ = ["AgentCore", "ConfirmHook", "KeyProvider", "Session", "SignContext"]
 log = logging.getLogger(__name__)
 
 KeyProvider = Callable[[], Sequence[AgentKey]]
-MAX_KEYS = 5
 MAX_SESSION_BINDS = 16
 
 
@@ -72,7 +71,7 @@ class AgentCore:
         provider: KeyProvider,
         *,
         confirm: ConfirmHook | None = None,
-        max_keys: int = MAX_KEYS,
+        max_keys: int = MAX_AGENT_KEYS,
         cache_seconds: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

@@ -24,8 +24,9 @@ from types import TracebackType
 
 from keystead.core.errors import FormatError, KeysteadError
 
-from ._agent_core import MAX_KEYS, AgentCore, ConfirmHook, KeyProvider, Session
+from ._agent_core import AgentCore, ConfirmHook, KeyProvider, Session
 from ._agent_protocol import FrameDecoder
+from ._keys import MAX_AGENT_KEYS
 
 __all__ = ["AgentSocketError", "SshAgent"]
 
@@ -51,7 +52,7 @@ class SshAgent:
         provider: KeyProvider,
         *,
         confirm: ConfirmHook | None = None,
-        max_keys: int = MAX_KEYS,
+        max_keys: int = MAX_AGENT_KEYS,
         cache_seconds: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         max_connections: int = 128,

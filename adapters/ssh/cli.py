@@ -120,31 +120,73 @@ def authorized_keys(account: str, server: str, fingerprint: str | None) -> None:
 
 # ---------------------------------------------------------------- imported keys
 @ssh.command("import")
-@click.argument("keyfile", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("keyfile", type=click.Path(allow_dash=True, dir_okay=False, path_type=Path))
 @click.option("--passphrase-stdin", is_flag=True, help="Read the key file's passphrase from stdin")
-def import_key(keyfile: Path, passphrase_stdin: bool) -> None:
-    """Import an existing private key: every device with the ssh scope will serve it."""
+@click.option(
+    "--passphrase-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Read the key file's passphrase from the first line of this file",
+)
+@click.option("--comment", default=None, help="Label for the key (default: its .pub, else name)")
+def import_key(
+    keyfile: Path, passphrase_stdin: bool, passphrase_file: Path | None, comment: str | None
+) -> None:
+    """Import a private key (KEYFILE, or '-' for stdin): every device with the ssh scope
+    serves it. OpenSSH, PEM and PKCS#8 files; Ed25519, ECDSA and RSA keys."""
     from ._device import SshItems
     from ._items import encode_key, key_item_id
-    from ._keys import KeyPassphraseRequired, load_private_key_file
+    from ._keys import (
+        MAX_IMPORTED_KEYS,
+        AgentKey,
+        KeyPassphraseRequired,
+        load_private_key,
+        load_private_key_file,
+    )
     from ._publish import publish_imported, require_admin_secrets
 
+    from_stdin = str(keyfile) == "-"
+    if from_stdin and passphrase_stdin:
+        die("the key comes from stdin: give its passphrase with --passphrase-file")
     secret: bytes | None = None
     if passphrase_stdin:
         secret = sys.stdin.readline().rstrip("\r\n").encode()
+    elif passphrase_file is not None:
+        lines = passphrase_file.read_bytes().splitlines()
+        secret = lines[0] if lines else b""
+    data = sys.stdin.buffer.read(1024 * 1024) if from_stdin else None
+    if data is None and not keyfile.is_file():
+        die(f"cannot read {keyfile}: no such file")
+
+    def load(passphrase: bytes | None) -> AgentKey:
+        if data is not None:
+            return load_private_key(data, passphrase, comment or "stdin")
+        return load_private_key_file(keyfile, passphrase)
+
     try:
-        key = load_private_key_file(keyfile, secret)
+        key = load(secret)
     except KeyPassphraseRequired:
-        if not sys.stdin.isatty():
-            die("the key file is encrypted: pass --passphrase-stdin")
+        if from_stdin or not sys.stdin.isatty():
+            die("the key is encrypted: give its passphrase with --passphrase-stdin or "
+                "--passphrase-file")
         import getpass
 
-        key = load_private_key_file(keyfile, getpass.getpass("Key passphrase: ").encode())
+        key = load(getpass.getpass("Key passphrase: ").encode())
+    if comment is not None:
+        key = AgentKey(key.private, comment)
     with open_device() as dev:
         require_admin_secrets(dev)
         items = SshItems(dev)
         items.sync()
-        items.collection.put(key_item_id(key), encode_key(key))
+        item_id = key_item_id(key)
+        others = [i for i in items.imported_keys() if i.item_id != item_id]
+        if len(others) >= MAX_IMPORTED_KEYS:
+            die(
+                f"already {len(others)} imported keys: the limit is {MAX_IMPORTED_KEYS} "
+                f"(with the device's own key, {MAX_IMPORTED_KEYS + 1}: sshd's default "
+                "MaxAuthTries); remove one with 'keystead ssh remove FINGERPRINT'"
+            )
+        items.collection.put(item_id, encode_key(key))
         published = publish_imported(dev, items)
     print(f"imported {key.public.fingerprint} ({key.public.algorithm}) {key.comment}".rstrip())
     print(f"published {len(published.keys)} imported public key(s)", file=sys.stderr)
@@ -157,6 +199,7 @@ def keys(json_out: bool) -> None:
     from keystead.core import NetworkError
 
     from ._device import SshItems, device_agent_key
+    from ._keys import MAX_AGENT_KEYS
 
     with open_device(refresh_chain=False) as dev:
         me = dev.me()
@@ -170,9 +213,10 @@ def keys(json_out: bool) -> None:
                 print(
                     "keystead: the service is unreachable; listing the local cache", file=sys.stderr
                 )
+            served = {i.item_id for i in items.served_keys()}
             out += [
                 {
-                    "kind": "imported",
+                    "kind": "imported" if i.item_id in served else "unserved",
                     "id": i.item_id,
                     "fingerprint": i.key.public.fingerprint,
                     "line": i.key.public.line(),
@@ -184,6 +228,14 @@ def keys(json_out: bool) -> None:
         return
     for k in out:
         print(f"{k['kind']:9} {k['fingerprint']}  {k['line'].split(' ', 2)[-1]}")
+    unserved = sum(k["kind"] == "unserved" for k in out)
+    if unserved:
+        print(
+            f"keystead: {unserved} imported key(s) over the limit of {MAX_AGENT_KEYS} keys per "
+            "agent (sshd's default MaxAuthTries) are not served; remove some with "
+            "'keystead ssh remove FINGERPRINT'",
+            file=sys.stderr,
+        )
 
 
 @ssh.command("remove")
