@@ -111,6 +111,10 @@ class AgentCore:
             self._cached, self._fetched_at = keyset, now
             return keyset
 
+    def may_block(self, payload: bytes) -> bool:
+        """Whether answering ``payload`` may wait on the person (a signature to confirm)."""
+        return self._confirm is not None and payload[:1] == bytes([proto.SSH_AGENTC_SIGN_REQUEST])
+
     def handle(self, payload: bytes, session: Session) -> bytes:
         """Answer one message; anything malformed or unsupported gets FAILURE."""
         try:

@@ -11,7 +11,12 @@ import paramiko
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from keystead.adapters.ssh._agent_core import SignContext
-from keystead.adapters.ssh._keys import AgentKey, authorized_keys_line, generate_device_key
+from keystead.adapters.ssh._keys import (
+    MAX_AGENT_KEYS,
+    AgentKey,
+    authorized_keys_line,
+    generate_device_key,
+)
 from keystead.adapters.ssh._verify import verify_signature
 from ssh_harness import RunningAgent, Sshd
 
@@ -50,11 +55,28 @@ def test_ssh_add_sees_no_keys_and_cannot_modify(agent: RunningAgent) -> None:
 
 
 def test_agent_caps_the_number_of_keys(start_agent: Callable[..., RunningAgent]) -> None:
-    keys = [generate_device_key(f"k{i}") for i in range(8)]
+    keys = [generate_device_key(f"k{i}") for i in range(MAX_AGENT_KEYS + 2)]
     running = start_agent(keys)
     assert ssh_add(running.socket_path, "-L").stdout.splitlines() == [
-        k.public.line() for k in keys[:5]
+        k.public.line() for k in keys[:MAX_AGENT_KEYS]
     ]
+
+
+def test_the_cap_is_what_sshd_tries(sshd: Sshd, start_agent: Callable[..., RunningAgent]) -> None:
+    """Why the cap: ssh offers the agent's keys in order, and sshd (MaxAuthTries 6 by
+    default) gives up after six refused ones. The last key under the cap still logs in;
+    one more key, authorized but offered seventh, never does."""
+    keys = [generate_device_key(f"k{i}") for i in range(MAX_AGENT_KEYS + 1)]
+    sshd.set_authorized_keys([keys[MAX_AGENT_KEYS - 1].public.line()])
+    at_cap = start_agent(keys[:MAX_AGENT_KEYS])
+    result = sshd.ssh(at_cap.socket_path, "true")
+    assert result.returncode == 0, result.stderr + sshd.log()
+
+    sshd.set_authorized_keys([keys[MAX_AGENT_KEYS].public.line()])
+    over = start_agent(keys, max_keys=MAX_AGENT_KEYS + 1)
+    result = sshd.ssh(over.socket_path, "true")
+    assert result.returncode == 255
+    assert "Too many authentication failures" in result.stderr + sshd.log()
 
 
 @pytest.mark.parametrize("algorithm", ["rsa-sha2-256", "rsa-sha2-512"])
