@@ -16,6 +16,7 @@ from keystead.adapters.ssh._keys import (
     AgentKey,
     authorized_keys_line,
     generate_device_key,
+    load_private_key_file,
 )
 from keystead.adapters.ssh._verify import verify_signature
 from ssh_harness import RunningAgent, Sshd
@@ -180,3 +181,51 @@ def test_confirm_hook_denial_refuses_login(
     sshd.set_authorized_keys([device_key.public.line()])
     result = sshd.ssh(running.socket_path, "true")
     assert result.returncode == 255 and "Permission denied" in result.stderr
+
+
+@pytest.mark.parametrize("bits", ["256", "384", "521"])
+def test_ecdsa_key_with_real_openssh(
+    tmp_path: Path,
+    sshd: Sshd,
+    start_agent: Callable[..., RunningAgent],
+    device_key: AgentKey,
+    bits: str,
+) -> None:
+    """An ECDSA key from ssh-keygen (chacha20-poly1305, passphrase): listed by ssh-add,
+    signing for ssh-keygen -Y sign -U (checked by ssh-keygen -Y verify) and logging in."""
+    path = tmp_path / "id_ecdsa"
+    made = subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ecdsa", "-b", bits, "-N", "passphrase", "-C", "ec@old",
+         "-Z", "chacha20-poly1305@openssh.com", "-f", str(path)],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    key = load_private_key_file(path, b"passphrase")
+    running = start_agent([device_key, key])
+    env = dict(os.environ, SSH_AUTH_SOCK=str(running.socket_path))
+    listed = ssh_add(running.socket_path, "-L").stdout.splitlines()
+    assert listed == [device_key.public.line(), path.with_name("id_ecdsa.pub").read_text().strip()]
+    assert "(ECDSA)" in ssh_add(running.socket_path, "-l").stdout
+
+    message = tmp_path / "message"
+    message.write_text("signed through the agent\n")
+    signed = subprocess.run(
+        ["ssh-keygen", "-Y", "sign", "-n", "file", "-f", f"{path}.pub", "-U", str(message)],
+        env=env, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert signed.returncode == 0, signed.stderr
+    allowed = tmp_path / "allowed_signers"
+    allowed.write_text(f"ec@old {key.public.line()}\n")
+    with message.open("rb") as data:
+        verified = subprocess.run(
+            ["ssh-keygen", "-Y", "verify", "-f", str(allowed), "-I", "ec@old", "-n", "file",
+             "-s", f"{message}.sig"],
+            stdin=data, capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    assert verified.returncode == 0, verified.stderr + verified.stdout
+
+    sshd.set_authorized_keys([key.public.line()])
+    only = ["-o", "IdentitiesOnly=yes", "-o", f"IdentityFile={path}.pub"]
+    result = sshd.ssh(running.socket_path, "echo", "ecdsa", options=only)
+    assert (result.returncode, result.stdout) == (0, "ecdsa\n"), result.stderr + sshd.log()
+    assert f"ECDSA {key.public.fingerprint}" in sshd.log()
