@@ -277,3 +277,41 @@ def test_a_client_that_never_reads_is_not_buffered_without_bound(agent: RunningA
             pass  # the agent stopped reading us: that is the point
         assert sent < 64 * 1024 * 1024
         assert len(identities(agent.socket_path)) == 1  # others still served
+
+
+AGENT_WITH_FEW_FILES = """
+import resource, sys
+from keystead.adapters.ssh._keys import generate_device_key
+from keystead.adapters.ssh.agent import SshAgent
+key = generate_device_key("device")
+agent = SshAgent(lambda: [key], cache_seconds=0)
+path = agent.bind()
+resource.setrlimit(resource.RLIMIT_NOFILE, (48, 48))
+print(path, flush=True)
+agent.serve_forever()
+"""
+
+
+def test_out_of_file_descriptors_the_biggest_peer_makes_room() -> None:
+    """The agent process may open only 48 files; three processes hold 30 idle
+    connections each. New clients are still answered (the biggest peer's idlest
+    connection is closed to make room), instead of waiting for ever in the backlog."""
+    agent = subprocess.Popen(
+        [sys.executable, "-c", AGENT_WITH_FEW_FILES], stdout=subprocess.PIPE, text=True
+    )
+    holders = []
+    try:
+        assert agent.stdout is not None
+        path = Path(agent.stdout.readline().strip())
+        holders = [hold_idle(path, 30) for _ in range(3)]
+        for _ in range(3):
+            assert len(identities(path)) == 1
+        env = dict(os.environ, SSH_AUTH_SOCK=str(path))
+        listed = subprocess.run(["ssh-add", "-l"], env=env, capture_output=True, timeout=10)
+        assert listed.returncode == 0
+        assert agent.poll() is None
+    finally:
+        for h in holders:
+            h.communicate("")
+        agent.terminate()
+        agent.communicate(timeout=10)
