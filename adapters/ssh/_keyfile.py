@@ -32,6 +32,7 @@ from keystead.core.errors import FormatError
 from . import _wire
 
 __all__ = [
+    "MAX_KDF_ROUNDS",
     "KeyPassphraseRequired",
     "UnsupportedKeyCipher",
     "WrongPassphrase",
@@ -41,7 +42,9 @@ __all__ = [
 _OPENSSH_BEGIN = b"-----BEGIN OPENSSH PRIVATE KEY-----"
 _OPENSSH_END = b"-----END OPENSSH PRIVATE KEY-----"
 _OPENSSH_MAGIC = b"openssh-key-v1\x00"
-_MAX_KDF_ROUNDS = 1 << 16  # ssh-keygen writes 16 (-a); refuse a file that would take hours
+# ssh-keygen writes 16 rounds unless -a says more; each takes ~20 ms here. A file asking
+# for more than this (over 20 s, or days for a damaged count) is refused, naming the count.
+MAX_KDF_ROUNDS = 1024
 _MAX_FILE = 64 * 1024
 
 # name -> (key length, iv length, kind); cryptography reads the aes256 ones itself.
@@ -122,16 +125,21 @@ def _read_openssh(text: bytes, passphrase: bytes | None) -> PrivateKeyTypes:
         raise KeyPassphraseRequired("the private key is encrypted: give its passphrase")
     if kdf != "bcrypt":
         raise FormatError(f"unsupported key derivation {kdf!r} in the OpenSSH key file")
-    if cipher in _OPENSSH_CRYPTOGRAPHY:
-        return _load_ssh(text, passphrase)
-    if cipher not in _OPENSSH_OWN:
+    if cipher not in _OPENSSH_OWN and cipher not in _OPENSSH_CRYPTOGRAPHY:
         raise UnsupportedKeyCipher(cipher)
-    key_len, iv_len, kind = _OPENSSH_OWN[cipher]
     k = _wire.Reader(kdf_options)
     salt, rounds = k.string(), k.uint32()
     k.end()
-    if not 1 <= rounds <= _MAX_KDF_ROUNDS or not salt:
+    if not salt or rounds < 1:
         raise FormatError("bad key derivation options in the OpenSSH key file")
+    if rounds > MAX_KDF_ROUNDS:
+        raise FormatError(
+            f"the key file asks for {rounds} key derivation rounds; at most {MAX_KDF_ROUNDS} "
+            "are read (re-encrypt it with 'ssh-keygen -p -a 100 -f FILE')"
+        )
+    if cipher in _OPENSSH_CRYPTOGRAPHY:
+        return _load_ssh(text, passphrase)
+    key_len, iv_len, kind = _OPENSSH_OWN[cipher]
     material = bcrypt.kdf(passphrase, salt, key_len + iv_len, rounds, ignore_few_rounds=True)
     key, iv = material[:key_len], material[key_len:]
     tag = r.rest()

@@ -12,11 +12,17 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from keystead.adapters.ssh import _wire
 from keystead.adapters.ssh._keys import (
+    AgentKey,
     KeyPassphraseRequired,
     UnsupportedKeyCipher,
     WrongPassphrase,
+    generate_device_key,
     load_private_key,
     load_private_key_file,
 )
@@ -156,4 +162,54 @@ def test_truncated_openssh_files_never_escape_as_other_errors(tmp_path: Path) ->
     for cut in range(0, len(blob), 7):
         text = lines[0] + b"\n" + base64.encodebytes(blob[:cut]) + lines[-1] + b"\n"
         with pytest.raises(FormatError):
+            load_private_key(text, PASS.encode())
+
+
+_ED = generate_device_key("fuzz")
+_EC = AgentKey(ec.generate_private_key(ec.SECP384R1()), "fuzz")
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    which=st.sampled_from(["ed-openssh", "ec-openssh", "ec-pem", "ec-pkcs8"]),
+    position=st.integers(min_value=0),
+    value=st.integers(min_value=0, max_value=255),
+)
+def test_damaged_files_are_format_errors_only(which: str, position: int, value: int) -> None:
+    """Any byte of a key file changed: the key loads or it is a FormatError, nothing else."""
+    key = _ED if which == "ed-openssh" else _EC
+    if which.endswith("openssh"):
+        text = key.private_openssh()
+    else:
+        fmt = (
+            serialization.PrivateFormat.TraditionalOpenSSL
+            if which == "ec-pem"
+            else serialization.PrivateFormat.PKCS8
+        )
+        text = key.private.private_bytes(
+            serialization.Encoding.PEM, fmt, serialization.NoEncryption()
+        )
+    lines = text.splitlines()
+    blob = bytearray(base64.b64decode(b"".join(lines[1:-1])))
+    blob[position % len(blob)] = value
+    damaged = lines[0] + b"\n" + base64.encodebytes(bytes(blob)) + lines[-1] + b"\n"
+    try:
+        load_private_key(damaged)
+    except FormatError:
+        pass
+
+
+def test_key_derivation_rounds_are_bounded(tmp_path: Path) -> None:
+    from keystead.adapters.ssh._keyfile import MAX_KDF_ROUNDS
+
+    path = tmp_path / "id"
+    keygen(path, "ed25519", None)  # -a 2
+    lines = path.read_bytes().splitlines()
+    blob = base64.b64decode(b"".join(lines[1:-1]))
+    count = (2).to_bytes(4, "big")
+    for rounds in (MAX_KDF_ROUNDS + 1, 2**32 - 1):
+        where = blob.index(count, 15)  # the rounds follow the salt in the kdf options
+        forged = blob[:where] + rounds.to_bytes(4, "big") + blob[where + 4 :]
+        text = lines[0] + b"\n" + base64.encodebytes(forged) + lines[-1] + b"\n"
+        with pytest.raises(FormatError, match=f"asks for {rounds} key derivation rounds"):
             load_private_key(text, PASS.encode())
