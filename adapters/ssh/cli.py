@@ -182,12 +182,12 @@ def import_key(
     try:
         key = load(secret)
     except KeyPassphraseRequired:
-        if from_stdin or not sys.stdin.isatty():
+        if not (_controlling_terminal() if from_stdin else sys.stdin.isatty()):
             die("the key is encrypted: give its passphrase with --passphrase-stdin or "
                 "--passphrase-file")
         import getpass
 
-        key = load(getpass.getpass("Key passphrase: ").encode())
+        key = load(getpass.getpass("Key passphrase: ").encode())  # asks on /dev/tty
     if comment is not None:
         key = AgentKey(key.private, comment)
     with open_device() as dev:
@@ -206,6 +206,17 @@ def import_key(
         published = publish_imported(dev, items)
     print(f"imported {key.public.fingerprint} ({key.public.algorithm}) {key.comment}".rstrip())
     print(f"published {len(published.keys)} imported public key(s)", file=sys.stderr)
+
+
+def _controlling_terminal() -> bool:
+    """Whether getpass can ask on /dev/tty although stdin carries the key."""
+    import os
+
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+    except OSError:
+        return False
+    return True
 
 
 @ssh.command("keys")
