@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -433,3 +434,28 @@ def test_one_key_limit_for_import_keys_and_agent(
     assert [key_part(k["line"]) for k in listed] == served  # the same keys, in the same order
     published = authorized_keys(acct, ak_cache).stdout.splitlines()
     assert sorted(key_part(x) for x in published[1:]) == sorted(served[1:])
+
+
+def test_encrypted_key_on_stdin_asks_on_the_terminal(acct: Any, tmp_path: Path) -> None:
+    """``ssh import -`` under a real terminal (util-linux ``script``): the key comes from
+    stdin, its passphrase is asked on /dev/tty."""
+    key = tmp_path / "id"
+    public = ssh_keygen(key, "-t", "ecdsa", "-N", "right phrase")
+    command = f"{shlex.join(CLI)} ssh import - < {shlex.quote(str(key))}"
+    proc = subprocess.Popen(
+        ["script", "-qec", command, "/dev/null"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=acct.admin.env(),
+    )  # fmt: skip
+    assert proc.stdin is not None and proc.stdout is not None
+    seen = b""
+    while b"Key passphrase:" not in seen:  # typed before the prompt, getpass would flush it
+        chunk = proc.stdout.read1(100)
+        assert chunk, seen
+        seen += chunk
+    proc.stdin.write(b"right phrase\n")
+    proc.stdin.flush()
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, seen + out
+    assert b"imported" in out
+    lines = [k["line"] for k in acct.admin.json("ssh", "keys", "--json")]
+    assert public in [key_part(line) for line in lines]
