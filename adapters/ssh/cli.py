@@ -250,11 +250,6 @@ def keys(json_out: bool) -> None:
                 }
                 for i in items.imported_keys()
             ]
-    if json_out:
-        print_json(out)
-        return
-    for k in out:
-        print(f"{k['kind']:9} {k['fingerprint']}  {k['line'].split(' ', 2)[-1]}")
     unserved = sum(k["kind"] == "unserved" for k in out)
     if unserved:
         print(
@@ -263,6 +258,11 @@ def keys(json_out: bool) -> None:
             "'keystead ssh remove FINGERPRINT'",
             file=sys.stderr,
         )
+    if json_out:
+        print_json(out)
+        return
+    for k in out:
+        print(f"{k['kind']:9} {k['fingerprint']}  {k['line'].split(' ', 2)[-1]}")
 
 
 @ssh.command("remove")

@@ -459,3 +459,49 @@ def test_encrypted_key_on_stdin_asks_on_the_terminal(acct: Any, tmp_path: Path) 
     assert b"imported" in out
     lines = [k["line"] for k in acct.admin.json("ssh", "keys", "--json")]
     assert public in [key_part(line) for line in lines]
+
+
+OLD_VERSION_IMPORT = """
+import sys
+from keystead.adapters.ssh._device import SshItems
+from keystead.adapters.ssh._items import encode_key, key_item_id
+from keystead.adapters.ssh._keys import generate_device_key
+from keystead.core.cli import open_device
+
+with open_device() as dev:
+    items = SshItems(dev)
+    items.sync()
+    for i in range(int(sys.argv[1])):
+        key = generate_device_key(f"old-{i}")
+        items.collection.put(key_item_id(key), encode_key(key))
+"""
+
+
+def test_keys_past_the_limit_from_an_older_version_are_marked_not_served(
+    acct: Any, ak_cache: Path, agents: Callable[..., Agent]
+) -> None:
+    """An older version accepted more imported keys than the agent serves. Now ``ssh keys``,
+    the agent and the published list agree on the same first ones, and say so."""
+    from keystead.adapters.ssh._keys import MAX_AGENT_KEYS, MAX_IMPORTED_KEYS
+
+    extra = 2
+    done = subprocess.run(
+        [sys.executable, "-c", OLD_VERSION_IMPORT, str(MAX_IMPORTED_KEYS + extra)],
+        env=acct.admin.env(), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    listed = acct.admin.run("ssh", "keys", "--json")
+    keys = json.loads(listed.stdout)
+    kinds = [k["kind"] for k in keys]
+    assert kinds == ["device"] + ["imported"] * MAX_IMPORTED_KEYS + ["unserved"] * extra
+    assert f"over the limit of {MAX_AGENT_KEYS} keys" in listed.stderr
+    served = [key_part(k["line"]) for k in keys if k["kind"] != "unserved"]
+    assert agents(acct.admin).listed() == served
+    # Removing a served key republishes: the first unserved one moves up, everywhere.
+    acct.admin.run("ssh", "remove", keys[1]["fingerprint"])
+    after = acct.admin.json("ssh", "keys", "--json")
+    assert [k["kind"] for k in after].count("unserved") == extra - 1
+    published = authorized_keys(acct, ak_cache).stdout.splitlines()[1:]
+    assert sorted(key_part(x) for x in published) == sorted(
+        key_part(k["line"]) for k in after if k["kind"] == "imported"
+    )
