@@ -195,7 +195,9 @@ class OtpAuth:
         if encoder is not None:
             if kind != "totp" or algorithm != "SHA1":
                 raise OtpAuthError("encoder=steam needs a totp URI with SHA1")
-            digits = _int_param("digits", params.get("digits", "5"), STEAM_DIGITS, STEAM_DIGITS)
+            if params.get("digits", "5") != "5":
+                raise OtpAuthError("encoder=steam codes have 5 characters: digits must be 5")
+            digits = STEAM_DIGITS
         else:
             digits = _int_param("digits", params.get("digits", "6"), 6, 8)
         if kind == "totp":
