@@ -198,25 +198,30 @@ class SshAgent:
             self._answer(client)
 
     def _answer(self, client: Client) -> None:
-        """Answer the complete frames received, in order, until one must wait."""
-        try:
-            while (
-                not client.busy
-                and len(client.out) < _MAX_PENDING_OUT
-                and (payload := client.decoder.next_payload()) is not None
-            ):
-                if self.core.may_block(payload):
-                    client.busy = True
-                    threading.Thread(
-                        target=self._answer_slowly, args=(client, payload), daemon=True
-                    ).start()
-                else:
-                    client.out += self.core.handle(payload, client.session)
-        except FormatError:  # a bad frame: answer the ones before it, then hang up
+        """Answer the complete frames received, in order, until one must wait; at most
+        ``_MAX_PENDING_OUT`` of replies at a time, the rest once those are sent."""
+        while True:
+            try:
+                while (
+                    not client.busy
+                    and len(client.out) < _MAX_PENDING_OUT
+                    and (payload := client.decoder.next_payload()) is not None
+                ):
+                    if self.core.may_block(payload):
+                        client.busy = True
+                        threading.Thread(
+                            target=self._answer_slowly, args=(client, payload), daemon=True
+                        ).start()
+                    else:
+                        client.out += self.core.handle(payload, client.session)
+            except FormatError:  # a bad frame: answer the ones before it, then hang up
+                self._flush(client)
+                self._close(client)
+                return
+            capped = len(client.out) >= _MAX_PENDING_OUT
             self._flush(client)
-            self._close(client)
-            return
-        self._flush(client)
+            if not (capped and not client.out and not client.closed):
+                return  # else: all sent at once, and more frames may be waiting
 
     def _answer_slowly(self, client: Client, payload: bytes) -> None:
         reply = self.core.handle(payload, client.session)

@@ -315,3 +315,18 @@ def test_out_of_file_descriptors_the_biggest_peer_makes_room() -> None:
             h.communicate("")
         agent.terminate()
         agent.communicate(timeout=10)
+
+
+def test_many_pipelined_requests_are_all_answered(agent: RunningAgent) -> None:
+    """More replies than the agent queues for one client at a time: it answers them in
+    batches as the client reads, and none is lost."""
+    count = 20_000
+    with connect(agent.socket_path) as s:
+        s.sendall(proto.encode_request_identities() * count)
+        one = len(proto.encode_identities_answer([(b"x" * 51, "device@keystead-test")]))
+        received = 0
+        while received < count * one:
+            chunk = s.recv(1 << 20)
+            assert chunk, received
+            received += len(chunk)
+        assert received == count * one
