@@ -26,7 +26,7 @@ from .errors import (
     ServiceError,
     VerificationError,
 )
-from .requests import sign_request
+from .requests import origin_of, sign_request
 
 if TYPE_CHECKING:
     import httpx
@@ -66,6 +66,7 @@ class ServiceClient:
         import httpx
 
         self.base_url = base_url.rstrip("/")
+        self._origin = origin_of(self.base_url)
         self.signer = signer
         self._clock = clock
         # Idle connections are dropped well before the server's keep-alive (5 s) closes them,
@@ -97,7 +98,8 @@ class ServiceClient:
                 raise ValueError("this client has no device to sign with")
             headers.update(sign_request(
                 self.signer.key, account=self.signer.account, device=self.signer.device_id,
-                method=method, path=target, body=content, time=int(self._clock())))
+                method=method, origin=self._origin, path=target, body=content,
+                time=int(self._clock())))
         import httpx
 
         try:
@@ -128,7 +130,8 @@ def _error(resp: httpx.Response) -> KeysteadError:
         obj = resp.json()
         code, message = str(obj.get("error", "")), str(obj.get("message", ""))
     except (ValueError, AttributeError):
-        code, message = "", resp.text[:200] or resp.reason_phrase
+        # Not Keystead's JSON (a proxy's error page): its text is not shown to the person.
+        code, message = "", resp.reason_phrase or "no JSON error"
     kind = _ERRORS.get(code)
     if kind is not None:
         return kind(message)

@@ -151,7 +151,8 @@ def test_rp_management_and_a_revoked_token(world):
 
 # ----------------------------------------------------------------- refusals, Python API level
 def _client(world, token=None):
-    return RelyingPartyClient(world.url, world.account.name, token or world.token)
+    return RelyingPartyClient(world.url, world.account.name, token or world.token,
+                              pins=world.rp_home / "rp-pins")
 
 
 def _answer(dev, pending, decision=Decision.APPROVE, number=None):
@@ -241,7 +242,9 @@ def test_a_removed_devices_answer_is_refused(make_account, service):
     acct = make_account("removed")
     tablet = acct.join("tablet", scopes=["confirm"])
     token = acct.admin.run("confirm", "allow", "bank.example").stdout.split(": ")[1].strip()
-    with RelyingPartyClient(service.url, acct.name, token) as rp, opened(tablet) as dev:
+    rp_home = acct.tmp / f"{acct.name}-rp"
+    with RelyingPartyClient(service.url, acct.name, token, pins=rp_home / "rp-pins") as rp, \
+            opened(tablet) as dev:
         pending = rp.start("Before removal", lifetime=60)
         src = DevicePromptSource(dev)
         src.find(pending.request_id)
@@ -251,7 +254,7 @@ def test_a_removed_devices_answer_is_refused(make_account, service):
             src.approve(pending.request_id, None)
         with pytest.raises(DeviceNotLive):  # nor does the RP, even if one reached it
             rp.verify(pending, signed_before)
-    after = World(acct, tablet, token, service.url)
+    after = World(acct, tablet, token, service.url, rp_home)
     code, out, _ = finish(rp_request(after, "--wait", "2", message="After removal"))
     assert (code, out) == (2, "expired\n")
 
