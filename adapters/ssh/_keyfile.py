@@ -204,7 +204,7 @@ def _load_ssh(data: bytes, passphrase: bytes | None) -> PrivateKeyTypes:
         return serialization.load_ssh_private_key(data, passphrase)
     except InvalidTag as e:
         raise WrongPassphrase() from e
-    except UnsupportedAlgorithm as e:
+    except (UnsupportedAlgorithm, NotImplementedError) as e:  # e.g. a compressed EC point
         raise FormatError(f"unsupported OpenSSH private key: {e}") from e
     except ValueError as e:
         if passphrase is not None:
@@ -249,7 +249,7 @@ def _read_pem(text: bytes, passphrase: bytes | None) -> PrivateKeyTypes:
     pem = b"-----BEGIN %s-----\n%s-----END %s-----\n" % (label, base64.encodebytes(der), label)
     try:
         return serialization.load_pem_private_key(pem, None)
-    except (ValueError, UnsupportedAlgorithm) as e:
+    except (ValueError, UnsupportedAlgorithm, NotImplementedError) as e:
         raise WrongPassphrase() from e  # decrypted to garbage: CTR has no padding to check
 
 
@@ -281,6 +281,8 @@ def _load_pem(data: bytes, passphrase: bytes | None) -> PrivateKeyTypes:
         return serialization.load_pem_private_key(data, passphrase)
     except UnsupportedAlgorithm as e:
         raise UnsupportedKeyCipher(str(e) or "an unknown cipher") from e
+    except NotImplementedError as e:
+        raise FormatError("unsupported PEM private key") from e
     except ValueError as e:
         if passphrase is not None:
             raise WrongPassphrase() from e

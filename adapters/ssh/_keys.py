@@ -86,7 +86,8 @@ class PublicKey:
         try:
             algorithm = _wire.Reader(self.blob).text()
             serialization.load_ssh_public_key(self._line_bytes(algorithm))
-        except (ValueError, FormatError, UnsupportedAlgorithm) as e:
+        except (ValueError, FormatError, UnsupportedAlgorithm, NotImplementedError) as e:
+            # NotImplementedError: cryptography's answer to a compressed ECDSA point
             raise FormatError("not a valid SSH public key") from e
         object.__setattr__(self, "algorithm", algorithm)
 

@@ -31,6 +31,7 @@ from keystead.core.errors import FormatError, KeysteadError
 
 from ._agent_clients import DEFAULT_MAX_PER_PEER, Client, ClientTable
 from ._agent_core import AgentCore, ConfirmHook, KeyProvider
+from ._agent_protocol import encode_failure
 from ._keys import MAX_AGENT_KEYS
 
 __all__ = ["AgentSocketError", "SshAgent"]
@@ -213,7 +214,7 @@ class SshAgent:
                             target=self._answer_slowly, args=(client, payload), daemon=True
                         ).start()
                     else:
-                        client.out += self.core.handle(payload, client.session)
+                        client.out += self._handle(payload, client)
             except FormatError:  # a bad frame: answer the ones before it, then hang up
                 self._flush(client)
                 self._close(client)
@@ -223,8 +224,15 @@ class SshAgent:
             if not (capped and not client.out and not client.closed):
                 return  # else: all sent at once, and more frames may be waiting
 
+    def _handle(self, payload: bytes, client: Client) -> bytes:
+        try:
+            return self.core.handle(payload, client.session)
+        except Exception:  # the boundary: one client's message must never stop the loop
+            log.exception("ssh agent: answering a request failed; sending FAILURE")
+            return encode_failure()
+
     def _answer_slowly(self, client: Client, payload: bytes) -> None:
-        reply = self.core.handle(payload, client.session)
+        reply = self._handle(payload, client)
         self._done_requests.put((client, reply))
         wake = self._wake
         if wake is not None:

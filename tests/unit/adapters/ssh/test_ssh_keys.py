@@ -188,3 +188,19 @@ def test_verify_host_signatures_of_other_types() -> None:
         verify_signature(blob, sig + b"x", b"sid")
     with pytest.raises(InvalidSignature):
         verify_signature(RSA.public_blob, _wire.string("ssh-rsa") + _wire.string(b"x"), b"sid")
+
+
+COMPRESSED_EC = (
+    _wire.string("ecdsa-sha2-nistp256")
+    + _wire.string("nistp256")
+    + _wire.string(b"\x02" + b"\x11" * 32)
+)
+
+
+def test_compressed_ecdsa_points_are_format_errors_not_crashes() -> None:
+    """cryptography raises NotImplementedError for them; callers see our own errors."""
+    with pytest.raises(FormatError):
+        PublicKey(COMPRESSED_EC)
+    with pytest.raises(InvalidSignature):
+        verify_signature(COMPRESSED_EC, _wire.string("ecdsa-sha2-nistp256") + _wire.string(b""),
+                         b"x")  # fmt: skip
