@@ -33,7 +33,7 @@ from ._items import (
     decode_host,
     decode_key,
 )
-from ._keys import AgentKey
+from ._keys import MAX_IMPORTED_KEYS, AgentKey
 from ._known_hosts import KnownHost
 
 if TYPE_CHECKING:
@@ -116,6 +116,11 @@ class SshItems:
         return sorted((k for _, k in self._decoded(KEY_PREFIX, decode_key)),
                       key=lambda k: k.item_id)
 
+    def served_keys(self) -> list[ImportedKey]:
+        """The imported keys every agent serves (and sshd is told about): the first
+        ``MAX_IMPORTED_KEYS`` by id, the same on every device."""
+        return self.imported_keys()[:MAX_IMPORTED_KEYS]
+
     def known_hosts(self) -> list[tuple[str, KnownHost]]:
         return self._decoded(HOST_PREFIX, decode_host)
 
@@ -144,6 +149,7 @@ class DeviceKeySource:
         self._keys: tuple[AgentKey, ...] = (self.device_key,)
         self._host_names: dict[bytes, list[str]] = {}
         self._stop = threading.Event()
+        self._first_check = threading.Event()
         self._thread: threading.Thread | None = None
         self.removed = False
 
@@ -154,9 +160,12 @@ class DeviceKeySource:
         """Names the synced known_hosts gives this host key (for confirmation prompts)."""
         return self._host_names.get(host_key_blob, [])
 
-    def start(self) -> None:
+    def start(self, wait: float = 10.0) -> None:
+        """Start refreshing; return once the first check is done (or after ``wait`` seconds),
+        so the agent's first answer already holds every key, not just the device's."""
         self._thread = threading.Thread(target=self._run, name="ssh-keys", daemon=True)
         self._thread.start()
+        self._first_check.wait(wait)
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
@@ -164,15 +173,19 @@ class DeviceKeySource:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        device = self._open()
-        items = SshItems(device)
         try:
-            self._load(device, items, online=False)
-            while not self._stop.is_set():
-                self._load(device, items, online=True)
-                self._stop.wait(self._interval)
+            device = self._open()
+            try:
+                items = SshItems(device)
+                self._load(device, items, online=False)
+                while not self._stop.is_set():
+                    self._load(device, items, online=True)
+                    self._first_check.set()
+                    self._stop.wait(self._interval)
+            finally:
+                device.close()
         finally:
-            device.close()
+            self._first_check.set()  # never leave start() waiting on a thread that died
 
     def _load(self, device: Device, items: SshItems, *, online: bool) -> None:
         if self.removed:
@@ -197,7 +210,7 @@ class DeviceKeySource:
         if me.can_read(COLLECTION):
             if online:
                 items.sync(refresh_chain=False)  # verified just above
-            keys += [k.key for k in items.imported_keys()]
+            keys += [k.key for k in items.served_keys()]
             hosts = items.known_hosts()
             names: dict[bytes, list[str]] = {}
             for _, entry in hosts:

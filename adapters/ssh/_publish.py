@@ -39,7 +39,7 @@ def require_admin_secrets(device: Device) -> AccountSecrets:
 def publish_imported(device: Device, items: SshItems) -> PublishedKeys:
     """Sign the list of every imported key's public half with a higher ``seq``; store it."""
     secrets = require_admin_secrets(device)
-    keys = [k.key.public for k in items.imported_keys()]
+    keys = [k.key.public for k in items.served_keys()]
     for _ in range(3):
         old = current_published(device)
         new = sign_published(
