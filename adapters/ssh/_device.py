@@ -84,6 +84,12 @@ def write_known_hosts_file(device: Device, entries: list[KnownHost]) -> None:
 T = TypeVar("T")
 
 
+def admin_only_host(entry: KnownHost) -> bool:
+    """A line that speaks for many hosts: a certificate authority, a wildcard or a negation."""
+    return entry.marker == "@cert-authority" or any(
+        c in p for p in entry.patterns for c in "*?!")
+
+
 class SshItems:
     """Imported keys and known hosts in the device's ``ssh`` collection."""
 
@@ -95,9 +101,11 @@ class SshItems:
     def sync(self, *, refresh_chain: bool = True) -> None:
         self.collection.sync(refresh_chain=refresh_chain)
 
-    def _decoded(self, prefix: str, decode: Callable[[str, bytes], T]) -> list[tuple[str, T]]:
+    def _decoded(self, prefix: str, decode: Callable[[str, bytes], T],
+                 admin_only: Callable[[T], bool]) -> list[tuple[str, T]]:
         """Items whose id starts with ``prefix``, decoded once per version (the agent reads
-        them every few seconds); an unreadable one is logged and skipped."""
+        them every few seconds); an unreadable one is logged and skipped, and so is one that
+        ``admin_only`` says only an admin may write but a member wrote."""
         out = []
         for rec in self.collection.records():
             if not rec.id.startswith(prefix):
@@ -109,11 +117,16 @@ class SshItems:
                 except KeysteadError:
                     log.warning("skipping unreadable ssh item %s", rec.id)
                     continue
+            if not rec.by_admin and admin_only(cast(T, cached)):
+                log.warning("skipping ssh item %s: only an admin device may write it, and "
+                            "device %s is not one", rec.id, rec.writer)
+                continue
             out.append((rec.id, cast(T, cached)))
         return out
 
     def imported_keys(self) -> list[ImportedKey]:
-        return sorted((k for _, k in self._decoded(KEY_PREFIX, decode_key)),
+        """Imported keys, as admins wrote them: a member's would log in everywhere."""
+        return sorted((k for _, k in self._decoded(KEY_PREFIX, decode_key, lambda _: True)),
                       key=lambda k: k.item_id)
 
     def served_keys(self) -> list[ImportedKey]:
@@ -122,7 +135,9 @@ class SshItems:
         return self.imported_keys()[:MAX_IMPORTED_KEYS]
 
     def known_hosts(self) -> list[tuple[str, KnownHost]]:
-        return self._decoded(HOST_PREFIX, decode_host)
+        """Known hosts; a certificate authority or a wildcard line counts only if an admin
+        wrote it (a member's ``@cert-authority *`` would vouch for every host)."""
+        return self._decoded(HOST_PREFIX, decode_host, admin_only_host)
 
     def export_known_hosts(self) -> None:
         write_known_hosts_file(self.device, [e for _, e in self.known_hosts()])
