@@ -22,6 +22,7 @@ from keystead.core import ChainState, b64d, b64e, seal_to_key
 from keystead.core.client import ServiceClient, path
 from keystead.core.device import fetch_chain
 from keystead.core.errors import (
+    Conflict,
     VerificationError,
 )
 
@@ -86,12 +87,12 @@ class _Asker(ABC):
     def _chain(self) -> ChainState:
         """The account's verified chain, fetched now."""
 
-    def _sealing_chain(self) -> ChainState:
-        """The chain to seal to: refetched once a minute at most. Collection keys do not
-        rotate (epochs do), so an older verified chain seals to the same key; liveness is
-        what must be fresh, and :meth:`verify` always refetches for that."""
+    def _sealing_chain(self, *, fresh: bool = False) -> ChainState:
+        """The chain to seal to: refetched once a minute at most, or at once when the service
+        said the prompt was sealed to an epoch that is no longer current (a device was
+        removed meanwhile); :meth:`verify` always refetches for liveness."""
         now = self.clock()
-        if self._sealing is None or now - self._sealing[0] > SEALING_CHAIN_TTL:
+        if fresh or self._sealing is None or now - self._sealing[0] > SEALING_CHAIN_TTL:
             self._sealing = (now, self._chain())
         return self._sealing[1]
 
@@ -103,14 +104,19 @@ class _Asker(ABC):
     def start(self, message: str, *, lifetime: int = 120,
               number_matching: bool = False) -> PendingRequest:
         """Seal a fresh prompt to the account's ``confirm`` key and hand it to the service."""
-        chain = self._sealing_chain()
         prompt = RelyingParty(self.name, lifetime, number_matching).create_prompt(
             message, int(self.clock()))
         prompt_bytes = prompt.to_bytes()
-        sealed = seal_to_key(chain, CHANNEL, prompt_bytes)
-        self._request("POST", self._url("requests"), {
-            "v": VERSION, "id": prompt.request_id, "expires": prompt.expires,
-            "sealed": b64e(sealed)})
+        for fresh in (False, True):
+            sealed = seal_to_key(self._sealing_chain(fresh=fresh), CHANNEL, prompt_bytes)
+            try:
+                self._request("POST", self._url("requests"), {
+                    "v": VERSION, "id": prompt.request_id, "expires": prompt.expires,
+                    "sealed": b64e(sealed)})
+                break
+            except Conflict as e:
+                if fresh or "epoch" not in str(e):
+                    raise
         return PendingRequest(prompt, prompt_bytes)
 
     def wait(self, pending: PendingRequest, timeout: float | None = None) -> Outcome:

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Request
 from keystead.core import b64d, b64e, canonical_json, parse_json_object
 from keystead.core.errors import Conflict, Forbidden, FormatError, NotFound
 from keystead.core.service import ServiceContext
+from keystead.core.service.epochs import require_current_epoch
 
 from ._confirm_protocol import PURPOSE_ANSWER, Decision
 from ._prompt import parse_canonical
@@ -118,6 +119,8 @@ def confirm_router(ctx: ServiceContext) -> APIRouter:
         rp = await relying_party(request, account)
         now = ctx.now()
         request_id, expires, sealed = parse_new_request(await ctx.json_body(request), now)
+        # Sealed to an older epoch, a removed device could read it: 409, the RP seals again.
+        require_current_epoch(store, account, CHANNEL, sealed)
         envelope = Envelope(request_id, rp, expires, sealed)
         spool_id = store.spool_put(account, CHANNEL, f"confirm:{rp}", envelope.to_bytes(), now,
                                    expires)

@@ -37,6 +37,7 @@ from keystead.core import (
     NotFound,
     b64d,
     b64e,
+    seal_to_key,
 )
 
 _WORLDS: dict[str, object] = {}
@@ -254,6 +255,15 @@ def test_a_removed_devices_answer_is_refused(make_account, service):
             src.approve(pending.request_id, None)
         with pytest.raises(DeviceNotLive):  # nor does the RP, even if one reached it
             rp.verify(pending, signed_before)
+        # The RP's cached chain predates the removal: a prompt sealed with it (to the epoch
+        # the removed tablet can read) is refused with 409, and start() seals it again.
+        stale = seal_to_key(rp._sealing_chain(), "confirm", b"sealed before the refresh")
+        with pytest.raises(Conflict, match="epoch"):
+            rp._request("POST", rp._url("requests"), {
+                "v": 1, "id": "0" * 32, "expires": int(time.time()) + 60,
+                "sealed": b64e(stale)})
+        resealed = rp.start("After removal, sealed again", lifetime=60)
+        assert acct.admin.json("confirm", "list", "--json")[-1]["id"] == resealed.request_id
     after = World(acct, tablet, token, service.url, rp_home)
     code, out, _ = finish(rp_request(after, "--wait", "2", message="After removal"))
     assert (code, out) == (2, "expired\n")
