@@ -1,0 +1,264 @@
+"""Revocation as an attacker sees it: a removed device's keystore plus database copies.
+
+One account ``alice`` (admin ``laptop``, admin ``tablet``, member ``phone``) and one account
+``bob`` that shares a document label with alice and sends her messages, all driven through
+the real CLI against a real ``keystead serve`` process. Canaries (passwords, TOTP entries,
+protected documents, messages) are written before and after each removal; the service's
+SQLite database is copied at every step (before, right after, later).
+
+The attacker (``adversary.py``, written from docs/ only) gets the removed device's keystore
+and passphrase, every database copy and every protected file. It must open every canary
+written before the removal (so the test can fail) and none written after (DESIGN.md, trust
+model: "removed device + the service's database").
+
+First ``phone`` (member) is removed; later ``tablet`` (admin), after a key rotation already
+happened. For the grantee rows of the trust model, bob's admin device syncs after each
+removal and protects a document under the label it shares with alice.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import os
+import secrets
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from adversary import Attack, Snapshot, copy_database, harvest, open_keystore
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("KEYSTEAD_TEST_DATABASE_URL", "").startswith("postgresql"),
+    reason="the attacker copies the service's SQLite file")
+
+
+def tag(name: str) -> str:
+    return f"CANARY-{name}-{secrets.token_hex(6)}"
+
+
+@dataclass
+class World:
+    """What the scenario leaves behind for the attacker, and the canaries it wrote."""
+
+    tmp: Path
+    db: Path
+    snapshots: list[Snapshot] = field(default_factory=list)
+    documents: list[Path] = field(default_factory=list)
+    canaries: dict[str, list[str]] = field(default_factory=dict)
+    keystores: dict[str, tuple[Path, str]] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def snapshot(self, name: str) -> None:
+        path = self.tmp / f"db-{name}.sqlite"
+        copy_database(self.db, path)
+        self.snapshots.append(Snapshot.load(name, path))
+
+    def canary(self, phase: str, name: str) -> str:
+        value = tag(name)
+        self.canaries.setdefault(phase, []).append(value)
+        return value
+
+    def keep_keystore(self, device: str, home: Any) -> None:
+        dst = self.tmp / f"stolen-{device}.json"
+        shutil.copy(home.path / "keystore.json", dst)
+        self.keystores[device] = (dst, home.passphrase)
+
+
+def password(world: World, phase: str, home: Any, name: str) -> None:
+    value = world.canary(phase, name)
+    home.run("passwords", "add", f"https://{name.lower()}.example", "-u", "alice",
+             input=value + "\n")
+
+
+def totp(world: World, phase: str, home: Any, name: str) -> None:
+    issuer = world.canary(phase, name)
+    secret = base64.b32encode(secrets.token_bytes(20)).decode().rstrip("=")
+    home.run("totp", "add", f"otpauth://totp/{issuer}:alice?secret={secret}&issuer={issuer}")
+
+
+def document(world: World, phase: str | None, home: Any, name: str, label: str) -> Path:
+    value = world.canary(phase, name) if phase else tag(name)
+    src = world.tmp / f"{name}.txt"
+    src.write_text(value)
+    home.run("doc", "protect", str(src), "--label", label)
+    out = world.tmp / f"{name}.txt.kst"
+    world.documents.append(out)
+    if phase is None:
+        world.notes[name] = value
+    return out
+
+
+def message(world: World, phase: str, home: Any, to: str, name: str) -> None:
+    home.run("msg", "send", to, world.canary(phase, name))
+
+
+def _load_root_conftest() -> Any:
+    """tests/conftest.py's CLI helpers (Home, Account.join), loaded under its own name: a
+    plain ``import conftest`` would find whichever conftest pytest imported last."""
+    spec = importlib.util.spec_from_file_location(
+        "keystead_tests_root_conftest", Path(__file__).resolve().parents[1] / "conftest.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+_root = _load_root_conftest()
+
+
+def _db_path(url: str) -> Path:
+    assert url.startswith("sqlite:///"), url
+    return Path(url[len("sqlite:///"):])
+
+
+@pytest.fixture(scope="module")
+def world(service: Any, tmp_path_factory: pytest.TempPathFactory) -> World:
+    Account, Home, unique = _root.Account, _root.Home, _root.unique
+    tmp = tmp_path_factory.mktemp("attack")
+    w = World(tmp, _db_path(service.database_url))
+
+    def account(prefix: str, device: str) -> Account:
+        name = unique(prefix)
+        admin = Home(tmp / f"{name}-{device}")
+        out = admin.run("account", "create", name, "--server", service.url,
+                        "--device", device).stdout
+        return Account(name, service, admin, out.split("recovery key: ", 1)[1].strip(), tmp)
+
+    alice = account("alice", "laptop")
+    bob = account("bob", "bob-laptop")
+    laptop = alice.admin
+    tablet = alice.join("tablet", role="admin")
+    phone = alice.join("phone")
+    host = service.url.split("//", 1)[1]
+    alice_addr, bob_addr = f"{alice.name}@{host}", f"{bob.name}@{host}"
+
+    # bob shares label "shared" with alice (the label is made by its first document)
+    bob_first = document(w, "before-phone", bob.admin, "bob-shared-before", "shared")
+    bob.admin.run("doc", "grant", "shared", alice_addr)
+
+    # ---- before removing the phone
+    P0 = "before-phone"
+    password(w, P0, laptop, "laptop-pw-before")
+    password(w, P0, phone, "phone-pw-before")  # a member's own write
+    totp(w, P0, laptop, "laptop-totp-before")
+    own_doc = document(w, P0, laptop, "alice-doc-before", "default")
+    message(w, P0, bob.admin, alice_addr, "bob-msg-before")
+    # the phone uses what it was given, so its keystore caches keys as in real life
+    phone.run("sync")
+    phone.run("doc", "open", str(own_doc), "-o", str(tmp / "phone-own.txt"))
+    phone.run("doc", "open", str(bob_first), "-o", str(tmp / "phone-bob.txt"))
+    phone.run("msg", "inbox")
+    w.snapshot("before-phone")
+    w.keep_keystore("phone", phone)
+
+    # ---- remove the member
+    laptop.run("device", "remove", "phone")
+    w.snapshot("right-after-phone")
+    P1 = "after-phone"
+    password(w, P1, laptop, "laptop-pw-after-phone")
+    password(w, P1, tablet, "tablet-pw-after-phone")  # tablet's cached chain predates it
+    totp(w, P1, laptop, "laptop-totp-after-phone")
+    document(w, P1, laptop, "alice-doc-after-phone", "default")
+    message(w, P1, bob.admin, alice_addr, "bob-msg-after-phone")
+    # before bob's device syncs, the trust model promises only the service's refusal
+    document(w, None, bob.admin, "bob-shared-before-bob-sync", "shared")
+    w.snapshot("before-bob-sync-1")
+    bob.admin.run("sync")
+    document(w, P1, bob.admin, "bob-shared-after-bob-sync", "shared")
+    w.snapshot("later-phone")
+    w.notes["phone-sync"] = phone.run("sync", check=False)
+
+    # ---- remove the admin tablet (after a first rotation)
+    tablet.run("sync")
+    tablet.run("passwords", "list")
+    w.keep_keystore("tablet", tablet)
+    laptop.run("device", "remove", "tablet")
+    w.snapshot("right-after-tablet")
+    P2 = "after-tablet"
+    password(w, P2, laptop, "laptop-pw-after-tablet")
+    totp(w, P2, laptop, "laptop-totp-after-tablet")
+    document(w, P2, laptop, "alice-doc-after-tablet", "default")
+    document(w, P2, laptop, "alice-newlabel-after-tablet", "board")
+    message(w, P2, bob.admin, alice_addr, "bob-msg-after-tablet")
+    bob.admin.run("sync")
+    document(w, P2, bob.admin, "bob-shared-after-bob-sync-2", "shared")
+    w.snapshot("later-tablet")
+    w.notes["tablet-sync"] = tablet.run("sync", check=False)
+    w.notes["accounts"] = (alice_addr, bob_addr)
+    return w
+
+
+def attack(world: World, device: str) -> Attack:
+    path, passphrase = world.keystores[device]
+    contents = open_keystore(path, passphrase)
+    a = Attack(harvest(contents))
+    a.run(world.snapshots, world.documents)
+    return a
+
+
+@pytest.fixture(scope="module")
+def phone_attack(world: World) -> Attack:
+    return attack(world, "phone")
+
+
+@pytest.fixture(scope="module")
+def tablet_attack(world: World) -> Attack:
+    return attack(world, "tablet")
+
+
+def _report(a: Attack, canaries: list[str]) -> str:
+    return "\n".join([f"opened: {[c for c in canaries if a.opened(c)]}", *a.log[-60:]])
+
+
+def test_removed_member_opens_what_was_written_before(phone_attack: Attack, world: World) -> None:
+    """The attacker works: with the phone's keystore and the database it opens every canary
+    written while the phone was a member (its own write, the admin's, bob's shares)."""
+    missing = [c for c in world.canaries["before-phone"] if not phone_attack.opened(c)]
+    assert not missing, _report(phone_attack, missing)
+
+
+def test_removed_member_opens_nothing_written_after(phone_attack: Attack, world: World) -> None:
+    after = world.canaries["after-phone"] + world.canaries["after-tablet"]
+    own = [c for c in after if "bob-shared" not in c]
+    leaked = [c for c in own if phone_attack.opened(c)]
+    assert not leaked, _report(phone_attack, leaked)
+
+
+def test_removed_member_opens_no_grantor_document_after_the_grantor_synced(
+        phone_attack: Attack, world: World) -> None:
+    after = [c for c in world.canaries["after-phone"] + world.canaries["after-tablet"]
+             if "bob-shared" in c]
+    leaked = [c for c in after if phone_attack.opened(c)]
+    assert not leaked, _report(phone_attack, leaked)
+
+
+def test_removed_admin_opens_what_was_written_before(tablet_attack: Attack,
+                                                    world: World) -> None:
+    before = world.canaries["before-phone"] + world.canaries["after-phone"]
+    missing = [c for c in before if not tablet_attack.opened(c)]
+    assert not missing, _report(tablet_attack, missing)
+
+
+def test_removed_admin_opens_nothing_written_after(tablet_attack: Attack, world: World) -> None:
+    own = [c for c in world.canaries["after-tablet"] if "bob-shared" not in c]
+    leaked = [c for c in own if tablet_attack.opened(c)]
+    assert not leaked, _report(tablet_attack, leaked)
+
+
+def test_removed_admin_opens_no_grantor_document_after_the_grantor_synced(
+        tablet_attack: Attack, world: World) -> None:
+    after = [c for c in world.canaries["after-tablet"] if "bob-shared" in c]
+    leaked = [c for c in after if tablet_attack.opened(c)]
+    assert not leaked, _report(tablet_attack, leaked)
+
+
+def test_the_service_refuses_removed_devices(world: World) -> None:
+    for name in ("phone-sync", "tablet-sync"):
+        proc = world.notes[name]
+        assert proc.returncode != 0, proc
+        assert "removed" in proc.stderr.lower(), proc.stderr
