@@ -295,13 +295,13 @@ class Attack:
             for kfrag, g in kfrags.items():
                 delegating = cat.epoch_key(g["account"], g["key"], g["epoch"])
                 receiving = self._receiving(g, cat)
-                if receiving not in self.sks or (c.delegating is not None
-                                                 and delegating != c.delegating):
+                # Every kfrag whose receiving key it holds, on every capsule (a kfrag for
+                # another epoch only yields a failed decryption, which is the point).
+                if receiving not in self.sks or delegating is None:
                     continue
                 if (c.capsule, kfrag) in tried:
                     continue
                 tried.add((c.capsule, kfrag))
-                assert delegating is not None
                 cfrag = u.reencrypt(cap, u.KeyFrag.from_bytes(kfrag).skip_verification())
                 try:
                     plain = bytes(u.decrypt_reencrypted(

@@ -96,6 +96,10 @@ def message(world: World, phase: str, home: Any, to: str, name: str) -> None:
     home.run("msg", "send", to, world.canary(phase, name))
 
 
+def group_message(world: World, phase: str, home: Any, group: str, name: str) -> None:
+    home.run("msg", "group", "send", group, world.canary(phase, name))
+
+
 def _load_root_conftest() -> Any:
     """tests/conftest.py's CLI helpers (Home, Account.join), loaded under its own name: a
     plain ``import conftest`` would find whichever conftest pytest imported last."""
@@ -141,18 +145,24 @@ def world(service: Any, tmp_path_factory: pytest.TempPathFactory) -> World:
     bob_first = document(w, "before-phone", bob.admin, "bob-shared-before", "shared")
     bob.admin.run("doc", "grant", "shared", alice_addr)
 
+    # bob's group "crew" with alice as a member; alice's own group "team"
+    bob.admin.run("msg", "group", "create", "crew")
+    bob.admin.run("msg", "group", "add", "crew", alice.name)
+    laptop.run("msg", "group", "create", "team")
+
     # ---- before removing the phone
     P0 = "before-phone"
+    group_message(w, P0, bob.admin, "crew", "bob-group-before")
+    group_message(w, P0, laptop, "team", "alice-group-before")
     password(w, P0, laptop, "laptop-pw-before")
     password(w, P0, phone, "phone-pw-before")  # a member's own write
     totp(w, P0, laptop, "laptop-totp-before")
-    own_doc = document(w, P0, laptop, "alice-doc-before", "default")
+    document(w, P0, laptop, "alice-doc-before", "default")
     message(w, P0, bob.admin, alice_addr, "bob-msg-before")
     # the phone uses what it was given, so its keystore caches keys as in real life
+    # (epoch data keys on sync, alice's sharing key on opening bob's document)
     phone.run("sync")
-    phone.run("doc", "open", str(own_doc), "-o", str(tmp / "phone-own.txt"))
     phone.run("doc", "open", str(bob_first), "-o", str(tmp / "phone-bob.txt"))
-    phone.run("msg", "inbox")
     w.snapshot("before-phone")
     w.keep_keystore("phone", phone)
 
@@ -170,12 +180,16 @@ def world(service: Any, tmp_path_factory: pytest.TempPathFactory) -> World:
     w.snapshot("before-bob-sync-1")
     bob.admin.run("sync")
     document(w, P1, bob.admin, "bob-shared-after-bob-sync", "shared")
+    group_message(w, P1, bob.admin, "crew", "bob-group-after-bob-sync")
+    group_message(w, P1, laptop, "team", "alice-group-after-phone")
     w.snapshot("later-phone")
     w.notes["phone-sync"] = phone.run("sync", check=False)
+    w.notes["phone-open-bob"] = phone.run(
+        "doc", "open", str(tmp / "bob-shared-before-bob-sync.txt.kst"), "-o",
+        str(tmp / "phone-bob-2.txt"), check=False)
 
     # ---- remove the admin tablet (after a first rotation)
     tablet.run("sync")
-    tablet.run("passwords", "list")
     w.keep_keystore("tablet", tablet)
     laptop.run("device", "remove", "tablet")
     w.snapshot("right-after-tablet")
@@ -187,8 +201,12 @@ def world(service: Any, tmp_path_factory: pytest.TempPathFactory) -> World:
     message(w, P2, bob.admin, alice_addr, "bob-msg-after-tablet")
     bob.admin.run("sync")
     document(w, P2, bob.admin, "bob-shared-after-bob-sync-2", "shared")
+    group_message(w, P2, bob.admin, "crew", "bob-group-after-bob-sync-2")
+    group_message(w, P2, laptop, "team", "alice-group-after-tablet")
     w.snapshot("later-tablet")
     w.notes["tablet-sync"] = tablet.run("sync", check=False)
+    w.notes["shown"] = laptop.json("account", "show", "--json")
+    w.keep_keystore("laptop", laptop)  # the control: a live admin at the end
     w.notes["accounts"] = (alice_addr, bob_addr)
     return w
 
@@ -211,6 +229,16 @@ def tablet_attack(world: World) -> Attack:
     return attack(world, "tablet")
 
 
+@pytest.fixture(scope="module")
+def laptop_attack(world: World) -> Attack:
+    return attack(world, "laptop")
+
+
+def grantor(canary: str) -> bool:
+    """Shared by bob's account (a label or group granted to alice), not alice's own."""
+    return "bob-shared" in canary or "bob-group" in canary
+
+
 def _report(a: Attack, canaries: list[str]) -> str:
     return "\n".join([f"opened: {[c for c in canaries if a.opened(c)]}", *a.log[-60:]])
 
@@ -224,7 +252,7 @@ def test_removed_member_opens_what_was_written_before(phone_attack: Attack, worl
 
 def test_removed_member_opens_nothing_written_after(phone_attack: Attack, world: World) -> None:
     after = world.canaries["after-phone"] + world.canaries["after-tablet"]
-    own = [c for c in after if "bob-shared" not in c]
+    own = [c for c in after if not grantor(c)]
     leaked = [c for c in own if phone_attack.opened(c)]
     assert not leaked, _report(phone_attack, leaked)
 
@@ -232,7 +260,7 @@ def test_removed_member_opens_nothing_written_after(phone_attack: Attack, world:
 def test_removed_member_opens_no_grantor_document_after_the_grantor_synced(
         phone_attack: Attack, world: World) -> None:
     after = [c for c in world.canaries["after-phone"] + world.canaries["after-tablet"]
-             if "bob-shared" in c]
+             if grantor(c)]
     leaked = [c for c in after if phone_attack.opened(c)]
     assert not leaked, _report(phone_attack, leaked)
 
@@ -245,20 +273,36 @@ def test_removed_admin_opens_what_was_written_before(tablet_attack: Attack,
 
 
 def test_removed_admin_opens_nothing_written_after(tablet_attack: Attack, world: World) -> None:
-    own = [c for c in world.canaries["after-tablet"] if "bob-shared" not in c]
+    own = [c for c in world.canaries["after-tablet"] if not grantor(c)]
     leaked = [c for c in own if tablet_attack.opened(c)]
     assert not leaked, _report(tablet_attack, leaked)
 
 
 def test_removed_admin_opens_no_grantor_document_after_the_grantor_synced(
         tablet_attack: Attack, world: World) -> None:
-    after = [c for c in world.canaries["after-tablet"] if "bob-shared" in c]
+    after = [c for c in world.canaries["after-tablet"] if grantor(c)]
     leaked = [c for c in after if tablet_attack.opened(c)]
     assert not leaked, _report(tablet_attack, leaked)
 
 
+def test_control_a_live_admins_keystore_opens_what_was_written_after(
+        laptop_attack: Attack, world: World) -> None:
+    """The same attacker with a live admin's keystore opens every canary: "opens nothing"
+    above is the removed device's keys failing, not the attacker missing the ciphertexts."""
+    every = [c for phase in ("before-phone", "after-phone", "after-tablet")
+             for c in world.canaries[phase]]
+    missing = [c for c in every if not laptop_attack.opened(c)]
+    assert not missing, _report(laptop_attack, missing)
+
+
+def test_admin_removal_rotated_the_account_key(world: World) -> None:
+    shown = world.notes["shown"]
+    assert shown["key_generation"] == 1
+    assert shown["fingerprint"] != shown["account_fingerprint"]
+
+
 def test_the_service_refuses_removed_devices(world: World) -> None:
-    for name in ("phone-sync", "tablet-sync"):
+    for name in ("phone-sync", "tablet-sync", "phone-open-bob"):
         proc = world.notes[name]
         assert proc.returncode != 0, proc
         assert "removed" in proc.stderr.lower(), proc.stderr
