@@ -27,8 +27,11 @@ import base64
 import binascii
 import hashlib
 import json
+import os
 import sqlite3
 import struct
+import urllib.error
+import urllib.request
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +40,7 @@ from typing import Any
 import umbral_pre as u
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
@@ -464,3 +468,42 @@ def _document_body(d: dict[str, Any], data_key: bytes) -> bytes | None:
         except (InvalidTag, ValueError):
             return None
     return b"".join(out)
+
+
+# --------------------------------------------------------------------------- a raw client
+def seal_item(key: bytes, *, account: str, collection: str, item_id: str, version: int,
+              epoch: int, plaintext: bytes, writer: str, writer_seed: bytes) -> dict[str, Any]:
+    """PROTOCOL.md 6: an item sealed and signed from the docs, in its wire form."""
+    ad = b"\x00".join((b"keystead/v2/item", account.encode(), collection.encode(),
+                       item_id.encode(), struct.pack(">QQ?", version, epoch, False),
+                       writer.encode()))
+    nonce = os.urandom(12)
+    ct = nonce + ChaCha20Poly1305(key).encrypt(nonce, plaintext, ad)
+    message = ad + b"\x00" + hashlib.sha256(ct).digest()
+    sig = Ed25519PrivateKey.from_private_bytes(writer_seed).sign(
+        b"keystead/v2/item/signature\x00" + message)
+    return {"id": item_id, "version": version, "epoch": epoch, "ciphertext": b64e(ct),
+            "deleted": False, "seq": 0, "writer": writer, "sig": b64e(sig)}
+
+
+def b64e(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def signed_post(base_url: str, path: str, body: Any, *, account: str, device: str,
+                seed: bytes, now: int) -> tuple[int, dict[str, Any]]:
+    """PROTOCOL.md 11: a request signed from the docs, sent with the standard library."""
+    raw = json.dumps(body).encode()
+    digest = hashlib.sha256(raw).hexdigest()
+    nonce = b64e(os.urandom(16))
+    message = "\n".join(["POST", path, digest, str(now), nonce, account, device]).encode()
+    sig = Ed25519PrivateKey.from_private_bytes(seed).sign(b"keystead/v2/request\x00" + message)
+    req = urllib.request.Request(base_url + path, data=raw, method="POST", headers={
+        "content-type": "application/json", "keystead-device": f"{account}/{device}",
+        "keystead-time": str(now), "keystead-nonce": nonce,
+        "keystead-content-sha256": digest, "keystead-signature": b64e(sig)})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())

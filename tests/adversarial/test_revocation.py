@@ -19,17 +19,30 @@ removal and protects a document under the label it shares with alice.
 from __future__ import annotations
 
 import base64
+import hashlib
 import importlib.util
 import os
 import secrets
 import shutil
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from adversary import Attack, Snapshot, copy_database, harvest, open_keystore
+from adversary import (
+    Attack,
+    Snapshot,
+    b64d,
+    copy_database,
+    harvest,
+    open_keystore,
+    seal_item,
+    signed_post,
+)
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("KEYSTEAD_TEST_DATABASE_URL", "").startswith("postgresql"),
@@ -98,6 +111,31 @@ def message(world: World, phase: str, home: Any, to: str, name: str) -> None:
 
 def group_message(world: World, phase: str, home: Any, group: str, name: str) -> None:
     home.run("msg", "group", "send", group, world.canary(phase, name))
+
+
+def stale_writes(url: str, account: str, removed: Any, live: Any) -> dict[str, int]:
+    """Right after the removal, items sealed under the old epoch's data key (which the
+    removed device holds): by a live device (a writer whose chain predates the removal)
+    and by the removed device itself. Built and signed from the docs, sent raw."""
+    gone = open_keystore(removed.path / "keystore.json", removed.passphrase)
+    here = open_keystore(live.path / "keystore.json", live.passphrase)
+    old_key = b64d(gone["epoch_keys"]["passwords:1"])
+    path = f"/v1/accounts/{account}/collections/passwords/items"
+    out = {}
+    for name, keys in (("live", here), ("removed", gone)):
+        seed = b64d(keys["device"]["signing"])
+        pub = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes(
+            Encoding.Raw, PublicFormat.Raw)
+        device = hashlib.sha256(pub).hexdigest()[:16]
+        for epoch in (1, 2):
+            item = seal_item(old_key, account=account, collection="passwords",
+                             item_id=f"stale-{name}-{epoch}", version=1, epoch=epoch,
+                             plaintext=b"written under the old epoch key", writer=device,
+                             writer_seed=seed)
+            status, _ = signed_post(url, path, {"items": [item]}, account=account,
+                                    device=device, seed=seed, now=int(time.time()))
+            out[f"{name}-epoch-{epoch}"] = status
+    return out
 
 
 def _load_root_conftest() -> Any:
@@ -169,6 +207,7 @@ def world(service: Any, tmp_path_factory: pytest.TempPathFactory) -> World:
     # ---- remove the member
     laptop.run("device", "remove", "phone")
     w.snapshot("right-after-phone")
+    w.notes["writes"] = stale_writes(service.url, alice.name, phone, tablet)
     P1 = "after-phone"
     password(w, P1, laptop, "laptop-pw-after-phone")
     password(w, P1, tablet, "tablet-pw-after-phone")  # tablet's cached chain predates it
@@ -299,6 +338,15 @@ def test_admin_removal_rotated_the_account_key(world: World) -> None:
     shown = world.notes["shown"]
     assert shown["key_generation"] == 1
     assert shown["fingerprint"] != shown["account_fingerprint"]
+
+
+def test_the_service_refuses_writes_under_the_old_epoch(world: World) -> None:
+    """A live writer whose chain predates the removal is sent back (409) to seal under the
+    new epoch; the removed device is refused outright (403). (An item claiming the new epoch
+    but sealed under the old key is the live writer's own leak: no service can tell.)"""
+    writes = world.notes["writes"]
+    assert writes["live-epoch-1"] == 409, writes
+    assert writes["removed-epoch-1"] == 403 and writes["removed-epoch-2"] == 403, writes
 
 
 def test_the_service_refuses_removed_devices(world: World) -> None:
