@@ -496,7 +496,9 @@ def signed_post(base_url: str, path: str, body: Any, *, account: str, device: st
     raw = json.dumps(body).encode()
     digest = hashlib.sha256(raw).hexdigest()
     nonce = b64e(os.urandom(16))
-    message = "\n".join(["POST", path, digest, str(now), nonce, account, device]).encode()
+    origin = base_url.rstrip("/").lower()  # scheme://host[:port]
+    message = "\n".join(["POST", origin, path, digest, str(now), nonce, account,
+                         device]).encode()
     sig = Ed25519PrivateKey.from_private_bytes(seed).sign(b"keystead/v2/request\x00" + message)
     req = urllib.request.Request(base_url + path, data=raw, method="POST", headers={
         "content-type": "application/json", "keystead-device": f"{account}/{device}",

@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.util
 import os
 import secrets
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +41,7 @@ from adversary import (
 )
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from keystead.core.testing import DeviceHome, unique
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("KEYSTEAD_TEST_DATABASE_URL", "").startswith("postgresql"),
@@ -138,19 +137,19 @@ def stale_writes(url: str, account: str, removed: Any, live: Any) -> dict[str, i
     return out
 
 
-def _load_root_conftest() -> Any:
-    """tests/conftest.py's CLI helpers (Home, Account.join), loaded under its own name: a
-    plain ``import conftest`` would find whichever conftest pytest imported last."""
-    spec = importlib.util.spec_from_file_location(
-        "keystead_tests_root_conftest", Path(__file__).resolve().parents[1] / "conftest.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-_root = _load_root_conftest()
+def join(admin: DeviceHome, account: str, url: str, home: Path, device: str,
+         role: str = "member") -> DeviceHome:
+    """Join ``device`` through the real pairing flow, approved on ``admin``."""
+    new = DeviceHome(home)
+    proc = new.spawn("device", "join", account, "--server", url, "--device", device,
+                     "--wait", "60")
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith("pairing code: "), line
+    admin.run("device", "approve", line.split(": ", 1)[1].strip(), "--role", role, "--yes")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "approved" in out, err
+    return new
 
 
 def _db_path(url: str) -> Path:
@@ -160,43 +159,40 @@ def _db_path(url: str) -> Path:
 
 @pytest.fixture(scope="module")
 def world(service: Any, tmp_path_factory: pytest.TempPathFactory) -> World:
-    Account, Home, unique = _root.Account, _root.Home, _root.unique
     tmp = tmp_path_factory.mktemp("attack")
     w = World(tmp, _db_path(service.database_url))
 
-    def account(prefix: str, device: str) -> Account:
+    def account(prefix: str, device: str) -> tuple[str, DeviceHome]:
         name = unique(prefix)
-        admin = Home(tmp / f"{name}-{device}")
-        out = admin.run("account", "create", name, "--server", service.url,
-                        "--device", device).stdout
-        return Account(name, service, admin, out.split("recovery key: ", 1)[1].strip(), tmp)
+        admin = DeviceHome(tmp / f"{name}-{device}")
+        admin.run("account", "create", name, "--server", service.url, "--device", device)
+        return name, admin
 
-    alice = account("alice", "laptop")
-    bob = account("bob", "bob-laptop")
-    laptop = alice.admin
-    tablet = alice.join("tablet", role="admin")
-    phone = alice.join("phone")
+    alice, laptop = account("alice", "laptop")
+    bob, bob_admin = account("bob", "bob-laptop")
+    tablet = join(laptop, alice, service.url, tmp / "tablet", "tablet", role="admin")
+    phone = join(laptop, alice, service.url, tmp / "phone", "phone")
     host = service.url.split("//", 1)[1]
-    alice_addr, bob_addr = f"{alice.name}@{host}", f"{bob.name}@{host}"
+    alice_addr, bob_addr = f"{alice}@{host}", f"{bob}@{host}"
 
     # bob shares label "shared" with alice (the label is made by its first document)
-    bob_first = document(w, "before-phone", bob.admin, "bob-shared-before", "shared")
-    bob.admin.run("doc", "grant", "shared", alice_addr)
+    bob_first = document(w, "before-phone", bob_admin, "bob-shared-before", "shared")
+    bob_admin.run("doc", "grant", "shared", alice_addr)
 
     # bob's group "crew" with alice as a member; alice's own group "team"
-    bob.admin.run("msg", "group", "create", "crew")
-    bob.admin.run("msg", "group", "add", "crew", alice.name)
+    bob_admin.run("msg", "group", "create", "crew")
+    bob_admin.run("msg", "group", "add", "crew", alice)
     laptop.run("msg", "group", "create", "team")
 
     # ---- before removing the phone
     P0 = "before-phone"
-    group_message(w, P0, bob.admin, "crew", "bob-group-before")
+    group_message(w, P0, bob_admin, "crew", "bob-group-before")
     group_message(w, P0, laptop, "team", "alice-group-before")
     password(w, P0, laptop, "laptop-pw-before")
     password(w, P0, phone, "phone-pw-before")  # a member's own write
     totp(w, P0, laptop, "laptop-totp-before")
     document(w, P0, laptop, "alice-doc-before", "default")
-    message(w, P0, bob.admin, alice_addr, "bob-msg-before")
+    message(w, P0, bob_admin, alice_addr, "bob-msg-before")
     # the phone uses what it was given, so its keystore caches keys as in real life
     # (epoch data keys on sync, alice's sharing key on opening bob's document)
     phone.run("sync")
@@ -207,19 +203,19 @@ def world(service: Any, tmp_path_factory: pytest.TempPathFactory) -> World:
     # ---- remove the member
     laptop.run("device", "remove", "phone")
     w.snapshot("right-after-phone")
-    w.notes["writes"] = stale_writes(service.url, alice.name, phone, tablet)
+    w.notes["writes"] = stale_writes(service.url, alice, phone, tablet)
     P1 = "after-phone"
     password(w, P1, laptop, "laptop-pw-after-phone")
     password(w, P1, tablet, "tablet-pw-after-phone")  # tablet's cached chain predates it
     totp(w, P1, laptop, "laptop-totp-after-phone")
     document(w, P1, laptop, "alice-doc-after-phone", "default")
-    message(w, P1, bob.admin, alice_addr, "bob-msg-after-phone")
+    message(w, P1, bob_admin, alice_addr, "bob-msg-after-phone")
     # before bob's device syncs, the trust model promises only the service's refusal
-    document(w, None, bob.admin, "bob-shared-before-bob-sync", "shared")
+    document(w, None, bob_admin, "bob-shared-before-bob-sync", "shared")
     w.snapshot("before-bob-sync-1")
-    bob.admin.run("sync")
-    document(w, P1, bob.admin, "bob-shared-after-bob-sync", "shared")
-    group_message(w, P1, bob.admin, "crew", "bob-group-after-bob-sync")
+    bob_admin.run("sync")
+    document(w, P1, bob_admin, "bob-shared-after-bob-sync", "shared")
+    group_message(w, P1, bob_admin, "crew", "bob-group-after-bob-sync")
     group_message(w, P1, laptop, "team", "alice-group-after-phone")
     w.snapshot("later-phone")
     w.notes["phone-sync"] = phone.run("sync", check=False)
@@ -237,10 +233,10 @@ def world(service: Any, tmp_path_factory: pytest.TempPathFactory) -> World:
     totp(w, P2, laptop, "laptop-totp-after-tablet")
     document(w, P2, laptop, "alice-doc-after-tablet", "default")
     document(w, P2, laptop, "alice-newlabel-after-tablet", "board")
-    message(w, P2, bob.admin, alice_addr, "bob-msg-after-tablet")
-    bob.admin.run("sync")
-    document(w, P2, bob.admin, "bob-shared-after-bob-sync-2", "shared")
-    group_message(w, P2, bob.admin, "crew", "bob-group-after-bob-sync-2")
+    message(w, P2, bob_admin, alice_addr, "bob-msg-after-tablet")
+    bob_admin.run("sync")
+    document(w, P2, bob_admin, "bob-shared-after-bob-sync-2", "shared")
+    group_message(w, P2, bob_admin, "crew", "bob-group-after-bob-sync-2")
     group_message(w, P2, laptop, "team", "alice-group-after-tablet")
     w.snapshot("later-tablet")
     w.notes["tablet-sync"] = tablet.run("sync", check=False)

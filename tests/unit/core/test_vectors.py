@@ -205,8 +205,8 @@ def test_bundle_digest_and_recovery_signature() -> None:
 
 def test_request_signing_message() -> None:
     r = V["request"]
-    msg = request_message(r["method"], r["path"], r["digest"], r["time"], r["nonce"],
-                          r["account"], r["device"])
+    msg = request_message(r["method"], r["origin"], r["path"], r["digest"], r["time"],
+                          r["nonce"], r["account"], r["device"])
     assert msg.hex() == r["message"]
     key = SigningKey(K["device_signing_seed"])
     assert key.sign(labels.REQUEST, msg).hex() == r["sig"]

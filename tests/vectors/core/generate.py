@@ -220,10 +220,12 @@ def build(fresh: bool) -> dict[str, Any]:
         rsig = old["bundle"]["recovery_sig"]
 
     # ---- a signed request
-    req = {"method": "POST", "path": "/v1/accounts/alice/bundle",
+    req = {"method": "POST", "origin": "https://keys.example.org:8443",
+           "path": "/v1/accounts/alice/bundle",
            "digest": hashlib.sha256(b"{}").hexdigest(), "time": TIME,
            "nonce": b64(bytes(range(16))), "account": ACCOUNT, "device": device_id}
-    req_msg = "\n".join([req["method"], req["path"], req["digest"], str(req["time"]),
+    req_msg = "\n".join([req["method"], req["origin"], req["path"], req["digest"],
+                         str(req["time"]),
                          req["nonce"], req["account"], req["device"]]).encode()
 
     # ---- a keystore (scrypt 2^14, the lowest the reader accepts)
