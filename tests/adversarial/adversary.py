@@ -509,3 +509,34 @@ def signed_post(base_url: str, path: str, body: Any, *, account: str, device: st
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read())
+
+
+def stale_message(*, base_url: str, sender: str, sender_device: str, seed: bytes,
+                  recipient: str, recipient_address: str, epoch: int, epoch_key: bytes,
+                  text: str, now: int) -> int:
+    """docs/MESSAGING.md: a direct message whose key is sealed to epoch ``epoch`` of the
+    recipient's ``messages`` key (public key ``epoch_key``), as a sender whose copy of the
+    recipient's chain predates a removal would make it; posted to the spool. The status."""
+    cjson = lambda v: json.dumps(v, sort_keys=True, separators=(",", ":"),  # noqa: E731
+                                 ensure_ascii=False).encode()
+    message_key = os.urandom(32)
+    capsule, ct = u.encrypt(u.PublicKey.from_compressed_bytes(epoch_key), message_key)
+    record = cjson({"v": 2, "owner": recipient, "key": "messages", "epoch": epoch,
+                    "capsule": b64e(bytes(capsule)), "ciphertext": b64e(bytes(ct))})
+    mid = b64e(os.urandom(16))
+    header = {"v": 1, "id": mid, "from": sender, "device": sender_device, "time": now,
+              "group": None}
+    nonce = os.urandom(12)
+    body = nonce + ChaCha20Poly1305(message_key).encrypt(
+        nonce, cjson({"v": 1, "text": text}), b"keystead/v1/messaging/body\x00" + cjson(header))
+    envelope = cjson({**header, "to": recipient_address, "key": b64e(record),
+                      "body": b64e(body)})
+    sig = Ed25519PrivateKey.from_private_bytes(seed).sign(
+        b"keystead/v1/messaging/envelope\x00" + envelope)
+    wire = cjson({"v": 1, "from": sender, "device": sender_device, "envelope": b64e(envelope),
+                  "sig": b64e(sig)})
+    account = sender.split("@", 1)[0]
+    status, _ = signed_post(base_url, f"/v1/accounts/{recipient}/spool/messages",
+                            {"body": b64e(wire)}, account=account, device=sender_device,
+                            seed=seed, now=now)
+    return status
