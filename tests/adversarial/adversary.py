@@ -246,6 +246,9 @@ class Attack:
         for rec in [m["record"] for m in messages] + [d["record"] for d in docs] + [
                 r for snap in snaps for r in snap.records]:
             self._add_record(rec, cat, capsules)
+        for raw in [b for snap in snaps for b in snap.spool + snap.records]:
+            for rec in _records_in(raw):  # sealed keys anywhere else (confirmation prompts)
+                self._add_record(rec, cat, capsules)
         kfrags = {g["kfrag"]: g for snap in snaps for g in snap.grants}
         items = {i["ciphertext"]: i for snap in snaps for i in snap.items}
         opened: set[bytes] = set()
@@ -411,6 +414,23 @@ class Attack:
     def opened(self, canary: str) -> bool:
         needle = canary.encode()
         return any(needle in p for p in self.plaintexts)
+
+
+def _records_in(raw: bytes, depth: int = 0) -> Iterator[bytes]:
+    """Every sealed-key record inside a JSON document, its strings decoded as base64."""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return
+    if isinstance(value, dict) and {"capsule", "ciphertext", "owner", "key"} <= set(value):
+        yield raw
+        return
+    if depth > 3:
+        return
+    for s in strings(value):
+        for inner in _decodings(s):
+            if inner[:1] == b"{":
+                yield from _records_in(inner, depth + 1)
 
 
 # --------------------------------------------------------------------------- messages
