@@ -493,17 +493,19 @@ def _document_body(d: dict[str, Any], data_key: bytes) -> bytes | None:
 # --------------------------------------------------------------------------- a raw client
 def seal_item(key: bytes, *, account: str, collection: str, item_id: str, version: int,
               epoch: int, plaintext: bytes, writer: str, writer_seed: bytes) -> dict[str, Any]:
-    """PROTOCOL.md 6: an item sealed and signed from the docs, in its wire form."""
+    """PROTOCOL.md 6: an item sealed and signed (a write of one) from the docs, on the wire."""
     ad = b"\x00".join((b"keystead/v2/item", account.encode(), collection.encode(),
                        item_id.encode(), struct.pack(">QQ?", version, epoch, False),
                        writer.encode()))
     nonce = os.urandom(12)
     ct = nonce + ChaCha20Poly1305(key).encrypt(nonce, plaintext, ad)
     message = ad + b"\x00" + hashlib.sha256(ct).digest()
+    root = hashlib.sha256(b"\x00" + message).digest()  # a write of one item: its leaf
     sig = Ed25519PrivateKey.from_private_bytes(writer_seed).sign(
-        b"keystead/v2/item/signature\x00" + message)
+        b"keystead/v2/item/signature\x00" + root)
     return {"id": item_id, "version": version, "epoch": epoch, "ciphertext": b64e(ct),
-            "deleted": False, "seq": 0, "writer": writer, "sig": b64e(sig)}
+            "deleted": False, "seq": 0, "writer": writer, "sig": b64e(sig),
+            "proof": b64e(struct.pack(">HH", 0, 1))}
 
 
 def b64e(data: bytes) -> str:

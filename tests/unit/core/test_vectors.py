@@ -28,7 +28,7 @@ from keystead.core.chain import (
 from keystead.core.crypto import SigningKey, VerifyKey, open_sealed
 from keystead.core.epochs import data_key, previous_secret, walk_back
 from keystead.core.errors import DecryptionFailed, InvalidSignature
-from keystead.core.items import SealedItem, item_message, open_item
+from keystead.core.items import ItemVerifier, SealedItem, item_message, open_item, sign_items
 from keystead.core.keystore import Keystore
 from keystead.core.requests import request_message
 from keystead.core.sealed import SealedKey
@@ -132,28 +132,53 @@ def test_previous_wrapping_associated_data() -> None:
         open_sealed(K["epoch_2_data_key"], h(p["sealed"]), ad[:-1] + b"\x03")
 
 
-def item_from(v: dict[str, Any], ciphertext: bytes, sig: bytes) -> SealedItem:
+def item_from(v: dict[str, Any], ciphertext: bytes, sig: bytes = b"",
+              proof: bytes = b"") -> SealedItem:
     return SealedItem(v["id"], v["version"], v["epoch"], ciphertext, v["deleted"], 0,
-                      v["writer"], sig)
+                      v["writer"], sig, proof)
 
 
 def test_item_associated_data_message_and_signature() -> None:
     v = V["item"]
-    item = item_from(v, h(v["ciphertext"]), h(v["sig"]))
+    item = item_from(v, h(v["ciphertext"]))
     message = item_message(v["account"], v["collection"], item)
     assert message.hex() == v["message"]
     assert message == h(v["ad"]) + b"\x00" + hashlib.sha256(item.ciphertext).digest()
+    assert hashlib.sha256(b"\x00" + message).hexdigest() == v["leaf"]
     signer = SigningKey(K["device_signing_seed"])
-    assert signer.sign(labels.ITEM_SIGNATURE, message).hex() == v["sig"]
-    item.verify(signer.verify_key, account=v["account"], collection=v["collection"])
+    [signed_item] = sign_items(signer, account=v["account"], collection=v["collection"],
+                               items=[item])
+    assert (signed_item.signature.hex(), signed_item.proof.hex()) == (v["sig"], v["proof"])
+    ItemVerifier().verify(signed_item, signer.verify_key, account=v["account"],
+                          collection=v["collection"])
     assert open_item(K["epoch_2_data_key"], account=v["account"], collection=v["collection"],
                      item=item) == h(v["plaintext"])
     assert open_sealed(K["epoch_2_data_key"], item.ciphertext, h(v["ad"])) == h(v["plaintext"])
 
 
+def test_one_write_is_one_signature_over_a_merkle_root() -> None:
+    g = V["item_group"]
+    items = [item_from(i, h(i["ciphertext"])) for i in g["items"]]
+    signer = SigningKey(K["device_signing_seed"])
+    signed = sign_items(signer, account=g["account"], collection=g["collection"], items=items)
+    assert [(i.signature.hex(), i.proof.hex()) for i in signed] == \
+        [(g["sig"], i["proof"]) for i in g["items"]]
+    signer.verify_key.verify(labels.ITEM_SIGNATURE, h(g["root"]), h(g["sig"]))
+    verifier = ItemVerifier()
+    for item, v in zip(signed, g["items"], strict=True):
+        verifier.verify(item, signer.verify_key, account=g["account"],
+                        collection=g["collection"])
+        assert open_item(K["epoch_2_data_key"], account=g["account"],
+                         collection=g["collection"], item=item) == h(v["plaintext"])
+    moved = replace(signed[0], proof=signed[1].proof)  # another item's path: refused
+    with pytest.raises(InvalidSignature):
+        ItemVerifier().verify(moved, signer.verify_key, account=g["account"],
+                              collection=g["collection"])
+
+
 def test_deletion_associated_data() -> None:
     v, d = V["item"], V["deletion"]
-    item = item_from(d, b"\x00" * 28, bytes(64))
+    item = item_from(d, b"\x00" * 28)
     message = item_message(v["account"], v["collection"], item)
     assert message[: -33].hex() == d["ad"]
 

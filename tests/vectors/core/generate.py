@@ -189,9 +189,40 @@ def build(fresh: bool) -> dict[str, Any]:
     ad = item_ad(ACCOUNT, "passwords", "example.com:bob", 3, 2, False, device_id)
     ct = aead(KEYS["epoch_2_data_key"], nonce("item"), b"hunter2", ad)
     message = ad + b"\x00" + hashlib.sha256(ct).digest()
+    leaf = hashlib.sha256(b"\x00" + message).digest()
     item = {**item_in, "ad": ad.hex(), "ciphertext": ct.hex(), "message": message.hex(),
+            "leaf": leaf.hex(), "proof": struct.pack(">HH", 0, 1).hex(),
             "sig": ed_sign(KEYS["device_signing_seed"], "keystead/v2/item/signature",
-                           message).hex()}
+                           leaf).hex()}
+
+    # ---- one write of three items: one signature over the Merkle root, a proof per item
+    group_items = []
+    for n, (gid, text) in enumerate((("a", b"first"), ("b", b"second"), ("c", b"third"))):
+        gad = item_ad(ACCOUNT, "passwords", gid, 1, 2, False, device_id)
+        gct = aead(KEYS["epoch_2_data_key"], nonce(f"group-{n}"), text, gad)
+        gmsg = gad + b"\x00" + hashlib.sha256(gct).digest()
+        group_items.append({"id": gid, "version": 1, "epoch": 2, "deleted": False,
+                            "writer": device_id, "plaintext": text.hex(),
+                            "ciphertext": gct.hex(),
+                            "leaf": hashlib.sha256(b"\x00" + gmsg).digest().hex()})
+    leaves = [h(g["leaf"]) for g in group_items]
+    levels = [leaves]
+    while len(levels[-1]) > 1:  # an odd last node goes up unchanged
+        cur = levels[-1]
+        levels.append([hashlib.sha256(b"\x01" + cur[i] + cur[i + 1]).digest()
+                       if i + 1 < len(cur) else cur[i] for i in range(0, len(cur), 2)])
+    root = levels[-1][0]
+    for index, g in enumerate(group_items):
+        path, pos = b"", index
+        for level in levels[:-1]:
+            if pos ^ 1 < len(level):
+                path += level[pos ^ 1]
+            pos //= 2
+        g["proof"] = (struct.pack(">HH", index, len(group_items)) + path).hex()
+    group = {"account": ACCOUNT, "collection": "passwords", "items": group_items,
+             "root": root.hex(),
+             "sig": ed_sign(KEYS["device_signing_seed"], "keystead/v2/item/signature",
+                            root).hex()}
     del_ad = item_ad(ACCOUNT, "passwords", "example.com:bob", 4, 2, True, device_id)
     deletion = {"id": "example.com:bob", "version": 4, "epoch": 2, "deleted": True,
                 "writer": device_id, "ad": del_ad.hex()}
@@ -211,13 +242,14 @@ def build(fresh: bool) -> dict[str, Any]:
                                  "target": device_id}],
               "items": [{"collection": "passwords", "id": item["id"], "version": 3,
                          "epoch": 2, "ciphertext": b64(ct), "deleted": False, "seq": 0,
-                         "writer": device_id, "sig": b64(h(item["sig"]))}]}
+                         "writer": device_id, "sig": b64(h(item["sig"])),
+                         "proof": b64(h(item["proof"]))}]}
     digest = b"keystead/v2/bundle\x00" + hashlib.sha256(cjson(bundle)).digest()
-    if fresh or "recovery_sig" not in old.get("bundle", {}):
-        rsig = bytes(u.Signer(u.SecretKey.from_be_bytes(KEYS["recovery_key"])).sign(digest)
-                     .to_be_bytes()).hex()
-    else:
-        rsig = old["bundle"]["recovery_sig"]
+    recovery = u.SecretKey.from_be_bytes(KEYS["recovery_key"])
+    rsig = old.get("bundle", {}).get("recovery_sig", "")
+    if fresh or not rsig or not u.Signature.from_be_bytes(h(rsig)).verify(
+            recovery.public_key(), digest):  # kept while it still signs this digest
+        rsig = bytes(u.Signer(recovery).sign(digest).to_be_bytes()).hex()
 
     # ---- a signed request
     req = {"method": "POST", "origin": "https://keys.example.org:8443",
@@ -254,6 +286,7 @@ def build(fresh: bool) -> dict[str, Any]:
                      "ad": prev_ad.hex(), "sealed": previous.hex(),
                      "plaintext": KEYS["epoch_1_secret"].hex()},
         "item": item,
+        "item_group": group,
         "deletion": deletion,
         "sealed_key": {"owner": ACCOUNT, "key": "passwords", "epoch": 2,
                        "bytes": record.hex(), "plaintext": SEALED_SECRET.hex()},
