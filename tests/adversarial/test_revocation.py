@@ -394,6 +394,10 @@ def test_the_service_refuses_writes_under_the_old_epoch(world: World) -> None:
     but sealed under the old key is the live writer's own leak: no service can tell.)"""
     writes = world.notes["writes"]
     assert writes["live-epoch-1"] == 409, writes
+    # The control that the raw client signs requests and items as the docs say: the same
+    # write naming the current epoch is taken (the service cannot see which key sealed it;
+    # readers skip it as unreadable).
+    assert writes["live-epoch-2"] == 200, writes
     assert writes["removed-epoch-1"] == 403 and writes["removed-epoch-2"] == 403, writes
 
 
