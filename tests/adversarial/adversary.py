@@ -523,7 +523,8 @@ def signed_post(base_url: str, path: str, body: Any, *, account: str, device: st
                          device]).encode()
     sig = Ed25519PrivateKey.from_private_bytes(seed).sign(b"keystead/v2/request\x00" + message)
     req = urllib.request.Request(base_url + path, data=raw, method="POST", headers={
-        "content-type": "application/json", "keystead-device": f"{account}/{device}",
+        "content-type": "application/json", "keystead-protocol": "2",
+        "keystead-device": f"{account}/{device}",
         "keystead-time": str(now), "keystead-nonce": nonce,
         "keystead-content-sha256": digest, "keystead-signature": b64e(sig)})
     try:
