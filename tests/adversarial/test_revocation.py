@@ -13,7 +13,15 @@ model: "removed device + the service's database").
 
 First ``phone`` (member) is removed; later ``tablet`` (admin), after a key rotation already
 happened. For the grantee rows of the trust model, bob's admin device syncs after each
-removal and protects a document under the label it shares with alice.
+removal and protects a document and sends a group message under the label and group it
+shares with alice. A live admin's keystore is the control: the same attack opens every
+canary with it.
+
+Raw requests built from the docs check what the service must refuse: items sealed under
+the old epoch (a stale live writer: 409; the removed device: 403), a direct message and a
+confirmation prompt sealed to the old epoch (409; both are known gaps, strict xfail), and a
+chain entry signed by the removed admin's old account key, served by a malicious service
+(the database written directly): refused by a device and by ``ssh authorized-keys``.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import json
 import os
 import secrets
 import shutil
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,6 +211,54 @@ def stale_prompt(w: World, url: str, alice: str, home: Any) -> tuple[int, str]:
     return status, text
 
 
+def forge_with_the_old_key(w: World, url: str, alice: str, laptop: Any) -> dict[str, Any]:
+    """The removed admin and a malicious service together: the tablet's old account key
+    signs a `device-added` entry for a device of the attacker's, and the service (its
+    database written directly) serves it as the chain's next entry. Clients must refuse it:
+    after the rotation only the new key signs (PROTOCOL.md 3)."""
+    gone = open_keystore(*w.keystores["tablet"])
+    secrets_json = json.loads(b64d(gone["secrets"]))
+    old_key = Ed25519PrivateKey.from_private_bytes(b64d(secrets_json["account_key"]))
+    mine = Ed25519PrivateKey.generate()
+    ssh = Ed25519PrivateKey.generate()
+
+    def raw(k: Ed25519PrivateKey) -> bytes:
+        return k.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+    cj = lambda v: json.dumps(v, sort_keys=True, separators=(",", ":")).encode()  # noqa: E731
+    sshd = DeviceHome(w.tmp / "sshd-relying-party")
+    pins = sshd.env(KEYSTEAD_SSH_CACHE=str(w.tmp / "sshd-cache"))
+    before = sshd.run("ssh", "authorized-keys", alice, "--server", url, env=pins)  # pins
+    db = sqlite3.connect(w.db, timeout=30)
+    seq, head_raw = db.execute("SELECT seq, entry FROM chain_entries WHERE account=? "
+                               "ORDER BY seq DESC LIMIT 1", (alice,)).fetchone()
+    device = {"id": hashlib.sha256(raw(mine)).hexdigest()[:16], "name": "evil",
+              "signing_key": b64e(raw(mine)),
+              "pre_key": b64e(bytes(umbral_pre.SecretKey.random().public_key()
+                                    .to_compressed_bytes())),
+              "ssh_key": b64e(raw(ssh))}
+    entry = cj({"v": 2, "account": alice, "seq": seq + 1,
+                "prev": hashlib.sha256(head_raw).hexdigest(), "time": int(time.time()),
+                "type": "device-added",
+                "body": {**device, "role": "admin", "scopes": ["_account", "_admin", "ssh"]}})
+    sig = old_key.sign(b"keystead/v2/chain/entry\x00" + entry)
+    dsig = mine.sign(b"keystead/v2/chain/device-countersign\x00"
+                     + cj({"account": alice, **device}))
+    with db:
+        db.execute("INSERT INTO chain_entries (account, seq, entry, sig, device_sig, "
+                   "new_key_sig) VALUES (?,?,?,?,?,NULL)", (alice, seq + 1, entry, sig, dsig))
+    db.close()
+    blob = b64std(b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20" + raw(ssh))
+    return {"blob": blob, "pinned": before,
+            "sync": laptop.run("sync", check=False),
+            "authorized": sshd.run("ssh", "authorized-keys", alice, "--server", url,
+                                   check=False, env=pins)}
+
+
+def b64std(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
 def _db_path(url: str) -> Path:
     assert url.startswith("sqlite:///"), url
     return Path(url[len("sqlite:///"):])
@@ -294,6 +351,7 @@ def world(service: Any, tmp_path_factory: pytest.TempPathFactory) -> World:
     w.notes["tablet-sync"] = tablet.run("sync", check=False)
     w.notes["shown"] = laptop.json("account", "show", "--json")
     w.keep_keystore("laptop", laptop)  # the control: a live admin at the end
+    w.notes["forgery"] = forge_with_the_old_key(w, service.url, alice, laptop)
     w.notes["accounts"] = (alice_addr, bob_addr)
     return w
 
@@ -439,6 +497,19 @@ def test_the_service_refuses_a_prompt_sealed_to_the_old_epoch(phone_attack: Atta
     assert status == 409, (
         f"the service took a prompt sealed to the old epoch ({status}); the removed phone "
         f"{'opens' if phone_attack.opened(text) else 'does not open'} it")
+
+
+def test_entries_signed_with_the_removed_admins_key_are_refused(world: World) -> None:
+    """A removed admin and a malicious service: what the old account key signs after the
+    rotation is refused by a device and by sshd's authorized-keys command."""
+    f = world.notes["forgery"]
+    assert f["pinned"].returncode == 0 and "ssh-ed25519" in f["pinned"].stdout
+    assert f["sync"].returncode != 0, f["sync"]
+    assert f["sync"].stderr.splitlines() == ["keystead: invalid signature"], f["sync"].stderr
+    # exit 5: the served chain does not continue the pinned one; no key is printed
+    assert f["authorized"].returncode == 5, f["authorized"]
+    assert "invalid signature" in f["authorized"].stderr
+    assert f["blob"] not in f["authorized"].stdout and not f["authorized"].stdout.strip()
 
 
 def test_the_service_refuses_removed_devices(world: World) -> None:
