@@ -3,8 +3,9 @@
 One account ``alice`` (admin ``laptop``, admin ``tablet``, member ``phone``) and one account
 ``bob`` that shares a document label with alice and sends her messages, all driven through
 the real CLI against a real ``keystead serve`` process. Canaries (passwords, TOTP entries,
-protected documents, messages) are written before and after each removal; the service's
-SQLite database is copied at every step (before, right after, later).
+imported SSH keys, protected documents, direct and group messages) are written before and
+after each removal; the service's SQLite database is copied at every step (before, right
+after, later).
 
 The attacker (``adversary.py``, written from docs/ only) gets the removed device's keystore
 and passphrase, every database copy and every protected file. It must open every canary
@@ -53,7 +54,12 @@ from adversary import (
     stale_message,
 )
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
 from keystead.core.testing import DeviceHome, unique
 
 pytestmark = pytest.mark.skipif(
@@ -115,6 +121,19 @@ def document(world: World, phase: str | None, home: Any, name: str, label: str) 
     if phase is None:
         world.notes[name] = value
     return out
+
+
+def ssh_key(world: World, phase: str, home: Any, name: str, *, check: bool = True) -> Any:
+    """An imported SSH private key (an admin-only item of ``ssh``), its comment the canary;
+    with ``check=False`` a failed import is returned and leaves no canary."""
+    path = world.tmp / f"{name}.pem"
+    path.write_bytes(Ed25519PrivateKey.generate().private_bytes(
+        Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    comment = world.canary(phase, name)
+    proc = home.run("ssh", "import", str(path), "--comment", comment, check=check)
+    if proc.returncode != 0:
+        world.canaries[phase].remove(comment)
+    return proc
 
 
 def message(world: World, phase: str, home: Any, to: str, name: str) -> None:
@@ -226,9 +245,7 @@ def forge_with_the_old_key(w: World, url: str, alice: str, laptop: Any) -> dict[
         return k.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
     cj = lambda v: json.dumps(v, sort_keys=True, separators=(",", ":")).encode()  # noqa: E731
-    sshd = DeviceHome(w.tmp / "sshd-relying-party")
-    pins = sshd.env(KEYSTEAD_SSH_CACHE=str(w.tmp / "sshd-cache"))
-    before = sshd.run("ssh", "authorized-keys", alice, "--server", url, env=pins)  # pins
+    sshd, pins = w.notes["sshd"]
     db = sqlite3.connect(w.db, timeout=30)
     seq, head_raw = db.execute("SELECT seq, entry FROM chain_entries WHERE account=? "
                                "ORDER BY seq DESC LIMIT 1", (alice,)).fetchone()
@@ -249,7 +266,7 @@ def forge_with_the_old_key(w: World, url: str, alice: str, laptop: Any) -> dict[
                    "new_key_sig) VALUES (?,?,?,?,?,NULL)", (alice, seq + 1, entry, sig, dsig))
     db.close()
     blob = b64std(b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20" + raw(ssh))
-    return {"blob": blob, "pinned": before,
+    return {"blob": blob, "pinned": w.notes["sshd-pinned"],
             "sync": laptop.run("sync", check=False),
             "authorized": sshd.run("ssh", "authorized-keys", alice, "--server", url,
                                    check=False, env=pins)}
@@ -298,6 +315,7 @@ def world(service: Any, tmp_path_factory: pytest.TempPathFactory) -> World:
     password(w, P0, laptop, "laptop-pw-before")
     password(w, P0, phone, "phone-pw-before")  # a member's own write
     totp(w, P0, laptop, "laptop-totp-before")
+    ssh_key(w, P0, laptop, "laptop-ssh-before")
     document(w, P0, laptop, "alice-doc-before", "default")
     message(w, P0, bob_admin, alice_addr, "bob-msg-before")
     # the phone uses what it was given, so its keystore caches keys as in real life
@@ -317,6 +335,7 @@ def world(service: Any, tmp_path_factory: pytest.TempPathFactory) -> World:
     password(w, P1, laptop, "laptop-pw-after-phone")
     password(w, P1, tablet, "tablet-pw-after-phone")  # tablet's cached chain predates it
     totp(w, P1, laptop, "laptop-totp-after-phone")
+    ssh_key(w, P1, laptop, "laptop-ssh-after-phone")
     document(w, P1, laptop, "alice-doc-after-phone", "default")
     message(w, P1, bob_admin, alice_addr, "bob-msg-after-phone")
     # before bob's device syncs, the trust model promises only the service's refusal
@@ -335,11 +354,21 @@ def world(service: Any, tmp_path_factory: pytest.TempPathFactory) -> World:
     # ---- remove the admin tablet (after a first rotation)
     tablet.run("sync")
     w.keep_keystore("tablet", tablet)
+    # sshd's authorized-keys command pins the account (its chain) before the rotation
+    sshd = DeviceHome(tmp / "sshd-relying-party")
+    pins = sshd.env(KEYSTEAD_SSH_CACHE=str(tmp / "sshd-cache"))
+    w.notes["sshd"] = (sshd, pins)
+    w.notes["sshd-pinned"] = sshd.run("ssh", "authorized-keys", alice, "--server", service.url,
+                                      env=pins)
     laptop.run("device", "remove", "tablet")
+    w.notes["sshd-after-rotation"] = sshd.run("ssh", "authorized-keys", alice, "--server",
+                                              service.url, env=pins, check=False)
     w.snapshot("right-after-tablet")
     P2 = "after-tablet"
     password(w, P2, laptop, "laptop-pw-after-tablet")
     totp(w, P2, laptop, "laptop-totp-after-tablet")
+    w.notes["ssh-import-after-rotation"] = ssh_key(w, P2, laptop, "laptop-ssh-after-tablet",
+                                                   check=False)
     document(w, P2, laptop, "alice-doc-after-tablet", "default")
     document(w, P2, laptop, "alice-newlabel-after-tablet", "board")
     message(w, P2, bob_admin, alice_addr, "bob-msg-after-tablet")
@@ -506,10 +535,35 @@ def test_entries_signed_with_the_removed_admins_key_are_refused(world: World) ->
     assert f["pinned"].returncode == 0 and "ssh-ed25519" in f["pinned"].stdout
     assert f["sync"].returncode != 0, f["sync"]
     assert f["sync"].stderr.splitlines() == ["keystead: invalid signature"], f["sync"].stderr
-    # exit 5: the served chain does not continue the pinned one; no key is printed
-    assert f["authorized"].returncode == 5, f["authorized"]
+    # sshd gets no key at all. (Exit 5, "does not continue the pinned chain", when the
+    # account has no imported keys; 1 while the bug below also fails the published list.)
+    assert f["authorized"].returncode in (1, 5), f["authorized"]
     assert "invalid signature" in f["authorized"].stderr
     assert f["blob"] not in f["authorized"].stdout and not f["authorized"].stdout.strip()
+
+
+# KNOWN BUG, reported to the lead: after an admin removal (account key generation 1),
+# `keystead ssh import` on the remaining admin fails with "keystead: invalid signature": it
+# verifies the published list of imported keys, signed by the generation 0 key, with the
+# current key (adapters/ssh/_publish.py `current_published`), and the removal bundle does
+# not re-sign that list. (Its canary is then not written; the attack runs without it.)
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="ssh import fails after the account key rotated")
+def test_ssh_import_works_after_an_admin_removal(world: World) -> None:
+    proc = world.notes["ssh-import-after-rotation"]
+    assert proc.returncode == 0, proc.stderr
+
+
+# KNOWN BUG, reported to the lead: after an admin removal, `keystead ssh authorized-keys`
+# fails ("keystead: invalid signature", exit 1) for an account that has imported SSH keys:
+# the published list of imported keys is still the one signed by the generation 0 account
+# key, and it is now checked with the current key. sshd then lets no device of the account
+# log in. The removal bundle (or the first admin command after it) must re-sign that list.
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="authorized-keys fails after the account key rotated")
+def test_authorized_keys_works_after_an_admin_removal(world: World) -> None:
+    proc = world.notes["sshd-after-rotation"]
+    assert proc.returncode == 0 and "ssh-ed25519" in proc.stdout, proc.stderr
 
 
 def test_the_service_refuses_removed_devices(world: World) -> None:
