@@ -16,7 +16,8 @@ First ``phone`` (member) is removed; later ``tablet`` (admin), after a key rotat
 happened. For the grantee rows of the trust model, bob's admin device syncs after each
 removal and protects a document and sends a group message under the label and group it
 shares with alice. A live admin's keystore is the control: the same attack opens every
-canary with it.
+canary with it. At the end bob revokes alice from his label and group; with all of alice's
+keys nothing bob seals afterwards opens.
 
 Raw requests built from the docs check what the service must refuse: items sealed under
 the old epoch (a stale live writer: 409; the removed device: 403), a direct message and a
@@ -378,6 +379,14 @@ def world(service: Any, tmp_path_factory: pytest.TempPathFactory) -> World:
     group_message(w, P2, laptop, "team", "alice-group-after-tablet")
     w.snapshot("later-tablet")
     w.notes["tablet-sync"] = tablet.run("sync", check=False)
+
+    # ---- bob revokes alice from his label and his group (issue 10, point 2)
+    P3 = "after-revoke"
+    bob_admin.run("doc", "revoke", "shared", alice_addr)
+    bob_admin.run("msg", "group", "remove", "crew", alice)
+    document(w, P3, bob_admin, "bob-shared-after-revoke", "shared")
+    group_message(w, P3, bob_admin, "crew", "bob-group-after-revoke")
+    w.snapshot("after-revoke")
     w.notes["shown"] = laptop.json("account", "show", "--json")
     w.keep_keystore("laptop", laptop)  # the control: a live admin at the end
     w.notes["forgery"] = forge_with_the_old_key(w, service.url, alice, laptop)
@@ -467,6 +476,14 @@ def test_control_a_live_admins_keystore_opens_what_was_written_after(
              for c in world.canaries[phase]]
     missing = [c for c in every if not laptop_attack.opened(c)]
     assert not missing, _report(laptop_attack, missing)
+
+
+def test_a_revoked_grantee_opens_nothing_sealed_afterwards(laptop_attack: Attack,
+                                                        world: World) -> None:
+    """Alice's live admin (all of alice's keys) with every database copy: what bob seals to
+    his label and group after revoking alice stays shut; what came before opens (control)."""
+    leaked = [c for c in world.canaries["after-revoke"] if laptop_attack.opened(c)]
+    assert not leaked, _report(laptop_attack, leaked)
 
 
 def test_admin_removal_rotated_the_account_key(world: World) -> None:
