@@ -150,15 +150,11 @@ def stale_writes(url: str, account: str, removed: Any, live: Any) -> dict[str, i
     removed device holds): by a live device (a writer whose chain predates the removal)
     and by the removed device itself. Built and signed from the docs, sent raw."""
     gone = open_keystore(removed.path / "keystore.json", removed.passphrase)
-    here = open_keystore(live.path / "keystore.json", live.passphrase)
     old_key = b64d(gone["epoch_keys"]["passwords:1"])
     path = f"/v1/accounts/{account}/collections/passwords/items"
     out = {}
-    for name, keys in (("live", here), ("removed", gone)):
-        seed = b64d(keys["device"]["signing"])
-        pub = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes(
-            Encoding.Raw, PublicFormat.Raw)
-        device = hashlib.sha256(pub).hexdigest()[:16]
+    for name, home in (("live", live), ("removed", removed)):
+        device, seed = device_of(home)
         for epoch in (1, 2):
             item = seal_item(old_key, account=account, collection="passwords",
                              item_id=f"stale-{name}-{epoch}", version=1, epoch=epoch,
@@ -185,21 +181,50 @@ def join(admin: DeviceHome, account: str, url: str, home: Path, device: str,
     return new
 
 
+def device_of(home: Any) -> tuple[str, bytes]:
+    """A device's id and signing seed, from its keystore (FORMAT.md)."""
+    keys = open_keystore(home.path / "keystore.json", home.passphrase)
+    seed = b64d(keys["device"]["signing"])
+    pub = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes(
+        Encoding.Raw, PublicFormat.Raw)
+    return hashlib.sha256(pub).hexdigest()[:16], seed
+
+
+def foreign_writes(url: str, alice: str, bob_home: Any, member: Any) -> dict[str, int]:
+    """Trust model: another account writes nothing of this account's; a member writes no
+    admin-only state. Raw requests built from the docs, each signed by a real device."""
+    out = {}
+    key = bytes(32)  # the service cannot tell keys apart: only its checks refuse these
+    for who, home in (("bob", bob_home), ("member", member)):
+        device, seed = device_of(home)
+        account = str(json.loads((home.path / "device.json").read_text())["account"])
+        for coll in ("passwords", "_account", "_admin"):
+            item = seal_item(key, account=alice, collection=coll, item_id=f"{who}-{coll}",
+                             version=1, epoch=1, plaintext=b"not yours", writer=device,
+                             writer_seed=seed)
+            out[f"{who}-{coll}"], _ = signed_post(
+                url, f"/v1/accounts/{alice}/collections/{coll}/items", {"items": [item]},
+                account=account, device=device, seed=seed, now=int(time.time()))
+        out[f"{who}-bundle"], _ = signed_post(
+            url, f"/v1/accounts/{alice}/bundle",
+            {"base": {"seq": 0, "head": ""}, "entries": [], "grants": [],
+             "delete_grants": [], "items": []},
+            account=account, device=device, seed=seed, now=int(time.time()))
+    return out
+
+
 def stale_direct_message(w: World, url: str, alice: str, bob: str, bob_home: Any
                          ) -> tuple[int, str]:
     """Bob's device sends alice a message sealed to the epoch of her ``messages`` key that was
     current before the removal (a sender whose copy of alice's chain is stale). Issue 10,
     point 5: the service refuses it (409) and the sender seals again."""
-    keys = open_keystore(bob_home.path / "keystore.json", bob_home.passphrase)
-    seed = b64d(keys["device"]["signing"])
-    pub = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes(
-        Encoding.Raw, PublicFormat.Raw)
+    device, seed = device_of(bob_home)
     host = url.split("//", 1)[1]
     epochs = [e["body"] for e in w.snapshots[0].chains[alice]
               if e["type"] == "epoch" and e["body"]["collection"] == "messages"]
     text = tag("bob-msg-stale-sender")
     status = stale_message(base_url=url, sender=f"{bob}@{host}",
-                           sender_device=hashlib.sha256(pub).hexdigest()[:16], seed=seed,
+                           sender_device=device, seed=seed,
                            recipient=alice, recipient_address=f"{alice}@{host}",
                            epoch=epochs[-1]["epoch"], epoch_key=b64d(epochs[-1]["public_key"]),
                            text=text, now=int(time.time()))
@@ -209,11 +234,7 @@ def stale_direct_message(w: World, url: str, alice: str, bob: str, bob_home: Any
 def stale_prompt(w: World, url: str, alice: str, home: Any) -> tuple[int, str]:
     """A confirmation prompt sealed to the ``confirm`` epoch current before the removal,
     posted by a live device of the account (docs/second_factor.md: RP ``device:NAME``)."""
-    keys = open_keystore(home.path / "keystore.json", home.passphrase)
-    seed = b64d(keys["device"]["signing"])
-    pub = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes(
-        Encoding.Raw, PublicFormat.Raw)
-    device = hashlib.sha256(pub).hexdigest()[:16]
+    device, seed = device_of(home)
     epochs = [e["body"] for e in w.snapshots[0].chains[alice]
               if e["type"] == "epoch" and e["body"]["collection"] == "confirm"]
     text = tag("prompt-stale-sealer")
@@ -323,6 +344,7 @@ def world(service: Any, tmp_path_factory: pytest.TempPathFactory) -> World:
     # (epoch data keys on sync, alice's sharing key on opening bob's document)
     phone.run("sync")
     phone.run("doc", "open", str(bob_first), "-o", str(tmp / "phone-bob.txt"))
+    w.notes["foreign"] = foreign_writes(service.url, alice, bob_admin, phone)
     w.snapshot("before-phone")
     w.keep_keystore("phone", phone)
 
@@ -581,6 +603,15 @@ def test_ssh_import_works_after_an_admin_removal(world: World) -> None:
 def test_authorized_keys_works_after_an_admin_removal(world: World) -> None:
     proc = world.notes["sshd-after-rotation"]
     assert proc.returncode == 0 and "ssh-ed25519" in proc.stdout, proc.stderr
+
+
+def test_no_foreign_or_member_writes_of_admin_state(world: World) -> None:
+    f = world.notes["foreign"]
+    # another account: refused for every collection and for bundles
+    assert all(f[f"bob-{k}"] == 403 for k in ("passwords", "_account", "_admin", "bundle")), f
+    # a member: its own scope yes (control), admin-only state and bundles no
+    assert f["member-passwords"] == 200, f
+    assert all(f[f"member-{k}"] == 403 for k in ("_account", "_admin", "bundle")), f
 
 
 def test_the_service_refuses_removed_devices(world: World) -> None:
