@@ -470,6 +470,14 @@ def test_removed_member_opens_no_grantor_document_after_the_grantor_synced(
     assert not leaked, _report(phone_attack, leaked)
 
 
+def test_the_grantee_window_is_as_documented(phone_attack: Attack, world: World) -> None:
+    """PROTOCOL.md 9, "Grantee accounts": until the grantor syncs, what it seals to the label
+    is still under the epoch granted to the removed device's sharing generation, and a
+    database copy opens it (the trust model promises only the service's refusal then). If
+    this window closes, update the docs and this test."""
+    assert phone_attack.opened(world.notes["bob-shared-before-bob-sync"])
+
+
 def test_removed_admin_opens_what_was_written_before(tablet_attack: Attack,
                                                     world: World) -> None:
     before = world.canaries["before-phone"] + world.canaries["after-phone"]
