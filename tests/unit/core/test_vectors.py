@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from keystead.core import _umbral, labels
-from keystead.core._encoding import canonical_json
+from keystead.core._encoding import b64d, canonical_json
 from keystead.core.bundle import bundle_digest
 from keystead.core.chain import (
     SignedEntry,
@@ -29,6 +29,7 @@ from keystead.core.crypto import SigningKey, VerifyKey, open_sealed
 from keystead.core.epochs import data_key, previous_secret, walk_back
 from keystead.core.errors import DecryptionFailed, InvalidSignature
 from keystead.core.items import ItemVerifier, SealedItem, item_message, open_item, sign_items
+from keystead.core.keys import AccountSecrets
 from keystead.core.keystore import Keystore
 from keystead.core.requests import request_message
 from keystead.core.sealed import SealedKey
@@ -51,8 +52,8 @@ def chain_state() -> Any:
 
 
 def test_device_id_is_the_first_16_hex_of_the_signing_key_hash() -> None:
-    key = SigningKey(K["device_signing_seed"]).verify_key
-    assert device_id_for(key) == V["device_id"]
+    assert device_id_for(SigningKey(K["device_signing_seed"]).verify_key) == V["device_id"]
+    assert device_id_for(SigningKey(K["laptop_signing_seed"]).verify_key) == V["laptop_id"]
 
 
 @pytest.mark.parametrize("index", range(len(V["chain"])), ids=lambda i: V["chain"][i]["type"])
@@ -80,7 +81,8 @@ def test_whole_chain_verifies_and_follows_the_key_rotation() -> None:
     assert state.key_generation == 1
     assert state.signing_key == SigningKey(K["new_account_key_seed"]).verify_key
     assert state.kfrag_signer == _umbral.PRESecretKey(K["new_kfrag_signer"]).public_key
-    assert not state.devices[V["device_id"]].live
+    assert not state.devices[V["device_id"]].live and state.devices[V["laptop_id"]].live
+    assert state.sharing_generation == 1
 
 
 def test_the_old_key_signs_nothing_after_the_rotation() -> None:
@@ -102,7 +104,8 @@ def test_rotation_needs_the_new_keys_signature() -> None:
 
 
 def test_device_countersignature_statement() -> None:
-    added = next(e for e in V["chain"] if e["type"] == "device-added")
+    added = next(e for e in V["chain"] if e["type"] == "device-added"
+                 and e["body"]["name"] == "phone")
     statement = device_statement(V["account"], added["body"])
     assert statement.hex() == V["device_statement"]
     SigningKey(K["device_signing_seed"]).verify_key.verify(
@@ -145,7 +148,7 @@ def test_item_associated_data_message_and_signature() -> None:
     assert message.hex() == v["message"]
     assert message == h(v["ad"]) + b"\x00" + hashlib.sha256(item.ciphertext).digest()
     assert hashlib.sha256(b"\x00" + message).hexdigest() == v["leaf"]
-    signer = SigningKey(K["device_signing_seed"])
+    signer = SigningKey(K["laptop_signing_seed"])
     [signed_item] = sign_items(signer, account=v["account"], collection=v["collection"],
                                items=[item])
     assert (signed_item.signature.hex(), signed_item.proof.hex()) == (v["sig"], v["proof"])
@@ -159,7 +162,7 @@ def test_item_associated_data_message_and_signature() -> None:
 def test_one_write_is_one_signature_over_a_merkle_root() -> None:
     g = V["item_group"]
     items = [item_from(i, h(i["ciphertext"])) for i in g["items"]]
-    signer = SigningKey(K["device_signing_seed"])
+    signer = SigningKey(K["laptop_signing_seed"])
     signed = sign_items(signer, account=g["account"], collection=g["collection"], items=items)
     assert [(i.signature.hex(), i.proof.hex()) for i in signed] == \
         [(g["sig"], i["proof"]) for i in g["items"]]
@@ -202,10 +205,10 @@ def test_sealed_key_record_bytes_and_opening() -> None:
 
 def test_kfrag_and_reencryption_open_the_epoch_data_key() -> None:
     r = V["randomized"]
-    kfrag = h(r["epoch_2_kfrag_to_device"])
-    signer = _umbral.PRESecretKey(K["kfrag_signer"]).public_key
+    kfrag = h(r["epoch_2_kfrag_to_laptop"])
+    signer = _umbral.PRESecretKey(K["new_kfrag_signer"]).public_key  # signed after rotating
     delegating = _umbral.PRESecretKey(K["epoch_2_secret"]).public_key
-    device = _umbral.PRESecretKey(K["device_pre"])
+    device = _umbral.PRESecretKey(K["laptop_pre"])
     _umbral.verify_kfrag(kfrag, signer=signer, delegating=delegating,
                          receiving=device.public_key)
     capsule = h(r["epoch_2_capsule"])
@@ -228,12 +231,37 @@ def test_bundle_digest_and_recovery_signature() -> None:
                        h(b["recovery_sig"]))
 
 
+def test_removal_bundle_extends_the_chain_at_its_base() -> None:
+    body = V["bundle"]["body"]
+    base = body["base"]["seq"]
+    before = verify_chain([signed(e) for e in V["chain"][:base + 1]], account=V["account"])
+    assert before.head == body["base"]["head"]
+    after = before.extend([SignedEntry.from_json(e) for e in body["entries"]])
+    assert after.head == V["chain"][-1]["digest"] and after.key_generation == 1
+    [item] = [SealedItem.from_json({k: v for k, v in i.items() if k != "collection"})
+              for i in body["items"]]
+    ItemVerifier().verify(item, after.devices[V["laptop_id"]].signing_key,
+                          account=V["account"], collection="passwords")
+
+
+def test_recovery_blob_holds_the_new_account_secrets() -> None:
+    blob = b64d(V["bundle"]["body"]["recovery_blob"])
+    recovery = _umbral.PRESecretKey(K["recovery_key"])
+    plain = _umbral.decrypt(recovery, blob[:105], blob[105:])
+    assert plain.hex() == V["account_secrets"]
+    secrets = AccountSecrets.from_bytes(plain)
+    assert secrets.to_bytes() == plain
+    assert secrets.account_key.verify_key == chain_state().signing_key
+    assert secrets.kfrag_signer.public_key == chain_state().kfrag_signer
+    assert secrets.sharing[1].public_key == chain_state().sharing_key
+
+
 def test_request_signing_message() -> None:
     r = V["request"]
     msg = request_message(r["method"], r["origin"], r["path"], r["digest"], r["time"],
                           r["nonce"], r["account"], r["device"])
     assert msg.hex() == r["message"]
-    key = SigningKey(K["device_signing_seed"])
+    key = SigningKey(K["laptop_signing_seed"])
     assert key.sign(labels.REQUEST, msg).hex() == r["sig"]
     VerifyKey(key.verify_key.raw).verify(labels.REQUEST, msg, h(r["sig"]))
 

@@ -78,6 +78,10 @@ KEYS = {
     "new_kfrag_signer": seed("kfrag-signer-1"),
     "recovery_key": seed("recovery-key"),
     "sharing_key_0": seed("sharing-key-0"),
+    "sharing_key_1": seed("sharing-key-1"),
+    "laptop_signing_seed": seed("laptop-signing"),
+    "laptop_pre": seed("laptop-pre"),
+    "laptop_ssh_seed": seed("laptop-ssh"),
     "device_signing_seed": seed("device-signing"),
     "device_pre": seed("device-pre"),
     "device_ssh_seed": seed("device-ssh"),
@@ -100,24 +104,26 @@ def item_ad(account: str, collection: str, item_id: str, version: int, epoch: in
                          writer.encode()))
 
 
-def randomized(old: dict[str, Any], fresh: bool) -> dict[str, str]:
-    """Umbral capsules, kfrags and ECDSA signatures: kept from the committed file."""
+def randomized(old: dict[str, Any], fresh: bool, secrets: bytes) -> dict[str, str]:
+    """Umbral capsules, kfrags and the recovery blob: kept from the committed file."""
     if not fresh and "randomized" in old:
         return dict(old["randomized"])
     k = {n: u.SecretKey.from_be_bytes(v) for n, v in KEYS.items()
-         if n in ("epoch_1_secret", "epoch_2_secret", "device_pre", "kfrag_signer",
+         if n in ("epoch_1_secret", "epoch_2_secret", "laptop_pre", "new_kfrag_signer",
                   "recovery_key")}
     c1, t1 = u.encrypt(k["epoch_1_secret"].public_key(), KEYS["epoch_1_data_key"])
     c2, t2 = u.encrypt(k["epoch_2_secret"].public_key(), KEYS["epoch_2_data_key"])
     sc, st = u.encrypt(k["epoch_2_secret"].public_key(), SEALED_SECRET)
     kfrag = u.generate_kfrags(
-        delegating_sk=k["epoch_2_secret"], receiving_pk=k["device_pre"].public_key(),
-        signer=u.Signer(k["kfrag_signer"]), threshold=1, shares=1,
+        delegating_sk=k["epoch_2_secret"], receiving_pk=k["laptop_pre"].public_key(),
+        signer=u.Signer(k["new_kfrag_signer"]), threshold=1, shares=1,
         sign_delegating_key=True, sign_receiving_key=True)[0]
+    rc, rt = u.encrypt(k["recovery_key"].public_key(), secrets)
     return {"epoch_1_capsule": bytes(c1).hex(), "epoch_1_ciphertext": bytes(t1).hex(),
             "epoch_2_capsule": bytes(c2).hex(), "epoch_2_ciphertext": bytes(t2).hex(),
             "sealed_capsule": bytes(sc).hex(), "sealed_ciphertext": bytes(st).hex(),
-            "epoch_2_kfrag_to_device": bytes(kfrag).hex()}
+            "epoch_2_kfrag_to_laptop": bytes(kfrag).hex(),
+            "recovery_blob": (bytes(rc) + bytes(rt)).hex()}
 
 
 SEALED_SECRET = bytes(range(32))
@@ -125,11 +131,22 @@ SEALED_SECRET = bytes(range(32))
 
 def build(fresh: bool) -> dict[str, Any]:
     old = json.loads(OUT.read_text()) if OUT.exists() else {}
-    rnd = randomized(old, fresh)
+    # the account secrets after the removal below (FORMAT.md "Account secrets")
+    secrets = cjson({
+        "v": 2, "account_key": b64(KEYS["new_account_key_seed"]), "key_generation": 1,
+        "kfrag_signer": b64(KEYS["new_kfrag_signer"]),
+        "recovery_key": b64(pre_pub(KEYS["recovery_key"])),
+        "epochs": {"passwords": {"1": b64(KEYS["epoch_1_secret"]),
+                                 "2": b64(KEYS["epoch_2_secret"])}},
+        "sharing": {"0": b64(KEYS["sharing_key_0"]), "1": b64(KEYS["sharing_key_1"])}})
+    rnd = randomized(old, fresh, secrets)
     h = bytes.fromhex
 
-    # ---- the chain: created, collection, epoch 1, device added, epoch 2, rotation, removal
+    # ---- the chain: created, collection, epoch 1, laptop (admin) and phone (member) added;
+    # then a removal as one bundle: the phone removed, the account key rotated (as for an
+    # admin), a new sharing key, epoch 2 of the collection (PROTOCOL.md 9)
     device_id = hashlib.sha256(ed_pub(KEYS["device_signing_seed"])).hexdigest()[:16]
+    laptop_id = hashlib.sha256(ed_pub(KEYS["laptop_signing_seed"])).hexdigest()[:16]
     signing = [KEYS["account_key_seed"]]
     chain: list[dict[str, Any]] = []
 
@@ -161,6 +178,13 @@ def build(fresh: bool) -> dict[str, Any]:
                     "public_key": b64(pre_pub(KEYS["epoch_1_secret"])),
                     "capsule": b64(h(rnd["epoch_1_capsule"])),
                     "ciphertext": b64(h(rnd["epoch_1_ciphertext"]))})
+    laptop_body = {"id": laptop_id, "name": "laptop",
+                   "signing_key": b64(ed_pub(KEYS["laptop_signing_seed"])),
+                   "pre_key": b64(pre_pub(KEYS["laptop_pre"])),
+                   "ssh_key": b64(ed_pub(KEYS["laptop_ssh_seed"]))}
+    entry("device-added", {**laptop_body, "role": "admin", "scopes": ["_account", "passwords"]},
+          device_sig=ed_sign(KEYS["laptop_signing_seed"], "keystead/v2/chain/device-countersign",
+                             cjson({"account": ACCOUNT, **laptop_body})))
     device_body = {"id": device_id, "name": "phone",
                    "signing_key": b64(ed_pub(KEYS["device_signing_seed"])),
                    "pre_key": b64(pre_pub(KEYS["device_pre"])),
@@ -169,6 +193,13 @@ def build(fresh: bool) -> dict[str, Any]:
     entry("device-added", {**device_body, "role": "member", "scopes": ["_account", "passwords"]},
           device_sig=ed_sign(KEYS["device_signing_seed"], "keystead/v2/chain/device-countersign",
                              statement))
+    base = len(chain) - 1
+    entry("device-removed", {"id": device_id})
+    entry("account-key-rotated", {
+        "generation": 1, "account_key": b64(ed_pub(KEYS["new_account_key_seed"])),
+        "kfrag_signer": b64(pre_pub(KEYS["new_kfrag_signer"]))},
+        new_key=KEYS["new_account_key_seed"])
+    entry("sharing-key", {"generation": 1, "public_key": b64(pre_pub(KEYS["sharing_key_1"]))})
     prev_ad = previous_ad(ACCOUNT, "passwords", 2)
     previous = aead(KEYS["epoch_2_data_key"], nonce("previous"), KEYS["epoch_1_secret"], prev_ad)
     entry("epoch", {"collection": "passwords", "epoch": 2,
@@ -176,33 +207,28 @@ def build(fresh: bool) -> dict[str, Any]:
                     "capsule": b64(h(rnd["epoch_2_capsule"])),
                     "ciphertext": b64(h(rnd["epoch_2_ciphertext"])),
                     "previous": b64(previous)})
-    entry("account-key-rotated", {
-        "generation": 1, "account_key": b64(ed_pub(KEYS["new_account_key_seed"])),
-        "kfrag_signer": b64(pre_pub(KEYS["new_kfrag_signer"]))},
-        new_key=KEYS["new_account_key_seed"])
-    entry("device-removed", {"id": device_id})
 
-    # ---- an item of epoch 2, written by the device
+    # ---- an item of epoch 2, written by the laptop
     item_in = {"account": ACCOUNT, "collection": "passwords", "id": "example.com:bob",
-               "version": 3, "epoch": 2, "deleted": False, "writer": device_id,
+               "version": 3, "epoch": 2, "deleted": False, "writer": laptop_id,
                "plaintext": b"hunter2".hex()}
-    ad = item_ad(ACCOUNT, "passwords", "example.com:bob", 3, 2, False, device_id)
+    ad = item_ad(ACCOUNT, "passwords", "example.com:bob", 3, 2, False, laptop_id)
     ct = aead(KEYS["epoch_2_data_key"], nonce("item"), b"hunter2", ad)
     message = ad + b"\x00" + hashlib.sha256(ct).digest()
     leaf = hashlib.sha256(b"\x00" + message).digest()
     item = {**item_in, "ad": ad.hex(), "ciphertext": ct.hex(), "message": message.hex(),
             "leaf": leaf.hex(), "proof": struct.pack(">HH", 0, 1).hex(),
-            "sig": ed_sign(KEYS["device_signing_seed"], "keystead/v2/item/signature",
+            "sig": ed_sign(KEYS["laptop_signing_seed"], "keystead/v2/item/signature",
                            leaf).hex()}
 
     # ---- one write of three items: one signature over the Merkle root, a proof per item
     group_items = []
     for n, (gid, text) in enumerate((("a", b"first"), ("b", b"second"), ("c", b"third"))):
-        gad = item_ad(ACCOUNT, "passwords", gid, 1, 2, False, device_id)
+        gad = item_ad(ACCOUNT, "passwords", gid, 1, 2, False, laptop_id)
         gct = aead(KEYS["epoch_2_data_key"], nonce(f"group-{n}"), text, gad)
         gmsg = gad + b"\x00" + hashlib.sha256(gct).digest()
         group_items.append({"id": gid, "version": 1, "epoch": 2, "deleted": False,
-                            "writer": device_id, "plaintext": text.hex(),
+                            "writer": laptop_id, "plaintext": text.hex(),
                             "ciphertext": gct.hex(),
                             "leaf": hashlib.sha256(b"\x00" + gmsg).digest().hex()})
     leaves = [h(g["leaf"]) for g in group_items]
@@ -221,29 +247,31 @@ def build(fresh: bool) -> dict[str, Any]:
         g["proof"] = (struct.pack(">HH", index, len(group_items)) + path).hex()
     group = {"account": ACCOUNT, "collection": "passwords", "items": group_items,
              "root": root.hex(),
-             "sig": ed_sign(KEYS["device_signing_seed"], "keystead/v2/item/signature",
+             "sig": ed_sign(KEYS["laptop_signing_seed"], "keystead/v2/item/signature",
                             root).hex()}
-    del_ad = item_ad(ACCOUNT, "passwords", "example.com:bob", 4, 2, True, device_id)
+    del_ad = item_ad(ACCOUNT, "passwords", "example.com:bob", 4, 2, True, laptop_id)
     deletion = {"id": "example.com:bob", "version": 4, "epoch": 2, "deleted": True,
-                "writer": device_id, "ad": del_ad.hex()}
+                "writer": laptop_id, "ad": del_ad.hex()}
 
     # ---- a sealed-key record to epoch 2
     record = cjson({"v": 2, "owner": ACCOUNT, "key": "passwords", "epoch": 2,
                     "capsule": b64(h(rnd["sealed_capsule"])),
                     "ciphertext": b64(h(rnd["sealed_ciphertext"]))})
 
-    # ---- a bundle: the removal entry and the item, and its digest
-    bundle = {"base": {"seq": 5, "head": chain[5]["digest"]},
-              "entries": [{"entry": b64(h(chain[6]["entry"])), "sig": b64(h(chain[6]["sig"]))}],
+    # ---- the removal bundle: entries 5-8 on top of entry 4, the laptop's grant on the new
+    # epoch (made by the new kfrag signer), an item the laptop writes, the new recovery blob
+    bundle = {"base": {"seq": base, "head": chain[base]["digest"]},
+              "entries": [{k: b64(h(e[k])) for k in ("entry", "sig", "new_key_sig") if k in e}
+                          for e in chain[base + 1:]],
               "grants": [{"key": "passwords", "epoch": 2, "target_kind": "device",
-                          "target": device_id, "target_generation": 0,
-                          "kfrag": b64(h(rnd["epoch_2_kfrag_to_device"])), "expires": None}],
-              "delete_grants": [{"key": "passwords", "target_kind": "device",
-                                 "target": device_id}],
+                          "target": laptop_id, "target_generation": 0,
+                          "kfrag": b64(h(rnd["epoch_2_kfrag_to_laptop"])), "expires": None}],
+              "delete_grants": [],
               "items": [{"collection": "passwords", "id": item["id"], "version": 3,
                          "epoch": 2, "ciphertext": b64(ct), "deleted": False, "seq": 0,
-                         "writer": device_id, "sig": b64(h(item["sig"])),
-                         "proof": b64(h(item["proof"]))}]}
+                         "writer": laptop_id, "sig": b64(h(item["sig"])),
+                         "proof": b64(h(item["proof"]))}],
+              "recovery_blob": b64(h(rnd["recovery_blob"]))}
     digest = b"keystead/v2/bundle\x00" + hashlib.sha256(cjson(bundle)).digest()
     recovery = u.SecretKey.from_be_bytes(KEYS["recovery_key"])
     rsig = old.get("bundle", {}).get("recovery_sig", "")
@@ -255,7 +283,7 @@ def build(fresh: bool) -> dict[str, Any]:
     req = {"method": "POST", "origin": "https://keys.example.org:8443",
            "path": "/v1/accounts/alice/bundle",
            "digest": hashlib.sha256(b"{}").hexdigest(), "time": TIME,
-           "nonce": b64(bytes(range(16))), "account": ACCOUNT, "device": device_id}
+           "nonce": b64(bytes(range(16))), "account": ACCOUNT, "device": laptop_id}
     req_msg = "\n".join([req["method"], req["origin"], req["path"], req["digest"],
                          str(req["time"]),
                          req["nonce"], req["account"], req["device"]]).encode()
@@ -279,6 +307,8 @@ def build(fresh: bool) -> dict[str, Any]:
         "account": ACCOUNT,
         "keys": {k: v.hex() for k, v in KEYS.items()},
         "device_id": device_id,
+        "laptop_id": laptop_id,
+        "account_secrets": secrets.hex(),
         "randomized": rnd,
         "chain": chain,
         "device_statement": statement.hex(),
@@ -292,7 +322,7 @@ def build(fresh: bool) -> dict[str, Any]:
                        "bytes": record.hex(), "plaintext": SEALED_SECRET.hex()},
         "bundle": {"body": bundle, "digest": digest.hex(), "recovery_sig": rsig},
         "request": {**req, "message": req_msg.hex(),
-                    "sig": ed_sign(KEYS["device_signing_seed"], "keystead/v2/request",
+                    "sig": ed_sign(KEYS["laptop_signing_seed"], "keystead/v2/request",
                                    req_msg).hex()},
         "keystore": {"passphrase": "correct horse", "file": keystore, "key": ks_key.hex(),
                      "contents": contents.hex()},
