@@ -20,10 +20,11 @@ canary with it. At the end bob revokes alice from his label and group; with all 
 keys nothing bob seals afterwards opens.
 
 Raw requests built from the docs check what the service must refuse: items sealed under
-the old epoch (a stale live writer: 409; the removed device: 403), a direct message and a
-confirmation prompt sealed to the old epoch (409; both are known gaps, strict xfail), and a
-chain entry signed by the removed admin's old account key, served by a malicious service
-(the database written directly): refused by a device and by ``ssh authorized-keys``.
+the old epoch (a stale live writer: 409; the removed device: 403), a confirmation prompt
+and a direct message sealed to the old epoch (409; the message is a known gap, strict
+xfail), writes by another account and admin-only writes by a member (403), and a chain
+entry signed by the removed admin's old account key, served by a malicious service (the
+database written directly): refused by a device and by ``ssh authorized-keys``.
 """
 
 from __future__ import annotations
@@ -561,12 +562,6 @@ def test_the_service_refuses_a_message_sealed_to_the_old_epoch(phone_attack: Att
         f"{'opens' if phone_attack.opened(text) else 'does not open'} it")
 
 
-# KNOWN BUG, reported to the lead (issue 10, point 5): `POST /v1/confirm/A/requests` stores
-# the sealed prompt without checking its epoch (no `require_current_epoch` call); the removed
-# phone opens it with the kfrag confirm#1 -> phone from a database copy taken before its
-# removal. strict: remove the marker once the service refuses it.
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="the confirm route accepts a prompt sealed to the old epoch")
 def test_the_service_refuses_a_prompt_sealed_to_the_old_epoch(phone_attack: Attack,
                                                             world: World) -> None:
     status, text = world.notes["stale-prompt"]
