@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from keystead.core.adapter import Channel, Poster
+
 if TYPE_CHECKING:
     import click
     from fastapi import APIRouter
@@ -29,6 +31,12 @@ class _Adapter:
     name = "messaging"
     collections = ("messages",)
     commands = ("msg",)
+    # Direct messages come from other accounts (and this account's own devices); the
+    # service's /v1/messaging/deliver route fans a group message out in one request.
+    channels = (
+        Channel("messages", frozenset({Poster.OWN_DEVICES, Poster.OTHER_ACCOUNTS, Poster.SERVICE})),
+    )
+    keystore_slot = "messaging"
 
     def cli_groups(self) -> Mapping[str, click.Command]:
         from .cli import msg

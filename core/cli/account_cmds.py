@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from ..adapter import all_collections, discover
+from ..adapter import resolvers as adapter_resolvers
 from ..errors import StorageError
 from ._common import (
     die,
@@ -203,12 +204,7 @@ def sync(json_out: bool) -> None:
     """Verify the newest chain and fetch every collection this device can read."""
     from ..collections import Collection
 
-    resolvers = {}
-    for adapter in discover().values():
-        pick = getattr(adapter, "resolver", None)
-        for coll in adapter.collections:
-            if pick is not None and (fn := pick(coll)) is not None:
-                resolvers[coll] = fn
+    resolvers = adapter_resolvers(discover())
     with open_device() as dev:
         me = dev.me()
         result: dict[str, Any] = {"chain": dev.chain(refresh=False).seq, "collections": {}}
