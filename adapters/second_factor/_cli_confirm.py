@@ -73,8 +73,9 @@ def disallow(rp: str) -> None:
 @click.option("--message", required=True, help="What the person is asked to confirm")
 @click.option("--wait", type=click.IntRange(1, 3600), default=120, show_default=True,
               help="Seconds the prompt lives and this command waits")
-@click.option("--number-matching", is_flag=True,
-              help="Print a two-digit number the person must pick on the device")
+@click.option("--number-matching/--no-number-matching", default=True, show_default=True,
+              help="Print a two-digit number the person must pick on the device, among "
+                   "9 choices (a blind guess wins 1 time in 9)")
 @click.option("--fingerprint", default=None, help="Pin the account key (keystead account show)")
 def request(account: str, server: str, rp_token: str, message: str, wait: int,
             number_matching: bool, fingerprint: str | None) -> None:
@@ -211,7 +212,8 @@ def ui(port: int) -> None:
 
     with open_device() as dev:
         server = UiServer(_source()(dev), port=port, clock=dev.clock)
-        print(f"confirmation page: {server.url}", flush=True)
+        # The token is in the URL's fragment: it reaches the person through this terminal only.
+        print(f"confirmation page: {server.open_url}", flush=True)
         try:
             server.serve_forever()
         except KeyboardInterrupt:
