@@ -46,6 +46,7 @@ MAX_WAIT = 60
 POLL = 0.05  # database re-check interval of a long-poll (other processes' writes)
 PURGE_AFTER = 600  # request records are dropped this long after they expire
 _DUMMY_HASH = "0" * 64
+SERVICE_SENDER = "confirm:"  # the sender of every prompt row: the service, for an RP
 
 
 def confirm_router(ctx: ServiceContext) -> APIRouter:
@@ -119,8 +120,8 @@ def confirm_router(ctx: ServiceContext) -> APIRouter:
         now = ctx.now()
         request_id, expires, sealed = parse_new_request(await ctx.json_body(request), now)
         envelope = Envelope(request_id, rp, expires, sealed)
-        spool_id = store.spool_put(account, CHANNEL, f"confirm:{rp}", envelope.to_bytes(), now,
-                                   expires)
+        spool_id = store.spool_put(account, CHANNEL, SERVICE_SENDER + rp, envelope.to_bytes(),
+                                   now, expires)
         try:
             store.record_put(account, NS_REQUEST, request_id,
                              RequestRecord(rp, now, expires, spool_id).to_bytes(), now,
@@ -149,7 +150,15 @@ def confirm_router(ctx: ServiceContext) -> APIRouter:
             await posted.wait(min(left, POLL))
         out = []
         for m in msgs:
-            env = Envelope.from_bytes(m.body)
+            # Only rows this service wrote for a request count; anything else (a row from
+            # before posters were enforced, a damaged one) is skipped, never a 400 that
+            # would hide every real prompt behind it.
+            if not m.sender.startswith(SERVICE_SENDER):
+                continue
+            try:
+                env = Envelope.from_bytes(m.body)
+            except FormatError:
+                continue
             if store.record_get(account, NS_ANSWER, env.request_id) is None:
                 out.append({"id": m.id, "body": b64e(m.body)})
         return {"prompts": out, "cursor": max([after, *(m.id for m in msgs)])}
