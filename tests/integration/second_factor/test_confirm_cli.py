@@ -252,7 +252,8 @@ def test_a_removed_devices_answer_is_refused(make_account, service):
         with pytest.raises(DeviceNotLive):  # nor does the RP, even if one reached it
             rp.verify(pending, signed_before)
     after = World(acct, tablet, token, service.url)
-    code, out, _ = finish(rp_request(after, "--wait", "2", "--no-number-matching", message="After removal"))
+    code, out, _ = finish(rp_request(after, "--wait", "2", "--no-number-matching",
+                                     message="After removal"))
     assert (code, out) == (2, "expired\n")
 
 
