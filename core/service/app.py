@@ -256,8 +256,16 @@ def core_router(ctx: ServiceContext, channels: Mapping[str, Channel]) -> APIRout
     @r.get("/accounts/{account}/audit")
     async def audit(account: str, request: Request) -> dict[str, Any]:
         await ctx.authenticate(request, account=account, admin=True)
-        prefix = request.query_params.get("prefix", "")
-        return {"records": [r.__dict__ for r in store.audit(account, prefix)]}
+        q = request.query_params
+        outcome = q.get("outcome")
+        if outcome not in (None, "allowed", "refused"):
+            raise FormatError("outcome is 'allowed' or 'refused'")
+        records = store.audit(account, q.get("prefix", ""),
+                              after=_int_param(request, "after", 0, 0, 2**62),
+                              limit=_int_param(request, "limit", 1000, 1, 1000),
+                              grantee=q.get("grantee"),
+                              allowed=None if outcome is None else outcome == "allowed")
+        return {"records": [r.__dict__ for r in records]}
 
     @r.post("/accounts/{account}/pairing", status_code=201)
     async def pairing(account: str, request: Request) -> dict[str, Any]:
