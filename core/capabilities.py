@@ -22,6 +22,7 @@ service nobody installed raises :class:`ServiceUnavailable` naming it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
@@ -160,6 +161,31 @@ class KeystoreSlot:
         """Set and save (the keystore file is rewritten atomically)."""
         self._data()[key] = value
         self._device.save()
+
+    def get_or_create(self, key: str, make: Callable[[], Any]) -> Any:
+        """The value at ``key``; if absent, ``make()`` once for this device even when several
+        processes race: creation holds an exclusive lock and re-reads the keystore from disk,
+        so two commands never end up with two different values (say, two store keys)."""
+        if key in self._data():
+            return self._data()[key]
+        import fcntl
+
+        from .keystore import Keystore
+
+        lock_path = self._device.home.path / ".keystore.lock"
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            ks = self._device.keystore
+            on_disk = Keystore.open(ks.path, key=ks.key)
+            slot = on_disk.data.setdefault(self.name, {})
+            if key not in slot:
+                slot[key] = make()
+                on_disk.save()
+            ks.data.setdefault(self.name, {})[key] = slot[key]
+            return slot[key]
+        finally:
+            os.close(fd)  # releases the lock
 
     def __contains__(self, key: str) -> bool:
         return key in self._data()

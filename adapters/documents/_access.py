@@ -23,6 +23,7 @@ from keystead.core.errors import DecryptionFailed, Forbidden, FormatError, NotFo
 
 from ._document import open_to_path, protect_to_path
 from ._header import Header
+from ._leftovers import Journal
 from ._stream import DATA_KEY_SIZE, Progress
 
 if TYPE_CHECKING:
@@ -172,6 +173,7 @@ def open_document(
     progress: Progress | None = None,
     overwrite: bool = False,
     durable: bool = False,
+    journal: Journal | None = None,
 ) -> OpenedDocument:
     """Open ``src`` into ``out``; ``out`` appears only once every chunk authenticated."""
     header = open_to_path(
@@ -181,6 +183,7 @@ def open_document(
         progress=progress,
         overwrite=overwrite,
         durable=durable,
+        journal=journal,
     )
     return OpenedDocument(header, Path(out))
 

@@ -13,6 +13,7 @@ import click
 from keystead.core.cli import die, iso_time, json_option, open_device, print_json
 from keystead.core.client import path
 from keystead.core.errors import Conflict, KeysteadError, VerificationError
+from keystead.core.text import printable
 
 from ._wire import check_rp_name, new_rp_token, token_hash
 
@@ -92,7 +93,7 @@ def request(account: str, server: str, rp_token: str, message: str, wait: int,
             outcome = rp.wait(pending)
         except VerificationError as e:
             print("denied", flush=True)
-            die(f"the answer did not verify: {e}", EXIT_REFUSED)
+            die(f"the answer did not verify: {printable(e, 300)}", EXIT_REFUSED)
     if outcome.reported:
         print("denied")
         print("keystead: the person reported this request as not made by them",
@@ -128,7 +129,8 @@ def list_(json_out: bool) -> None:
         print("no pending prompts", file=sys.stderr)
     for p in out:
         choices = f"  pick one of {', '.join(map(str, p['choices']))}" if p["choices"] else ""
-        print(f"{p['id']}  {p['rp']}: {p['message']}  (expires {p['expires']}){choices}")
+        print(f"{p['id']}  {printable(p['rp'], 100)}: {printable(p['message'], 1000)}  "
+              f"(expires {p['expires']}){choices}")
 
 
 @confirm.command("approve")
@@ -144,7 +146,7 @@ def approve(request_id: str, number: int | None) -> None:
             die("this prompt uses number matching: pass --number with the number "
                 f"{rp} shows")
         _send(lambda: src.approve(request_id, number))
-    print(f"approved: {rp}")
+    print(f"approved: {printable(rp, 100)}")
 
 
 @confirm.command("deny")
@@ -156,7 +158,7 @@ def deny(request_id: str, report: bool) -> None:
         src = _source()(dev)
         rp = src.find(request_id).prompt.rp
         _send(lambda: src.deny(request_id, report))
-    print(f"denied{' and reported' if report else ''}: {rp}")
+    print(f"denied{' and reported' if report else ''}: {printable(rp, 100)}")
 
 
 def _send(action: Any) -> None:
@@ -179,14 +181,15 @@ def watch(once: bool) -> None:
         while True:
             for r in pending:
                 p = r.prompt
-                click.echo(f"\n{p.rp} asks: {p.message}")
+                click.echo(f"\n{printable(p.rp, 100)} asks: "
+                           f"{printable(p.message, 1000, newlines=True)}")
                 number: int | None = None
                 decision = Decision.DENY
                 if click.confirm("Approve?", default=False):
                     decision = Decision.APPROVE
                     if p.choices:
                         picked = click.prompt(
-                            f"Pick the number {p.rp} shows "
+                            f"Pick the number {printable(p.rp, 100)} shows "
                             f"({', '.join(map(str, sorted(p.choices)))})",
                             type=click.Choice([str(c) for c in sorted(p.choices)]),
                             show_choices=False)
@@ -195,9 +198,9 @@ def watch(once: bool) -> None:
                     decision = Decision.REPORT
                 try:
                     src.answer(p.request_id, decision, number)
-                    click.echo(f"{decision.value}: {p.rp}")
+                    click.echo(f"{decision.value}: {printable(p.rp, 100)}")
                 except KeysteadError as e:
-                    click.echo(f"keystead: could not answer: {e}", err=True)
+                    click.echo(f"keystead: could not answer: {printable(e, 300)}", err=True)
                 if once:
                     return
             pending = src.wait_new(25)
