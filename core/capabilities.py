@@ -60,9 +60,14 @@ __all__ = [
     "ServiceChannel",
     "ServiceUnavailable",
     "capabilities_for",
+    "provider_of",
 ]
 
 T = TypeVar("T")
+
+
+class _Provider(Adapter, ProvidesServices, Protocol):
+    """An adapter that provides services."""
 
 
 class ServiceUnavailable(NotFound):
@@ -274,14 +279,22 @@ class AdapterCapabilities:
     def service(self, kind: type[T]) -> T:
         """The installed provider of ``kind``; :class:`ServiceUnavailable` if none is."""
         adapters = self._adapters if self._adapters is not None else discover()
-        for other in adapters.values():
-            if isinstance(other, ProvidesServices):
-                factory = other.services().get(kind)
-                if factory is not None:
-                    return factory(AdapterCapabilities(self._device, other, adapters))  # type: ignore[no-any-return]
-        raise ServiceUnavailable(
-            f"no installed adapter provides {kind.__name__} (adapter {self.adapter.name!r} "
-            "needs it): install one that does, e.g. keystead's second_factor adapter")
+        other = provider_of(kind, adapters, wanted_by=self.adapter.name)
+        factory = other.services()[kind]
+        return factory(AdapterCapabilities(self._device, other, adapters))  # type: ignore[no-any-return]
+
+
+def provider_of(kind: type[Any], adapters: Mapping[str, Adapter] | None = None, *,
+                wanted_by: str = "") -> _Provider:
+    """The installed adapter that provides service ``kind`` (check at start-up, so a missing
+    provider is one clear line before anything runs); :class:`ServiceUnavailable` if none."""
+    for other in (adapters if adapters is not None else discover()).values():
+        if isinstance(other, ProvidesServices) and kind in other.services():
+            return other
+    who = f" (adapter {wanted_by!r} needs it)" if wanted_by else ""
+    raise ServiceUnavailable(
+        f"no installed adapter provides {kind.__name__}{who}: install one that does, "
+        "e.g. keystead's second_factor adapter")
 
 
 def capabilities_for(device: Device, adapter: str | Adapter,

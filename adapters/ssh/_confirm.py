@@ -64,10 +64,11 @@ def phone_approver(open_device: Callable[[], Device], wait: int = 60, *,
                    show_number: Callable[[int], None] | None = None) -> Approver:
     """Approve through whichever installed adapter provides a ``Confirmer``; without one,
     the first signature fails with one line saying so (``ServiceUnavailable``)."""
-    from keystead.core.capabilities import Confirmer, capabilities_for
+    from keystead.core.capabilities import Confirmer, capabilities_for, provider_of
 
     from . import adapter
 
+    provider_of(Confirmer, wanted_by=adapter.name)  # no provider: one line now, not per login
     holder: list[Confirmer] = []
 
     def approve(message: str) -> bool:

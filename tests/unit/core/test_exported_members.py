@@ -38,7 +38,7 @@ PUBLIC = {
     "keystead.core.capabilities": ["AdapterCapabilities", "ChannelClient", "ChannelMessage",
                                    "Confirmer", "KeystoreSlot", "RecordNamespace",
                                    "RouteClient", "ServiceCapabilities", "ServiceChannel",
-                                   "ServiceUnavailable", "capabilities_for"],
+                                   "ServiceUnavailable", "capabilities_for", "provider_of"],
     "keystead.core.text": ["DEFAULT_LIMIT", "printable"],
     "keystead.core.testing": ["ServiceProcess", "free_port"],
     "keystead.core.service": ["ServiceContext", "Store", "app_for", "build_app", "create_app",
