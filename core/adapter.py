@@ -8,7 +8,8 @@ or the keystore's dict:
 
 - ``collections``: the device scopes / collections its items live in;
 - ``channels``: spool channels, each with who may post to it (:class:`Poster`);
-  the service refuses every other poster;
+  the service refuses every other poster. A channel is named after one of the
+  adapter's collections: devices read it with that scope;
 - ``namespaces``: its record namespaces at the service (``"confirm.rp"``...);
 - ``keystore_slot``: the name of its slot in the device keystore;
 - ``provides``: named services for other adapters (a ``Confirmer``...), so an
@@ -223,6 +224,10 @@ def check_adapter(obj: object) -> str | None:
     if isinstance(obj, DeclaresChannels):
         if not all(isinstance(c, Channel) for c in obj.channels):
             return "channels is not a tuple of Channel"
+        for c in obj.channels:
+            if c.name not in obj.collections:
+                return (f"channel {c.name!r} is not one of its collections (devices read a "
+                        "channel with the scope of the same name)")
     return None
 
 
