@@ -86,7 +86,8 @@ def test_an_adapter_imports_no_other_adapter_and_no_private_core_name(adapter: s
 def test_the_checker_sees_what_it_must_refuse(tmp_path: Path) -> None:
     """The contract test itself can fail: each forbidden form is caught."""
     sample = tmp_path / "x.py"
-    sample.write_text("from keystead.core import _umbral\nfrom keystead.core._encoding import b64e\n"
+    sample.write_text("from keystead.core import _umbral\n"
+                      "from keystead.core._encoding import b64e\n"
                       "from ..ssh import adapter\nimport keystead.adapters.ssh\n")
     found = list(_imports(sample, "keystead.adapters.messaging"))
     assert [m for _, m, _ in found] == ["keystead.core", "keystead.core._encoding",
