@@ -155,14 +155,12 @@ def info(file: Path, json_out: bool) -> None:
 
 def _grantee(dev: Device, account: str) -> str:
     """An account name; ``name@host[:port]`` is accepted for this device's service only."""
-    from urllib.parse import urlsplit
+    from keystead.core.address import Address
 
-    name, at, host = account.rpartition("@")
-    if not at:
-        return account
-    if host.lower() != urlsplit(dev.server).netloc.lower():
-        die(f"{account}: grants to accounts of another service are not supported yet")
-    return name
+    address = Address.parse(account, default=dev.server)
+    if not address.same_service(dev.server):
+        die(f"{address}: grants to accounts of another service are not supported yet")
+    return address.name
 
 
 @doc.command("grant")
