@@ -341,6 +341,10 @@ class ServiceChannel:
             expires: int | None = None) -> int:
         return self._store.spool_put(account, self.channel.name, sender, body, now, expires)
 
+    def put_many(self, sender: str, deliveries: list[tuple[str, bytes]], now: int) -> list[int]:
+        """One row per (account, body), all or nothing (a fan-out in one request)."""
+        return self._store.spool_put_many(self.channel.name, sender, deliveries, now)
+
     def get(self, account: str, after: int, limit: int, now: int) -> list[ChannelMessage]:
         return [ChannelMessage(m.id, m.sender, m.body, m.created)
                 for m in self._store.spool_get(account, self.channel.name, after, limit, now)]
@@ -367,6 +371,14 @@ class ServiceCapabilities:
 
     async def json_body(self, request: Request) -> dict[str, Any]:
         return await self._ctx.json_body(request)
+
+    def account_grants(self, owner: str, key: str) -> list[tuple[str, int | None]]:
+        """(account, expires) of ``owner``'s grants of ``key`` to accounts: who the owner let
+        read it (read-only; the key must be named under one of the adapter's collections)."""
+        if key.split("/", 1)[0] not in self.adapter.collections:
+            raise Forbidden(f"adapter {self.adapter.name!r} may not read grants of {key!r}")
+        return [(g.target, g.expires) for g in self._ctx.store.grants(owner, key)
+                if g.target_kind == "account"]
 
     def records(self, namespace: str) -> RecordNamespace:
         if not any(namespace == ns or namespace.startswith(ns + ".")

@@ -20,7 +20,7 @@ from keystead.core.adapter import Channel, Poster
 if TYPE_CHECKING:
     import click
     from fastapi import APIRouter
-    from keystead.core.service import ServiceContext
+    from keystead.core.capabilities import ServiceCapabilities
 
 __all__ = ["adapter"]
 
@@ -43,10 +43,11 @@ class _Adapter:
 
         return {"msg": msg}
 
-    def router(self, ctx: ServiceContext) -> APIRouter | None:
+    def routes(self, caps: ServiceCapabilities) -> APIRouter | None:
+        """``/v1/messaging``: group members and fan-out, over this adapter's capabilities."""
         from ._router import messaging_router
 
-        return messaging_router(ctx)
+        return messaging_router(caps)
 
 
 adapter = _Adapter()

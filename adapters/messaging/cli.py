@@ -137,16 +137,16 @@ def read(message_id: str, json_out: bool) -> None:
 def rm(message_id: str) -> None:
     """Delete a message here and its spool entry at the service."""
     from keystead.core import NotFound
-    from keystead.core.client import path
 
     from . import _labels
+    from ._send import _caps
 
     with _store() as (dev, store):
         m = store.get(_local_id(message_id))
         if m is None:
             die(f"no message {message_id}")
         try:
-            dev.client.delete(path("accounts", dev.account, "spool", _labels.CHANNEL, str(m.spool)))
+            _caps(dev).channel(_labels.CHANNEL).delete(m.spool)
         except NotFound:
             pass  # another device of this account deleted it already
         store.remove(m.local)

@@ -16,8 +16,7 @@ from keystead.core.lazy import lazy_exports
 if TYPE_CHECKING:
     import click
     from fastapi import APIRouter
-    from keystead.core.capabilities import AdapterCapabilities
-    from keystead.core.service import ServiceContext
+    from keystead.core.capabilities import AdapterCapabilities, ServiceCapabilities
 
 _EXPORTS = {
     "Outcome": "._client",
@@ -88,10 +87,11 @@ class _Adapter:
 
         return {"confirm": confirm, "totp": totp}
 
-    def router(self, ctx: ServiceContext) -> APIRouter | None:
+    def routes(self, caps: ServiceCapabilities) -> APIRouter | None:
+        """The ``/v1/confirm`` routes, over this adapter's capabilities only."""
         from ._service import confirm_router
 
-        return confirm_router(ctx)
+        return confirm_router(caps)
 
     def services(self) -> Mapping[type[Any], Callable[[AdapterCapabilities], Any]]:
         """Provides :class:`~keystead.core.capabilities.Confirmer` (ssh's ``--confirm``)."""

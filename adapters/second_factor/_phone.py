@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from keystead.core import b64d, b64e, open_sealed_to_key
-from keystead.core.client import path
 from keystead.core.errors import Forbidden, FormatError, KeysteadError, NetworkError, NotFound
 from keystead.core.text import printable
 
@@ -54,19 +53,24 @@ class DevicePromptSource:
     so every use of it goes through one lock."""
 
     def __init__(self, device: Device) -> None:
+        from keystead.core.capabilities import capabilities_for
+
+        from . import adapter
+
         self.device = device
+        self._routes = capabilities_for(device, adapter).routes()
         self._lock = threading.RLock()
         self._known: dict[int, Received | None] = {}  # spool id -> prompt (None: refused)
         self._cursor = 0
 
     # ------------------------------------------------------------- receiving
     def _fetch(self, after: int, wait: float) -> list[Received]:
-        url = path("confirm", self.device.account, "prompts")
+        route = ("confirm", self.device.account, "prompts")
         params = {"after": after, "wait": f"{wait:.3f}"}
         try:
-            resp = self.device.client.get(url, params=params, timeout=wait + 30)
+            resp = self._routes.request("GET", *route, params=params, timeout=wait + 30)
         except NetworkError:  # an idle keep-alive connection the service closed: retry once
-            resp = self.device.client.get(url, params=params, timeout=wait + 30)
+            resp = self._routes.request("GET", *route, params=params, timeout=wait + 30)
         messages = [m for m in resp["prompts"]
                     if isinstance(m, dict) and isinstance(m.get("id"), int)
                     and not isinstance(m["id"], bool)]
@@ -161,8 +165,8 @@ class DevicePromptSource:
                                    device_id=dev.device_id, signing_key=dev.keys.signing,
                                    now=int(dev.clock()))
             try:
-                dev.client.post(path("confirm", dev.account, "requests", request_id, "answer"),
-                                {"answer": b64e(answer)})
+                self._routes.request("POST", "confirm", dev.account, "requests", request_id,
+                                     "answer", body={"answer": b64e(answer)})
             finally:
                 self._known[received.spool_id] = None
 
