@@ -19,7 +19,7 @@ from typing import Any
 
 from . import labels
 from ._encoding import b64d, b64e, canonical_json, parse_json_object
-from ._umbral import PREPublicKey
+from ._umbral import CAPSULE_SIZE, PREPublicKey
 from .crypto import SigningKey, VerifyKey
 from .errors import (
     FormatError,
@@ -41,8 +41,11 @@ __all__ = [
     "verify_chain",
 ]
 
-CHAIN_VERSION = 1
+CHAIN_VERSION = 2
 ROLES = ("admin", "member")
+KINDS = ("items", "keys")
+"""A collection holds items (its epochs carry a data key, and each wraps the previous epoch's
+secret) or sealed keys only (labels and groups: each opened through a grant, one at a time)."""
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 _COLLECTION_RE = re.compile(r"^[a-z_][a-z0-9_./-]{0,127}$")
 MAX_ENTRY_BYTES = 16 * 1024
@@ -68,6 +71,8 @@ class SignedEntry:
     entry: bytes
     signature: bytes
     device_signature: bytes | None = None
+    new_key_signature: bytes | None = None
+    """On ``account-key-rotated`` only: the new account key's signature over the entry."""
 
     @property
     def digest(self) -> str:
@@ -77,19 +82,23 @@ class SignedEntry:
         out = {"entry": b64e(self.entry), "sig": b64e(self.signature)}
         if self.device_signature is not None:
             out["device_sig"] = b64e(self.device_signature)
+        if self.new_key_signature is not None:
+            out["new_key_sig"] = b64e(self.new_key_signature)
         return out
 
     @classmethod
     def from_json(cls, obj: object) -> SignedEntry:
-        if not isinstance(obj, Mapping) or not set(obj) <= {"entry", "sig", "device_sig"}:
+        if not isinstance(obj, Mapping) or not set(obj) <= {"entry", "sig", "device_sig",
+                                                            "new_key_sig"}:
             raise FormatError("chain entry: unexpected fields")
         entry = b64d(obj.get("entry"), what="chain entry")
         if len(entry) > MAX_ENTRY_BYTES:
             raise FormatError("chain entry too large")
         sig = b64d(obj.get("sig"), size=64, what="chain signature")
-        dsig = obj.get("device_sig")
+        dsig, nsig = obj.get("device_sig"), obj.get("new_key_sig")
         return cls(entry, sig,
-                   None if dsig is None else b64d(dsig, size=64, what="device signature"))
+                   None if dsig is None else b64d(dsig, size=64, what="device signature"),
+                   None if nsig is None else b64d(nsig, size=64, what="new key signature"))
 
 
 @dataclass(frozen=True)
@@ -120,16 +129,45 @@ class DeviceInfo:
 
 
 @dataclass(frozen=True)
+class EpochInfo:
+    """One epoch of a collection: its own Umbral public key, its data key sealed to that key
+    (``capsule``, ``ciphertext``: items collections only), and the previous epoch's secret
+    key wrapped under this epoch's data key (``previous``, from epoch 2 on)."""
+
+    epoch: int
+    public_key: PREPublicKey
+    seq: int
+    capsule: bytes | None = None
+    ciphertext: bytes | None = None
+    previous: bytes | None = None
+
+
+@dataclass(frozen=True)
 class CollectionInfo:
-    """A collection's public key and its epochs (capsule + encrypted epoch key)."""
+    """A collection and its epochs; the newest epoch's key is the one everything new uses."""
 
     name: str
-    public_key: PREPublicKey
-    epochs: Mapping[int, tuple[bytes, bytes]]
+    kind: str
+    epochs: Mapping[int, EpochInfo]
 
     @property
     def current_epoch(self) -> int:
         return max(self.epochs)
+
+    @property
+    def current(self) -> EpochInfo:
+        return self.epochs[self.current_epoch]
+
+    @property
+    def public_key(self) -> PREPublicKey:
+        """The current epoch's public key: what new data is sealed to."""
+        return self.current.public_key
+
+    def epoch(self, epoch: int) -> EpochInfo:
+        try:
+            return self.epochs[epoch]
+        except KeyError:
+            raise VerificationError(f"{self.name}: epoch {epoch} is not in the chain") from None
 
 
 @dataclass(frozen=True)
@@ -138,6 +176,10 @@ class ChainState:
 
     account: str
     account_key: VerifyKey
+    """The account's first key: its identity, which devices and relying parties pin."""
+    signing_key: VerifyKey
+    """The key of the current generation, which signs every new entry."""
+    key_generation: int
     kfrag_signer: PREPublicKey
     recovery_key: PREPublicKey
     devices: Mapping[str, DeviceInfo]
@@ -159,6 +201,11 @@ class ChainState:
     @property
     def sharing_key(self) -> PREPublicKey:
         return self.sharing_keys[self.sharing_generation]
+
+    @property
+    def fingerprint(self) -> str:
+        """The pinned identity's fingerprint (the first account key's)."""
+        return self.account_key.fingerprint
 
     def device(self, device_id: str) -> DeviceInfo:
         try:
@@ -196,14 +243,19 @@ def make_entry(
     type: str,
     body: dict[str, Any],
     device_signature: bytes | None = None,
+    new_account_key: SigningKey | None = None,
 ) -> SignedEntry:
     """Build and sign an entry; a ``device-added`` entry carries the device's countersignature
-    over its :func:`device_statement` (made on the device, see ``sign_device_statement``)."""
+    over its :func:`device_statement` (made on the device, see ``sign_device_statement``);
+    an ``account-key-rotated`` entry is signed by the old key and ``new_account_key``."""
     raw = canonical_json(
         {"v": CHAIN_VERSION, "account": account, "seq": seq, "prev": prev, "time": time,
          "type": type, "body": body}
     )
-    return SignedEntry(raw, account_key.sign(labels.CHAIN_ENTRY, raw), device_signature)
+    new_sig = None if new_account_key is None else new_account_key.sign(
+        labels.CHAIN_KEY_ROTATION, raw)
+    return SignedEntry(raw, account_key.sign(labels.CHAIN_ENTRY, raw), device_signature,
+                       new_sig)
 
 
 _STATEMENT_FIELDS = ("id", "name", "signing_key", "pre_key", "ssh_key")
@@ -243,7 +295,9 @@ def sign_device_statement(device_key: SigningKey, account: str, body: Mapping[st
 def _parse(raw: bytes) -> dict[str, Any]:
     obj = parse_json_object(raw, what="chain entry")
     if obj.get("v") != CHAIN_VERSION:
-        raise UnsupportedVersion(f"chain entry version {obj.get('v')!r} is not supported")
+        raise UnsupportedVersion(
+            f"chain entry of protocol version {obj.get('v')!r}; this Keystead speaks version "
+            f"{CHAIN_VERSION} (pre-release: version 1 accounts must be created again)")
     if set(obj) != {"v", "account", "seq", "prev", "time", "type", "body"}:
         raise FormatError("chain entry: unexpected fields")
     if canonical_json(obj) != raw:
@@ -293,8 +347,11 @@ def verify_chain(entries: Iterable[SignedEntry], *, account: str,
     if account_key is not None and key != account_key:
         raise InvalidSignature("account key does not match the pinned fingerprint")
     key.verify(labels.CHAIN_ENTRY, first.entry, first.signature)
+    if first.device_signature is not None or first.new_key_signature is not None:
+        raise FormatError("account-created carries only the account signature")
     state = ChainState(
-        account=account, account_key=key, kfrag_signer=_pk(body, "kfrag_signer"),
+        account=account, account_key=key, signing_key=key, key_generation=0,
+        kfrag_signer=_pk(body, "kfrag_signer"),
         recovery_key=_pk(body, "recovery_key"), devices={}, collections={},
         sharing_keys={0: _pk(body, "sharing_key")}, seq=0, head=first.digest,
         created=obj["time"], digests=(first.digest,),
@@ -303,7 +360,8 @@ def verify_chain(entries: Iterable[SignedEntry], *, account: str,
 
 
 def _apply(state: ChainState, e: SignedEntry) -> ChainState:
-    state.account_key.verify(labels.CHAIN_ENTRY, e.entry, e.signature)
+    # Always the current generation's key: after a rotation the old key signs nothing more.
+    state.signing_key.verify(labels.CHAIN_ENTRY, e.entry, e.signature)
     obj = _parse(e.entry)
     if obj["account"] != state.account:
         raise VerificationError("chain entry is for another account")
@@ -314,6 +372,10 @@ def _apply(state: ChainState, e: SignedEntry) -> ChainState:
     body, kind, seq = obj["body"], obj["type"], obj["seq"]
     devices, collections = dict(state.devices), dict(state.collections)
     sharing = dict(state.sharing_keys)
+    if e.new_key_signature is not None and kind != "account-key-rotated":
+        raise FormatError("only account-key-rotated entries carry a new key's signature")
+    if kind == "account-key-rotated":
+        return _rotate_key(state, e, body, seq)
     if kind == "device-added":
         dev_id = body.get("id")
         signing = _vk(body, "signing_key")
@@ -353,18 +415,16 @@ def _apply(state: ChainState, e: SignedEntry) -> ChainState:
         name = check_collection(body.get("name", ""))
         if name in collections:
             raise VerificationError(f"collection {name!r} already exists")
-        collections[name] = CollectionInfo(name, _pk(body, "public_key"), {})
+        coll_kind = body.get("kind")
+        if coll_kind not in KINDS or set(body) != {"name", "kind"}:
+            raise FormatError("collection-created: a name and a kind (items or keys)")
+        collections[name] = CollectionInfo(name, coll_kind, {})
     elif kind == "epoch":
         coll = collections.get(_str(body, "collection"))
-        epoch = body.get("epoch")
-        if coll is None or not isinstance(epoch, int) or isinstance(epoch, bool):
+        if coll is None:
             raise VerificationError("epoch for an unknown collection")
-        if epoch != (max(coll.epochs) + 1 if coll.epochs else 1):
-            raise VerificationError("epochs must count up by one")
-        epochs = dict(coll.epochs)
-        epochs[epoch] = (b64d(body.get("capsule"), size=105, what="capsule"),
-                         b64d(body.get("ciphertext"), what="epoch key ciphertext"))
-        collections[coll.name] = replace(coll, epochs=epochs)
+        info = _epoch(coll, body, seq)
+        collections[coll.name] = replace(coll, epochs={**coll.epochs, info.epoch: info})
     elif kind == "sharing-key":
         gen = body.get("generation")
         if not isinstance(gen, int) or isinstance(gen, bool) or gen != max(sharing) + 1:
@@ -376,6 +436,49 @@ def _apply(state: ChainState, e: SignedEntry) -> ChainState:
         state, devices=devices, collections=collections, sharing_keys=sharing,
         seq=seq, head=e.digest, digests=state.digests + (e.digest,),
     )
+
+
+def _epoch(coll: CollectionInfo, body: Mapping[str, Any], seq: int) -> EpochInfo:
+    epoch = body.get("epoch")
+    if type(epoch) is not int or epoch != (max(coll.epochs) + 1 if coll.epochs else 1):
+        raise VerificationError("epochs must count up by one")
+    pk = _pk(body, "public_key")
+    if coll.kind == "keys":
+        if set(body) != {"collection", "epoch", "public_key"}:
+            raise FormatError("an epoch of a keys collection carries only its public key")
+        return EpochInfo(epoch, pk, seq)
+    want = {"collection", "epoch", "public_key", "capsule", "ciphertext"}
+    if epoch > 1:
+        want.add("previous")
+    if set(body) != want:
+        raise FormatError(f"an epoch of an items collection carries {', '.join(sorted(want))}")
+    previous = b64d(body["previous"], size=_PREVIOUS_SIZE, what="previous secret") \
+        if epoch > 1 else None
+    return EpochInfo(epoch, pk, seq, b64d(body.get("capsule"), size=CAPSULE_SIZE,
+                                          what="capsule"),
+                     b64d(body.get("ciphertext"), size=_DATA_KEY_CT_SIZE,
+                          what="epoch key ciphertext"), previous)
+
+
+_PREVIOUS_SIZE = 12 + 32 + 16  # nonce, a 32-byte secret key, tag
+_DATA_KEY_CT_SIZE = 32 + 16 + 24  # a 32-byte key under Umbral's DEM (tag, nonce)
+
+
+def _rotate_key(state: ChainState, e: SignedEntry, body: Mapping[str, Any],
+                seq: int) -> ChainState:
+    """A new account key and kfrag signer, signed by the old key (checked by the caller) and
+    by the new one, so neither a stolen old key nor a made-up new one rotates alone."""
+    if set(body) != {"generation", "account_key", "kfrag_signer"}:
+        raise FormatError("account-key-rotated: generation, account_key, kfrag_signer")
+    if body.get("generation") != state.key_generation + 1 or type(body["generation"]) is not int:
+        raise VerificationError("account key generations must count up by one")
+    new = _vk(body, "account_key")
+    if e.new_key_signature is None:
+        raise InvalidSignature("a key rotation lacks the new key's signature")
+    new.verify(labels.CHAIN_KEY_ROTATION, e.entry, e.new_key_signature)
+    return replace(state, signing_key=new, key_generation=body["generation"],
+                   kfrag_signer=_pk(body, "kfrag_signer"), seq=seq, head=e.digest,
+                   digests=state.digests + (e.digest,))
 
 
 def device_id_for(signing_key: VerifyKey) -> str:

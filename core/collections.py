@@ -11,26 +11,40 @@ queued and pushed by the next sync.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from ._encoding import b64e
+from .chain import ChainState, DeviceInfo
 from .client import path
-from .errors import Conflict, NetworkError
-from .items import SealedItem, check_item_id, open_item, seal_item
+from .errors import Conflict, DecryptionFailed, FormatError, NetworkError, VerificationError
+from .items import ItemVerifier, SealedItem, check_item_id, open_item, seal_item, sign_items
 
-__all__ = ["Collection", "Record", "SyncResult"]
+__all__ = ["ADMIN_ONLY", "Collection", "Record", "SyncResult", "Unreadable"]
 
 PAGE = 5000
+ADMIN_ONLY = ("_account", "_admin")
+"""Collections whose items only admin devices write (the service refuses members too)."""
 
 
 @dataclass(frozen=True)
 class Record:
-    """A decrypted item."""
+    """A decrypted item, with the device that wrote it (checked against the chain)."""
 
     id: str
     version: int
     plaintext: bytes
     deleted: bool = False
+    writer: str = ""
+    by_admin: bool = False
+    """Written by a device that was an admin: what admin-only kinds of item must check."""
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """An item this device cannot open or trust, and why (one line for the person)."""
+
+    id: str
+    writer: str
+    reason: str
 
 
 @dataclass
@@ -38,6 +52,7 @@ class SyncResult:
     fetched: int = 0
     pushed: int = 0
     conflicts: list[str] = field(default_factory=list)
+    unreadable: list[Unreadable] = field(default_factory=list)
 
 
 Resolver = Callable[[Record, Record], bytes]
@@ -55,6 +70,7 @@ class Collection:
         self.device = device
         self.name = name
         self._url = path("accounts", device.account, "collections", name, "items")
+        self._verifier = ItemVerifier()
 
     # ------------------------------------------------------------------ reading
     def sync(self, resolve: Resolver | None = None, *, refresh_chain: bool = True) -> SyncResult:
@@ -68,7 +84,9 @@ class Collection:
             self.device.chain()
         self.device.me()
         self._push_pending(result, resolve)
+        before = set(self.device.cache.unreadable(self.name))
         result.fetched = self._fetch_all_changes()
+        result.unreadable = [u for u in self.unreadable() if u.id not in before]
         return result
 
     def _push_pending(self, result: SyncResult, resolve: Resolver | None) -> None:
@@ -96,28 +114,88 @@ class Collection:
             items = [SealedItem.from_json(i) for i in resp["items"]]
             if items:
                 after = items[-1].seq
-                cache.store(self.name, items, after)
+                cache.store(self.name, items, after, self._screen(items))
                 fetched += len(items)
             if len(items) < PAGE:
                 return fetched
 
+    def _check(self, state: ChainState, item: SealedItem) -> DeviceInfo:
+        """The item's writer, after its signature; refused if the writer was not live when
+        the item's epoch began, or (in admin-only collections) is not an admin."""
+        writer = state.devices.get(item.writer)
+        if writer is None:
+            raise VerificationError("written by a device the chain does not know")
+        self._verifier.verify(item, writer.signing_key, account=self.device.account,
+                              collection=self.name)
+        epoch = state.collection(self.name).epoch(item.epoch)
+        if writer.removed_seq is not None and epoch.seq > writer.removed_seq:
+            raise VerificationError(f"written by {writer.name} after its removal")
+        if self.name in ADMIN_ONLY and writer.role != "admin":
+            raise VerificationError(f"written by {writer.name}, which is not an admin")
+        return writer
+
+    def _screen(self, items: Sequence[SealedItem]) -> dict[str, str]:
+        """Check fetched items once (writer, signature, epoch, decryption): id -> why not."""
+        state = self.device.chain(refresh=False)
+        if any(i.epoch not in state.collection(self.name).epochs for i in items):
+            state = self.device.chain()  # written under an epoch newer than our chain
+        bad: dict[str, str] = {}
+        keys: dict[int, bytes] = {}
+        for i in items:
+            try:
+                self._check(state, i)
+                if i.epoch not in keys:
+                    keys.update(self.device.epoch_keys(self.name, [i.epoch]))
+                open_item(keys[i.epoch], account=self.device.account, collection=self.name,
+                          item=i)
+            except (VerificationError, DecryptionFailed, FormatError) as e:
+                bad[i.id] = str(e) or "does not decrypt"
+        return bad
+
     def _open_many(self, items: Sequence[SealedItem]) -> list[Record]:
-        keys = self.device.epoch_keys(self.name, sorted({i.epoch for i in items}))
+        """Decrypt items that passed their check (the local cache keeps only the verdict)."""
+        state = self.device.chain(refresh=False)
         acct = self.device.account
-        return [Record(i.id, i.version,
-                       open_item(keys[i.epoch], account=acct, collection=self.name, item=i),
-                       i.deleted) for i in items]
+        keys = self.device.epoch_keys(self.name, sorted({i.epoch for i in items}))
+        out = []
+        for i in items:
+            writer = state.devices.get(i.writer)
+            out.append(Record(i.id, i.version,
+                              open_item(keys[i.epoch], account=acct, collection=self.name,
+                                        item=i),
+                              i.deleted, i.writer, writer is not None and writer.role == "admin"))
+        return out
 
     def _open(self, item: SealedItem) -> Record:
         return self._open_many([item])[0]
 
     def records(self) -> list[Record]:
-        """Every live item, decrypted (from the local cache: sync first)."""
-        return self._open_many(list(self.device.cache.items(self.name)))
+        """Every live item this device can open and trust (from the local cache: sync
+        first); the rest are left out and listed by :meth:`unreadable`."""
+        bad = self.device.cache.unreadable(self.name)
+        return self._open_many([i for i in self.device.cache.items(self.name)
+                                if i.id not in bad])
+
+    def unreadable(self) -> list[Unreadable]:
+        """Items in the local cache that this device cannot open or trust, one line each."""
+        return [Unreadable(i, w, r)
+                for i, (w, r) in sorted(self.device.cache.unreadable(self.name).items())]
+
+    def drop(self, item_ids: Iterable[str]) -> int:
+        """Replace unreadable items by deletions (an admin's ``sync --drop-unreadable``)."""
+        n = 0
+        for item_id in item_ids:
+            current = self.device.cache.item(self.name, item_id)
+            if current is not None and not current.deleted:
+                self.put(item_id, b"", base_version=current.version, deleted=True)
+                n += 1
+        return n
 
     def get(self, item_id: str, *, include_deleted: bool = False) -> Record | None:
+        """One item; None if absent, deleted, or not one this device can open and trust."""
         item = self.device.cache.item(self.name, check_item_id(item_id))
-        if item is None or (item.deleted and not include_deleted):
+        if item is None or (item.deleted and not include_deleted) \
+                or item_id in self.device.cache.unreadable(self.name):
             return None
         return self._open(item)
 
@@ -128,15 +206,25 @@ class Collection:
         key = self.device.epoch_keys(self.name, [epoch])[epoch]
         return seal_item(key, account=self.device.account, collection=self.name,
                          item_id=item_id, version=version, epoch=epoch, plaintext=plaintext,
-                         deleted=deleted)
+                         deleted=deleted, writer=self.device.device_id)
+
+    def _sign(self, items: Sequence[SealedItem]) -> list[SealedItem]:
+        return sign_items(self.device.keys.signing, account=self.device.account,
+                          collection=self.name, items=items)
 
     def _post(self, items: Sequence[SealedItem]) -> None:
-        resp = self.device.client.post(self._url, {"items": [
-            {"id": i.id, "version": i.version, "epoch": i.epoch,
-             "ciphertext": b64e(i.ciphertext), "deleted": i.deleted} for i in items]})
+        try:
+            resp = self.device.client.post(self._url, {"items": [i.to_json() for i in items]})
+        except Conflict as e:
+            if "epoch" not in str(e):
+                raise
+            # Our chain predates a rotation: learn the new epoch and seal again under it.
+            self.device.chain()
+            items = self._sign([self._seal(i.id, self._open(i).plaintext, i.version, i.deleted)
+                                for i in items])
+            resp = self.device.client.post(self._url, {"items": [i.to_json() for i in items]})
         seqs = resp["seqs"]
-        stored = [SealedItem(i.id, i.version, i.epoch, i.ciphertext, i.deleted, s)
-                  for i, s in zip(items, seqs, strict=True)]
+        stored = [replace(i, seq=s) for i, s in zip(items, seqs, strict=True)]
         # The cursor is not advanced: others' changes before these seqs are still unfetched.
         self.device.cache.store(self.name, stored, self.device.cache.cursor(self.name))
 
@@ -154,7 +242,7 @@ class Collection:
         """
         check_item_id(item_id)
         version = self._next_version(item_id, base_version)
-        item = self._seal(item_id, plaintext, version, deleted)
+        [item] = self._sign([self._seal(item_id, plaintext, version, deleted)])
         try:
             self._post([item])
         except NetworkError:
@@ -171,5 +259,5 @@ class Collection:
         """Write many new items (or new versions) in all-or-nothing batches."""
         sealed = [self._seal(i, p, self._next_version(i, None), False) for i, p in records]
         for start in range(0, len(sealed), batch):
-            self._post(sealed[start:start + batch])
+            self._post(self._sign(sealed[start:start + batch]))
         return len(sealed)

@@ -16,13 +16,22 @@ from urllib.parse import urlsplit
 from . import _umbral
 from ._encoding import b64d, b64e
 from ._umbral import PREPublicKey, PRESecretKey
-from .chain import ChainState, DeviceInfo, SignedEntry, check_head, verify_chain
+from .chain import (
+    ChainState,
+    CollectionInfo,
+    DeviceInfo,
+    SignedEntry,
+    check_head,
+    verify_chain,
+)
 from .client import ServiceClient, Signer, path
 from .crypto import VerifyKey
+from .epochs import data_key, previous_secret, walk_back
 from .errors import DecryptionFailed, DeviceRemoved, FormatError, VerificationError
 from .home import Home, LocalCache
 from .keys import AccountSecrets, DeviceKeys
 from .keystore import Keystore
+from .sealed import SealedKey
 
 if TYPE_CHECKING:
     import httpx
@@ -160,100 +169,139 @@ class Device:
                 signer=Signer(self.account, self.device_id, self.keys.signing))
         return client
 
-    def reencrypt(self, owner: str, requests: Sequence[tuple[str, bytes]], *,
+    def reencrypt(self, owner: str, requests: Sequence[tuple[str, int, bytes]], *,
                   context: str = "", server: str | None = None) -> list[tuple[bytes, int]]:
-        """Ask ``owner``'s service for cfrags, one per (key, capsule); in order."""
+        """Ask ``owner``'s service for cfrags, one per (key, epoch, capsule); in order. Each
+        comes with the generation of the key it was made for (the sharing key's, for grants
+        to an account)."""
         out: list[tuple[bytes, int]] = []
         for start in range(0, len(requests), 10_000):
             chunk = requests[start:start + 10_000]
             resp = self.client_for(server).post(
                 path("accounts", owner, "reencrypt"),
-                {"requests": [{"key": k, "capsule": b64e(c)} for k, c in chunk],
+                {"requests": [{"key": k, "epoch": e, "capsule": b64e(c)} for k, e, c in chunk],
                  "context": context})
             cfrags = resp.get("cfrags")
             if not isinstance(cfrags, list) or len(cfrags) != len(chunk):
                 raise FormatError("the service answered with the wrong number of cfrags")
             for c in cfrags:
                 gen = c.get("generation") if isinstance(c, dict) else None
-                if not isinstance(gen, int):
+                if type(gen) is not int:
                     raise FormatError("malformed cfrag answer")
                 out.append((b64d(c.get("cfrag"), what="cfrag"), gen))
         return out
 
     def epoch_keys(self, collection: str, epochs: Sequence[int]) -> dict[int, bytes]:
-        """Epoch keys for ``collection``: from the keystore cache, else one re-encryption batch."""
+        """Data keys of ``collection``'s epochs: from the keystore cache, else one
+        re-encryption of the newest epoch's key (or an admin's own secret), walking back."""
         cache: dict[str, str] = self.keystore.data.setdefault("epoch_keys", {})
         out = {e: b64d(cache[f"{collection}:{e}"]) for e in epochs
                if f"{collection}:{e}" in cache}
-        missing = sorted(set(epochs) - set(out))
+        missing = set(epochs) - set(out)
         if not missing:
             return out
         state = self.chain(refresh=False)
         coll = state.collection(collection)
-        try:
-            caps = [coll.epochs[e] for e in missing]
-        except KeyError:
-            raise VerificationError(f"{collection}: an item names an epoch the chain lacks") \
-                from None
-        secrets = self.secrets
-        if secrets is not None and collection in secrets.collections:
-            keys = [_umbral.decrypt(secrets.collections[collection], c, ct) for c, ct in caps]
-        else:
-            keys = self.open_own(collection, caps)
-        for e, k in zip(missing, keys, strict=True):
-            if len(k) != 32:
-                raise DecryptionFailed()
-            out[e] = k
+        if coll.kind != "items" or not missing <= set(coll.epochs):
+            raise VerificationError(f"{collection}: an item names an epoch the chain lacks")
+        newest = coll.current_epoch
+        key = self._newest_data_key(state, coll)
+        found = walk_back(self.account, coll, newest, key, missing | {newest})
+        for e, k in found.items():
             cache[f"{collection}:{e}"] = b64e(k)
         self.save(durable=False)  # a cache: lost keys are fetched again
-        return out
+        return {**out, **{e: found[e] for e in missing}}
 
-    def open_own(self, key: str, sealed: Sequence[tuple[bytes, bytes]], *,
-                 context: str = "") -> list[bytes]:
-        """Decrypt capsules made for this account's ``key`` through this device's grant."""
-        state = self.chain(refresh=False)
-        coll = state.collection(key)
-        cfrags = self.reencrypt(self.account, [(key, c) for c, _ in sealed], context=context)
-        return [self._open_own(coll.public_key, state.kfrag_signer, c, ct, cf)
-                for (c, ct), (cf, _) in zip(sealed, cfrags, strict=True)]
+    def _newest_data_key(self, state: ChainState, coll: CollectionInfo) -> bytes:
+        info = coll.current
+        secrets = self.secrets
+        own = secrets.epoch_secret(coll.name, info.epoch) if secrets is not None else None
+        if own is not None:
+            return data_key(own, info)
+        assert info.capsule is not None and info.ciphertext is not None  # items epoch
+        [(cfrag, _)] = self.reencrypt(self.account, [(coll.name, info.epoch, info.capsule)])
+        key = self._open_reencrypted(state, info.public_key, self.keys.pre, info.capsule,
+                                     info.ciphertext, cfrag)
+        if len(key) != 32:
+            raise DecryptionFailed()
+        return key
 
-    def _open_own(self, delegating: PREPublicKey, signer: PREPublicKey, capsule: bytes,
-                  ciphertext: bytes, cfrag: bytes) -> bytes:
-        receiving = self.keys.pre.public_key
-        _umbral.verify_cfrag(cfrag, capsule=capsule, signer=signer, delegating=delegating,
-                             receiving=receiving)
-        return _umbral.decrypt_reencrypted(self.keys.pre, delegating, capsule, [cfrag],
-                                           ciphertext)
+    def _open_reencrypted(self, owner: ChainState, delegating: PREPublicKey,
+                          receiver: PRESecretKey, capsule: bytes, ciphertext: bytes,
+                          cfrag: bytes) -> bytes:
+        _umbral.verify_cfrag(cfrag, capsule=capsule, signer=owner.kfrag_signer,
+                             delegating=delegating, receiving=receiver.public_key)
+        return _umbral.decrypt_reencrypted(receiver, delegating, capsule, [cfrag], ciphertext)
 
-    def open_shared(self, owner_chain: ChainState, key: str,
-                    sealed: Sequence[tuple[bytes, bytes]], *, context: str = "",
+    def open_sealed(self, owner: ChainState, sealed: Sequence[SealedKey], *, context: str = "",
                     server: str | None = None) -> list[bytes]:
-        """Decrypt capsules made for another account's ``key`` that granted this account."""
-        coll = owner_chain.collection(key)
-        cfrags = self.reencrypt(owner_chain.account, [(key, c) for c, _ in sealed],
-                                context=context, server=server)
-        mine = self.chain(refresh=False)
-        out = []
-        for (capsule, ct), (cfrag, gen) in zip(sealed, cfrags, strict=True):
-            if gen not in mine.sharing_keys:
-                raise VerificationError("a cfrag for an unknown sharing key generation")
-            _umbral.verify_cfrag(cfrag, capsule=capsule, signer=owner_chain.kfrag_signer,
-                                 delegating=coll.public_key, receiving=mine.sharing_keys[gen])
-            out.append(_umbral.decrypt_reencrypted(self.sharing_secret(gen), coll.public_key,
-                                                   capsule, [cfrag], ct))
-        return out
+        """Open sealed-key records of ``owner``'s account (this one's or another's).
+
+        This account's items collections: an admin's own epoch secrets, else the device's
+        grant on the newest epoch, and older epochs by walking back. Keys collections
+        (labels, groups) and other accounts': one re-encryption per record, through the
+        grant to this account's sharing key (audited by the owner's service)."""
+        out: list[bytes | None] = [None] * len(sealed)
+        remote: list[int] = []
+        for i, rec in enumerate(sealed):
+            if rec.owner != owner.account:
+                raise VerificationError("a sealed key names another owner than expected")
+            coll = owner.collection(rec.key)
+            coll.epoch(rec.epoch)
+            if owner.account == self.account:
+                sk = self._own_epoch_secret(coll, rec.epoch)
+                if sk is not None:
+                    out[i] = _umbral.decrypt(sk, rec.capsule, rec.ciphertext)
+                    continue
+            remote.append(i)
+        if remote:
+            cfrags = self.reencrypt(owner.account, [(sealed[i].key, sealed[i].epoch,
+                                                     sealed[i].capsule) for i in remote],
+                                    context=context, server=server)
+            mine = self.chain(refresh=False)
+            for i, (cfrag, gen) in zip(remote, cfrags, strict=True):
+                rec = sealed[i]
+                coll = owner.collection(rec.key)
+                pk = coll.epoch(rec.epoch).public_key
+                if owner.account == self.account and coll.kind == "items":
+                    receiver = self.keys.pre
+                elif gen in mine.sharing_keys:
+                    receiver = self.sharing_secret(gen)
+                else:
+                    raise VerificationError("a cfrag for an unknown sharing key generation")
+                out[i] = self._open_reencrypted(owner, pk, receiver, rec.capsule,
+                                                rec.ciphertext, cfrag)
+        return [o for o in out if o is not None]
+
+    def _own_epoch_secret(self, coll: CollectionInfo, epoch: int) -> PRESecretKey | None:
+        """An epoch secret of this account's collection that opens without the service: an
+        admin's own, or an older items epoch's by walking back from the next epoch's data
+        key; None when only a grant opens it."""
+        secrets = self.secrets
+        own = secrets.epoch_secret(coll.name, epoch) if secrets is not None else None
+        if own is not None or epoch == coll.current_epoch or coll.kind != "items":
+            return own
+        key = self.epoch_keys(coll.name, [epoch + 1])[epoch + 1]
+        return previous_secret(self.account, coll, epoch + 1, key)
 
     def sharing_secret(self, generation: int) -> PRESecretKey:
-        """The account's sharing key of ``generation`` (synced through ``_account``)."""
+        """The account's sharing key of ``generation`` (synced through ``_account``), checked
+        against the chain's public key before it is trusted or cached."""
         known: dict[str, str] = self.keystore.data.setdefault("sharing", {})
+        state = self.chain(refresh=False)
+        if generation not in state.sharing_keys:
+            raise VerificationError("a sharing key generation the chain lacks")
         if str(generation) not in known:
             from .collections import Collection
 
             coll = Collection(self, "_account")
-            coll.sync()
+            coll.sync(refresh_chain=False)
             rec = coll.get(f"sharing-{generation}")
-            if rec is None:
+            if rec is None or not rec.by_admin:
                 raise DecryptionFailed("this device does not hold that sharing key")
+            sk = PRESecretKey(rec.plaintext)
+            if sk.public_key != state.sharing_keys[generation]:
+                raise VerificationError("the stored sharing key does not match the chain")
             known[str(generation)] = b64e(rec.plaintext)
             self.save()
         return PRESecretKey(b64d(known[str(generation)], size=32, what="sharing key"))

@@ -16,7 +16,7 @@ from ._encoding import b64d, b64e, canonical_json, parse_json_object
 from ._umbral import PREPublicKey, PRESecretKey
 from .chain import device_id_for
 from .crypto import SigningKey
-from .errors import FormatError
+from .errors import FormatError, UnsupportedVersion
 
 __all__ = ["AccountSecrets", "DeviceKeys", "format_recovery_key", "parse_recovery_key"]
 
@@ -60,45 +60,87 @@ class DeviceKeys:
 
 @dataclass
 class AccountSecrets:
-    """What an admin device (or the recovery key) holds for the whole account."""
+    """What an admin device (or the recovery key) holds for the whole account: the current
+    account key and kfrag signer, every epoch secret of every collection, every sharing key.
+
+    Admins keep it as the ``secrets`` item of ``_admin``; before changing it, an admin merges
+    the newest copy (:meth:`merge`), so a key it lacks is never dropped."""
 
     account_key: SigningKey
     kfrag_signer: PRESecretKey
     recovery_key: PREPublicKey
-    collections: dict[str, PRESecretKey] = field(default_factory=dict)
+    key_generation: int = 0
+    epochs: dict[str, dict[int, PRESecretKey]] = field(default_factory=dict)
     sharing: dict[int, PRESecretKey] = field(default_factory=dict)
 
     @classmethod
     def generate(cls, recovery_key: PREPublicKey) -> AccountSecrets:
-        return cls(SigningKey.generate(), PRESecretKey.generate(), recovery_key,
+        return cls(SigningKey.generate(), PRESecretKey.generate(), recovery_key, 0,
                    {}, {0: PRESecretKey.generate()})
+
+    def epoch_secret(self, collection: str, epoch: int) -> PRESecretKey | None:
+        return self.epochs.get(collection, {}).get(epoch)
+
+    def current_secret(self, collection: str) -> tuple[int, PRESecretKey] | None:
+        known = self.epochs.get(collection)
+        if not known:
+            return None
+        newest = max(known)
+        return newest, known[newest]
+
+    def merge(self, other: AccountSecrets) -> AccountSecrets:
+        """Both copies' keys; the newer account key generation wins."""
+        newer = other if other.key_generation > self.key_generation else self
+        epochs = {c: dict(e) for c, e in self.epochs.items()}
+        for c, e in other.epochs.items():
+            epochs.setdefault(c, {}).update({k: v for k, v in e.items()
+                                             if k not in epochs[c]})
+        sharing = {**other.sharing, **self.sharing}
+        return AccountSecrets(newer.account_key, newer.kfrag_signer, self.recovery_key,
+                              newer.key_generation, epochs, sharing)
 
     def to_bytes(self) -> bytes:
         return canonical_json({
-            "v": 1,
+            "v": SECRETS_VERSION,
             "account_key": b64e(self.account_key.to_bytes()),
+            "key_generation": self.key_generation,
             "kfrag_signer": b64e(self.kfrag_signer.to_bytes()),
             "recovery_key": b64e(self.recovery_key.raw),
-            "collections": {k: b64e(v.to_bytes()) for k, v in self.collections.items()},
+            "epochs": {c: {str(k): b64e(v.to_bytes()) for k, v in e.items()}
+                       for c, e in self.epochs.items()},
             "sharing": {str(k): b64e(v.to_bytes()) for k, v in self.sharing.items()},
         })
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> AccountSecrets:
         obj = parse_json_object(raw, what="account secrets")
-        if obj.get("v") != 1:
-            raise FormatError("unsupported account secrets version")
-        colls, sharing = obj.get("collections"), obj.get("sharing")
-        if not isinstance(colls, dict) or not isinstance(sharing, dict):
+        if obj.get("v") != SECRETS_VERSION:
+            raise UnsupportedVersion(
+                f"account secrets of version {obj.get('v')!r}; this Keystead reads "
+                f"version {SECRETS_VERSION}")
+        epochs, sharing, gen = obj.get("epochs"), obj.get("sharing"), obj.get("key_generation")
+        if not isinstance(epochs, dict) or not isinstance(sharing, dict) \
+                or type(gen) is not int or not all(isinstance(e, dict) for e in epochs.values()):
             raise FormatError("account secrets: malformed")
         return cls(
             SigningKey(b64d(obj.get("account_key"), size=32, what="account key")),
             PRESecretKey(b64d(obj.get("kfrag_signer"), size=32, what="kfrag signer")),
             PREPublicKey(b64d(obj.get("recovery_key"), size=33, what="recovery key")),
-            {k: PRESecretKey(b64d(v, size=32, what="collection key")) for k, v in colls.items()},
-            {int(k): PRESecretKey(b64d(v, size=32, what="sharing key"))
+            gen,
+            {c: {_gen(k): PRESecretKey(b64d(v, size=32, what="epoch key"))
+                 for k, v in e.items()} for c, e in epochs.items()},
+            {_gen(k): PRESecretKey(b64d(v, size=32, what="sharing key"))
              for k, v in sharing.items()},
         )
+
+
+SECRETS_VERSION = 2
+
+
+def _gen(text: str) -> int:
+    if not text.isdigit() or len(text) > 9:
+        raise FormatError("account secrets: malformed generation")
+    return int(text)
 
 
 _RECOVERY_PREFIX = "KSR1-"

@@ -1,8 +1,8 @@
 """The device's local keystore: one file, encrypted at rest, written atomically.
 
-Format (version 1), a JSON object::
+Format (version 2), a JSON object::
 
-    {"keystead-keystore": 1, "kdf": {"alg": "scrypt", "n": N, "r": 8, "p": 1, "salt": B64},
+    {"keystead-keystore": 2, "kdf": {"alg": "scrypt", "n": N, "r": 8, "p": 1, "salt": B64},
      "sealed": B64(nonce || ChaCha20-Poly1305(contents))}
 
 The contents are a JSON object of the caller's choosing. The key is derived once
@@ -26,8 +26,14 @@ from .errors import DecryptionFailed, FormatError, KeystoreLocked, StorageError,
 
 __all__ = ["Keystore", "atomic_write"]
 
-VERSION = 1
-DEFAULT_SCRYPT_N = 2**14
+VERSION = 2
+# The keystore holds the account key on admin devices: scrypt at 2^17 x r=8 (128 MiB, about
+# 0.4 s here) is what current guidance asks for a key-holding file. Every parameter is bounded
+# when read, so a crafted file cannot make unlocking take hours or all memory.
+DEFAULT_SCRYPT_N = 2**17
+_N_RANGE = (2**14, 2**20)
+_R_RANGE = (8, 16)
+_P_RANGE = (1, 4)
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o600, *, durable: bool = True) -> None:
@@ -52,6 +58,17 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600, *, durable: bool = 
         raise
 
 
+def _creation_cost() -> int:
+    """scrypt's N for a new keystore: ``KEYSTEAD_SCRYPT_N`` may lower it (test suites that
+    create hundreds of devices; never below 2^14), else the default."""
+    raw = os.environ.get("KEYSTEAD_SCRYPT_N")
+    if raw is None:
+        return DEFAULT_SCRYPT_N
+    if not raw.isdigit() or not _N_RANGE[0] <= int(raw) <= _N_RANGE[1]:
+        raise FormatError("KEYSTEAD_SCRYPT_N must be a power of two from 2^14 to 2^20")
+    return int(raw)
+
+
 class Keystore:
     """An open keystore: ``data`` is the decrypted contents; :meth:`save` writes them back."""
 
@@ -66,18 +83,24 @@ class Keystore:
         if kdf.get("alg") != "scrypt":
             raise UnsupportedVersion(f"unknown keystore KDF {kdf.get('alg')!r}")
         n, r, p = kdf.get("n"), kdf.get("r"), kdf.get("p")
-        if not all(isinstance(x, int) for x in (n, r, p)) or not (2**10 <= n <= 2**20):  # type: ignore[operator]
+        bounds = ((n, _N_RANGE), (r, _R_RANGE), (p, _P_RANGE))
+        if not all(type(x) is int and lo <= x <= hi for x, (lo, hi) in bounds):
+            raise FormatError("keystore KDF parameters out of range")
+        if n & (n - 1):  # type: ignore[operator]
             raise FormatError("keystore KDF parameters out of range")
         salt = b64d(kdf.get("salt"), size=16, what="keystore salt")
-        return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(passphrase.encode())  # type: ignore[arg-type]
+        return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(  # type: ignore[arg-type]
+            passphrase.encode())
 
     @classmethod
     def create(cls, path: Path, passphrase: str, data: dict[str, Any],
-               *, scrypt_n: int = DEFAULT_SCRYPT_N) -> Keystore:
+               *, scrypt_n: int | None = None) -> Keystore:
         if not passphrase:
             raise KeystoreLocked("an empty passphrase would leave the keystore unprotected")
         if path.exists():
             raise StorageError(f"{path} already exists: this home already holds a device")
+        if scrypt_n is None:
+            scrypt_n = _creation_cost()
         kdf = {"alg": "scrypt", "n": scrypt_n, "r": 8, "p": 1, "salt": b64e(random_bytes(16))}
         store = cls(path, cls._derive(passphrase, kdf), kdf, data)
         store.save()
@@ -94,8 +117,11 @@ class Keystore:
         except FileNotFoundError:
             raise StorageError(f"no keystore at {path}: create an account or join one") from None
         obj = parse_json_object(raw, what="keystore")
-        if obj.get("keystead-keystore") != VERSION:
-            raise UnsupportedVersion("unsupported keystore version")
+        found = obj.get("keystead-keystore")
+        if found != VERSION:
+            raise UnsupportedVersion(
+                f"{path} is a keystore of version {found!r}; this Keystead reads version "
+                f"{VERSION} (pre-release: create or join the account again)")
         kdf = obj.get("kdf")
         if not isinstance(kdf, dict):
             raise FormatError("keystore: missing KDF parameters")

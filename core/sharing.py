@@ -1,25 +1,24 @@
 """Keys shared across accounts: labels, groups and direct messages.
 
-A *shared key* is a collection key used without epochs: something small (a
-document's data key, a message key) is sealed to its public key as an Umbral
-capsule, and whoever holds a grant gets it re-encrypted by the owner's service.
-Grants to another account target that account's current sharing key, so every
-live device of the grantee can open, and the owner's service refuses removed
-devices and revoked or expired grants (and audits every cross-account open).
+A *shared key* is a collection of kind ``keys``: something small (a document's
+data key, a message key) is sealed to its current epoch's public key as a
+sealed-key record, and whoever holds a grant on that epoch gets it re-encrypted
+by the owner's service. Grants to another account target that account's current
+sharing key, so every live device of the grantee can open; the owner's service
+refuses removed devices and revoked or expired grants (and audits every
+cross-account open). Revoking a grantee starts a new epoch.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import _umbral
-from ._encoding import b64e
-from ._umbral import CAPSULE_SIZE
-from .account import ensure_collections
+from .account import ensure_collections, grant_keys, revoke_keys
 from .chain import ChainState, check_collection
 from .client import path
 from .device import Device
-from .errors import FormatError, NotFound
+from .errors import VerificationError
+from .sealed import SealedKey, seal_key
 
 __all__ = [
     "AuditEntry",
@@ -35,61 +34,37 @@ __all__ = [
 
 
 def seal_to_key(chain: ChainState, key: str, plaintext: bytes) -> bytes:
-    """Encrypt a small secret to ``key`` of the account whose verified chain is ``chain``."""
-    capsule, ct = _umbral.encrypt(chain.collection(key).public_key, plaintext)
-    return capsule + ct
-
-
-def _split(sealed: bytes) -> tuple[bytes, bytes]:
-    if len(sealed) <= CAPSULE_SIZE:
-        raise FormatError("sealed key material is truncated")
-    return sealed[:CAPSULE_SIZE], sealed[CAPSULE_SIZE:]
+    """Seal a small secret to the current epoch of ``key`` of the account whose verified
+    chain is ``chain``: a sealed-key record (``keystead.core.sealed``), opaque to adapters."""
+    return seal_key(chain, key, plaintext).to_bytes()
 
 
 def open_sealed_to_key(device: Device, owner: ChainState, key: str, sealed: list[bytes], *,
                        context: str = "", server: str | None = None) -> list[bytes]:
-    """Open what :func:`seal_to_key` made, through a grant (one re-encryption batch).
-
-    Works for the owner's own devices (an admin decrypts directly; others through a
-    device or account grant) and for grantee accounts' devices."""
-    parts = [_split(s) for s in sealed]
-    secrets = device.secrets
-    if owner.account == device.account and secrets is not None and key in secrets.collections:
-        return [_umbral.decrypt(secrets.collections[key], c, ct) for c, ct in parts]
-    if owner.account == device.account and key in device.me().scopes:
-        return device.open_own(key, parts, context=context)
-    return device.open_shared(owner, key, parts, context=context, server=server)
+    """Open what :func:`seal_to_key` made, through this device's grants (one re-encryption
+    batch at most). Works for the owner's own devices and for grantee accounts' devices."""
+    records = [SealedKey.from_bytes(s) for s in sealed]
+    if any(r.key != key for r in records):
+        raise VerificationError(f"a sealed key for another key than {key!r}")
+    return device.open_sealed(owner, records, context=context, server=server)
 
 
 def create_shared_key(device: Device, name: str) -> bool:
     """Create a key for labels or groups (admin); False if it already exists.
 
-    The owner's own devices get an account grant, so every live device can open."""
-    check_collection(name)
-    created = bool(ensure_collections(device, [name]))
-    if created:
-        grant_account(device, name, device.account)
-    return created
+    The account itself is its first grantee, so every live device with the scope opens."""
+    return bool(ensure_collections(device, [check_collection(name)], kind="keys"))
 
 
 def grant_account(device: Device, key: str, account: str, *, expires: int | None = None,
                   server: str | None = None) -> None:
     """Let ``account`` (its current sharing key) open what is sealed to ``key``."""
-    secrets = device.secrets
-    if secrets is None or key not in secrets.collections:
-        raise NotFound(f"this device does not hold the key {key!r}")
-    other = device.chain() if account == device.account else device.peer_chain(account, server)
-    gen = other.sharing_generation
-    kfrag = _umbral.make_kfrag(secrets.collections[key], other.sharing_key, secrets.kfrag_signer)
-    device.client.put(path("accounts", device.account, "grants"), {"grants": [{
-        "key": key, "target_kind": "account", "target": account, "target_generation": gen,
-        "kfrag": b64e(kfrag), "expires": expires}]})
+    grant_keys(device, key, account, expires=expires, server=server)
 
 
 def revoke_account(device: Device, key: str, account: str) -> None:
-    """Delete ``account``'s grant to ``key``: its next open is refused."""
-    device.client.post(path("accounts", device.account, "grants", "delete"),
-                       {"key": key, "target_kind": "account", "target": account})
+    """Delete ``account``'s grant to ``key`` and start a new epoch of it."""
+    revoke_keys(device, key, account)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ def current_published(device: Device) -> PublishedKeys | None:
         raw = device.client.get(path("ssh", device.account, "published-keys"), signed=False)
     except NotFound:
         return None
-    return verify_published(state.account_key, raw, account=device.account)
+    return verify_published(state.signing_key, raw, account=device.account)
 
 
 def require_admin_secrets(device: Device) -> AccountSecrets:

@@ -104,14 +104,41 @@ def public_key() -> None:
 @click.option(
     "--fingerprint", default=None, help="Pin the account key (as 'keystead account show' prints it)"
 )
-def authorized_keys(account: str, server: str, fingerprint: str | None) -> None:
-    """For sshd's AuthorizedKeysCommand: the account's live keys, verified; no device needed."""
+@click.option(
+    "--max-stale",
+    type=click.IntRange(min=0),
+    default=300,
+    show_default=True,
+    help="When the service is unreachable or slow, print the list verified before only if it "
+    "is younger than this many seconds (else print nothing: no login)",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0.1, 120),
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for the service before calling it slow",
+)
+def authorized_keys(
+    account: str, server: str, fingerprint: str | None, max_stale: int, timeout: float
+) -> None:
+    """For sshd's AuthorizedKeysCommand: the account's live keys, verified; no device needed.
+
+    Exit status: 0 a verified list was printed; 1 no list (the service could not be asked
+    and nothing fresh enough is cached, or another error); 5 the service serves a chain
+    that is not the pinned account's (or a rollback), or not the --fingerprint given."""
+    from ._authorized import PinRefused
     from ._authorized import authorized_keys as fetch
 
-    result = fetch(server, account, fingerprint=fingerprint)
+    try:
+        result = fetch(
+            server, account, fingerprint=fingerprint, max_stale=max_stale, timeout=timeout
+        )
+    except PinRefused as e:
+        die(f"refusing {server}: {e}", 5)
     if result.offline:
         print(
-            f"keystead: {server} is unreachable; printing the list verified before "
+            f"keystead: {result.problem}; printing the list verified {result.age:.0f} s ago "
             f"(chain entry {result.chain_seq}, imported-keys list {result.published_seq})",
             file=sys.stderr,
         )

@@ -47,7 +47,7 @@ class StoreBase:
             select(ChainEntryRow).where(ChainEntryRow.account == account,
                                         ChainEntryRow.seq > after).order_by(ChainEntryRow.seq)
         )
-        return [SignedEntry(r.entry, r.sig, r.device_sig) for r in rows]
+        return [SignedEntry(r.entry, r.sig, r.device_sig, r.new_key_sig) for r in rows]
 
     def _state(self, s: Session, account: str) -> ChainState:
         """The verified chain state, extended from a per-process cache keyed by the head."""

@@ -18,11 +18,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import _umbral
 from .._encoding import b64d, b64e
+from .._umbral import CAPSULE_SIZE
 from ..adapter import Channel
+from ..bundle import bundle_digest
 from ..chain import (
     SignedEntry,
     check_collection,
-    recovery_append_message,
     verify_pairing_request,
 )
 from ..errors import (
@@ -38,7 +39,8 @@ from ..errors import (
 )
 from ..items import SealedItem
 from .context import ServiceContext, dumps, require
-from .store import Grant
+from .protocol import PROTOCOL_VERSION, ProtocolVersion
+from .store import Bundle, Grant
 
 __all__ = ["create_app"]
 
@@ -123,11 +125,38 @@ def _grants(obj: dict[str, Any]) -> list[Grant]:
         expires = g.get("expires")
         if expires is not None and not isinstance(expires, int):
             raise FormatError("grant: expires must be an integer")
-        out.append(Grant(check_collection(require(g, "key", str)),
+        out.append(Grant(check_collection(require(g, "key", str)), require(g, "epoch", int),
                          require(g, "target_kind", str), require(g, "target", str),
                          require(g, "target_generation", int),
                          b64d(g.get("kfrag"), what="kfrag"), expires))
     return out
+
+
+def _bundle(obj: dict[str, Any], *, base: bool = True) -> Bundle:
+    """Parse a bundle (docs/PROTOCOL.md, "Bundles"); every part is checked when applied."""
+    if base:
+        b = require(obj, "base", dict)
+        base_seq, base_head = require(b, "seq", int), require(b, "head", str)
+    else:
+        base_seq, base_head = -1, ""
+    deletes = []
+    for d in require(obj, "delete_grants", list):
+        if not isinstance(d, dict):
+            raise FormatError("delete_grants: expected objects")
+        deletes.append((check_collection(require(d, "key", str)), require(d, "target_kind", str),
+                        require(d, "target", str)))
+    items = []
+    raw_items = require(obj, "items", list)
+    if len(raw_items) > MAX_BATCH:
+        raise FormatError(f"at most {MAX_BATCH} items in one bundle")
+    for i in raw_items:
+        if not isinstance(i, dict):
+            raise FormatError("bundle item: expected an object")
+        items.append((check_collection(require(i, "collection", str)),
+                      SealedItem.from_json({k: v for k, v in i.items() if k != "collection"})))
+    blob = obj.get("recovery_blob")
+    return Bundle(base_seq, base_head, _entries(obj), _grants(obj), deletes, items,
+                  None if blob is None else b64d(blob, what="recovery blob"))
 
 
 def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
@@ -149,13 +178,12 @@ def core_router(ctx: ServiceContext, channels: Mapping[str, Channel]) -> APIRout
 
     @r.get("/health")
     async def health() -> dict[str, Any]:
-        return {"ok": True, "version": 1}
+        return {"ok": True, "version": 1, "protocol": PROTOCOL_VERSION}
 
     @r.post("/accounts", status_code=201)
     async def create_account(request: Request) -> dict[str, Any]:
         obj = await ctx.json_body(request)
-        state = store.create_account(require(obj, "account", str), _entries(obj),
-                                     b64d(obj.get("recovery_blob"), what="recovery blob"),
+        state = store.create_account(require(obj, "account", str), _bundle(obj, base=False),
                                      ctx.now())
         return {"seq": state.seq, "head": state.head}
 
@@ -164,32 +192,24 @@ def core_router(ctx: ServiceContext, channels: Mapping[str, Channel]) -> APIRout
         after = _int_param(request, "after", -1, -1, 2**31)
         return {"entries": [e.to_json() for e in store.chain(account, after)]}
 
-    @r.post("/accounts/{account}/chain")
-    async def append(account: str, request: Request) -> dict[str, Any]:
-        # Every entry is signed by the account key, and the request must also come from a
-        # live admin device, so a removed admin that kept the account key cannot write.
-        # A recovering device is not live yet: the recovery key signs its append instead.
+    @r.post("/accounts/{account}/bundle")
+    async def bundle(account: str, request: Request) -> dict[str, Any]:
+        # A live admin device sends it, so a removed admin that kept the account key cannot
+        # write; or the recovery key signs it (a recovering device is not live yet).
         obj = await ctx.json_body(request)
-        entries = _entries(obj)
+        parsed = _bundle(obj)
         if "recovery_sig" in obj:
             sig = b64d(obj.get("recovery_sig"), what="recovery signature")
-            _umbral.verify(store.chain_state(account).recovery_key,
-                           recovery_append_message(entries), sig)
+            _umbral.verify(store.chain_state(account).recovery_key, bundle_digest(obj), sig)
+            writer = None
         else:
-            await ctx.authenticate(request, account=account, admin=True)
-        state = store.append(account, entries)
+            writer = (await ctx.authenticate(request, account=account, admin=True)).id
+        state = store.apply_bundle(account, parsed, writer, ctx.now())
         return {"seq": state.seq, "head": state.head}
 
     @r.get("/accounts/{account}/recovery")
     async def recovery(account: str) -> dict[str, Any]:
         return {"blob": b64e(store.recovery_blob(account))}
-
-    @r.put("/accounts/{account}/recovery")
-    async def set_recovery(account: str, request: Request) -> dict[str, Any]:
-        await ctx.authenticate(request, account=account, admin=True)
-        obj = await ctx.json_body(request)
-        store.set_recovery_blob(account, b64d(obj.get("blob"), what="recovery blob"))
-        return {"ok": True}
 
     @r.get("/accounts/{account}/collections/{collection}/items")
     async def changes(account: str, collection: str, request: Request) -> dict[str, Any]:
@@ -201,37 +221,21 @@ def core_router(ctx: ServiceContext, channels: Mapping[str, Channel]) -> APIRout
 
     @r.post("/accounts/{account}/collections/{collection}/items")
     async def put_items(account: str, collection: str, request: Request) -> dict[str, Any]:
-        await ctx.authenticate(request, account=account, scope=collection)
+        device = await ctx.authenticate(request, account=account, scope=collection)
         raw = require(await ctx.json_body(request), "items", list)
         if len(raw) > MAX_BATCH:
             raise FormatError(f"at most {MAX_BATCH} items in one write")
         items = [SealedItem.from_json(i) for i in raw]
-        return {"seqs": store.put_items(account, collection, items)}
-
-    @r.put("/accounts/{account}/grants")
-    async def put_grants(account: str, request: Request) -> dict[str, Any]:
-        await ctx.authenticate(request, account=account, admin=True)
-        store.put_grants(account, _grants(await ctx.json_body(request)), ctx.now())
-        return {"ok": True}
+        return {"seqs": store.put_items(account, collection, items, device.id)}
 
     @r.get("/accounts/{account}/grants")
     async def list_grants(account: str, request: Request) -> dict[str, Any]:
         await ctx.authenticate(request, account=account, admin=True)
         key = request.query_params.get("key")
         return {"grants": [
-            {"key": g.key, "target_kind": g.target_kind, "target": g.target,
+            {"key": g.key, "epoch": g.epoch, "target_kind": g.target_kind, "target": g.target,
              "target_generation": g.target_generation, "expires": g.expires}
             for g in store.grants(account, key)]}
-
-    @r.post("/accounts/{account}/grants/delete")
-    async def delete_grant(account: str, request: Request) -> dict[str, Any]:
-        await ctx.authenticate(request, account=account, admin=True)
-        obj = await ctx.json_body(request)
-        found = store.delete_grant(account, require(obj, "key", str),
-                                   require(obj, "target_kind", str), require(obj, "target", str))
-        if not found:
-            raise NotFound("no such grant")
-        return {"ok": True}
 
     @r.post("/accounts/{account}/reencrypt")
     async def reencrypt(account: str, request: Request) -> dict[str, Any]:
@@ -245,8 +249,8 @@ def core_router(ctx: ServiceContext, channels: Mapping[str, Channel]) -> APIRout
         for q in reqs:
             if not isinstance(q, dict):
                 raise FormatError("reencrypt request: expected an object")
-            pairs.append((require(q, "key", str), b64d(q.get("capsule"), size=105,
-                                                        what="capsule")))
+            pairs.append((require(q, "key", str), require(q, "epoch", int),
+                          b64d(q.get("capsule"), size=CAPSULE_SIZE, what="capsule")))
         context = obj.get("context", "")
         if not isinstance(context, str):
             raise FormatError("context must be a string")
@@ -358,4 +362,5 @@ def create_app(ctx: ServiceContext, routers: Iterable[APIRouter] = (), *,
         return JSONResponse({"error": "bad_request", "message": "malformed request"}, 400)
 
     app.add_middleware(BodyLimit)
+    app.add_middleware(ProtocolVersion)
     return app

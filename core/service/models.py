@@ -38,6 +38,7 @@ class ChainEntryRow(Base):
     entry: Mapped[bytes] = mapped_column(LargeBinary)
     sig: Mapped[bytes] = mapped_column(LargeBinary)
     device_sig: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    new_key_sig: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
 class DeviceRow(Base):
@@ -63,6 +64,9 @@ class ItemRow(Base):
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     deleted: Mapped[bool] = mapped_column(Boolean)
     seq: Mapped[int] = mapped_column(BigInteger)
+    writer: Mapped[str] = mapped_column(String(16))
+    signature: Mapped[bytes] = mapped_column(LargeBinary)
+    proof: Mapped[bytes] = mapped_column(LargeBinary)
     __table_args__ = (Index("ix_items_changes", "account", "collection", "seq"),)
 
 
@@ -71,13 +75,14 @@ class GrantRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     account: Mapped[str] = mapped_column(String(64))
     key: Mapped[str] = mapped_column(String(128))
+    epoch: Mapped[int] = mapped_column(Integer)
     target_kind: Mapped[str] = mapped_column(String(16))
     target: Mapped[str] = mapped_column(String(320))
     target_generation: Mapped[int] = mapped_column(Integer)
     kfrag: Mapped[bytes] = mapped_column(LargeBinary)
     expires: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created: Mapped[int] = mapped_column(BigInteger)
-    __table_args__ = (UniqueConstraint("account", "key", "target_kind", "target"),)
+    __table_args__ = (UniqueConstraint("account", "key", "epoch", "target_kind", "target"),)
 
 
 class NonceRow(Base):

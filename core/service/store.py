@@ -9,15 +9,16 @@ dataclasses, never ORM rows.
 from __future__ import annotations
 
 from ._store_base import AuthDevice
-from .store_data import DataStore, SpoolMessage
+from .store_bundle import Bundle, BundleStore
+from .store_data import SpoolMessage
 from .store_grants import AuditRecord, Grant
 from .store_pairing import PAIRING_MAX_FAILURES, PAIRING_TTL, PairingStore
 
-__all__ = ["PAIRING_MAX_FAILURES", "PAIRING_TTL", "AuditRecord", "AuthDevice", "Grant",
-           "SpoolMessage", "Store"]
+__all__ = ["PAIRING_MAX_FAILURES", "PAIRING_TTL", "AuditRecord", "AuthDevice", "Bundle",
+           "Grant", "SpoolMessage", "Store"]
 
 
-class Store(PairingStore, DataStore):
+class Store(PairingStore, BundleStore):
     """All database work of the service, one part per responsibility: the chain and
     authentication (``store_chain``), grants and re-encryption (``store_grants``), pairing
     (``store_pairing``), items, spools and records (``store_data``)."""

@@ -6,13 +6,13 @@ import json
 import secrets
 from collections.abc import Sequence
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..chain import ChainState, SignedEntry, check_name, verify_chain
+from ..chain import ChainState, SignedEntry
 from ..crypto import VerifyKey
-from ..errors import Conflict, Forbidden, FormatError, NotFound
+from ..errors import Forbidden, FormatError, NotFound
 from ._store_base import AuthDevice, StoreBase
 from .models import Account, ChainEntryRow, DeviceRow, GrantRow, NonceRow
 
@@ -32,26 +32,13 @@ class ChainStore(StoreBase):
                 raise NotFound(f"no account {account!r} on this service")
             return self._entries(s, account, after)
 
-    def create_account(self, account: str, entries: Sequence[SignedEntry],
-                       recovery_blob: bytes, now: int) -> ChainState:
-        check_name(account, "account name")
-        state = verify_chain(entries, account=account)
-        try:
-            with self._sessions.begin() as s:
-                s.add(Account(name=account, created=now, item_seq=0, recovery_blob=recovery_blob))
-                s.flush()
-                self._write_entries(s, account, entries, state)
-        except IntegrityError:
-            raise Conflict(f"account {account!r} already exists") from None
-        self._states[account] = state
-        return state
-
     def _write_entries(self, s: Session, account: str, entries: Sequence[SignedEntry],
                        state: ChainState) -> None:
         for e in entries:
             seq = json.loads(e.entry)["seq"]
             s.add(ChainEntryRow(account=account, seq=seq, entry=e.entry, sig=e.signature,
-                                device_sig=e.device_signature))
+                                device_sig=e.device_signature,
+                                new_key_sig=e.new_key_signature))
         rows = {r.device_id: r for r in s.scalars(
             select(DeviceRow).where(DeviceRow.account == account))}  # one query, not one a device
         for d in state.devices.values():
@@ -90,10 +77,6 @@ class ChainStore(StoreBase):
             if acct is None or acct.recovery_blob is None:
                 raise NotFound(f"no account {account!r} on this service")
             return acct.recovery_blob
-
-    def set_recovery_blob(self, account: str, blob: bytes) -> None:
-        with self._sessions.begin() as s:
-            s.execute(update(Account).where(Account.name == account).values(recovery_blob=blob))
 
     # ---------------------------------------------------------- authentication
     def device(self, account: str, device_id: str) -> AuthDevice:

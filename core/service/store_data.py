@@ -7,9 +7,11 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from ..errors import Conflict, FormatError, NotFound
-from ..items import SealedItem
+from ..chain import ChainState
+from ..errors import Conflict, Forbidden, FormatError, NotFound
+from ..items import ItemVerifier, SealedItem
 from ._store_base import StoreBase
 from .models import Account, ItemRow, RecordRow, SpoolRow
 
@@ -31,41 +33,51 @@ class SpoolMessage:
 class DataStore(StoreBase):
     """Items with versions and a per-account change sequence; spools; keyed records."""
 
-    def put_items(self, account: str, collection: str, items: Sequence[SealedItem]) -> list[int]:
-        """Store new versions; each must be exactly one above the stored one (0: new)."""
+    def put_items(self, account: str, collection: str, items: Sequence[SealedItem],
+                  writer: str) -> list[int]:
+        """Store new versions written (and signed) by device ``writer``; each must be exactly
+        one above the stored one (0: new) and sealed under the collection's current epoch."""
         if not items:
             return []
+        with self._sessions.begin() as s:
+            state = self._state(s, account)
+            return self._put_items(s, account, state, collection, items, {writer})
+
+    def _put_items(self, s: Session, account: str, state: ChainState, collection: str,
+                   items: Sequence[SealedItem], writers: set[str]) -> list[int]:
         ids = [i.id for i in items]
         if len(set(ids)) != len(ids):
             raise FormatError("the same item twice in one write")
-        with self._sessions.begin() as s:
-            acct = s.scalars(select(Account).where(Account.name == account).with_for_update()).one()
-            current = {
-                r.item_id: r
-                for chunk in _chunks(ids, 500)
-                for r in s.scalars(select(ItemRow).where(
-                    ItemRow.account == account, ItemRow.collection == collection,
-                    ItemRow.item_id.in_(chunk)))
-            }
-            stale = [i.id for i in items
-                     if i.version != (current[i.id].version + 1 if i.id in current else 1)]
-            if stale:
-                raise Conflict(f"stale write for item {stale[0]} (sync first)")
-            seqs = []
-            for item in items:
-                acct.item_seq += 1
-                seqs.append(acct.item_seq)
-                row = current.get(item.id)
-                if row is None:
-                    s.add(ItemRow(account=account, collection=collection, item_id=item.id,
-                                  version=item.version, epoch=item.epoch,
-                                  ciphertext=item.ciphertext, deleted=item.deleted,
-                                  seq=acct.item_seq))
-                else:
-                    row.version, row.epoch = item.version, item.epoch
-                    row.ciphertext = item.ciphertext
-                    row.deleted, row.seq = item.deleted, acct.item_seq
-            return seqs
+        coll = state.collections.get(collection)
+        if coll is None or coll.kind != "items":
+            raise NotFound(f"no items collection {collection!r} in this account")
+        verifier = ItemVerifier()
+        for item in items:
+            _check_item(state, coll.name, coll.current_epoch, item, writers, verifier)
+        acct = s.scalars(select(Account).where(Account.name == account).with_for_update()).one()
+        current = {
+            r.item_id: r
+            for chunk in _chunks(ids, 500)
+            for r in s.scalars(select(ItemRow).where(
+                ItemRow.account == account, ItemRow.collection == collection,
+                ItemRow.item_id.in_(chunk)))
+        }
+        stale = [i.id for i in items
+                 if i.version != (current[i.id].version + 1 if i.id in current else 1)]
+        if stale:
+            raise Conflict(f"stale write for item {stale[0]} (sync first)")
+        seqs = []
+        for item in items:
+            acct.item_seq += 1
+            seqs.append(acct.item_seq)
+            row = current.get(item.id)
+            if row is None:
+                row = ItemRow(account=account, collection=collection, item_id=item.id)
+                s.add(row)
+            row.version, row.epoch = item.version, item.epoch
+            row.ciphertext, row.deleted, row.seq = item.ciphertext, item.deleted, acct.item_seq
+            row.writer, row.signature, row.proof = item.writer, item.signature, item.proof
+        return seqs
 
     def changes(self, account: str, collection: str, after: int, limit: int) -> list[SealedItem]:
         with self._sessions() as s:
@@ -73,8 +85,8 @@ class DataStore(StoreBase):
                 select(ItemRow).where(ItemRow.account == account,
                                       ItemRow.collection == collection, ItemRow.seq > after)
                 .order_by(ItemRow.seq).limit(limit))
-            return [SealedItem(r.item_id, r.version, r.epoch, r.ciphertext, r.deleted, r.seq)
-                    for r in rows]
+            return [SealedItem(r.item_id, r.version, r.epoch, r.ciphertext, r.deleted, r.seq,
+                               r.writer, r.signature, r.proof) for r in rows]
 
     # ------------------------------------------------------------------- spool
     def spool_put(self, account: str, channel: str, sender: str, body: bytes, now: int,
@@ -148,6 +160,24 @@ class DataStore(StoreBase):
                 RecordRow.account == account, RecordRow.namespace == namespace,
                 RecordRow.key == key))
             return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+ADMIN_ONLY = ("_account", "_admin")
+
+
+def _check_item(state: ChainState, collection: str, epoch: int, item: SealedItem,
+                writers: set[str], verifier: ItemVerifier) -> None:
+    """Refuse what would make the collection unreadable or misattributed: a stale epoch, a
+    writer other than the requester, a bad signature, a member writing admin-only state."""
+    if item.epoch != epoch:
+        raise Conflict(f"item {item.id} is sealed under epoch {item.epoch} of {collection}, "
+                       f"whose current epoch is {epoch}: refresh the chain and seal again")
+    writer = state.devices.get(item.writer)
+    if item.writer not in writers or writer is None or not writer.live:
+        raise Forbidden(f"item {item.id} names another writer than the requesting device")
+    verifier.verify(item, writer.signing_key, account=state.account, collection=collection)
+    if collection in ADMIN_ONLY and writer.role != "admin":
+        raise Forbidden(f"only admin devices write {collection}")
 
 
 def _chunks(seq: Sequence[str], n: int) -> list[Sequence[str]]:

@@ -23,6 +23,7 @@ class Grant:
     """A stored delegation: a kfrag from ``account``'s key ``key`` to a device or account."""
 
     key: str
+    epoch: int
     target_kind: str
     target: str
     target_generation: int
@@ -73,16 +74,29 @@ class GrantStore(StoreBase):
                     now: int) -> None:
         for g in grants:
             coll = owner.collection(g.key)
+            if coll.kind == "items" and (g.target_kind != "device"
+                                         or g.epoch != coll.current_epoch):
+                raise VerificationError("an items collection is granted to devices, on its "
+                                        "newest epoch only")
             receiving = self._receiving_key(s, g.target_kind, g.target,
                                             g.target_generation, owner)
-            verify_kfrag(g.kfrag, signer=owner.kfrag_signer, delegating=coll.public_key,
-                         receiving=receiving)
+            verify_kfrag(g.kfrag, signer=owner.kfrag_signer,
+                         delegating=coll.epoch(g.epoch).public_key, receiving=receiving)
             s.execute(delete(GrantRow).where(
-                GrantRow.account == account, GrantRow.key == g.key,
+                GrantRow.account == account, GrantRow.key == g.key, GrantRow.epoch == g.epoch,
                 GrantRow.target_kind == g.target_kind, GrantRow.target == g.target))
-            s.add(GrantRow(account=account, key=g.key, target_kind=g.target_kind,
-                           target=g.target, target_generation=g.target_generation,
-                           kfrag=g.kfrag, expires=g.expires, created=now))
+            s.add(GrantRow(account=account, key=g.key, epoch=g.epoch,
+                           target_kind=g.target_kind, target=g.target,
+                           target_generation=g.target_generation, kfrag=g.kfrag,
+                           expires=g.expires, created=now))
+
+    def _prune_grants(self, s: Session, account: str, state: ChainState) -> None:
+        """Device grants live on an items collection's newest epoch only."""
+        for coll in state.collections.values():
+            if coll.kind == "items":
+                s.execute(delete(GrantRow).where(
+                    GrantRow.account == account, GrantRow.key == coll.name,
+                    GrantRow.epoch != coll.current_epoch))
 
     def delete_grant(self, account: str, key: str, target_kind: str, target: str) -> bool:
         with self._sessions.begin() as s:
@@ -96,36 +110,38 @@ class GrantStore(StoreBase):
             q = select(GrantRow).where(GrantRow.account == account)
             if key is not None:
                 q = q.where(GrantRow.key == key)
-            return [Grant(r.key, r.target_kind, r.target, r.target_generation, r.kfrag, r.expires)
-                    for r in s.scalars(q.order_by(GrantRow.id))]
+            return [Grant(r.key, r.epoch, r.target_kind, r.target, r.target_generation, r.kfrag,
+                          r.expires) for r in s.scalars(q.order_by(GrantRow.id))]
 
-    def reencrypt(self, owner: str, requests: Sequence[tuple[str, bytes]], requester: AuthDevice,
-                  context: str, now: int) -> list[tuple[bytes, int]]:
-        """Re-encrypt capsules for a live requester holding a grant; audited across accounts.
+    def reencrypt(self, owner: str, requests: Sequence[tuple[str, int, bytes]],
+                  requester: AuthDevice, context: str, now: int) -> list[tuple[bytes, int]]:
+        """Re-encrypt capsules for a live requester holding a grant on the capsule's epoch;
+        audited across accounts.
 
         A requester that holds a grant gets one audit row per request (with the digest of
         the capsules, whatever context it claims); one without is counted into one row per
-        (account, key, reason) and hour, so refused requests cannot flood the owner's log."""
+        run of refusals and hour, so refused requests cannot flood the owner's log."""
         cross = requester.account != owner
         audit = cross or bool(context)
-        kfrags: dict[str, tuple[bytes, int]] = {}
+        kfrags: dict[tuple[str, int], tuple[bytes, int]] = {}
         refused = ""
         with self._sessions.begin() as s:
-            for key in sorted({k for k, _ in requests}):
+            state = self._state(s, owner)
+            for key, epoch in sorted({(k, e) for k, e, _ in requests}):
                 # A device of another account needs a grant to that account; the owner's own
-                # devices may hold a device grant or the grant to their own account.
+                # devices hold a device grant (items) or the grant to their own account (keys).
                 targets = [("account", requester.account)]
                 if not cross:
                     targets.insert(0, ("device", requester.id))
                 row = None
                 for kind, target in targets:
                     row = s.scalars(select(GrantRow).where(
-                        GrantRow.account == owner, GrantRow.key == key,
+                        GrantRow.account == owner, GrantRow.key == key, GrantRow.epoch == epoch,
                         GrantRow.target_kind == kind, GrantRow.target == target)).first()
                     if row is not None:
                         break
-                # An account grant to a shared key "SCOPE/..." serves only devices that have
-                # SCOPE (documents/..., messages/...): the owner's own and other accounts'.
+                # A grant to an account's shared key "SCOPE/..." serves only devices that
+                # have SCOPE (documents/..., messages/...), the owner's and grantees' alike.
                 scope = key.split("/", 1)[0] if "/" in key else None
                 needs_scope = (row is not None and row.target_kind == "account"
                                and scope is not None and scope not in requester.scopes)
@@ -135,7 +151,8 @@ class GrantStore(StoreBase):
                           else "grant expired" if row.expires is not None and row.expires <= now
                           else "")
                 if audit:
-                    digest = hashlib.sha256(b"".join(c for k, c in requests if k == key))
+                    digest = hashlib.sha256(b"".join(
+                        c for k, e, c in requests if (k, e) == (key, epoch)))
                     if row is None:
                         self._count_refusal(s, owner, key, requester, reason, now)
                     else:
@@ -144,13 +161,20 @@ class GrantStore(StoreBase):
                 if row is None or reason:
                     refused = key
                     break
-                kfrags[key] = (row.kfrag, row.target_generation)
+                kfrags[(key, epoch)] = (row.kfrag, row.target_generation)
+            if not refused and cross:
+                # An account grant opens sealed keys one at a time (each audited): never the
+                # epoch's own data key, which would open every item of the epoch at once.
+                for key, epoch, capsule in requests:
+                    info = state.collections.get(key)
+                    if info is not None and capsule == info.epoch(epoch).capsule:
+                        raise Forbidden("an epoch's data key is not re-encrypted across accounts")
         if refused:  # raised after the commit, so the refusal stays on record
             if not requester.live:
                 raise DeviceRemoved("this device has been removed from its account")
             raise Forbidden(f"no grant lets this device read {refused!r} of {owner}")
-        return [(self._reencryptor.reencrypt(capsule, kfrags[key][0]), kfrags[key][1])
-                for key, capsule in requests]
+        return [(self._reencryptor.reencrypt(capsule, kfrags[(key, epoch)][0]),
+                 kfrags[(key, epoch)][1]) for key, epoch, capsule in requests]
 
     def _audit(self, s: Session, owner: str, key: str, requester: AuthDevice, context: str,
                allowed: bool, reason: str, now: int, capsule: str = "") -> None:

@@ -150,7 +150,7 @@ def test_pinned_fingerprint(acct: Any, ak_cache: Path) -> None:
     fpr = acct.admin.json("account", "show", "--json")["account_fingerprint"]
     assert authorized_keys(acct, ak_cache, "--fingerprint", fpr).returncode == 0
     wrong = authorized_keys(acct, ak_cache, "--fingerprint", "SHA256:" + "A" * 43)
-    assert wrong.returncode == 1 and wrong.stdout == ""
+    assert wrong.returncode == 5 and wrong.stdout == ""
     assert "fingerprint" in wrong.stderr
 
 

@@ -17,7 +17,7 @@ from keystead.core.keys import (
 )
 from keystead.core.keystore import Keystore, atomic_write
 
-N = 2**10  # the smallest cost the keystore accepts: tests stay fast
+N = 2**14  # the smallest cost the keystore accepts: tests stay fast
 
 
 def test_round_trip_mode_and_no_plaintext(tmp_path: Path) -> None:
