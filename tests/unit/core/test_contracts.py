@@ -111,7 +111,7 @@ ADAPTER_ALL = {
     "passwords": ["adapter"],
     "messaging": ["adapter"],
     "documents": [
-        "DATA_KEY_SIZE", "DEFAULT_CHUNK_SIZE", "DOCUMENT_ID_SIZE", "MAGIC_V1", "MAX_CHUNK_SIZE",
+        "DATA_KEY_SIZE", "DEFAULT_CHUNK_SIZE", "DOCUMENT_ID_SIZE", "MAGIC_V2", "MAX_CHUNK_SIZE",
         "MIN_CHUNK_SIZE", "NONCE_PREFIX_SIZE", "PAYLOAD_KEY_LABEL", "TAG_SIZE",
         "DataKeyProvider", "Header", "Progress", "adapter", "open_stream", "open_to_path",
         "protect_stream", "protect_to_path", "read_header", "terminal_progress",
@@ -120,7 +120,7 @@ ADAPTER_ALL = {
         "AmbiguousName", "AnswerRejected", "AnswerReplayed", "CodeRejected", "CodeReplayed",
         "Decision", "DeviceNotLive", "DevicePromptSource", "InMemoryPromptSource",
         "InvalidChoice", "OtpAuth", "OtpAuthError", "Outcome", "PURPOSE_ANSWER",
-        "PendingPrompt", "PendingRequest", "Prompt", "PromptSource", "RelyingParty",
+        "PendingPrompt", "PendingRequest", "PinMismatch", "Prompt", "PromptSource", "RelyingParty",
         "RelyingPartyClient", "RequestExpired", "TotpVerifier", "VerifiedAnswer", "WrongNumber",
         "WrongRelyingParty", "WrongRequest", "answer_prompt", "code_at", "credential_from_item",
         "credential_to_item", "decode_secret", "encode_secret", "find_credential", "hotp",
