@@ -82,9 +82,10 @@ def test_grant_open_revoke_and_audit(make_account, tmp_path):
     import hashlib
 
     from keystead.adapters.documents import read_header
+    from keystead.core.sealed import SealedKey
 
     with open(kst, "rb") as f:
-        capsule = read_header(f).capsule
+        capsule = SealedKey.from_bytes(read_header(f).sealed_key).capsule
     assert records[1]["document_id"] == doc_id
     assert records[1]["capsule_sha256"] == hashlib.sha256(capsule).hexdigest()
     assert [r["document_id"] for r in (records[0], records[2])] == ["", ""]
@@ -269,14 +270,16 @@ def test_refused_requests_cannot_flood_the_audit_trail(make_account, tmp_path):
     kst = protect(alice.admin, tmp_path)
     alice.admin.run("doc", "grant", "default", bob.name)
     open_ok(bob.admin, kst, tmp_path / "out.pdf")
+    from keystead.core.sealed import SealedKey
+
     with open(kst, "rb") as f:
-        header = read_header(f)
+        rec = SealedKey.from_bytes(read_header(f).sealed_key)
     flood = 120
     with Device.open(Home(mallory.admin.path), mallory.admin.passphrase) as dev:
         dev.chain()
         for _ in range(flood):
             with pytest.raises(Forbidden):
-                dev.reencrypt(alice.name, [("documents/default", header.capsule)],
+                dev.reencrypt(alice.name, [(rec.key, rec.epoch, rec.capsule)],
                               context="f" * 32)
     records = alice.admin.json("doc", "audit", "--json")
     assert [(r["account"], r["allowed"], r["count"]) for r in records] == [
