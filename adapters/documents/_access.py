@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
+from keystead.core.address import Address
 from keystead.core.errors import DecryptionFailed, Forbidden, FormatError, NotFound
 
 from ._document import open_to_path, protect_to_path
 from ._header import Header
+from ._leftovers import Journal
 from ._stream import DATA_KEY_SIZE, Progress
 
 if TYPE_CHECKING:
@@ -65,10 +66,10 @@ def label_of(key: str) -> str | None:
 
 def owner_of(header: Header) -> tuple[str, str]:
     """(account, service URL) of a document's owner, checking the header agrees with itself."""
-    name, _, host = header.owner.rpartition("@")
-    if urlsplit(header.service_url).netloc.lower() != host.lower():
+    owner = Address.parse(header.owner)
+    if not owner.same_service(header.service_url):
         raise FormatError("document owner and service URL name different hosts")
-    return name, header.service_url
+    return owner.name, header.service_url
 
 
 def _same_server(a: str, b: str) -> bool:
@@ -167,6 +168,7 @@ def open_document(
     progress: Progress | None = None,
     overwrite: bool = False,
     durable: bool = False,
+    journal: Journal | None = None,
 ) -> OpenedDocument:
     """Open ``src`` into ``out``; ``out`` appears only once every chunk authenticated."""
     header = open_to_path(
@@ -176,6 +178,7 @@ def open_document(
         progress=progress,
         overwrite=overwrite,
         durable=durable,
+        journal=journal,
     )
     return OpenedDocument(header, Path(out))
 

@@ -19,6 +19,7 @@ from typing import BinaryIO
 from keystead.core.errors import DecryptionFailed
 
 from ._header import Header, read_header
+from ._leftovers import Journal
 from ._stream import DATA_KEY_SIZE, Progress, open_chunks, payload_key, seal_chunks
 
 __all__ = [
@@ -75,12 +76,29 @@ def open_stream(
 
 
 @contextlib.contextmanager
-def _atomic_output(out_path: Path, overwrite: bool, durable: bool) -> Iterator[BinaryIO]:
-    """Yield a 0600 temporary file beside ``out_path``; put it in place only on success."""
+def _atomic_output(out_path: Path, overwrite: bool, durable: bool,
+                   journal: Journal | None = None) -> Iterator[BinaryIO]:
+    """Yield a 0600 temporary file beside ``out_path``; put it in place only on success.
+    With a ``journal``, the temporary file is entered there before it exists (so a later
+    run removes it if this process is killed)."""
     if not overwrite and os.path.lexists(out_path):
         raise FileExistsError(f"{out_path} already exists")
-    fd, tmp_name = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
+    if journal is None:
+        fd, tmp_name = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.",
+                                        suffix=".tmp")
+        with _placed(Path(tmp_name), fd, out_path, overwrite, durable) as f:
+            yield f
+        return
+    tmp = journal.temp_path(out_path)
+    with journal.entry(tmp):
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with _placed(tmp, fd, out_path, overwrite, durable) as f:
+            yield f
+
+
+@contextlib.contextmanager
+def _placed(tmp: Path, fd: int, out_path: Path, overwrite: bool,
+            durable: bool) -> Iterator[BinaryIO]:
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
@@ -137,11 +155,14 @@ def open_to_path(
     progress: Progress | None = None,
     overwrite: bool = False,
     durable: bool = False,
+    journal: Journal | None = None,
 ) -> Header:
     """``open_stream`` into ``out_path``, which appears only once the whole document verified.
 
-    On any failure no plaintext is left behind (the temporary file is removed).
+    On any failure no plaintext is left behind (the temporary file is removed; with a
+    ``journal``, even after SIGKILL, by the next :meth:`Journal.sweep`).
     The opened file keeps mode 0600. ``durable`` as for ``protect_to_path``.
     """
-    with open(src_path, "rb") as src, _atomic_output(Path(out_path), overwrite, durable) as dst:
+    with open(src_path, "rb") as src, \
+            _atomic_output(Path(out_path), overwrite, durable, journal) as dst:
         return open_stream(src, dst, data_key_provider, progress=progress)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import BinaryIO
 
+from keystead.core.address import Address
 from keystead.core.errors import FormatError, UnsupportedVersion
 
 from ._labels import MAGIC_PREFIX, MAGIC_V2
@@ -43,14 +44,18 @@ _MAX_URL = 2048
 _MAX_OPAQUE = 2048  # the sealed-key record of the data key
 _MAX_BODY = 8192  # comfortably above the sum of the field limits (4649)
 
-_OWNER_RE = re.compile(r"[A-Za-z0-9._+-]{1,64}@[A-Za-z0-9.-]{1,253}(?::([1-9][0-9]{0,4}))?")
 _URL_RE = re.compile(r"https?://[\x21-\x7e]+")
 _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
 def _check_owner(owner: str) -> None:
-    m = _OWNER_RE.fullmatch(owner) if isinstance(owner, str) else None
-    if m is None or len(owner) > _MAX_OWNER or (m.group(1) and int(m.group(1)) > 65535):
+    """The core's one address grammar (``keystead.core.address``), in its one spelling."""
+    try:
+        ok = isinstance(owner, str) and len(owner) <= _MAX_OWNER and \
+            str(Address.parse(owner)) == owner
+    except FormatError:
+        ok = False
+    if not ok:
         raise FormatError("document owner is not an account name@host[:port]")
 
 

@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING, Any
 import click
 from keystead.core.cli import die, iso_time, json_option, open_device, print_json
 from keystead.core.errors import DecryptionFailed, KeysteadError
+from keystead.core.text import printable
 
 if TYPE_CHECKING:
     from keystead.core import Device
 
     from ._header import Header
+    from ._leftovers import Journal
 
 __all__ = ["doc"]
 
@@ -33,6 +35,17 @@ _TAMPERED = "does not authenticate: it is damaged, truncated or was altered"
 @click.group("doc")
 def doc() -> None:
     """Protected documents: protect, open, info, grant, revoke, labels, audit."""
+    # A 'doc open' killed with SIGKILL left its temporary plaintext: remove it now.
+    for path in _journal().sweep():
+        print(f"keystead: removed {path}, left by an interrupted 'doc open'", file=sys.stderr)
+
+
+def _journal() -> Journal:
+    from keystead.core.cli import home
+
+    from ._leftovers import Journal
+
+    return Journal(home().path / "documents" / "opening")
 
 
 @contextmanager
@@ -85,15 +98,17 @@ def open_(file: Path, out: Path | None, force: bool) -> None:
     """Decrypt FILE.kst through this device's grant (recorded in the owner's audit trail)."""
     from ._access import open_document
     from ._header import read_header
+    from ._leftovers import exit_on_sigterm
     from ._progress import terminal_progress
 
     out = out or _default_open_target(file)
-    with _file_errors(file):
+    with _file_errors(file), exit_on_sigterm():
         with open(file, "rb") as f:
             body = os.fstat(f.fileno()).st_size - len(read_header(f).to_bytes())
         # The service, not this device, decides about removed devices: its refusal is audited.
         with open_device(refresh_chain=False) as dev, terminal_progress(body, "open") as progress:
-            opened = open_document(dev, file, out, progress=progress, overwrite=force)
+            opened = open_document(dev, file, out, progress=progress, overwrite=force,
+                                   journal=_journal())
     print(f"opened {file} -> {opened.path} (owner {opened.header.owner}, "
           f"label {opened.header.label!r})", file=sys.stderr)
 
@@ -133,21 +148,19 @@ def info(file: Path, json_out: bool) -> None:
         print_json(data)
         return
     for k, v in data.items():
-        print(f"{k:<12} {'?' if v is None else v}")
+        print(f"{k:<12} {'?' if v is None else printable(v, 2100)}")
     print("(claims of the header: only opening the document authenticates them)",
           file=sys.stderr)
 
 
 def _grantee(dev: Device, account: str) -> str:
     """An account name; ``name@host[:port]`` is accepted for this device's service only."""
-    from urllib.parse import urlsplit
+    from keystead.core.address import Address
 
-    name, at, host = account.rpartition("@")
-    if not at:
-        return account
-    if host.lower() != urlsplit(dev.server).netloc.lower():
-        die(f"{account}: grants to accounts of another service are not supported yet")
-    return name
+    address = Address.parse(account, default=dev.server)
+    if not address.same_service(dev.server):
+        die(f"{address}: grants to accounts of another service are not supported yet")
+    return address.name
 
 
 @doc.command("grant")
@@ -221,34 +234,54 @@ def labels(json_out: bool) -> None:
             g["account"] + (" (expired)" if g["expired"] else
                             f" (until {g['expires']})" if g["expires"] else "")
             for g in others) or "-"
-        print(f"{lbl:<20} {names}")
+        print(printable(f"{lbl:<20} {names}", 4000))
 
 
 @doc.command("audit")
 @click.option("--label", "-l", default=None, help="Only this label")
+@click.option("--after", type=click.IntRange(0), default=0,
+              help="Only records after this id (page on with the id printed last)")
+@click.option("--limit", type=click.IntRange(1, 1000), default=1000, show_default=True,
+              help="At most this many records")
+@click.option("--grantee", default=None, help="Only requests from this account")
+@click.option("--outcome", type=click.Choice(["allowed", "refused"]), default=None,
+              help="Only allowed or only refused requests")
 @json_option
-def audit(label: str | None, json_out: bool) -> None:
-    """Who opened which document, from which device, when; allowed or refused (admin)."""
-    from keystead.core import audit_log
+def audit(label: str | None, after: int, limit: int, grantee: str | None, outcome: str | None,
+          json_out: bool) -> None:
+    """Who opened which document, from which device, when; allowed or refused (admin).
+
+    Oldest first; ``capsule`` is the digest of what was really opened (the document id is
+    what the requester claimed). Refusals of accounts without a grant are counted per hour."""
+    from keystead.core.audit import read_audit
 
     from ._access import label_key, label_of
 
     key = label_key(label) if label is not None else None
     with open_device() as dev:
-        records = [r for r in audit_log(dev, prefix=key or "documents/")
+        who = None if grantee is None else _grantee(dev, grantee)
+        page = read_audit(dev, prefix=key or "documents/", after=after, limit=limit,
+                          grantee=who, outcome=outcome)
+        records = [r for r in page.records
                    if label_of(r.key) is not None and (key is None or r.key == key)]
         names = _device_names(dev, {r.account for r in records})
-    rows = [{"time": iso_time(r.time), "label": label_of(r.key), "document_id": r.context,
+    rows = [{"id": r.id, "time": iso_time(r.time), "label": label_of(r.key),
+             "document_id": r.context, "capsule_sha256": r.capsule or None,
              "account": r.account, "device": r.device, "device_name": names.get(r.device),
-             "allowed": r.allowed, "reason": r.reason} for r in records]
+             "allowed": r.allowed, "reason": r.reason, "count": r.count} for r in records]
     if json_out:
         print_json(rows)
-        return
-    for r in rows:
+    for r in [] if json_out else rows:
         verdict = "allowed" if r["allowed"] else f"refused ({r['reason']})"
+        if r["count"] > 1:
+            verdict += f" x{r['count']}"
         dev_name = f" ({r['device_name']})" if r["device_name"] else ""
-        print(f"{r['time']}  {verdict:<22} {r['label']:<12} {r['document_id'] or '-'}  "
-              f"{r['account']} {r['device'][:16]}{dev_name}")
+        capsule = f" capsule {r['capsule_sha256'][:16]}" if r["capsule_sha256"] else ""
+        print(printable(f"{r['id']:>6}  {r['time']}  {verdict:<22} {r['label']:<12} "
+                        f"{r['document_id'] or '-'}{capsule}  {r['account']} "
+                        f"{r['device'][:16]}{dev_name}", 1000))
+    if page.next_after is not None:
+        print(f"more records: --after {page.next_after}", file=sys.stderr)
 
 
 def _device_names(dev: Device, accounts: set[str]) -> dict[str, str]:

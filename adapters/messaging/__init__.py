@@ -15,10 +15,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from keystead.core.adapter import Channel, Poster
+
 if TYPE_CHECKING:
     import click
     from fastapi import APIRouter
-    from keystead.core.service import ServiceContext
+    from keystead.core.capabilities import ServiceCapabilities
 
 __all__ = ["adapter"]
 
@@ -29,16 +31,23 @@ class _Adapter:
     name = "messaging"
     collections = ("messages",)
     commands = ("msg",)
+    # Direct messages come from other accounts (and this account's own devices); the
+    # service's /v1/messaging/deliver route fans a group message out in one request.
+    channels = (
+        Channel("messages", frozenset({Poster.OWN_DEVICES, Poster.OTHER_ACCOUNTS, Poster.SERVICE})),
+    )
+    keystore_slot = "messaging"
 
     def cli_groups(self) -> Mapping[str, click.Command]:
         from .cli import msg
 
         return {"msg": msg}
 
-    def router(self, ctx: ServiceContext) -> APIRouter | None:
+    def routes(self, caps: ServiceCapabilities) -> APIRouter | None:
+        """``/v1/messaging``: group members and fan-out, over this adapter's capabilities."""
         from ._router import messaging_router
 
-        return messaging_router(ctx)
+        return messaging_router(caps)
 
 
 adapter = _Adapter()

@@ -42,6 +42,7 @@ from keystead.core import (
     random_bytes,
     seal,
 )
+from keystead.core.address import Address
 
 from . import _labels
 
@@ -63,22 +64,20 @@ VERSION = 1
 ID_SIZE = 16
 MAX_TEXT = 256 * 1024
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
-_HOST = re.compile(r"^[A-Za-z0-9.\-\[\]:]{1,255}$")
 _WIRE_KEYS = {"v", "from", "device", "envelope", "sig"}
 _ENVELOPE_KEYS = {"v", "id", "from", "device", "to", "time", "group", "key", "body"}
 _DEVICE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def parse_address(address: str) -> tuple[str, str | None]:
-    """``name`` or ``name@host[:port]`` -> (name, host[:port] or None). Strict."""
+    """``name`` or ``name@host[:port]`` -> (name, host[:port] or None). Strict: the core's
+    one address grammar (:class:`keystead.core.address.Address`)."""
     if not isinstance(address, str):
         raise FormatError("an account address is text")
-    name, sep, host = address.partition("@")
-    if not _NAME.match(name):
-        raise FormatError(f"invalid account name in {address!r}")
-    if sep and not _HOST.match(host):
-        raise FormatError(f"invalid host in {address!r}")
-    return name, (host if sep else None)
+    if "@" not in address:
+        return Address(address, "localhost").name, None
+    parsed = Address.parse(address)
+    return parsed.name, parsed.netloc
 
 
 def _address(value: object, what: str) -> str:

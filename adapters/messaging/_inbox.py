@@ -17,14 +17,11 @@ from keystead.core import (
     ChainState,
     Device,
     Forbidden,
-    FormatError,
     InvalidSignature,
     KeysteadError,
     NotFound,
-    b64d,
     open_sealed_to_key,
 )
-from keystead.core.client import path
 
 from . import _labels
 from ._envelope import Envelope, Wire, open_body, parse_wire, verify_envelope
@@ -61,34 +58,23 @@ def fetch_new(
 ) -> list[Message]:
     """Fetch every spool entry after this device's cursor (long-polling ``wait`` seconds for
     the first), process them, store them; returns the new messages."""
-    url = path("accounts", device.account, "spool", _labels.CHANNEL)
+    from ._send import _caps
+
+    channel = _caps(device).channel(_labels.CHANNEL)
     after, entries = store.cursor(), []
     while True:
-        resp = device.client.get(
-            url, params={"after": after, "limit": PAGE, "wait": wait or None}, timeout=wait + 30
-        )
-        page = [_entry(m) for m in resp["messages"]]
+        rows = channel.read(after=after, limit=PAGE, wait=wait)
+        page = [SpoolEntry(m.id, m.sender, m.body, m.created) for m in rows]
         entries += page
         if page:
             after = page[-1].id
-        if len(page) < PAGE:
+        if len(rows) < PAGE:
             break
         wait = 0
     if not entries:
         return []
     records, tags = process(device, store, entries, peers or Peers(device))
     return store.add(records, tags, after)
-
-
-def _entry(m: Any) -> SpoolEntry:
-    if (
-        not isinstance(m, dict)
-        or not isinstance(m.get("id"), int)
-        or not isinstance(m.get("sender"), str)
-        or not isinstance(m.get("created"), int)
-    ):
-        raise FormatError("the service answered with a malformed spool entry")
-    return SpoolEntry(m["id"], m["sender"], b64d(m.get("body"), what="spool body"), m["created"])
 
 
 def process(

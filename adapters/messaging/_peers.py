@@ -1,45 +1,78 @@
-"""Addresses, servers and verified chains of the accounts a device deals with.
+"""Addresses, services and verified chains of the accounts a device deals with.
 
-An account is ``name@host[:port]``; its service is the same scheme as this
-device's own at that host. Each chain is fetched and verified once per run
-(one fetch per sender account, however many messages it sent).
+An account is ``name@host[:port]`` (:class:`keystead.core.address.Address`); its
+service is the same scheme as this device's own at that host. A service other
+than this account's own is contacted only when the person allowed it
+(``keystead msg peers allow HOST``): a message whose ``from`` names some host
+must not make this device send requests there. Each chain is fetched and
+verified once per run (one fetch per sender account, however many messages).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from keystead.core import ChainState, Device
+from keystead.core import ChainState, Device, Forbidden, FormatError
+from keystead.core.address import Address
+from keystead.core.capabilities import KeystoreSlot
 
-from ._envelope import Group, parse_address
+from ._envelope import Group
 
-__all__ = ["Peers"]
+__all__ = ["PeerNotAllowed", "Peers", "allowed_peers", "check_peer", "set_allowed_peers"]
+
+SLOT = "messaging"  # the adapter's keystore slot (the allow-list is kept there, sealed)
+_KEY = "peers"
+
+
+class PeerNotAllowed(Forbidden):
+    """A service other than this account's own that the person has not allowed."""
+
+
+def check_peer(host: str) -> str:
+    """``host[:port]`` as an address would name it (strict; one spelling)."""
+    return Address.parse(f"x@{host}").netloc
+
+
+def allowed_peers(device: Device) -> list[str]:
+    peers = KeystoreSlot(device, SLOT).get(_KEY, [])
+    if not isinstance(peers, list) or not all(isinstance(p, str) for p in peers):
+        raise FormatError("the allowed peers in the keystore are malformed")
+    return sorted(peers)
+
+
+def set_allowed_peers(device: Device, hosts: Iterable[str]) -> None:
+    KeystoreSlot(device, SLOT).set(_KEY, sorted({check_peer(h) for h in hosts}))
 
 
 class Peers:
     """One device's view of other accounts during one command."""
 
-    def __init__(self, device: Device) -> None:
+    def __init__(self, device: Device, allowed: Iterable[str] | None = None) -> None:
         self.device = device
-        split = urlsplit(device.server)
-        self._scheme, self._host = split.scheme, split.netloc
+        self._own = Address.of_service(device.account, device.server)
+        self._scheme = urlsplit(device.server).scheme
+        self._allowed = set(allowed_peers(device) if allowed is None else allowed)
         self._chains: dict[str, ChainState] = {}
 
     @property
     def me(self) -> str:
-        return self.device.address
+        return str(self._own)
 
     def address(self, account: str) -> str:
         """The full address of ``name`` or ``name@host[:port]`` (default host: this service)."""
-        name, host = parse_address(account)
-        return f"{name}@{host or self._host}"
+        return str(Address.parse(account, default=self._own))
 
     def locate(self, address: str) -> tuple[str, str | None]:
-        """(account name, service URL or None for this device's own service)."""
-        name, host = parse_address(address)
-        if host is None or host == self._host:
-            return name, None
-        return name, f"{self._scheme}://{host}"
+        """(account name, service URL or None for this device's own service).
+        ``PeerNotAllowed`` for a service the person has not allowed."""
+        a = Address.parse(address, default=self._own)
+        if a.netloc == self._own.netloc:
+            return a.name, None
+        if a.netloc not in self._allowed:
+            raise PeerNotAllowed(f"the service {a.netloc} is not allowed: "
+                                 f"'keystead msg peers allow {a.netloc}' to talk to it")
+        return a.name, a.service_url(self._scheme)
 
     def chain(self, address: str) -> ChainState:
         """The verified chain of ``address`` (this account's own chain for itself)."""

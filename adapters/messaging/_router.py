@@ -23,28 +23,25 @@ from . import _labels
 from ._envelope import Group
 
 if TYPE_CHECKING:
-    from keystead.core.service import ServiceContext
+    from keystead.core.capabilities import ServiceCapabilities
 
 __all__ = ["MAX_DELIVERIES", "messaging_router"]
 
 MAX_DELIVERIES = 1000
 
 
-def messaging_router(ctx: ServiceContext) -> APIRouter:
+def messaging_router(caps: ServiceCapabilities) -> APIRouter:
+    """Built from the adapter's capabilities only: grants of its keys, its channel."""
     r = APIRouter(prefix="/v1/messaging")
-    store = ctx.store
+    ctx, channel = caps, caps.channel(_labels.CHANNEL)
 
     @r.get("/groups/{owner}/{name}/members")
     async def members(owner: str, name: str, request: Request) -> dict[str, Any]:
         device = await ctx.authenticate(request)
         key = Group(f"{owner}@x", name).key  # checks the name
         now = ctx.now()
-        grants = [
-            g
-            for g in store.grants(owner, key)
-            if g.target_kind == "account" and (g.expires is None or g.expires > now)
-        ]
-        accounts = sorted({g.target for g in grants})
+        accounts = sorted({account for account, expires in caps.account_grants(owner, key)
+                           if expires is None or expires > now})
         if device.account != owner and device.account not in accounts:
             raise Forbidden(f"this account is not a member of group {name!r} of {owner}")
         return {"members": accounts}
@@ -67,7 +64,7 @@ def messaging_router(ctx: ServiceContext) -> APIRouter:
             body = b64d(d["body"], what="delivery body")
             parsed.append((d["account"], body))
         sender, now = f"{device.account}/{device.id}", ctx.now()
-        ids = store.spool_put_many(_labels.CHANNEL, sender, parsed, now)
+        ids = channel.put_many(sender, parsed, now)
         return {"ids": ids}
 
     return r

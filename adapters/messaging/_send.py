@@ -18,7 +18,7 @@ from keystead.core import (
     revoke_account,
     seal_to_key,
 )
-from keystead.core.client import path
+from keystead.core.capabilities import AdapterCapabilities, capabilities_for
 
 from . import _labels
 from ._envelope import Group, body_ad, make_envelope, new_message_id, seal_body
@@ -109,8 +109,7 @@ def send_direct(
         body=body,
     )
     name, server = peers.locate(address)
-    device.client_for(server).post(
-        path("accounts", name, "spool", _labels.CHANNEL), {"body": b64e(wire)}
+    _caps(device).channel(_labels.CHANNEL, name, server).post(wire
     )
     return Sent(message_id, (address,))
 
@@ -118,7 +117,8 @@ def send_direct(
 def group_members(device: Device, group: Group, peers: Peers) -> list[str]:
     """The member addresses, from the owner's service (owner or member devices)."""
     owner, server = peers.locate(group.owner)
-    resp = device.client_for(server).get(path("messaging", "groups", owner, group.name, "members"))
+    resp = _caps(device).routes(server).request("GET", "messaging", "groups", owner, group.name,
+                                                "members")
     host = group.owner.partition("@")[2]
     return [f"{m}@{host}" for m in resp["members"]]
 
@@ -155,9 +155,10 @@ def send_group(device: Device, ref: str, text: str, *, peers: Peers | None = Non
         for m in members
     ]
     _, server = peers.locate(group.owner)
-    client = device.client_for(server)
+    routes = _caps(device).routes(server)
     for start in range(0, len(deliveries), 1000):
-        client.post(path("messaging", "deliver"), {"deliveries": deliveries[start : start + 1000]})
+        routes.request("POST", "messaging", "deliver",
+                       body={"deliveries": deliveries[start : start + 1000]})
     return Sent(message_id, tuple(members))
 
 
@@ -191,3 +192,10 @@ def remove_member(device: Device, name: str, account: str) -> str:
     member = _local_member(peers, account)
     revoke_account(device, Group(device.address, name).key, member)
     return peers.address(member)
+
+
+def _caps(device: Device) -> AdapterCapabilities:
+    """This adapter's capabilities on ``device`` (its channel and its own routes)."""
+    from . import adapter
+
+    return capabilities_for(device, adapter)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +25,8 @@ from keystead.core import (
     random_bytes,
     seal,
 )
+from keystead.core.capabilities import KeystoreSlot
+from keystead.core.localstore import LocalStore
 
 from . import _labels
 
@@ -80,27 +81,25 @@ _FIELDS = (
 )
 
 
+MIGRATIONS = (
+    """CREATE TABLE IF NOT EXISTS messages (local INTEGER PRIMARY KEY AUTOINCREMENT,
+           spool INT NOT NULL, sealed BLOB NOT NULL);
+       CREATE TABLE IF NOT EXISTS seen (tag TEXT PRIMARY KEY);
+       CREATE TABLE IF NOT EXISTS state (k TEXT PRIMARY KEY, v INT NOT NULL)""",
+)
+"""Schema versions of ``messaging.sqlite`` (core's LocalStore: WAL, busy timeout, versions)."""
+
+
 class MessageStore:
-    """The local store of one device (``messaging.sqlite`` in its home)."""
+    """The local store of one device (``messaging.sqlite`` in its home). Several commands
+    may use it at once: ``add`` is exactly-once per spool entry across processes."""
 
     def __init__(self, device: Device) -> None:
-        conf: dict[str, str] = device.keystore.data.setdefault("messaging", {})
-        if "store_key" not in conf:
-            conf["store_key"] = b64e(random_bytes(32))
-            device.save()
-        self._key = b64d(conf["store_key"], size=32, what="message store key")
+        key = KeystoreSlot(device, "messaging").get_or_create(
+            "store_key", lambda: b64e(random_bytes(32)))
+        self._key = b64d(key, size=32, what="message store key")
         self._ad = _labels.STORE_AD + b"\x00" + device.account.encode()
-        device.home.path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._db = sqlite3.connect(
-            device.home.path / "messaging.sqlite", timeout=30, isolation_level=None
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript("""
-            CREATE TABLE IF NOT EXISTS messages (local INTEGER PRIMARY KEY AUTOINCREMENT,
-                spool INT NOT NULL, sealed BLOB NOT NULL);
-            CREATE TABLE IF NOT EXISTS seen (tag TEXT PRIMARY KEY);
-            CREATE TABLE IF NOT EXISTS state (k TEXT PRIMARY KEY, v INT NOT NULL);
-        """)
+        self._db = LocalStore(device.home.path / "messaging.sqlite", MIGRATIONS)
 
     def close(self) -> None:
         self._db.close()
@@ -127,22 +126,22 @@ class MessageStore:
 
     # ---------------------------------------------------------------- records
     def add(self, records: list[dict[str, Any]], tags: list[str], cursor: int) -> list[Message]:
-        """Store new entries, mark their tags seen and advance the cursor, atomically."""
+        """Store new entries, mark their tags seen and advance the cursor, atomically. Entries
+        another command stored meanwhile (at or below the stored cursor) are skipped, and a
+        tag another command marked meanwhile turns that entry into a refused replay."""
         out = []
-        self._db.execute("BEGIN")
-        try:
-            for rec in records:
+        with self._db.transaction() as db:
+            row = db.execute("SELECT v FROM state WHERE k='cursor'").fetchone()
+            done = int(row[0]) if row else 0
+            fresh = [r for r in records if r["spool"] > done]
+            for rec in fresh:
                 sealed = seal(self._key, canonical_json(rec), self._ad)
-                cur = self._db.execute(
+                cur = db.execute(
                     "INSERT INTO messages (spool, sealed) VALUES (?, ?)", (rec["spool"], sealed)
                 )
                 out.append(Message(local=int(cur.lastrowid or 0), **rec))
-            self._db.executemany("INSERT OR IGNORE INTO seen VALUES (?)", [(t,) for t in tags])
-            self._db.execute("INSERT OR REPLACE INTO state VALUES ('cursor', ?)", (cursor,))
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+            db.executemany("INSERT OR IGNORE INTO seen VALUES (?)", [(t,) for t in tags])
+            db.execute("INSERT OR REPLACE INTO state VALUES ('cursor', ?)", (max(cursor, done),))
         return out
 
     def _open(self, local: int, sealed: bytes) -> Message:
@@ -152,7 +151,8 @@ class MessageStore:
         return Message(local=local, **obj)
 
     def all(self) -> Iterator[Message]:
-        for local, sealed in self._db.execute("SELECT local, sealed FROM messages ORDER BY local"):
+        rows = self._db.execute("SELECT local, sealed FROM messages ORDER BY local").fetchall()
+        for local, sealed in rows:
             yield self._open(local, sealed)
 
     def get(self, local: int) -> Message | None:

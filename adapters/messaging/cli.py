@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 from keystead.core.cli import die, iso_time, json_option, open_device, print_json
+from keystead.core.text import printable
 
 if TYPE_CHECKING:
     from keystead.core import Device
@@ -21,8 +22,6 @@ if TYPE_CHECKING:
     from ._store import Message, MessageStore
 
 __all__ = ["msg"]
-
-
 
 @click.group("msg")
 def msg() -> None:
@@ -54,11 +53,15 @@ def _store() -> Iterator[tuple[Device, MessageStore]]:
 
 
 def _line(m: Message) -> str:
-    where = f" [{m.group}]" if m.group else ""
+    """One inbox line. Everything in it that a sender or a service wrote goes through
+    ``printable``: no newline, carriage return or ANSI escape can fake a second line."""
+    where = f" [{printable(m.group, 200)}]" if m.group else ""
     if not m.verified:
-        who = m.sender or "unknown sender"
-        return f"{m.local}  {iso_time(m.received)}  REFUSED ({m.reason}); claims to be from {who}"
-    return f"{m.local}  {iso_time(m.time)}  {m.sender} (verified){where}: {m.text}"
+        who = printable(m.sender or "unknown sender", 200)
+        return (f"{m.local}  {iso_time(m.received)}  REFUSED ({printable(m.reason, 300)}); "
+                f"claims to be from {who}")
+    return (f"{m.local}  {iso_time(m.time)}  {printable(m.sender, 200)} (verified){where}: "
+            f"{printable(m.text, 2000)}")
 
 
 @msg.command("send")
@@ -118,15 +121,15 @@ def read(message_id: str, json_out: bool) -> None:
         return
     print(f"id:       {m.local}")
     print(
-        f"from:     {m.sender or 'unknown'}"
-        + (" (verified)" if m.verified else f" (REFUSED: {m.reason})")
+        f"from:     {printable(m.sender or 'unknown', 200)}"
+        + (" (verified)" if m.verified else f" (REFUSED: {printable(m.reason, 300)})")
     )
     if m.group:
-        print(f"group:    {m.group}")
+        print(f"group:    {printable(m.group, 200)}")
     print(f"time:     {iso_time(m.time)}")
     if m.verified:
         print()
-        print(m.text)
+        print(printable(m.text, 256 * 1024, newlines=True))
 
 
 @msg.command("rm")
@@ -134,16 +137,16 @@ def read(message_id: str, json_out: bool) -> None:
 def rm(message_id: str) -> None:
     """Delete a message here and its spool entry at the service."""
     from keystead.core import NotFound
-    from keystead.core.client import path
 
     from . import _labels
+    from ._send import _caps
 
     with _store() as (dev, store):
         m = store.get(_local_id(message_id))
         if m is None:
             die(f"no message {message_id}")
         try:
-            dev.client.delete(path("accounts", dev.account, "spool", _labels.CHANNEL, str(m.spool)))
+            _caps(dev).channel(_labels.CHANNEL).delete(m.spool)
         except NotFound:
             pass  # another device of this account deleted it already
         store.remove(m.local)
@@ -216,7 +219,7 @@ def group_list(json_out: bool) -> None:
         print_json(rows)
         return
     for r in rows:
-        print(f"{r['name']}: {', '.join(r['members'] or [])}")
+        print(printable(f"{r['name']}: {', '.join(r['members'] or [])}", 2000))
     if not rows:
         print("no groups", file=sys.stderr)
 
@@ -232,3 +235,52 @@ def group_send(name: str, text: str | None) -> None:
     with open_device() as dev:
         sent = send_group(dev, name, body)
     print(f"sent {sent.id} to {len(sent.recipients)} members of {name}", file=sys.stderr)
+
+
+@msg.group("peers")
+def peers() -> None:
+    """Other services this device may contact for senders and recipients (an allow-list)."""
+
+
+@peers.command("allow")
+@click.argument("host")
+def peers_allow(host: str) -> None:
+    """Allow the service at HOST[:PORT] (accounts name@HOST[:PORT])."""
+    from ._peers import allowed_peers, check_peer, set_allowed_peers
+
+    netloc = check_peer(host)
+    with open_device(refresh_chain=False) as dev:
+        set_allowed_peers(dev, [*allowed_peers(dev), netloc])
+    print(f"allowed {netloc}", file=sys.stderr)
+
+
+@peers.command("deny")
+@click.argument("host")
+def peers_deny(host: str) -> None:
+    """Stop contacting the service at HOST[:PORT]."""
+    from ._peers import allowed_peers, check_peer, set_allowed_peers
+
+    netloc = check_peer(host)
+    with open_device(refresh_chain=False) as dev:
+        now = allowed_peers(dev)
+        if netloc not in now:
+            die(f"{netloc} is not allowed")
+        set_allowed_peers(dev, [h for h in now if h != netloc])
+    print(f"denied {netloc}", file=sys.stderr)
+
+
+@peers.command("list")
+@json_option
+def peers_list(json_out: bool) -> None:
+    """The allowed services (this account's own service is always allowed)."""
+    from ._peers import allowed_peers
+
+    with open_device(refresh_chain=False) as dev:
+        hosts = allowed_peers(dev)
+    if json_out:
+        print_json(hosts)
+        return
+    for h in hosts:
+        print(h)
+    if not hosts:
+        print("no other services allowed", file=sys.stderr)

@@ -7,15 +7,16 @@ and the local web page lives in :mod:`keystead.adapters.second_factor.ui`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
+from keystead.core.adapter import Channel, Poster
 from keystead.core.lazy import lazy_exports
 
 if TYPE_CHECKING:
     import click
     from fastapi import APIRouter
-    from keystead.core.service import ServiceContext
+    from keystead.core.capabilities import AdapterCapabilities, ServiceCapabilities
 
 _EXPORTS = {
     "Outcome": "._client",
@@ -76,6 +77,10 @@ class _Adapter:
     collections = ("confirm", "totp")
     commands = ("confirm", "totp")
     quick_commands = (("totp", "code"),)  # the unlock agent answers these (see core.unlock)
+    # Prompts are written by the service only, for a relying party's (or the account's own
+    # device's) request through /v1/confirm: never by a device through the generic route.
+    channels = (Channel("confirm", frozenset({Poster.RELYING_PARTY, Poster.SERVICE})),)
+    namespaces = ("confirm",)
 
     def cli_groups(self) -> Mapping[str, click.Command]:
         from ._cli_confirm import confirm
@@ -83,10 +88,19 @@ class _Adapter:
 
         return {"confirm": confirm, "totp": totp}
 
-    def router(self, ctx: ServiceContext) -> APIRouter | None:
+    def routes(self, caps: ServiceCapabilities) -> APIRouter | None:
+        """The ``/v1/confirm`` routes, over this adapter's capabilities only."""
         from ._service import confirm_router
 
-        return confirm_router(ctx)
+        return confirm_router(caps)
+
+    def services(self) -> Mapping[type[Any], Callable[[AdapterCapabilities], Any]]:
+        """Provides :class:`~keystead.core.capabilities.Confirmer` (ssh's ``--confirm``)."""
+        from keystead.core.capabilities import Confirmer
+
+        from ._client import DeviceConfirmer
+
+        return {Confirmer: DeviceConfirmer}
 
 
 adapter = _Adapter()

@@ -15,6 +15,7 @@ import click
 from keystead.core.cli import die, iso_time, json_option, open_device, print_json
 from keystead.core.client import path
 from keystead.core.errors import Conflict, KeysteadError, VerificationError
+from keystead.core.text import printable
 
 from ._wire import check_rp_name, new_rp_token, token_hash
 
@@ -76,8 +77,9 @@ def disallow(rp: str) -> None:
 @click.option("--message", required=True, help="What the person is asked to confirm")
 @click.option("--wait", type=click.IntRange(1, 3600), default=120, show_default=True,
               help="Seconds the prompt lives and this command waits")
-@click.option("--number-matching", is_flag=True,
-              help="Print a two-digit number the person must pick on the device")
+@click.option("--number-matching/--no-number-matching", default=True, show_default=True,
+              help="Print a two-digit number the person must pick on the device, among "
+                   "9 choices (a blind guess wins 1 time in 9)")
 @click.option("--fingerprint", default=None,
               help="The account key (keystead account show); without it the key is pinned on "
                    "first use in KEYSTEAD_HOME/rp-pins (or the platform data folder)")
@@ -108,7 +110,7 @@ def request(account: str, server: str, rp_token: str, message: str, wait: int,
                 raise
             except VerificationError as e:
                 print("denied", flush=True)
-                die(f"the answer did not verify: {e}", EXIT_REFUSED)
+                die(f"the answer did not verify: {printable(e, 300)}", EXIT_REFUSED)
     except PinMismatch as e:
         die(str(e), EXIT_PIN)
     if outcome.reported:
@@ -146,7 +148,8 @@ def list_(json_out: bool) -> None:
         print("no pending prompts", file=sys.stderr)
     for p in out:
         choices = f"  pick one of {', '.join(map(str, p['choices']))}" if p["choices"] else ""
-        print(f"{p['id']}  {p['rp']}: {p['message']}  (expires {p['expires']}){choices}")
+        print(f"{p['id']}  {printable(p['rp'], 100)}: {printable(p['message'], 1000)}  "
+              f"(expires {p['expires']}){choices}")
 
 
 @confirm.command("approve")
@@ -162,7 +165,7 @@ def approve(request_id: str, number: int | None) -> None:
             die("this prompt uses number matching: pass --number with the number "
                 f"{rp} shows")
         _send(lambda: src.approve(request_id, number))
-    print(f"approved: {rp}")
+    print(f"approved: {printable(rp, 100)}")
 
 
 @confirm.command("deny")
@@ -174,7 +177,7 @@ def deny(request_id: str, report: bool) -> None:
         src = _source()(dev)
         rp = src.find(request_id).prompt.rp
         _send(lambda: src.deny(request_id, report))
-    print(f"denied{' and reported' if report else ''}: {rp}")
+    print(f"denied{' and reported' if report else ''}: {printable(rp, 100)}")
 
 
 def _send(action: Any) -> None:
@@ -197,14 +200,15 @@ def watch(once: bool) -> None:
         while True:
             for r in pending:
                 p = r.prompt
-                click.echo(f"\n{p.rp} asks: {p.message}")
+                click.echo(f"\n{printable(p.rp, 100)} asks: "
+                           f"{printable(p.message, 1000, newlines=True)}")
                 number: int | None = None
                 decision = Decision.DENY
                 if click.confirm("Approve?", default=False):
                     decision = Decision.APPROVE
                     if p.choices:
                         picked = click.prompt(
-                            f"Pick the number {p.rp} shows "
+                            f"Pick the number {printable(p.rp, 100)} shows "
                             f"({', '.join(map(str, sorted(p.choices)))})",
                             type=click.Choice([str(c) for c in sorted(p.choices)]),
                             show_choices=False)
@@ -213,9 +217,9 @@ def watch(once: bool) -> None:
                     decision = Decision.REPORT
                 try:
                     src.answer(p.request_id, decision, number)
-                    click.echo(f"{decision.value}: {p.rp}")
+                    click.echo(f"{decision.value}: {printable(p.rp, 100)}")
                 except KeysteadError as e:
-                    click.echo(f"keystead: could not answer: {e}", err=True)
+                    click.echo(f"keystead: could not answer: {printable(e, 300)}", err=True)
                 if once:
                     return
             pending = src.wait_new(25)
@@ -230,7 +234,8 @@ def ui(port: int) -> None:
 
     with open_device() as dev:
         server = UiServer(_source()(dev), port=port, clock=dev.clock)
-        print(f"confirmation page: {server.url}", flush=True)
+        # The token is in the URL's fragment: it reaches the person through this terminal only.
+        print(f"confirmation page: {server.open_url}", flush=True)
         try:
             server.serve_forever()
         except KeyboardInterrupt:

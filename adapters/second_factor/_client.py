@@ -34,6 +34,7 @@ from ._wire import CHANNEL, device_rp_name, rp_of_token
 if TYPE_CHECKING:
     import httpx
     from keystead.core import Device
+    from keystead.core.capabilities import AdapterCapabilities
 
 __all__ = ["Outcome", "PendingRequest", "RelyingPartyClient", "request_confirmation"]
 
@@ -102,7 +103,7 @@ class _Asker(ABC):
         """One authenticated request to the confirm routes."""
 
     def start(self, message: str, *, lifetime: int = 120,
-              number_matching: bool = False) -> PendingRequest:
+              number_matching: bool = True) -> PendingRequest:
         """Seal a fresh prompt to the account's ``confirm`` key and hand it to the service."""
         prompt = RelyingParty(self.name, lifetime, number_matching).create_prompt(
             message, int(self.clock()))
@@ -148,7 +149,7 @@ class _Asker(ABC):
                   Decision.REPORT: "reported"}[result.decision]
         return Outcome(status, result)
 
-    def request(self, message: str, *, lifetime: int = 120, number_matching: bool = False,
+    def request(self, message: str, *, lifetime: int = 120, number_matching: bool = True,
                 show_number: Callable[[int], None] | None = None) -> Outcome:
         """:meth:`start`, show the number (if any) through ``show_number``, :meth:`wait`."""
         pending = self.start(message, lifetime=lifetime, number_matching=number_matching)
@@ -230,33 +231,57 @@ class RelyingPartyClient(_Asker):
 
 
 class _DeviceAsker(_Asker):
-    def __init__(self, device: Device) -> None:
+    """A device asking its own account, through its adapter capabilities only."""
+
+    def __init__(self, caps: AdapterCapabilities) -> None:
         super().__init__()
-        self.device, self.clock = device, device.clock
-        self.name = device_rp_name(device.name)
+        self.caps, self.clock = caps, caps.clock
+        self.name = device_rp_name(caps.device_name)
 
     def _url(self, *parts: str) -> str:
-        return path("confirm", self.device.account, *parts)
+        return path("confirm", self.caps.account, *parts)
 
     def _chain(self) -> ChainState:
-        return self.device.chain()
+        return self.caps.chain()
 
     def _request(self, method: str, url_path: str, body: Any = None,
                  params: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
-        return self.device.client.request(method, url_path, body=body, params=params,
-                                          timeout=timeout)
+        return self.caps.routes().request(method, *url_path.strip("/").split("/"), body=body,
+                                          params=params, timeout=timeout)
 
 
 def request_confirmation(device: Device, message: str, *, wait: int = 60,
-                         number_matching: bool = False,
+                         number_matching: bool = True,
                          show_number: Callable[[int], None] | None = None) -> bool:
     """Ask the account's devices (those with the ``confirm`` scope) to approve ``message``;
     True only for a verified approval within ``wait`` seconds. The prompt's RP name is
     ``device:NAME`` of the asking device. An answer that fails verification is False."""
-    asker = _DeviceAsker(device)
+    from keystead.core.capabilities import capabilities_for
+
+    from . import adapter
+
+    return _ask(_DeviceAsker(capabilities_for(device, adapter)), message, wait=wait,
+                number_matching=number_matching, show_number=show_number)
+
+
+def _ask(asker: _DeviceAsker, message: str, *, wait: int, number_matching: bool,
+         show_number: Callable[[int], None] | None) -> bool:
     try:
         return asker.request(message, lifetime=wait, number_matching=number_matching,
                              show_number=show_number).approved
     except VerificationError:
         return False
+
+
+class DeviceConfirmer:
+    """The :class:`~keystead.core.capabilities.Confirmer` this adapter provides to others
+    (ssh's ``--confirm``): a device asking its own account, number matching on."""
+
+    def __init__(self, caps: AdapterCapabilities) -> None:
+        self._caps = caps
+
+    def confirm(self, message: str, *, wait: int = 60, number_matching: bool = True,
+                show_number: Callable[[int], None] | None = None) -> bool:
+        return _ask(_DeviceAsker(self._caps), message, wait=wait,
+                    number_matching=number_matching, show_number=show_number)
 

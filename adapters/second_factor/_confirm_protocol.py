@@ -22,8 +22,10 @@ from keystead.core.crypto import SigningKey, VerifyKey
 from keystead.core.errors import FormatError, VerificationError
 
 from ._prompt import (
+    MAX_CHOICES,
     MAX_LIFETIME,
     MAX_RP_CHARS,
+    MIN_CHOICES,
     NUMBERS,
     REQUEST_ID_BYTES,
     VERSION,
@@ -225,14 +227,14 @@ class RelyingParty:
     name: str
     lifetime: int = 120
     number_matching: bool = True
-    choices: int = 3
+    choices: int = MIN_CHOICES
 
     def __post_init__(self) -> None:
         check_text("the relying party name", self.name, MAX_RP_CHARS, newlines=False)
         if not 0 < self.lifetime <= MAX_LIFETIME:
             raise ValueError(f"lifetime must be 1 to {MAX_LIFETIME} seconds")
-        if not 2 <= self.choices <= 9:
-            raise ValueError("choices must be 2 to 9")
+        if not MIN_CHOICES <= self.choices <= MAX_CHOICES:
+            raise ValueError(f"choices must be {MIN_CHOICES} to {MAX_CHOICES}")
 
     def create_prompt(self, message: str, now: int, *, rng: random.Random | None = None) -> Prompt:
         """A fresh prompt; show ``prompt.number`` to the person on the RP's own screen."""

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from keystead.core import b64d, b64e, open_sealed_to_key
-from keystead.core.client import path
-from keystead.core.errors import KeysteadError, NetworkError, NotFound
+from keystead.core.errors import Forbidden, FormatError, KeysteadError, NetworkError, NotFound
+from keystead.core.text import printable
 
 from ._confirm_protocol import Decision, answer_prompt
 from ._prompt import Prompt
@@ -28,7 +28,7 @@ from ._source import PendingPrompt
 from ._wire import CHANNEL, Envelope
 
 if TYPE_CHECKING:
-    from keystead.core import Device
+    from keystead.core import ChainState, Device
 
 __all__ = ["DevicePromptSource", "Received"]
 
@@ -53,20 +53,27 @@ class DevicePromptSource:
     so every use of it goes through one lock."""
 
     def __init__(self, device: Device) -> None:
+        from keystead.core.capabilities import capabilities_for
+
+        from . import adapter
+
         self.device = device
+        self._routes = capabilities_for(device, adapter).routes()
         self._lock = threading.RLock()
         self._known: dict[int, Received | None] = {}  # spool id -> prompt (None: refused)
         self._cursor = 0
 
     # ------------------------------------------------------------- receiving
     def _fetch(self, after: int, wait: float) -> list[Received]:
-        url = path("confirm", self.device.account, "prompts")
+        route = ("confirm", self.device.account, "prompts")
         params = {"after": after, "wait": f"{wait:.3f}"}
         try:
-            resp = self.device.client.get(url, params=params, timeout=wait + 30)
+            resp = self._routes.request("GET", *route, params=params, timeout=wait + 30)
         except NetworkError:  # an idle keep-alive connection the service closed: retry once
-            resp = self.device.client.get(url, params=params, timeout=wait + 30)
-        messages = resp["prompts"]
+            resp = self._routes.request("GET", *route, params=params, timeout=wait + 30)
+        messages = [m for m in resp["prompts"]
+                    if isinstance(m, dict) and isinstance(m.get("id"), int)
+                    and not isinstance(m["id"], bool)]
         self._cursor = max(self._cursor, int(resp["cursor"]))
         new = [m for m in messages if m["id"] not in self._known]
         self._open(new)
@@ -78,24 +85,42 @@ class DevicePromptSource:
             try:
                 envelopes.append((int(str(m["id"])), Envelope.from_bytes(
                     b64d(m["body"], what="spool body"))))
-            except KeysteadError as e:
-                self._refuse(int(str(m["id"])), f"malformed confirmation envelope: {e}")
+            except KeysteadError:
+                self._refuse(int(str(m["id"])), "a malformed confirmation prompt was skipped")
         if not envelopes:
             return
         state = self.device.chain(refresh=False)
-        opened = open_sealed_to_key(self.device, state, CHANNEL, [e.sealed for _, e in envelopes])
+        try:
+            opened: list[bytes | None] = list(open_sealed_to_key(
+                self.device, state, CHANNEL, [e.sealed for _, e in envelopes]))
+        except (Forbidden, NetworkError):
+            raise
+        except KeysteadError:  # one bad row spoils a batch: open them one by one
+            opened = [self._open_one(state, e.sealed) for _, e in envelopes]
         for (spool_id, env), prompt_bytes in zip(envelopes, opened, strict=True):
             try:
+                if prompt_bytes is None:
+                    raise FormatError("cannot be opened")
                 prompt = Prompt.from_bytes(prompt_bytes)
-            except KeysteadError as e:
-                self._refuse(spool_id, f"malformed prompt from {env.rp}: {e}")
+            except KeysteadError:
+                self._refuse(spool_id, f"a malformed prompt from {printable(env.rp, 100)!r} "
+                                       "was skipped")
                 continue
             if (prompt.request_id, prompt.rp, prompt.expires) != \
                     (env.request_id, env.rp, env.expires):
-                self._refuse(spool_id, f"a prompt posted by {env.rp!r} claims to come from "
-                                       f"{prompt.rp!r}; ignored")
+                self._refuse(spool_id, f"a prompt posted by {printable(env.rp, 100)!r} claims "
+                                       f"to come from {printable(prompt.rp, 100)!r}; ignored")
                 continue
             self._known[spool_id] = Received(spool_id, prompt, prompt_bytes)
+
+    def _open_one(self, state: ChainState, sealed: bytes) -> bytes | None:
+        try:
+            [out] = open_sealed_to_key(self.device, state, CHANNEL, [sealed])
+            return out
+        except (Forbidden, NetworkError):
+            raise
+        except KeysteadError:
+            return None
 
     def _refuse(self, spool_id: int, why: str) -> None:
         self._known[spool_id] = None
@@ -140,8 +165,8 @@ class DevicePromptSource:
                                    device_id=dev.device_id, signing_key=dev.keys.signing,
                                    now=int(dev.clock()))
             try:
-                dev.client.post(path("confirm", dev.account, "requests", request_id, "answer"),
-                                {"answer": b64e(answer)})
+                self._routes.request("POST", "confirm", dev.account, "requests", request_id,
+                                     "answer", body={"answer": b64e(answer)})
             finally:
                 self._known[received.spool_id] = None
 

@@ -17,7 +17,9 @@ from keystead.core import canonical_json, parse_json_object
 from keystead.core.errors import FormatError, UnsupportedVersion
 
 __all__ = [
+    "MAX_CHOICES",
     "MAX_LIFETIME",
+    "MIN_CHOICES",
     "NUMBERS",
     "PROMPT_TYPE",
     "VERSION",
@@ -43,7 +45,9 @@ MAX_LIFETIME = 3600
 MAX_RP_CHARS = 100
 MAX_MESSAGE_CHARS = 1000
 MAX_PROMPT_BYTES = 8192
-NUMBERS = range(10, 100)  # two digits: quick to compare, and 1 in 90 for a blind guess
+NUMBERS = range(10, 100)  # two digits: quick to compare
+MIN_CHOICES = 9  # a blind tap on the device wins at most 1 time in 9
+MAX_CHOICES = 20
 
 
 def parse_canonical(data: bytes, max_size: int, what: str) -> dict[str, Any]:
@@ -114,8 +118,10 @@ class Prompt:
             return
         if check_int("number", self.number) not in NUMBERS:
             raise FormatError("the number must have two digits")
-        if not 2 <= len(self.choices) <= 9 or len(set(self.choices)) != len(self.choices):
-            raise FormatError("number matching needs 2 to 9 distinct choices")
+        if not MIN_CHOICES <= len(self.choices) <= MAX_CHOICES or \
+                len(set(self.choices)) != len(self.choices):
+            raise FormatError(
+                f"number matching needs {MIN_CHOICES} to {MAX_CHOICES} distinct choices")
         if any(check_int("a choice", c) not in NUMBERS for c in self.choices):
             raise FormatError("every choice must have two digits")
         if self.number not in self.choices:

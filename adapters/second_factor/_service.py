@@ -18,9 +18,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from keystead.core import b64d, b64e, canonical_json, parse_json_object
+from keystead.core.capabilities import RecordNamespace, ServiceCapabilities, ServiceChannel
 from keystead.core.errors import Conflict, Forbidden, FormatError, NotFound
-from keystead.core.service import ServiceContext
-from keystead.core.service.epochs import require_current_epoch
 
 from ._confirm_protocol import PURPOSE_ANSWER, Decision
 from ._prompt import parse_canonical
@@ -47,11 +46,17 @@ MAX_WAIT = 60
 POLL = 0.05  # database re-check interval of a long-poll (other processes' writes)
 PURGE_AFTER = 600  # request records are dropped this long after they expire
 _DUMMY_HASH = "0" * 64
+SERVICE_SENDER = "confirm:"  # the sender of every prompt row: the service, for an RP
 
 
-def confirm_router(ctx: ServiceContext) -> APIRouter:
+def confirm_router(caps: ServiceCapabilities) -> APIRouter:
+    """The routes, built from the adapter's capabilities only: its ``confirm.*`` records and
+    its ``confirm`` channel (written as the service, for an authenticated RP or device)."""
     r = APIRouter(prefix="/v1/confirm")
-    store = ctx.store
+    ctx = caps
+    rp_records, request_records = caps.records(NS_RP), caps.records(NS_REQUEST)
+    answer_records, report_records = caps.records(NS_ANSWER), caps.records(NS_REPORT)
+    channel = caps.channel(CHANNEL)
     answered, posted = _Wakeup(), _Wakeup()
 
     async def relying_party(request: Request, account: str) -> str:
@@ -64,14 +69,14 @@ def confirm_router(ctx: ServiceContext) -> APIRouter:
             rp = rp_of_token(token)
         except FormatError:
             raise Forbidden("unknown or revoked relying party token") from None
-        raw = store.record_get(account, NS_RP, rp)
+        raw = rp_records.get(account, rp)
         stored = json.loads(raw)["hash"] if raw is not None else _DUMMY_HASH
         if not token_matches(token, stored) or raw is None:
             raise Forbidden("unknown or revoked relying party token")
         return rp
 
     def load_request(account: str, request_id: str) -> RequestRecord:
-        raw = store.record_get(account, NS_REQUEST, check_request_id(request_id))
+        raw = request_records.get(account, check_request_id(request_id))
         if raw is None:
             raise NotFound("no such confirmation request")
         return RequestRecord.from_bytes(raw)
@@ -85,25 +90,25 @@ def confirm_router(ctx: ServiceContext) -> APIRouter:
         if not isinstance(digest, str) or len(digest) != 64 or \
                 any(c not in "0123456789abcdef" for c in digest):
             raise FormatError("token_sha256 must be 64 lower-case hex digits")
-        store.record_put(account, NS_RP, check_rp_name(rp),
-                         canonical_json({"hash": digest, "created": ctx.now()}), ctx.now())
+        rp_records.put(account, check_rp_name(rp),
+                canonical_json({"hash": digest, "created": ctx.now()}), ctx.now())
         return {"ok": True}
 
     @r.get("/{account}/rps")
     async def rps(account: str, request: Request) -> dict[str, Any]:
         await ctx.authenticate(request, account=account, admin=True)
         reports: dict[str, int] = {}
-        for _, value in store.record_list(account, NS_REPORT):
+        for _, value in report_records.list(account):
             rp = json.loads(value)["rp"]
             reports[rp] = reports.get(rp, 0) + 1
         return {"rps": [{"name": name, "created": json.loads(value)["created"],
                          "reports": reports.get(name, 0)}
-                        for name, value in store.record_list(account, NS_RP)]}
+                        for name, value in rp_records.list(account)]}
 
     @r.delete("/{account}/rps/{rp}")
     async def disallow(account: str, rp: str, request: Request) -> dict[str, Any]:
         await ctx.authenticate(request, account=account, admin=True)
-        if not store.record_delete(account, NS_RP, check_rp_name(rp)):
+        if not rp_records.delete(account, check_rp_name(rp)):
             raise NotFound(f"no relying party {rp!r} is allowed")
         return {"ok": True}
 
@@ -111,7 +116,7 @@ def confirm_router(ctx: ServiceContext) -> APIRouter:
     async def reports(account: str, request: Request) -> dict[str, Any]:
         await ctx.authenticate(request, account=account, admin=True)
         return {"reports": [{"id": key, **json.loads(value)}
-                            for key, value in store.record_list(account, NS_REPORT)]}
+                            for key, value in report_records.list(account)]}
 
     # ----------------------------------------------------------- RP: prompts
     @r.post("/{account}/requests", status_code=201)
@@ -120,19 +125,18 @@ def confirm_router(ctx: ServiceContext) -> APIRouter:
         now = ctx.now()
         request_id, expires, sealed = parse_new_request(await ctx.json_body(request), now)
         # Sealed to an older epoch, a removed device could read it: 409, the RP seals again.
-        require_current_epoch(store, account, CHANNEL, sealed)
+        caps.require_current_epoch(account, CHANNEL, sealed)
         envelope = Envelope(request_id, rp, expires, sealed)
-        spool_id = store.spool_put(account, CHANNEL, f"confirm:{rp}", envelope.to_bytes(), now,
-                                   expires)
+        spool_id = channel.put(account, SERVICE_SENDER + rp, envelope.to_bytes(), now, expires)
         try:
-            store.record_put(account, NS_REQUEST, request_id,
-                             RequestRecord(rp, now, expires, spool_id).to_bytes(), now,
-                             create_only=True)
+            request_records.put(account, request_id,
+                         RequestRecord(rp, now, expires, spool_id).to_bytes(), now,
+                         create_only=True)
         except Conflict:
-            store.spool_delete(account, CHANNEL, spool_id)
+            channel.delete(account, spool_id)
             raise Conflict("a request with this id already exists") from None
         if secrets.randbelow(64) == 0:
-            _purge(ctx, account, now)
+            _purge(request_records, answer_records, channel, account, now)
         posted.notify()
         return {"id": request_id, "expires": expires}
 
@@ -145,15 +149,23 @@ def confirm_router(ctx: ServiceContext) -> APIRouter:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + _wait_param(request)
         while True:
-            msgs = store.spool_get(account, CHANNEL, after, 1000, ctx.now())
+            msgs = channel.get(account, after, 1000, ctx.now())
             left = deadline - loop.time()
             if msgs or left <= 0:
                 break
             await posted.wait(min(left, POLL))
         out = []
         for m in msgs:
-            env = Envelope.from_bytes(m.body)
-            if store.record_get(account, NS_ANSWER, env.request_id) is None:
+            # Only rows this service wrote for a request count; anything else (a row from
+            # before posters were enforced, a damaged one) is skipped, never a 400 that
+            # would hide every real prompt behind it.
+            if not m.sender.startswith(SERVICE_SENDER):
+                continue
+            try:
+                env = Envelope.from_bytes(m.body)
+            except FormatError:
+                continue
+            if answer_records.get(account, env.request_id) is None:
                 out.append({"id": m.id, "body": b64e(m.body)})
         return {"prompts": out, "cursor": max([after, *(m.id for m in msgs)])}
 
@@ -167,7 +179,7 @@ def confirm_router(ctx: ServiceContext) -> APIRouter:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         while True:
-            answer = store.record_get(account, NS_ANSWER, request_id)
+            answer = answer_records.get(account, request_id)
             left = deadline - loop.time()
             if answer is not None or left <= 0 or ctx.now() >= record.expires:
                 break
@@ -189,11 +201,11 @@ def confirm_router(ctx: ServiceContext) -> APIRouter:
         answer = b64d(obj["answer"], what="answer")
         body = _check_answer(answer, device.id, device.signing_key, request_id, record.rp)
         try:
-            store.record_put(account, NS_ANSWER, request_id, answer, now, create_only=True)
+            answer_records.put(account, request_id, answer, now, create_only=True)
         except Conflict:
             raise Conflict("this request has already been answered") from None
         if body["decision"] == Decision.REPORT:
-            store.record_put(account, NS_REPORT, request_id, canonical_json(
+            report_records.put(account, request_id, canonical_json(
                 {"rp": record.rp, "device": device.name, "at": now}), now)
         # The prompt stays in the spool until it expires (devices skip answered ones): on
         # SQLite, deleting the newest spool row lets the next one reuse its id, and a device
@@ -232,17 +244,17 @@ def _wait_param(request: Request) -> float:
     return wait
 
 
-def _purge(ctx: ServiceContext, account: str, now: int) -> None:
+def _purge(requests: RecordNamespace, answers: RecordNamespace, channel: ServiceChannel,
+           account: str, now: int) -> None:
     """Drop request records, answers and spool messages well past their expiry (reports
     stay), except the newest spool message: its id must not be reused (see post_answer)."""
-    records = [(key, RequestRecord.from_bytes(value))
-               for key, value in ctx.store.record_list(account, NS_REQUEST)]
+    records = [(key, RequestRecord.from_bytes(value)) for key, value in requests.list(account)]
     newest = max((r.spool_id for _, r in records), default=0)
     for key, record in records:
         if record.expires + PURGE_AFTER < now and record.spool_id != newest:
-            ctx.store.spool_delete(account, CHANNEL, record.spool_id)
-            ctx.store.record_delete(account, NS_REQUEST, key)
-            ctx.store.record_delete(account, NS_ANSWER, key)
+            channel.delete(account, record.spool_id)
+            requests.delete(account, key)
+            answers.delete(account, key)
 
 
 def _int_param(request: Request, name: str, low: int, high: int) -> int:

@@ -1,8 +1,11 @@
 """``keystead confirm ui``: a local page to answer confirmation prompts.
 
 It listens on 127.0.0.1 only, and still assumes hostile neighbours: any web
-page the person visits can send requests to localhost. So every API call needs
-a random token that only this page can read (same-origin), the Host header must
+page the person visits can send requests to localhost, and any local process can
+fetch ``GET /``. So every API call needs a random token that reaches the person
+only through the terminal: the URL printed there carries it in its fragment
+(``#t=TOKEN``, which a browser never sends to a server); the served page holds no
+token, reads it from its own address and then removes it from there. The Host header must
 name this server exactly (no DNS rebinding), cross-site fetches are refused,
 and the page may not be framed (no clickjacking onto "Approve").
 """
@@ -10,7 +13,6 @@ and the page may not be framed (no clickjacking onto "Approve").
 from __future__ import annotations
 
 import hmac
-import html
 import secrets
 import socket
 import threading
@@ -104,8 +106,7 @@ def create_app(
 
     @app.get("/", response_class=HTMLResponse)
     def index() -> HTMLResponse:
-        page = _asset("index.html").replace("{{TOKEN}}", html.escape(token, quote=True))
-        return HTMLResponse(page)
+        return HTMLResponse(_asset("index.html"))
 
     @app.get("/static/{name}")
     def static(name: str) -> Response:
@@ -184,7 +185,13 @@ class UiServer:
 
     @property
     def url(self) -> str:
+        """The server's base URL (no token: what the API paths hang off)."""
         return f"http://127.0.0.1:{self.port}/"
+
+    @property
+    def open_url(self) -> str:
+        """What the person opens: the token travels in the fragment, never to a server."""
+        return f"{self.url}#t={self.token}"
 
     def serve_forever(self) -> None:
         """Serve in this thread until interrupted (what the CLI command does)."""

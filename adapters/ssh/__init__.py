@@ -24,6 +24,7 @@ class _Adapter:
     name = "ssh"
     collections = ("ssh",)
     commands = ("ssh",)
+    namespaces = ("ssh",)  # the account's published authorized keys (ssh._service)
 
     def cli_groups(self) -> Mapping[str, click.Command]:
         from .cli import ssh

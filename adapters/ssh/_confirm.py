@@ -2,16 +2,23 @@
 
 The hook describes the signature (user, host names from the synced known_hosts,
 host key fingerprint, which key) and hands it to an *approver*: by default the
-second-factor adapter's ``request_confirmation`` for this device's own account.
+:class:`keystead.core.capabilities.Confirmer` service for this device's own account,
+which an installed adapter provides (keystead's second_factor); ssh never imports it.
+Number matching is on: the agent prints the number to pick on its terminal.
 One approval answers one prompt for one signature; nothing is remembered.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ._agent_core import ConfirmHook, SignContext
+
+if TYPE_CHECKING:
+    from keystead.core import Device
 
 __all__ = ["Approver", "confirm_hook", "describe"]
 
@@ -53,15 +60,26 @@ def confirm_hook(approve: Approver, host_names: Callable[[bytes], list[str]]) ->
     return hook
 
 
-def phone_approver(open_device: Callable[[], object], wait: int = 60) -> Approver:
-    """Approve through the second-factor adapter (``request_confirmation``)."""
-    from keystead.adapters.second_factor import request_confirmation
+def phone_approver(open_device: Callable[[], Device], wait: int = 60, *,
+                   show_number: Callable[[int], None] | None = None) -> Approver:
+    """Approve through whichever installed adapter provides a ``Confirmer``; without one,
+    the first signature fails with one line saying so (``ServiceUnavailable``)."""
+    from keystead.core.capabilities import Confirmer, capabilities_for, provider_of
 
-    holder: list[object] = []
+    from . import adapter
+
+    provider_of(Confirmer, wanted_by=adapter.name)  # no provider: one line now, not per login
+    holder: list[Confirmer] = []
 
     def approve(message: str) -> bool:
         if not holder:
-            holder.append(open_device())
-        return bool(request_confirmation(holder[0], message, wait=wait))
+            holder.append(capabilities_for(open_device(), adapter).service(Confirmer))
+        return holder[0].confirm(message, wait=wait, number_matching=True,
+                                 show_number=show_number or _print_number)
 
     return approve
+
+
+def _print_number(number: int) -> None:
+    print(f"keystead ssh agent: pick {number} on your device to approve", file=sys.stderr,
+          flush=True)

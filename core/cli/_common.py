@@ -87,5 +87,9 @@ def iso_time(ts: int | None) -> str:
 
 
 def die(message: str, code: int = 1) -> NoReturn:
-    sys.stderr.write(f"keystead: {message}\n")
+    """One line on stderr, then exit ``code``. The message often quotes a service or another
+    party (an error text, a name): no control character or newline of theirs gets through."""
+    from ..text import printable
+
+    sys.stderr.write(f"keystead: {printable(message, 1000)}\n")
     raise SystemExit(code)

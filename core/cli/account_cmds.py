@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from ..adapter import all_collections, discover
+from ..adapter import resolvers as adapter_resolvers
 from ..errors import StorageError
 from ._common import (
     die,
@@ -62,9 +63,10 @@ def account_create(name: str, server: str, device_name: str | None) -> None:
 @account.command("show")
 @json_option
 def account_show(json_out: bool) -> None:
-    """Show the account, this device and the verified chain head."""
-    with open_device() as dev:
-        state = dev.chain(refresh=False)
+    """Show the account, this device and the verified chain head (the cached chain, marked
+    so, when the service cannot be reached)."""
+    with open_device(refresh_chain=False) as dev:
+        state, cached = _chain_or_cached(dev)
         me = dev.me(state)
         info = {
             "account": dev.account, "address": dev.address, "server": dev.server,
@@ -75,7 +77,7 @@ def account_show(json_out: bool) -> None:
                        "scopes": list(me.scopes), "fingerprint": me.fingerprint},
             "devices": len(state.live_devices),
             "collections": sorted(state.collections),
-            "chain": {"seq": state.seq, "head": state.head},
+            "chain": {"seq": state.seq, "head": state.head, "cached": cached},
         }
     if json_out:
         print_json(info)
@@ -85,7 +87,19 @@ def account_show(json_out: bool) -> None:
     print(f"current key  {info['fingerprint']} (generation {state.key_generation})")
     print(f"this device  {me.name} ({me.role}), {me.fingerprint}")
     print(f"devices      {info['devices']} live")
-    print(f"chain        entry {state.seq}, head {state.head[:16]}")
+    print(f"chain        entry {state.seq}, head {state.head[:16]}"
+          + (" (cached: the service could not be reached)" if cached else ""))
+
+
+def _chain_or_cached(dev: Any) -> tuple[Any, bool]:
+    """The newest verified chain, or the cached one (True) when the service is unreachable.
+    Only a network failure falls back: a refused or rolled-back chain is still an error."""
+    from ..errors import NetworkError
+
+    try:
+        return dev.chain(), False
+    except NetworkError:
+        return dev.chain(refresh=False), True
 
 
 @account.command("recover")
@@ -172,9 +186,15 @@ def _device_json(d: Any, me: str) -> dict[str, Any]:
 @device.command("list")
 @json_option
 def device_list(json_out: bool) -> None:
-    """The account's live devices, from the verified chain."""
-    with open_device() as dev:
-        devices = [_device_json(d, dev.device_id) for d in dev.chain(refresh=False).live_devices]
+    """The account's live devices, from the verified chain (or the cached chain, said so on
+    stderr, when the service cannot be reached)."""
+    with open_device(refresh_chain=False) as dev:
+        state, cached = _chain_or_cached(dev)
+        dev.me(state)
+        devices = [_device_json(d, dev.device_id) for d in state.live_devices]
+    if cached:
+        print(f"keystead: the service could not be reached; cached chain (entry {state.seq})",
+              file=sys.stderr)
     if json_out:
         print_json(devices)
         return
@@ -214,12 +234,7 @@ def sync(drop_unreadable: bool, json_out: bool) -> None:
     from ..account import finish_pending, refresh_grants
     from ..collections import Collection
 
-    resolvers = {}
-    for adapter in discover().values():
-        pick = getattr(adapter, "resolver", None)
-        for coll in adapter.collections:
-            if pick is not None and (fn := pick(coll)) is not None:
-                resolvers[coll] = fn
+    resolvers = adapter_resolvers(discover())
     with open_device() as dev:
         finish_pending(dev)
         me = dev.me(dev.chain())

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..adapter import discover
+from ..adapter import HasQuickCommands, discover, quick_commands
 from ..unlock import QuickResult, serve
 
 if TYPE_CHECKING:
@@ -33,12 +33,11 @@ class QuickRunner:
 
     @classmethod
     def for_installed_adapters(cls, home: Path) -> QuickRunner:
-        adapters = discover().values()
-        quick = [q for a in adapters for q in getattr(a, "quick_commands", ())]
-        for a in adapters:  # import their command groups now, not on the first lookup
-            if getattr(a, "quick_commands", ()):
+        adapters = discover()
+        for a in adapters.values():  # import their command groups now, not on first lookup
+            if isinstance(a, HasQuickCommands) and a.quick_commands:
                 a.cli_groups()
-        return cls(home, quick)
+        return cls(home, quick_commands(adapters))
 
     def is_quick(self, argv: Sequence[str]) -> bool:
         return any(tuple(argv[:len(q)]) == q for q in self.quick)

@@ -35,10 +35,21 @@ def open_context(database_url: str) -> ServiceContext:
 
 def app_for(ctx: ServiceContext) -> FastAPI:
     """The app with every installed adapter's routes."""
-    from ..adapter import discover
+    from ..adapter import HasCapabilityRoutes, HasRouter, channel_policies, discover
+    from ..capabilities import ServiceCapabilities
 
-    routers = [r for a in discover().values() if (r := a.router(ctx)) is not None]
-    return create_app(ctx, routers)
+    adapters = discover()
+    routers = []
+    for a in adapters.values():
+        if isinstance(a, HasCapabilityRoutes):
+            r = a.routes(ServiceCapabilities(ctx, a))
+        elif isinstance(a, HasRouter):
+            r = a.router(ctx)
+        else:
+            r = None
+        if r is not None:
+            routers.append(r)
+    return create_app(ctx, routers, channels=channel_policies(adapters))
 
 
 def build_app(database_url: str) -> FastAPI:

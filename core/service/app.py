@@ -8,7 +8,7 @@ request is valid. Adapters add their own routers through the adapter interface.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .. import _umbral
 from .._encoding import b64d, b64e
 from .._umbral import CAPSULE_SIZE
+from ..adapter import Channel
 from ..bundle import bundle_digest
 from ..chain import (
     SignedEntry,
@@ -171,7 +172,7 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
     return value
 
 
-def core_router(ctx: ServiceContext) -> APIRouter:
+def core_router(ctx: ServiceContext, channels: Mapping[str, Channel]) -> APIRouter:
     r = APIRouter(prefix="/v1")
     store = ctx.store
 
@@ -259,8 +260,16 @@ def core_router(ctx: ServiceContext) -> APIRouter:
     @r.get("/accounts/{account}/audit")
     async def audit(account: str, request: Request) -> dict[str, Any]:
         await ctx.authenticate(request, account=account, admin=True)
-        prefix = request.query_params.get("prefix", "")
-        return {"records": [r.__dict__ for r in store.audit(account, prefix)]}
+        q = request.query_params
+        outcome = q.get("outcome")
+        if outcome not in (None, "allowed", "refused"):
+            raise FormatError("outcome is 'allowed' or 'refused'")
+        records = store.audit(account, q.get("prefix", ""),
+                              after=_int_param(request, "after", 0, 0, 2**62),
+                              limit=_int_param(request, "limit", 1000, 1, 1000),
+                              grantee=q.get("grantee"),
+                              allowed=None if outcome is None else outcome == "allowed")
+        return {"records": [r.__dict__ for r in records]}
 
     @r.post("/accounts/{account}/pairing", status_code=201)
     async def pairing(account: str, request: Request) -> dict[str, Any]:
@@ -289,6 +298,11 @@ def core_router(ctx: ServiceContext) -> APIRouter:
     @r.post("/accounts/{account}/spool/{channel}", status_code=201)
     async def spool_put(account: str, channel: str, request: Request) -> dict[str, Any]:
         device = await ctx.authenticate(request)
+        # Who may post is the channel's adapter's declaration; a channel no adapter declares,
+        # and posters that only the adapter's own routes stand for, are refused here.
+        policy = channels.get(channel)
+        if policy is None or not policy.accepts_device(own=device.account == account):
+            raise Forbidden(f"this device may not post to the {channel!r} channel of {account}")
         obj = await ctx.json_body(request)
         expires = obj.get("expires")
         if expires is not None and not isinstance(expires, int):
@@ -330,10 +344,12 @@ def _pairing_request(account: str, obj: dict[str, Any]) -> bytes:
     return dumps({"device": device, "statement_sig": b64e(sig)})
 
 
-def create_app(ctx: ServiceContext, routers: Iterable[APIRouter] = ()) -> FastAPI:
-    """The ASGI app: core routes plus any adapter routers."""
+def create_app(ctx: ServiceContext, routers: Iterable[APIRouter] = (), *,
+               channels: Mapping[str, Channel] | None = None) -> FastAPI:
+    """The ASGI app: core routes plus any adapter routers; ``channels`` are the spool
+    channels the adapters declared (none: the generic spool route takes no posts)."""
     app = FastAPI(title="Keystead", version="1", docs_url=None, redoc_url=None)
-    app.include_router(core_router(ctx))
+    app.include_router(core_router(ctx, channels or {}))
     for router in routers:
         app.include_router(router)
 

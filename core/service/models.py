@@ -137,6 +137,10 @@ class AuditRow(Base):
     allowed: Mapped[bool] = mapped_column(Boolean)
     reason: Mapped[str] = mapped_column(String(128))
     time: Mapped[int] = mapped_column(BigInteger)
+    # Refusals of requesters without a grant are counted into one row per hour, not one each.
+    count: Mapped[int] = mapped_column(Integer, server_default="1")
+    # SHA-256 (hex) of the capsules re-encrypted: what was opened, whatever context says.
+    capsule: Mapped[str] = mapped_column(String(64), server_default="")
 
 
 class RecordRow(Base):

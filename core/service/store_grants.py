@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -39,6 +40,13 @@ class AuditRecord:
     allowed: bool
     reason: str
     time: int
+    id: int = 0
+    count: int = 1
+    capsule: str = ""
+
+
+COUNT_WINDOW = 3600  # seconds one aggregated row of refusals covers
+
 
 class GrantStore(StoreBase):
     """Delegations stored after verification; re-encryption only for a live grantee."""
@@ -108,7 +116,11 @@ class GrantStore(StoreBase):
     def reencrypt(self, owner: str, requests: Sequence[tuple[str, int, bytes]],
                   requester: AuthDevice, context: str, now: int) -> list[tuple[bytes, int]]:
         """Re-encrypt capsules for a live requester holding a grant on the capsule's epoch;
-        audited across accounts."""
+        audited across accounts.
+
+        A requester that holds a grant gets one audit row per request (with the digest of
+        the capsules, whatever context it claims); one without is counted into one row per
+        run of refusals and hour, so refused requests cannot flood the owner's log."""
         cross = requester.account != owner
         audit = cross or bool(context)
         kfrags: dict[tuple[str, int], tuple[bytes, int]] = {}
@@ -139,7 +151,13 @@ class GrantStore(StoreBase):
                           else "grant expired" if row.expires is not None and row.expires <= now
                           else "")
                 if audit:
-                    self._audit(s, owner, key, requester, context, not reason, reason, now)
+                    digest = hashlib.sha256(b"".join(
+                        c for k, e, c in requests if (k, e) == (key, epoch)))
+                    if row is None:
+                        self._count_refusal(s, owner, key, requester, reason, now)
+                    else:
+                        self._audit(s, owner, key, requester, context, not reason, reason, now,
+                                    digest.hexdigest())
                 if row is None or reason:
                     refused = key
                     break
@@ -159,16 +177,40 @@ class GrantStore(StoreBase):
                  kfrags[(key, epoch)][1]) for key, epoch, capsule in requests]
 
     def _audit(self, s: Session, owner: str, key: str, requester: AuthDevice, context: str,
-               allowed: bool, reason: str, now: int) -> None:
+               allowed: bool, reason: str, now: int, capsule: str = "") -> None:
         s.add(AuditRow(account=owner, key=key, grantee_account=requester.account,
                        grantee_device=requester.id, context=context[:256], allowed=allowed,
-                       reason=reason, time=now))
+                       reason=reason, time=now, count=1, capsule=capsule))
 
-    def audit(self, account: str, key_prefix: str = "", limit: int = 1000) -> list[AuditRecord]:
+    def _count_refusal(self, s: Session, owner: str, key: str, requester: AuthDevice,
+                       reason: str, now: int) -> None:
+        """Refusals in a row (nothing else logged for this requester account and key
+        meanwhile) within an hour share one row and count; otherwise a new row."""
+        row = s.scalars(select(AuditRow).where(
+            AuditRow.account == owner, AuditRow.key == key,
+            AuditRow.grantee_account == requester.account,
+        ).order_by(AuditRow.id.desc()).limit(1)).first()
+        if (row is None or row.allowed or row.capsule or row.reason != reason
+                or row.time <= now - COUNT_WINDOW):
+            s.add(AuditRow(account=owner, key=key, grantee_account=requester.account,
+                           grantee_device=requester.id, context="", allowed=False,
+                           reason=reason, time=now, count=1, capsule=""))
+        else:
+            row.count = min(row.count + 1, 2**31 - 1)
+
+    def audit(self, account: str, key_prefix: str = "", *, after: int = 0,
+              limit: int = 1000, grantee: str | None = None,
+              allowed: bool | None = None) -> list[AuditRecord]:
+        """Records with id > ``after``, oldest first, at most ``limit``: page forward through
+        all of them (a flood of new rows cannot push an old one out of reach)."""
         with self._sessions() as s:
-            q = select(AuditRow).where(AuditRow.account == account)
+            q = select(AuditRow).where(AuditRow.account == account, AuditRow.id > after)
             if key_prefix:
-                q = q.where(AuditRow.key.startswith(key_prefix))
-            rows = s.scalars(q.order_by(AuditRow.id.desc()).limit(limit))
+                q = q.where(AuditRow.key.startswith(key_prefix, autoescape=True))
+            if grantee is not None:
+                q = q.where(AuditRow.grantee_account == grantee)
+            if allowed is not None:
+                q = q.where(AuditRow.allowed.is_(allowed))
+            rows = s.scalars(q.order_by(AuditRow.id).limit(limit))
             return [AuditRecord(r.key, r.grantee_account, r.grantee_device, r.context, r.allowed,
-                                r.reason, r.time) for r in rows][::-1]
+                                r.reason, r.time, r.id, r.count, r.capsule) for r in rows]

@@ -2,7 +2,16 @@
 // from relying parties and must never become markup.
 "use strict";
 
-const TOKEN = document.querySelector('meta[name="keystead-token"]').content;
+// The token reaches the person only through the terminal, in this page's fragment
+// (#t=TOKEN: never sent to a server). Keep it for this tab, then drop it from the address.
+const TOKEN = (() => {
+  const match = /^#t=([A-Za-z0-9_-]+)$/.exec(window.location.hash);
+  if (match) {
+    sessionStorage.setItem("keystead-token", match[1]);
+    history.replaceState(null, "", window.location.pathname);
+  }
+  return sessionStorage.getItem("keystead-token") || "";
+})();
 const list = document.getElementById("prompts");
 const statusLine = document.getElementById("status");
 const emptyLine = document.getElementById("empty");

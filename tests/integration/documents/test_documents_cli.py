@@ -76,8 +76,19 @@ def test_grant_open_revoke_and_audit(make_account, tmp_path):
         (bob.name, False), (bob.name, True), (bob.name, False)]
     for r in records:
         assert r["device"] == bob_dev and r["device_name"] == "laptop"
-        assert r["document_id"] == doc_id and r["label"] == "work"
-        assert r["time"].endswith("Z")
+        assert r["label"] == "work" and r["time"].endswith("Z") and r["count"] == 1
+    # the open by a grantee names the document it claimed and the capsule it really opened;
+    # refusals of a non-grantee are counted, with nothing it chose recorded
+    import hashlib
+
+    from keystead.adapters.documents import read_header
+    from keystead.core.sealed import SealedKey
+
+    with open(kst, "rb") as f:
+        capsule = SealedKey.from_bytes(read_header(f).sealed_key).capsule
+    assert records[1]["document_id"] == doc_id
+    assert records[1]["capsule_sha256"] == hashlib.sha256(capsule).hexdigest()
+    assert [r["document_id"] for r in (records[0], records[2])] == ["", ""]
     assert records[0]["reason"] == "no grant"
     assert alice.admin.json("doc", "audit", "--label", "other", "--json") == []
     text = alice.admin.run("doc", "audit").stdout.splitlines()
@@ -247,3 +258,54 @@ def test_bad_documents_are_one_line_errors(make_account, tmp_path):
     one_line_error(alice.admin.run("doc", "protect", str(tmp_path / "report.pdf"), "--label",
                                    "Bad Label", "-o", str(tmp_path / "y.kst"), check=False),
                    "invalid label")
+
+
+def test_refused_requests_cannot_flood_the_audit_trail(make_account, tmp_path):
+    """Mallory (no grant) fires many re-encryption requests naming a made-up document; the
+    owner's trail keeps one counted row for them, and bob's real open stays in view."""
+    from keystead.adapters.documents import read_header
+    from keystead.core import Device, Forbidden, Home
+
+    alice, bob, mallory = make_account("alice"), make_account("bob"), make_account("mallory")
+    kst = protect(alice.admin, tmp_path)
+    alice.admin.run("doc", "grant", "default", bob.name)
+    open_ok(bob.admin, kst, tmp_path / "out.pdf")
+    from keystead.core.sealed import SealedKey
+
+    with open(kst, "rb") as f:
+        rec = SealedKey.from_bytes(read_header(f).sealed_key)
+    flood = 120
+    with Device.open(Home(mallory.admin.path), mallory.admin.passphrase) as dev:
+        dev.chain()
+        for _ in range(flood):
+            with pytest.raises(Forbidden):
+                dev.reencrypt(alice.name, [(rec.key, rec.epoch, rec.capsule)],
+                              context="f" * 32)
+    records = alice.admin.json("doc", "audit", "--json")
+    assert [(r["account"], r["allowed"], r["count"]) for r in records] == [
+        (bob.name, True, 1), (mallory.name, False, flood)]
+    assert records[1]["document_id"] == ""  # what mallory claimed is not recorded
+    # filters and pages
+    assert [r["account"] for r in alice.admin.json(
+        "doc", "audit", "--outcome", "refused", "--json")] == [mallory.name]
+    assert [r["account"] for r in alice.admin.json(
+        "doc", "audit", "--grantee", bob.name, "--json")] == [bob.name]
+    first = alice.admin.run("doc", "audit", "--limit", "1", "--json")
+    assert f"--after {records[0]['id']}" in first.stderr
+    rest = alice.admin.json("doc", "audit", "--after", str(records[0]["id"]), "--json")
+    assert [r["id"] for r in rest] == [records[1]["id"]]
+
+
+def test_cross_account_opens_need_the_documents_scope(make_account, tmp_path):
+    """A grant to bob's account serves only bob's devices with the documents scope."""
+    alice, bob = make_account("alice"), make_account("bob")
+    ssh_only = bob.join("sshbox", scopes=["ssh"])
+    kst = protect(alice.admin, tmp_path)
+    alice.admin.run("doc", "grant", "default", bob.name)
+    out = tmp_path / "out.pdf"
+    one_line_error(ssh_only.run("doc", "open", str(kst), "-o", str(out), check=False),
+                   "no grant")
+    assert not out.exists()
+    open_ok(bob.admin, kst, out)  # bob's admin laptop has every scope
+    reasons = [r["reason"] for r in alice.admin.json("doc", "audit", "--json")]
+    assert reasons == ["no documents scope", ""]

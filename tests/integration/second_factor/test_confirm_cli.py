@@ -52,7 +52,7 @@ def world(make_account, service):
 
 
 def test_phone_approves_and_the_rp_sees_a_verified_approval(world):
-    rp = rp_request(world, "--wait", "30", message="Approve me")
+    rp = rp_request(world, "--wait", "30", "--no-number-matching", message="Approve me")
     prompt = wait_for_prompt(world.phone, "Approve me")
     assert prompt["rp"] == "bank.example" and prompt["choices"] == []
     assert set(prompt) == {"id", "rp", "message", "created", "expires", "choices"}
@@ -68,7 +68,7 @@ def test_phone_approves_and_the_rp_sees_a_verified_approval(world):
 
 
 def test_deny(world):
-    rp = rp_request(world, "--wait", "30", message="Deny me")
+    rp = rp_request(world, "--wait", "30", "--no-number-matching", message="Deny me")
     world.phone.run("confirm", "deny", wait_for_prompt(world.phone, "Deny me")["id"])
     code, stdout, _ = finish(rp)
     assert code == 1 and stdout == "denied\n"
@@ -76,7 +76,7 @@ def test_deny(world):
 
 def test_report_as_not_me_is_recorded_and_the_rp_sees_it(world):
     before = {r["name"]: r["reports"] for r in world.account.admin.json("confirm", "rps", "--json")}
-    rp = rp_request(world, "--wait", "30", message="Not me")
+    rp = rp_request(world, "--wait", "30", "--no-number-matching", message="Not me")
     world.phone.run("confirm", "deny", wait_for_prompt(world.phone, "Not me")["id"], "--report")
     code, stdout, stderr = finish(rp)
     assert code == 3 and stdout == "denied\n" and "reported" in stderr
@@ -85,7 +85,7 @@ def test_report_as_not_me_is_recorded_and_the_rp_sees_it(world):
 
 
 def test_nobody_answers_expired(world):
-    rp = rp_request(world, "--wait", "2", message="Too late")
+    rp = rp_request(world, "--wait", "2", "--no-number-matching", message="Too late")
     code, stdout, _ = finish(rp)
     assert code == 2 and stdout == "expired\n"
     assert all(p["message"] != "Too late" for p in world.phone.json("confirm", "list", "--json"))
@@ -99,17 +99,17 @@ def _number(rp: subprocess.Popen[str]) -> int:
 
 
 def test_number_matching_right_number(world):
-    rp = rp_request(world, "--wait", "30", "--number-matching", message="Match right")
+    rp = rp_request(world, "--wait", "30", message="Match right")  # on by default
     number = _number(rp)
     prompt = wait_for_prompt(world.phone, "Match right")
-    assert number in prompt["choices"] and len(prompt["choices"]) == 3
+    assert number in prompt["choices"] and len(prompt["choices"]) == 9
     world.phone.run("confirm", "approve", prompt["id"], "--number", str(number))
     code, stdout, _ = finish(rp)
     assert (code, stdout) == (0, "approved\n")
 
 
 def test_number_matching_wrong_number_is_not_an_approval(world):
-    rp = rp_request(world, "--wait", "30", "--number-matching", message="Match wrong")
+    rp = rp_request(world, "--wait", "30", message="Match wrong")
     number = _number(rp)
     prompt = wait_for_prompt(world.phone, "Match wrong")
     decoy = next(n for n in prompt["choices"] if n != number)
@@ -126,7 +126,7 @@ def test_watch_asks_on_the_terminal(world):
                                env=world.phone.env())
     try:
         time.sleep(1.0)  # let it start its long-poll (a prompt sent earlier is listed too)
-        rp = rp_request(world, "--wait", "30", message="Watch me")
+        rp = rp_request(world, "--wait", "30", "--no-number-matching", message="Watch me")
         out, err = watcher.communicate("y\n", timeout=60)
         assert watcher.returncode == 0, err
         assert "bank.example asks: Watch me" in out and "approve: bank.example" in out
@@ -163,8 +163,8 @@ def _answer(dev, pending, decision=Decision.APPROVE, number=None):
 
 def test_replayed_answers_are_refused(world):
     with _client(world) as rp, opened(world.phone) as phone:
-        first = rp.start("Replay one", lifetime=60)
-        second = rp.start("Replay two", lifetime=60)
+        first = rp.start("Replay one", lifetime=60, number_matching=False)
+        second = rp.start("Replay two", lifetime=60, number_matching=False)
         src = DevicePromptSource(phone)
         src.approve(first.request_id, None)
         answer = rp._request("GET", rp._url("requests", first.request_id, "answer"))["answer"]
@@ -185,7 +185,7 @@ def test_replayed_answers_are_refused(world):
 
 def test_an_answer_for_a_different_prompt_is_refused(world):
     with _client(world) as rp, opened(world.phone) as phone:
-        pending = rp.start("Original text", lifetime=60)
+        pending = rp.start("Original text", lifetime=60, number_matching=False)
         altered = type(pending)(pending.prompt, pending.prompt_bytes.replace(
             b"Original text", b"Other text"))
         with pytest.raises(WrongRequest):
@@ -196,7 +196,7 @@ def test_another_rp_cannot_read_or_use_the_answer(world):
     admin = world.account.admin
     shop = admin.run("confirm", "allow", "shop2.example").stdout.split("rp token: ")[1].strip()
     with _client(world) as bank, _client(world, shop) as other, opened(world.phone) as phone:
-        pending = bank.start("Bank only", lifetime=60)
+        pending = bank.start("Bank only", lifetime=60, number_matching=False)
         DevicePromptSource(phone).approve(pending.request_id, None)
         with pytest.raises(NotFound):  # the service hands the answer only to its RP
             other._request("GET", other._url("requests", pending.request_id, "answer"))
@@ -208,7 +208,7 @@ def test_another_rp_cannot_read_or_use_the_answer(world):
 def test_an_expired_request_cannot_be_answered_or_verified(world):
     with _client(world) as rp, opened(world.phone) as phone:
         # long enough for a slow machine to fetch it while it is live (1 s was not, in CI)
-        pending = rp.start("Short lived", lifetime=5)
+        pending = rp.start("Short lived", lifetime=5, number_matching=False)
         src = DevicePromptSource(phone)
         received = src.find(pending.request_id)
         answer = _answer(phone, pending)
@@ -227,7 +227,7 @@ def test_an_expired_request_cannot_be_answered_or_verified(world):
 def test_a_device_without_the_confirm_scope_cannot_read_or_answer(world):
     tv = world.account.join("tv", scopes=["totp"])
     with _client(world) as rp, opened(tv) as dev:
-        pending = rp.start("Scope check", lifetime=60)
+        pending = rp.start("Scope check", lifetime=60, number_matching=False)
         with pytest.raises(Forbidden):
             DevicePromptSource(dev).received()
         with pytest.raises(Forbidden):
@@ -246,7 +246,7 @@ def test_a_removed_devices_answer_is_refused(make_account, service):
     rp_home = acct.tmp / f"{acct.name}-rp"
     with RelyingPartyClient(service.url, acct.name, token, pins=rp_home / "rp-pins") as rp, \
             opened(tablet) as dev:
-        pending = rp.start("Before removal", lifetime=60)
+        pending = rp.start("Before removal", lifetime=60, number_matching=False)
         src = DevicePromptSource(dev)
         src.find(pending.request_id)
         signed_before = _answer(dev, pending)
@@ -265,7 +265,8 @@ def test_a_removed_devices_answer_is_refused(make_account, service):
         resealed = rp.start("After removal, sealed again", lifetime=60)
         assert acct.admin.json("confirm", "list", "--json")[-1]["id"] == resealed.request_id
     after = World(acct, tablet, token, service.url, rp_home)
-    code, out, _ = finish(rp_request(after, "--wait", "2", message="After removal"))
+    code, out, _ = finish(rp_request(after, "--wait", "2", "--no-number-matching",
+                                     message="After removal"))
     assert (code, out) == (2, "expired\n")
 
 
@@ -274,13 +275,15 @@ def test_a_device_asks_its_own_account(world):
     import threading
 
     result: list[bool] = []
+    shown: list[int] = []  # number matching is on: the asking side shows the number
     with opened(world.account.admin) as laptop:
         t = threading.Thread(target=lambda: result.append(
-            request_confirmation(laptop, "Use SSH key for git@example.com?", wait=30)))
+            request_confirmation(laptop, "Use SSH key for git@example.com?", wait=30,
+                                 show_number=shown.append)))
         t.start()
         prompt = wait_for_prompt(world.phone, "Use SSH key for git@example.com?")
-        assert prompt["rp"] == "device:laptop"
-        world.phone.run("confirm", "approve", prompt["id"])
+        assert prompt["rp"] == "device:laptop" and len(prompt["choices"]) == 9
+        world.phone.run("confirm", "approve", prompt["id"], "--number", str(shown[0]))
         t.join(60)
     assert result == [True]
 

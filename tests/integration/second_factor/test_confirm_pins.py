@@ -42,7 +42,7 @@ def approve_next(world: World, message: str, *args: str, rp_home: Path | None = 
                  ) -> tuple[int, str, str]:
     """One real ``confirm request`` that the account's phone approves."""
     run = World(world.account, world.phone, world.token, world.url, rp_home or world.rp_home)
-    rp = rp_request(run, "--wait", "30", *args, message=message)
+    rp = rp_request(run, "--wait", "30", "--no-number-matching", *args, message=message)
     world.phone.run("confirm", "approve", wait_for_prompt(world.phone, message)["id"])
     return finish(rp)
 
@@ -205,5 +205,5 @@ def test_plain_http_is_refused_off_loopback(world: World) -> None:
     code, out, err = finish(rp_request(any_addr, "--wait", "2", message="Any address"))
     assert code == 1 and "refusing plain http" in err
     code, out, err = finish(rp_request(any_addr, "--wait", "2", "--insecure-http",
-                                       message="Any address"))
+                                       "--no-number-matching", message="Any address"))
     assert (code, out) == (2, "expired\n"), err

@@ -54,7 +54,7 @@ def check(source, prompt, rp_name="bank.example"):
 
 def test_approve_with_the_number_shown(page, server, source):
     prompt = add_prompt(source)
-    page.goto(server.url)
+    page.goto(server.open_url)
     card = page.locator(f'article[data-id="{prompt.request_id}"]')
     expect(card.locator("h2")).to_have_text("bank.example")
     expect(card.locator(".message")).to_have_text("Log in to bank.example from Berlin?")
@@ -76,7 +76,7 @@ def test_approve_with_the_number_shown(page, server, source):
 def test_picking_a_decoy_fails_verification(page, server, source):
     prompt = add_prompt(source)
     decoy = next(n for n in prompt.choices if n != prompt.number)
-    page.goto(server.url)
+    page.goto(server.open_url)
     card = page.locator(f'article[data-id="{prompt.request_id}"]')
     card.get_by_label(str(decoy)).check()
     card.get_by_role("button", name="Approve").click()
@@ -90,7 +90,7 @@ def test_picking_a_decoy_fails_verification(page, server, source):
 def test_deny_and_report_as_not_me(page, server, source):
     first = add_prompt(source, "First")
     second = add_prompt(source, "Second")
-    page.goto(server.url)
+    page.goto(server.open_url)
     page.locator(f'article[data-id="{first.request_id}"]').get_by_role(
         "button", name="Deny and report as not me"
     ).click()
@@ -103,7 +103,7 @@ def test_deny_and_report_as_not_me(page, server, source):
 
 
 def test_new_prompts_appear_without_reload_and_text_stays_text(page, server, source):
-    page.goto(server.url)
+    page.goto(server.open_url)
     expect(page.locator("#empty")).to_be_visible()
     hostile = "<img src=x onerror=\"document.title='pwned'\">"
     prompt = add_prompt(source, hostile, RelyingParty("shop.example", number_matching=False))

@@ -52,10 +52,19 @@ def test_listens_on_loopback_only_and_stops(source):
         pass
 
 
-def test_page_carries_the_token_and_security_headers(server):
+def test_the_served_page_never_carries_the_token(server):
+    # Any local process can GET the page: the token reaches the person only through the
+    # terminal, in the fragment of the URL it prints (which no browser sends to a server).
     r = httpx.get(server.url)
     assert r.status_code == 200
-    assert f'content="{server.token}"' in r.text
+    assert server.token not in r.text and "token" not in r.text.lower()
+    assert server.open_url == f"{server.url}#t={server.token}"
+    assert httpx.get(server.open_url).text == r.text  # the fragment is not sent at all
+
+
+def test_page_security_headers(server):
+    r = httpx.get(server.url)
+    assert r.status_code == 200
     assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
     assert r.headers["x-frame-options"] == "DENY"
     assert r.headers["cache-control"] == "no-store"

@@ -45,7 +45,7 @@ def test_a_click_on_approve_is_a_verified_approval_at_the_rp(ui_page):
 
 def test_deny_and_report_from_the_page(ui_page):
     world, page = ui_page
-    rp = rp_request(world, "--wait", "60", message="Was this you?")
+    rp = rp_request(world, "--wait", "60", "--no-number-matching", message="Was this you?")
     card = page.locator("article.prompt", has_text="Was this you?")
     card.get_by_role("button", name="Deny and report as not me").click(timeout=15_000)
     expect(page.locator("#status")).to_have_text("Denied and reported: bank.example")

@@ -315,6 +315,18 @@ def ssh_in_background(sshd: Sshd, agent: Agent, *command: str) -> subprocess.Pop
     )
 
 
+def _shown_number(agent: Agent) -> int:
+    """The number ``keystead ssh agent --confirm`` printed on its terminal (stderr)."""
+    import re
+
+    assert agent.proc.stderr is not None
+    for _ in range(50):
+        m = re.search(r"pick (\d+) on your device", agent.proc.stderr.readline())
+        if m:
+            return int(m.group(1))
+    raise AssertionError("the agent showed no number")
+
+
 def test_confirm_each_signature_on_the_phone(
     acct: Any, sshd: Sshd, agents: Callable[..., Agent]
 ) -> None:
@@ -327,7 +339,12 @@ def test_confirm_each_signature_on_the_phone(
     (prompt,) = pending_prompts(phone)
     assert "'root'" in prompt["message"] and f"[127.0.0.1]:{sshd.port}" in prompt["message"]
     assert sshd.host_key.fingerprint in prompt["message"]
-    phone.run("confirm", "approve", prompt["id"])
+    # number matching is on: the agent's terminal shows the number, the phone offers 9
+    number = _shown_number(agent)
+    assert number in prompt["choices"] and len(prompt["choices"]) == 9
+    blind = phone.run("confirm", "approve", prompt["id"], check=False)
+    assert blind.returncode == 1 and "--number" in blind.stderr
+    phone.run("confirm", "approve", prompt["id"], "--number", str(number))
     out, err = login.communicate(timeout=30)
     assert (login.returncode, out) == (0, "approved\n"), err
     # The approval is spent: the next login asks again, and a denial refuses it.

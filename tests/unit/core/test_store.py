@@ -459,3 +459,31 @@ def test_a_spooled_body_over_1_mib_is_refused_and_nothing_stored(a: Acct) -> Non
         s.spool_put(a.name, "messages", "b/dev", big, NOW)
     assert s.spool_get(a.name, "messages", 0, 10, NOW) == []
     s.spool_put(a.name, "messages", "b/dev", big[:-1], NOW)  # exactly 1 MiB is fine
+
+
+# ------------------------------------------------------------------------------ audit
+def test_refusals_without_a_grant_are_counted_not_logged_one_by_one(a: Acct) -> None:
+    import hashlib
+
+    keys, ch = a.device_entry("phone")
+    a.store.append(a.name, ch.entries)
+    capsule = a.store.chain_state(a.name).collection("notes").epochs[1][0]
+    for i in range(50):  # no grant: one row, counted (the context it names is not kept)
+        with pytest.raises(Forbidden):
+            a.store.reencrypt(a.name, [("notes", capsule)], auth(a, keys), f"ctx{i}", NOW + i)
+    a.store.put_grants(a.name, a.grants(keys, ["notes"]), NOW)
+    a.store.reencrypt(a.name, [("notes", capsule)], auth(a, keys), "doc", NOW + 60)
+    records = a.store.audit(a.name)
+    assert [(r.allowed, r.reason, r.count, r.context) for r in records] == [
+        (False, "no grant", 50, ""), (True, "", 1, "doc")]
+    assert records[1].capsule == hashlib.sha256(capsule).hexdigest()
+    # an hour later, a new counted row
+    assert a.store.delete_grant(a.name, "notes", "device", keys.device_id)
+    with pytest.raises(Forbidden):
+        a.store.reencrypt(a.name, [("notes", capsule)], auth(a, keys), "x", NOW + 3700)
+    # pages and filters
+    page = a.store.audit(a.name, limit=1)
+    assert [r.id for r in page] == [records[0].id]
+    assert [r.id for r in a.store.audit(a.name, after=records[0].id, limit=1)] == [records[1].id]
+    assert [r.reason for r in a.store.audit(a.name, allowed=True)] == [""]
+    assert len(a.store.audit(a.name, allowed=False)) == 2

@@ -97,6 +97,9 @@ def test_non_utf8_label() -> None:
         {"owner": "alice@example.org:65536"},
         {"owner": "alice@example.org:08443"},
         {"owner": "al ice@example.org"},
+        {"owner": "Alice@example.org"},  # one spelling: the core's address grammar
+        {"owner": "alice+x@example.org"},
+        {"owner": "alice@Example.org"},
         {"label": ""},
         {"label": "x" * 256},
         {"label": "tab\there"},
@@ -124,7 +127,7 @@ def test_invalid_fields_are_refused(overrides: dict[str, object]) -> None:
 
 def test_limits_are_accepted_at_the_edge() -> None:
     header = make_header(
-        owner="a" * 64 + "@" + "h" * 180 + ":65535",
+        owner="a" * 63 + "@" + ".".join(["h" * 63] * 2) + "." + "h" * 54 + ":65535",  # near 255
         label="é" * 127,
         service_url="https://" + "a" * 2040,
         sealed_key=b"c" * 2048,

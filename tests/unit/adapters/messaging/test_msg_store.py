@@ -3,27 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from keystead.adapters.messaging._store import MessageStore, record
 from keystead.core import DecryptionFailed, Home
 
 
-class _Keystore:
-    def __init__(self) -> None:
-        self.data: dict[str, Any] = {}
-
-
 class _Device:
-    """What the store needs from a device: its home, account and keystore."""
+    """What the store needs from a device: its home, account and (real) keystore."""
 
     def __init__(self, path: Path) -> None:
-        self.home, self.account, self.keystore = Home(path), "bob", _Keystore()
+        from keystead.core.keystore import Keystore
+
+        self.home, self.account = Home(path), "bob"
+        self.keystore = Keystore.create(path / "keystore.json", "pw", {})
         self.saved = 0
 
     def save(self) -> None:
         self.saved += 1
+        self.keystore.save()
 
 
 def test_store_round_trip_is_encrypted_at_rest(tmp_path: Path) -> None:
@@ -46,7 +44,12 @@ def test_store_round_trip_is_encrypted_at_rest(tmp_path: Path) -> None:
         [tag],
         7,
     )
-    assert store.cursor() == 7 and dev.saved == 1
+    assert store.cursor() == 7
+    # the store key was created once and is in the keystore file on disk
+    from keystead.core.keystore import Keystore
+
+    on_disk = Keystore.open(dev.keystore.path, "pw")
+    assert on_disk.data["messaging"]["store_key"] == dev.keystore.data["messaging"]["store_key"]
     assert store.get(m.local) == m and m.to_json()["text"] == "very secret words"
     assert store.seen([tag, store.tag("alice@h", "id2")]) == {tag}
     store.close()
@@ -86,7 +89,8 @@ def test_another_key_cannot_open_the_store(tmp_path: Path) -> None:
     store = MessageStore(dev)  # type: ignore[arg-type]
     store.add([record(spool=1, received=1, verified=True, text="t")], [], 1)
     store.close()
-    other = MessageStore(_Device(tmp_path))  # type: ignore[arg-type]  # same file, another key
+    (tmp_path / "keystore.json").unlink()  # a new keystore on the same home: another key
+    other = MessageStore(_Device(tmp_path))  # type: ignore[arg-type]
     with pytest.raises(DecryptionFailed):
         list(other.all())
     other.close()

@@ -238,7 +238,7 @@ def test_prompt_round_trip_and_canonical_bytes():
     prompt, pb = new_prompt(message="Zahlung über 10 €\nbestätigen?")
     assert Prompt.from_bytes(pb) == prompt
     assert json.loads(pb)["v"] == 1
-    assert prompt.number in prompt.choices and len(prompt.choices) == 3
+    assert prompt.number in prompt.choices and len(prompt.choices) == 9
 
 
 def test_prompts_are_random():
@@ -309,3 +309,15 @@ def test_relying_party_parameters_are_checked():
         RelyingParty("bank", choices=1)
     with pytest.raises(FormatError):
         RelyingParty("bank\x00")
+
+
+def test_number_matching_offers_at_least_nine_choices():
+    # A blind tap wins at most 1 time in 9: fewer choices are refused on both sides.
+    with pytest.raises(ValueError):
+        RelyingParty("bank", choices=8)
+    prompt, _ = new_prompt()
+    assert len(prompt.choices) >= 9
+    three = (prompt.number, *[c for c in prompt.choices if c != prompt.number][:2])
+    with pytest.raises(FormatError):
+        Prompt(prompt.request_id, prompt.rp, prompt.message, prompt.created, prompt.expires,
+               prompt.number, three)
