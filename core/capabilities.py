@@ -43,9 +43,9 @@ if TYPE_CHECKING:
     from fastapi import Request
 
     from .chain import ChainState
-    from .sealed import SealedKey
     from .collections import Collection
     from .device import Device
+    from .sealed import SealedKey
     from .service.context import ServiceContext
     from .service.store import AuthDevice
 
