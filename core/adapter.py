@@ -45,6 +45,7 @@ __all__ = [
     "DeclaresNamespaces",
     "HasCapabilityRoutes",
     "HasQuickCommands",
+    "HasRotationHook",
     "HasResolver",
     "HasRouter",
     "Poster",
@@ -136,6 +137,15 @@ class HasQuickCommands(Protocol):
     directory, and need no terminal."""
 
     quick_commands: tuple[tuple[str, ...], ...]
+
+
+@runtime_checkable
+class HasRotationHook(Protocol):
+    """State an adapter keeps signed by the account key (ssh's published imported keys) must
+    be signed again once an admin removal rotated that key: the removed admin holds the old
+    one. Called on the admin device that made the removal; returns a line to show, or None."""
+
+    def after_account_key_rotation(self, device: Any) -> str | None: ...
 
 
 Resolver = Callable[..., Any]

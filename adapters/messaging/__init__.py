@@ -31,11 +31,10 @@ class _Adapter:
     name = "messaging"
     collections = ("messages",)
     commands = ("msg",)
-    # Direct messages come from other accounts (and this account's own devices); the
-    # service's /v1/messaging/deliver route fans a group message out in one request.
-    channels = (
-        Channel("messages", frozenset({Poster.OWN_DEVICES, Poster.OTHER_ACCOUNTS, Poster.SERVICE})),
-    )
+    # Only the service posts, through the adapter's routes: /v1/messaging/direct/{account}
+    # and /v1/messaging/deliver (a group message fanned out in one request) both check that
+    # the message key is sealed to the current epoch before they store anything.
+    channels = (Channel("messages", frozenset({Poster.SERVICE})),)
     keystore_slot = "messaging"
 
     def cli_groups(self) -> Mapping[str, click.Command]:

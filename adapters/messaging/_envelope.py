@@ -233,6 +233,13 @@ def parse_wire(data: bytes) -> Wire:
     )
 
 
+def sealed_key_of(data: bytes) -> bytes:
+    """The sealed-key record a spool entry carries, read without verifying the sender (what
+    the service checks before storing: that it is sealed to the current epoch)."""
+    obj = parse_json_object(parse_wire(data).envelope, what="envelope")
+    return b64d(obj.get("key"), what="sealed key")
+
+
 def verify_envelope(wire: Wire, key: VerifyKey) -> Envelope:
     """Verify the signature over the exact envelope bytes, then parse them strictly."""
     key.verify(_labels.ENVELOPE, wire.envelope, wire.signature)

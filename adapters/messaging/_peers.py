@@ -74,13 +74,14 @@ class Peers:
                                  f"'keystead msg peers allow {a.netloc}' to talk to it")
         return a.name, a.service_url(self._scheme)
 
-    def chain(self, address: str) -> ChainState:
-        """The verified chain of ``address`` (this account's own chain for itself)."""
+    def chain(self, address: str, *, fresh: bool = False) -> ChainState:
+        """The verified chain of ``address`` (this account's own chain for itself); with
+        ``fresh``, fetched again even if this run has it already."""
         address = self.address(address)
-        if address not in self._chains:
+        if fresh or address not in self._chains:
             name, server = self.locate(address)
             if name == self.device.account and server is None:
-                self._chains[address] = self.device.chain(refresh=False)
+                self._chains[address] = self.device.chain(refresh=fresh)
             else:
                 self._chains[address] = self.device.peer_chain(name, server)
         return self._chains[address]

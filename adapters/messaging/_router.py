@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from keystead.core import Forbidden, FormatError, b64d
+from keystead.core.sealed import SealedKey
 
 from . import _labels
-from ._envelope import Group
+from ._envelope import Group, sealed_key_of
 
 if TYPE_CHECKING:
     from keystead.core.capabilities import ServiceCapabilities
@@ -46,6 +47,15 @@ def messaging_router(caps: ServiceCapabilities) -> APIRouter:
             raise Forbidden(f"this account is not a member of group {name!r} of {owner}")
         return {"members": accounts}
 
+    @r.post("/direct/{account}", status_code=201)
+    async def direct(account: str, request: Request) -> dict[str, Any]:
+        """A direct message to ``account``, from any live device of any account."""
+        device = await ctx.authenticate(request)
+        body = b64d((await ctx.json_body(request)).get("body"), what="message body")
+        caps.require_current_epoch(account, _labels.CHANNEL, sealed_key_of(body))
+        sender, now = f"{device.account}/{device.id}", ctx.now()
+        return {"id": channel.put(account, sender, body, now)}
+
     @r.post("/deliver", status_code=201)
     async def deliver(request: Request) -> dict[str, Any]:
         device = await ctx.authenticate(request)
@@ -63,6 +73,12 @@ def messaging_router(caps: ServiceCapabilities) -> APIRouter:
                 raise FormatError("delivery: expected {account, body}")
             body = b64d(d["body"], what="delivery body")
             parsed.append((d["account"], body))
+        # One group message: every copy carries the same sealed key, of the group owner's key.
+        for sealed in {sealed_key_of(body) for _, body in parsed}:
+            record = SealedKey.from_bytes(sealed)
+            if not record.key.startswith(_labels.GROUP_PREFIX):
+                raise FormatError("a group delivery must be sealed to a group key")
+            caps.require_current_epoch(record.owner, record.key, sealed)
         sender, now = f"{device.account}/{device.id}", ctx.now()
         ids = channel.put_many(sender, parsed, now)
         return {"ids": ids}

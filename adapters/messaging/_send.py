@@ -7,6 +7,7 @@ from typing import Any
 
 from keystead.core import (
     ChainState,
+    Conflict,
     Device,
     FormatError,
     NotFound,
@@ -87,30 +88,31 @@ def send_direct(
     :func:`_session_key`); without, every message gets its own capsule."""
     peers = peers or Peers(device)
     address = peers.address(to)
-    chain = peers.chain(address)
-    if _labels.CHANNEL not in chain.collections:
-        raise NotFound(f"{address} cannot receive messages (no messages collection)")
-    message_id, now, me = new_message_id(), int(device.clock()), peers.me
-    if session:
-        message_key, sealed = _session_key(device, address, chain, now)
-    else:
-        message_key = random_bytes(32)
-        sealed = seal_to_key(chain, _labels.CHANNEL, message_key)
-    body = seal_body(message_key, text, body_ad(message_id, me, device.device_id, now, None))
-    wire = make_envelope(
-        device.keys.signing,
-        message_id=message_id,
-        sender=me,
-        device=device.device_id,
-        to=address,
-        time=now,
-        group=None,
-        sealed_key=sealed,
-        body=body,
-    )
+    message_id, me = new_message_id(), peers.me
     name, server = peers.locate(address)
-    _caps(device).channel(_labels.CHANNEL, name, server).post(wire
-    )
+    for fresh in (False, True):
+        chain = peers.chain(address, fresh=fresh)
+        if _labels.CHANNEL not in chain.collections:
+            raise NotFound(f"{address} cannot receive messages (no messages collection)")
+        now = int(device.clock())
+        if session:
+            message_key, sealed = _session_key(device, address, chain, now)
+        else:
+            message_key = random_bytes(32)
+            sealed = seal_to_key(chain, _labels.CHANNEL, message_key)
+        body = seal_body(message_key, text, body_ad(message_id, me, device.device_id, now, None))
+        wire = make_envelope(device.keys.signing, message_id=message_id, sender=me,
+                             device=device.device_id, to=address, time=now, group=None,
+                             sealed_key=sealed, body=body)
+        try:
+            _caps(device).routes(server).request("POST", "messaging", "direct", name,
+                                                 body={"body": b64e(wire)})
+            break
+        except Conflict as e:
+            # Sealed to an epoch that is no longer current (the recipient removed a device
+            # since our copy of its chain): refresh the chain, which starts a new session.
+            if fresh or "epoch" not in str(e):
+                raise
     return Sent(message_id, (address,))
 
 
@@ -127,10 +129,23 @@ def send_group(device: Device, ref: str, text: str, *, peers: Peers | None = Non
     """Encrypt once to the group key; deliver a copy, signed for each member, in one request."""
     peers = peers or Peers(device)
     group = peers.group(ref)
-    chain = peers.chain(group.owner)
+    members = group_members(device, group, peers)
+    _, server = peers.locate(group.owner)
+    for fresh in (False, True):
+        try:
+            return _deliver_group(device, group, text, members, peers.chain(group.owner,
+                                                                            fresh=fresh),
+                                  peers, server)
+        except Conflict as e:
+            if fresh or "epoch" not in str(e):  # the group key moved on: seal to the new
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _deliver_group(device: Device, group: Group, text: str, members: list[str],
+                   chain: ChainState, peers: Peers, server: str | None) -> Sent:
     if group.key not in chain.collections:
         raise NotFound(f"no group {group}")
-    members = group_members(device, group, peers)
     message_key, message_id = random_bytes(32), new_message_id()
     now, me = int(device.clock()), peers.me
     body = seal_body(message_key, text, body_ad(message_id, me, device.device_id, now, group))
@@ -154,7 +169,6 @@ def send_group(device: Device, ref: str, text: str, *, peers: Peers | None = Non
         }
         for m in members
     ]
-    _, server = peers.locate(group.owner)
     routes = _caps(device).routes(server)
     for start in range(0, len(deliveries), 1000):
         routes.request("POST", "messaging", "deliver",

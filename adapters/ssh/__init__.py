@@ -8,7 +8,7 @@ only when a command or the service needs them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import click
@@ -35,6 +35,19 @@ class _Adapter:
         from ._service import ssh_router
 
         return ssh_router(ctx)
+
+    def after_account_key_rotation(self, device: Any) -> str | None:
+        """Publish the imported keys again under the new account key (sshd's
+        authorized-keys lists only what the current key signed)."""
+        from ._device import SshItems
+        from ._publish import publish_imported
+
+        items = SshItems(device)
+        items.sync()
+        if not items.imported_keys():
+            return None
+        published = publish_imported(device, items)
+        return f"published {len(published.keys)} imported ssh key(s) under the new account key"
 
 
 adapter = _Adapter()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from typing import Any
 from keystead.core import (
     ChainState,
     FormatError,
+    InvalidSignature,
     KeysteadError,
     NetworkError,
     NotFound,
@@ -43,6 +45,8 @@ from keystead.core.chain import SignedEntry, check_head, verify_chain
 
 from ._keys import PublicKey, authorized_keys_line
 from ._published import PublishedKeys, verify_published
+
+log = logging.getLogger("keystead.ssh")
 
 __all__ = [
     "DEFAULT_MAX_STALE",
@@ -155,12 +159,23 @@ def _read_cache(file: Path, account: str) -> dict[str, Any] | None:
     return obj
 
 
+def _current_list(state: ChainState, raw: object, account: str) -> PublishedKeys | None:
+    """The imported keys' list if the current account key signed it. One signed by an older
+    key (an admin removal rotated it; an admin publishes again) counts as no list: the
+    removed admin still holds that key."""
+    try:
+        return verify_published(state.signing_key, raw, account=account)
+    except InvalidSignature:
+        log.warning("the imported ssh keys' list is signed by an older account key: "
+                    "listing device keys only until an admin device publishes it again")
+        return None
+
+
 def _verify_cached(obj: dict[str, Any], account: str) -> _Cached:
     entries = [SignedEntry.from_json(e) for e in obj.get("chain", [])]
     state = verify_chain(entries, account=account)
     pub = obj.get("published")
-    published = None if pub is None else verify_published(state.signing_key, pub,
-                                                          account=account)
+    published = None if pub is None else _current_list(state, pub, account)
     at = obj.get("verified_at") if obj.get("v") == CACHE_VERSION else None
     if at is not None and (isinstance(at, bool) or not isinstance(at, (int, float))):
         raise FormatError("the ssh cache has a bad verification time")
@@ -297,9 +312,7 @@ def authorized_keys(
 
         try:
             raw = client.get(path("ssh", account, "published-keys"), signed=False)
-            published: PublishedKeys | None = verify_published(
-                state.signing_key, raw, account=account
-            )
+            published: PublishedKeys | None = _current_list(state, raw, account)
         except NotFound:
             published = None
         except _ASKED as e:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from keystead.core import Conflict, Forbidden, NotFound
+from keystead.core import Conflict, Forbidden, InvalidSignature, NotFound
 from keystead.core.client import path
 
 from ._device import SshItems
-from ._published import PublishedKeys, sign_published, verify_published
+from ._published import PublishedKeys, published_seq, sign_published, verify_published
 
 if TYPE_CHECKING:
     from keystead.core import Device
@@ -18,12 +18,25 @@ __all__ = ["current_published", "publish_imported", "require_admin_secrets"]
 
 
 def current_published(device: Device) -> PublishedKeys | None:
+    """The published list, verified with the current account key; None if there is none or
+    it was signed by an older key (an admin removal rotated it: publish again)."""
     state = device.chain(refresh=False)
     try:
         raw = device.client.get(path("ssh", device.account, "published-keys"), signed=False)
     except NotFound:
         return None
-    return verify_published(state.signing_key, raw, account=device.account)
+    try:
+        return verify_published(state.signing_key, raw, account=device.account)
+    except InvalidSignature:
+        return None
+
+
+def _published_seq(device: Device) -> int:
+    try:
+        raw = device.client.get(path("ssh", device.account, "published-keys"), signed=False)
+    except NotFound:
+        return 0
+    return published_seq(raw)
 
 
 def require_admin_secrets(device: Device) -> AccountSecrets:
@@ -41,11 +54,10 @@ def publish_imported(device: Device, items: SshItems) -> PublishedKeys:
     secrets = require_admin_secrets(device)
     keys = [k.key.public for k in items.served_keys()]
     for _ in range(3):
-        old = current_published(device)
         new = sign_published(
             secrets.account_key,
             device.account,
-            (old.seq if old else 0) + 1,
+            _published_seq(device) + 1,
             int(device.clock()),
             keys,
         )

@@ -30,7 +30,8 @@ from keystead.core import (
 
 from ._keys import PublicKey
 
-__all__ = ["PURPOSE_PUBLISHED", "PublishedKeys", "sign_published", "verify_published"]
+__all__ = ["PURPOSE_PUBLISHED", "PublishedKeys", "published_seq", "sign_published",
+           "verify_published"]
 
 PURPOSE_PUBLISHED = "keystead/v1/ssh/published-keys"
 VERSION = 1
@@ -70,6 +71,20 @@ def sign_published(
         {"doc": b64e(doc), "sig": b64e(account_key.sign(PURPOSE_PUBLISHED, doc))},
         account=account,
     )
+
+
+def published_seq(obj: object) -> int:
+    """The ``seq`` a publication claims, read WITHOUT verifying it: only to keep ``seq``
+    increasing past a list the current account key did not sign (one from before an admin
+    removal rotated the key). Never a reason to trust its keys."""
+    if not isinstance(obj, Mapping):
+        raise FormatError("published ssh keys: expected doc and sig")
+    body = parse_json_object(b64d(obj.get("doc"), what="published ssh keys"),
+                             what="published ssh keys")
+    seq = body.get("seq")
+    if type(seq) is not int or seq < 1:
+        raise FormatError("published ssh keys: seq must be a positive integer")
+    return seq
 
 
 def verify_published(account_key: VerifyKey, obj: object, *, account: str) -> PublishedKeys:

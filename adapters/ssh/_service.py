@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from keystead.core import Conflict, NotFound, canonical_json
 from keystead.core.service import ServiceContext
 
-from ._published import verify_published
+from ._published import published_seq, verify_published
 
 __all__ = ["ssh_router"]
 
@@ -42,9 +42,11 @@ def ssh_router(ctx: ServiceContext) -> APIRouter:
         new = verify_published(state.signing_key, await ctx.json_body(request), account=account)
         raw = store.record_get(account, NAMESPACE, KEY)
         if raw is not None:
-            old = verify_published(state.signing_key, json.loads(raw), account=account)
-            if new.seq <= old.seq:
-                raise Conflict(f"published ssh keys: seq {new.seq} is not after {old.seq}")
+            # The stored list was checked when stored; after an account key rotation it is
+            # signed by the old key, and only its seq matters here.
+            old_seq = published_seq(json.loads(raw))
+            if new.seq <= old_seq:
+                raise Conflict(f"published ssh keys: seq {new.seq} is not after {old_seq}")
         store.record_put(account, NAMESPACE, KEY, canonical_json(new.to_json()), ctx.now())
         return {"seq": new.seq}
 

@@ -312,4 +312,19 @@ def remove(fingerprint: str) -> None:
     print(f"removed {fingerprint}")
 
 
+@ssh.command("publish")
+def publish() -> None:
+    """Sign and publish the imported keys' list again (admin), e.g. after an admin removal
+    rotated the account key: sshd's authorized-keys lists only what the current key signed."""
+    from ._device import SshItems
+    from ._publish import publish_imported, require_admin_secrets
+
+    with open_device() as dev:
+        require_admin_secrets(dev)
+        items = SshItems(dev)
+        items.sync()
+        published = publish_imported(dev, items)
+    print(f"published {len(published.keys)} imported public key(s)")
+
+
 ssh.add_command(known_hosts)

@@ -10,7 +10,7 @@ import click
 
 from ..adapter import all_collections, discover
 from ..adapter import resolvers as adapter_resolvers
-from ..errors import StorageError
+from ..errors import KeysteadError, StorageError
 from ._common import (
     die,
     get_passphrase,
@@ -220,6 +220,26 @@ def device_remove(name: str) -> None:
         print(f"removed {info.name}; every collection it could read moved to a new epoch"
               + (f"; the account key moved to generation {state.key_generation}"
                  if info.role == "admin" else ""))
+        if info.role == "admin":
+            _after_rotation(dev)
+
+
+def _after_rotation(dev: Any) -> None:
+    """Adapters re-sign what they keep signed by the account key; one failing does not undo
+    the removal (it is done), and says what to run again."""
+    from ..adapter import HasRotationHook
+
+    for adapter in discover().values():
+        if isinstance(adapter, HasRotationHook):
+            try:
+                line = adapter.after_account_key_rotation(dev)
+            except KeysteadError as e:
+                print(f"keystead: {adapter.name} could not re-sign its state under the new "
+                      f"account key ({e}); run 'keystead {adapter.name} publish'",
+                      file=sys.stderr)
+                continue
+            if line:
+                print(line)
 
 
 @click.command("sync")

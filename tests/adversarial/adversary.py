@@ -539,7 +539,8 @@ def stale_message(*, base_url: str, sender: str, sender_device: str, seed: bytes
                   text: str, now: int) -> int:
     """docs/MESSAGING.md: a direct message whose key is sealed to epoch ``epoch`` of the
     recipient's ``messages`` key (public key ``epoch_key``), as a sender whose copy of the
-    recipient's chain predates a removal would make it; posted to the spool. The status."""
+    recipient's chain predates a removal would make it; posted where ``msg send`` posts
+    (``/v1/messaging/direct/ACCOUNT``). The status."""
     cjson = lambda v: json.dumps(v, sort_keys=True, separators=(",", ":"),  # noqa: E731
                                  ensure_ascii=False).encode()
     message_key = os.urandom(32)
@@ -559,7 +560,7 @@ def stale_message(*, base_url: str, sender: str, sender_device: str, seed: bytes
     wire = cjson({"v": 1, "from": sender, "device": sender_device, "envelope": b64e(envelope),
                   "sig": b64e(sig)})
     account = sender.split("@", 1)[0]
-    status, _ = signed_post(base_url, f"/v1/accounts/{recipient}/spool/messages",
+    status, _ = signed_post(base_url, f"/v1/messaging/direct/{recipient}",
                             {"body": b64e(wire)}, account=account, device=sender_device,
                             seed=seed, now=now)
     return status

@@ -543,20 +543,10 @@ def test_the_stale_sealed_posts_were_well_formed(world: World) -> None:
     assert world.notes["stale-prompt"][0] in (201, 409), world.notes["stale-prompt"]
 
 
-# KNOWN BUG, reported to the lead (issue 10, point 5): `POST /v1/accounts/A/spool/messages`
-# (the core spool, which `msg send` uses for direct messages) stores the body without
-# checking that its sealed key uses the current epoch of A's `messages` key
-# (`core/service/epochs.py`'s `require_current_epoch` is not called by any route yet). The
-# removed phone then opens the message with the kfrag messages#1 -> phone from a database
-# copy taken before its removal. strict: this fails as soon as the service refuses it,
-# and the marker must then go.
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="the spool accepts a direct message sealed to the old epoch")
 def test_the_service_refuses_a_message_sealed_to_the_old_epoch(phone_attack: Attack,
                                                              world: World) -> None:
     status, text = world.notes["stale-message"]
-    # Issue 10, point 5. If the service takes it, the removed phone reads it (shown below):
-    # the direct-message route (the core spool) stores bodies without checking the epoch.
+    # Issue 10, point 5: if the service took it, the removed phone would read it.
     assert status == 409, (
         f"the spool took a message sealed to the old epoch ({status}); the removed phone "
         f"{'opens' if phone_attack.opened(text) else 'does not open'} it")
@@ -584,25 +574,14 @@ def test_entries_signed_with_the_removed_admins_key_are_refused(world: World) ->
     assert f["blob"] not in f["authorized"].stdout and not f["authorized"].stdout.strip()
 
 
-# KNOWN BUG, reported to the lead: after an admin removal (account key generation 1),
-# `keystead ssh import` on the remaining admin fails with "keystead: invalid signature": it
-# verifies the published list of imported keys, signed by the generation 0 key, with the
-# current key (adapters/ssh/_publish.py `current_published`), and the removal bundle does
-# not re-sign that list. (Its canary is then not written; the attack runs without it.)
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="ssh import fails after the account key rotated")
+# After an admin removal (account key generation 1) the remaining admin's 'device remove'
+# publishes the imported keys again under the new key, so ssh import and sshd's
+# authorized-keys keep working; the removed admin's old key signs nothing that counts.
 def test_ssh_import_works_after_an_admin_removal(world: World) -> None:
     proc = world.notes["ssh-import-after-rotation"]
     assert proc.returncode == 0, proc.stderr
 
 
-# KNOWN BUG, reported to the lead: after an admin removal, `keystead ssh authorized-keys`
-# fails ("keystead: invalid signature", exit 1) for an account that has imported SSH keys:
-# the published list of imported keys is still the one signed by the generation 0 account
-# key, and it is now checked with the current key. sshd then lets no device of the account
-# log in. The removal bundle (or the first admin command after it) must re-sign that list.
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="authorized-keys fails after the account key rotated")
 def test_authorized_keys_works_after_an_admin_removal(world: World) -> None:
     proc = world.notes["sshd-after-rotation"]
     assert proc.returncode == 0 and "ssh-ed25519" in proc.stdout, proc.stderr
