@@ -82,6 +82,15 @@ class Home:
         return LocalCache(self.path / "cache.sqlite")
 
 
+_CACHE_VERSION = 2
+_DROP = "DROP TABLE IF EXISTS items; DROP TABLE IF EXISTS cursors; DROP TABLE IF EXISTS pending;"
+_COLS = "id, version, epoch, ciphertext, deleted, seq, writer, signature"
+
+
+def _item(r: Any) -> SealedItem:
+    return SealedItem(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7])
+
+
 class LocalCache:
     """Sealed items and sync state, in SQLite so 100,000 items stay cheap to update."""
 
@@ -89,13 +98,24 @@ class LocalCache:
         self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript("""
+        # Version 2 items name and sign their writer; a cache of another layout is only a
+        # cache (refetched on the next sync), so it is made again rather than misread.
+        self._db.executescript(f"""
+            BEGIN IMMEDIATE;
+            {"" if self._version() == _CACHE_VERSION else _DROP}
             CREATE TABLE IF NOT EXISTS items (collection TEXT, id TEXT, version INT, epoch INT,
-                ciphertext BLOB, deleted INT, seq INT, PRIMARY KEY (collection, id));
+                ciphertext BLOB, deleted INT, seq INT, writer TEXT, signature BLOB,
+                PRIMARY KEY (collection, id));
             CREATE TABLE IF NOT EXISTS cursors (collection TEXT PRIMARY KEY, seq INT);
             CREATE TABLE IF NOT EXISTS pending (collection TEXT, id TEXT, version INT, epoch INT,
-                ciphertext BLOB, deleted INT, PRIMARY KEY (collection, id));
+                ciphertext BLOB, deleted INT, writer TEXT, signature BLOB,
+                PRIMARY KEY (collection, id));
+            PRAGMA user_version = {_CACHE_VERSION};
+            COMMIT;
         """)
+
+    def _version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
     def close(self) -> None:
         self._db.close()
@@ -124,32 +144,32 @@ class LocalCache:
                     f"older than version {known[i.id]} seen before")
         with self._tx():
             self._db.executemany(
-                "INSERT OR REPLACE INTO items VALUES (?,?,?,?,?,?,?)",
-                [(collection, i.id, i.version, i.epoch, i.ciphertext, int(i.deleted), i.seq)
-                 for i in items])
+                "INSERT OR REPLACE INTO items VALUES (?,?,?,?,?,?,?,?,?)",
+                [(collection, i.id, i.version, i.epoch, i.ciphertext, int(i.deleted), i.seq,
+                  i.writer, i.signature) for i in items])
             self._db.execute("INSERT OR REPLACE INTO cursors VALUES (?,?)", (collection, cursor))
 
     def items(self, collection: str, *, include_deleted: bool = False) -> Iterator[SealedItem]:
-        q = "SELECT id, version, epoch, ciphertext, deleted, seq FROM items WHERE collection=?"
+        q = f"SELECT {_COLS} FROM items WHERE collection=?"
         if not include_deleted:
             q += " AND deleted=0"
         for r in self._db.execute(q + " ORDER BY id", (collection,)):
-            yield SealedItem(r[0], r[1], r[2], r[3], bool(r[4]), r[5])
+            yield _item(r)
 
     def item(self, collection: str, item_id: str) -> SealedItem | None:
-        r = self._db.execute("SELECT id, version, epoch, ciphertext, deleted, seq FROM items "
-                             "WHERE collection=? AND id=?", (collection, item_id)).fetchone()
-        return None if r is None else SealedItem(r[0], r[1], r[2], r[3], bool(r[4]), r[5])
+        r = self._db.execute(f"SELECT {_COLS} FROM items WHERE collection=? AND id=?",
+                             (collection, item_id)).fetchone()
+        return None if r is None else _item(r)
 
     def queue(self, collection: str, item: SealedItem) -> None:
-        self._db.execute("INSERT OR REPLACE INTO pending VALUES (?,?,?,?,?,?)",
+        self._db.execute("INSERT OR REPLACE INTO pending VALUES (?,?,?,?,?,?,?,?)",
                          (collection, item.id, item.version, item.epoch, item.ciphertext,
-                          int(item.deleted)))
+                          int(item.deleted), item.writer, item.signature))
 
     def pending(self, collection: str) -> list[SealedItem]:
-        return [SealedItem(r[0], r[1], r[2], r[3], bool(r[4])) for r in self._db.execute(
-            "SELECT id, version, epoch, ciphertext, deleted FROM pending WHERE collection=? "
-            "ORDER BY id", (collection,))]
+        return [_item(r) for r in self._db.execute(
+            "SELECT id, version, epoch, ciphertext, deleted, 0, writer, signature FROM pending "
+            "WHERE collection=? ORDER BY id", (collection,))]
 
     def unqueue(self, collection: str, item_id: str) -> None:
         self._db.execute("DELETE FROM pending WHERE collection=? AND id=?", (collection, item_id))
