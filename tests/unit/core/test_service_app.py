@@ -592,3 +592,17 @@ def test_recovery_key_authorizes_the_recovering_devices_append(
     dev = acct.recover_account(Home(svc.tmp / "rita-new"), svc.url, "rita", recovery, "new",
                                PASSPHRASE, transport=svc.transport, clock=svc.clock)
     assert dev.me().role == "admin"
+
+
+@pytest.mark.parametrize("seq", [-1, -2, -1000])
+def test_bundle_with_a_negative_base_is_400(svc: InProcessService, alice: Device,
+                                            seq: int) -> None:
+    """Even carrying the chain's own entries, which a resend check would compare."""
+    entries = svc.store.chain(alice.account)
+    wire = {"base": {"seq": seq, "head": entries[0].digest},
+            "entries": [e.to_json() for e in entries[:2]], "grants": [], "delete_grants": [],
+            "items": []}
+    before = full_snapshot(svc, alice.account)
+    r = _post_bundle(svc, alice, wire)
+    assert r.status_code == 400 and r.json()["error"] == "bad_request", r.text
+    assert full_snapshot(svc, alice.account) == before
