@@ -160,3 +160,28 @@ def test_a_writer_with_a_stale_chain_seals_again_under_the_new_epoch(
 
 
 Rewrite = Callable[[httpx.Request, httpx.Response], httpx.Response]
+
+
+def test_a_write_queued_offline_is_pushed_signed_and_resealed_after_a_rotation(
+        svc: InProcessService, alice: Device) -> None:
+    phone = svc.join(alice, "phone", scopes=["notes"])
+    Collection(alice, "notes").put("seed", b"x")
+    pc = Collection(phone, "notes")
+    pc.sync()
+    assert pc.get("seed") is not None
+
+    svc.transport.down = True
+    pc.put("offline", b"queued while away", offline=True)
+    svc.transport.down = False
+    assert svc.store.changes(alice.account, "notes", 0, 10)[-1].id == "seed"
+    [queued] = phone.cache.pending("notes")
+    assert queued.writer == phone.device_id and queued.signature  # kept as signed
+    svc.join(alice, "tablet", scopes=["notes"])
+    acct.remove_device(alice, "tablet")  # notes moves to epoch 2 meanwhile
+    result = pc.sync()
+    assert result.pushed == 1 and result.conflicts == [] and result.unreadable == []
+    stored = svc.store.changes(alice.account, "notes", 0, 10)[-1]
+    assert (stored.id, stored.epoch, stored.writer) == ("offline", 2, phone.device_id)
+    ac = Collection(alice, "notes")
+    ac.sync()
+    assert ac.get("offline").plaintext == b"queued while away"  # type: ignore[union-attr]

@@ -265,14 +265,13 @@ def test_offline_write_conflict_goes_to_the_resolver(svc: InProcessService,
     assert pc.get("a").plaintext == b"v1"  # type: ignore[union-attr]
     ac.put("a", b"laptop")
 
-    def down(request: httpx.Request, resp: httpx.Response) -> httpx.Response:
-        raise httpx.ConnectError("down", request=request)
-
-    svc.transport.rewrite = down
+    stored = svc.store.changes(alice.account, "notes", 0, 10)
+    svc.transport.down = True
     pc.put("a", b"phone", offline=True)
     with pytest.raises(NetworkError):
         pc.put("b", b"x")
-    svc.transport.rewrite = None
+    svc.transport.down = False
+    assert svc.store.changes(alice.account, "notes", 0, 10) == stored  # nothing reached it
     seen = []
     result = pc.sync(lambda local, remote: (seen.append((local.plaintext, remote.plaintext))
                                             or b"merged"))
