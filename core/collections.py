@@ -83,8 +83,10 @@ class Collection:
             self.device.chain()
         self.device.me()
         self._push_pending(result, resolve)
-        result.fetched = self._fetch_all_changes()
-        result.unreadable = self.unreadable()
+        result.fetched, fetched = self._fetch()
+        # Only what this sync brought is checked: a bad item is named once, and a sync of
+        # one change costs one open, not one per cached item (``unreadable()`` lists all).
+        self._open_many([i for i in fetched if not i.deleted], result.unreadable)
         return result
 
     def _push_pending(self, result: SyncResult, resolve: Resolver | None) -> None:
@@ -105,17 +107,23 @@ class Collection:
             cache.unqueue(self.name, item.id)
 
     def _fetch_all_changes(self) -> int:
+        return self._fetch()[0]
+
+    def _fetch(self) -> tuple[int, list[SealedItem]]:
+        """Fetch and cache every change since the cursor: how many came, and the newest of
+        each item."""
         cache = self.device.cache
-        after, fetched = cache.cursor(self.name), 0
+        after, count, newest = cache.cursor(self.name), 0, dict[str, SealedItem]()
         while True:
             resp = self.device.client.get(self._url, params={"after": after, "limit": PAGE})
             items = [SealedItem.from_json(i) for i in resp["items"]]
             if items:
                 after = items[-1].seq
                 cache.store(self.name, items, after)
-                fetched += len(items)
+                count += len(items)
+                newest.update((i.id, i) for i in items)
             if len(items) < PAGE:
-                return fetched
+                return count, list(newest.values())
 
     def _check(self, state: ChainState, item: SealedItem) -> DeviceInfo:
         """The item's writer, after its signature; refused if the writer was not live when

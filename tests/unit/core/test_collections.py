@@ -69,6 +69,9 @@ def test_records_skip_an_unreadable_item_and_unreadable_names_it(
     assert (bad.id, bad.writer) == ("junk", phone.device_id)
     assert "decrypt" in bad.reason
     assert [u.id for u in result.unreadable] == ["junk"]
+    # Named by the sync that brought it, once; unreadable() still lists it on demand.
+    assert ac.sync().unreadable == []
+    assert [u.id for u in ac.unreadable()] == ["junk"]
     # An admin drops it; every device then reads the collection clean.
     assert ac.drop([bad.id]) == 1
     pc = Collection(phone, "notes")
