@@ -47,7 +47,7 @@ def main() -> None:
             t = threading.Thread(target=approver, args=(phone, stop), daemon=True)
             t.start()
             times: list[float] = []
-            with RelyingPartyClient(svc.url, "bench", token) as rp:
+            with RelyingPartyClient(svc.url, "bench", token, pins=Path(tmp) / "rp-pins") as rp:
                 for i in range(args.warmup + args.prompts):
                     t0 = time.perf_counter()
                     outcome = rp.request(f"Log in #{i}?", lifetime=60, number_matching=True)

@@ -1,10 +1,12 @@
-"""Keystead's ssh agent against OpenSSH's ssh-agent holding the same Ed25519 key.
+"""Keystead's ssh agent against OpenSSH's ssh-agent holding the same key.
 
 Both agents run as their own processes; the same raw-socket client measures
 sign round trips per second over one connection, and ``ssh-add -L`` wall time
 is the median of many runs. Target: Keystead within 1.5x of OpenSSH on both.
+``--key`` picks Ed25519 or an ECDSA curve; ``--idle N`` first opens N idle
+connections to each agent from another process (both must keep serving).
 
-    /work/venv/bin/python bench/ssh_agent.py [--signs N] [--runs N]
+    .venv/bin/python bench/ssh_agent.py [--key ecdsa-384] [--idle 500] [--signs N] [--runs N]
 """
 
 from __future__ import annotations
@@ -20,11 +22,24 @@ import tempfile
 import time
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric import ec
 from keystead.adapters.ssh import _agent_protocol as proto
-from keystead.adapters.ssh._keys import generate_device_key, load_private_key_file
+from keystead.adapters.ssh._keys import AgentKey, generate_device_key, load_private_key_file
 from keystead.adapters.ssh._verify import verify_signature
 
 TARGET = 1.5
+CURVES = {"ecdsa-256": ec.SECP256R1, "ecdsa-384": ec.SECP384R1, "ecdsa-521": ec.SECP521R1}
+HOLDER = """
+import socket, sys
+socks = []
+for path in sys.argv[2:]:
+    for _ in range(int(sys.argv[1])):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(path)
+        socks.append(s)
+print("ok", flush=True)
+sys.stdin.read()
+"""
 
 
 def serve(key_file: str) -> None:
@@ -78,6 +93,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--signs", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=40)
+    parser.add_argument("--key", choices=["ed25519", *CURVES], default="ed25519")
+    parser.add_argument("--idle", type=int, default=0, help="idle connections held open")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -85,8 +102,12 @@ def main() -> None:
         return
 
     with tempfile.TemporaryDirectory(prefix="keystead-bench-") as tmp:
-        key = generate_device_key("bench@keystead")
-        key_file = Path(tmp) / "id_ed25519"
+        key = (
+            generate_device_key("bench@keystead")
+            if args.key == "ed25519"
+            else AgentKey(ec.generate_private_key(CURVES[args.key]()), "bench@keystead")
+        )
+        key_file = Path(tmp) / "id_key"
         key_file.write_bytes(key.private_openssh())
         key_file.chmod(0o600)
         openssh_sock = str(Path(tmp) / "openssh.sock")
@@ -105,6 +126,13 @@ def main() -> None:
                 time.sleep(0.02)
             env = dict(os.environ, SSH_AUTH_SOCK=openssh_sock)
             subprocess.run(["ssh-add", "-q", str(key_file)], env=env, check=True)
+            if args.idle:
+                holder = subprocess.Popen(
+                    [sys.executable, "-c", HOLDER, str(args.idle), openssh_sock, keystead_sock],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                )  # fmt: skip
+                procs.append(holder)
+                assert holder.stdout is not None and holder.stdout.readline() == "ok\n"
             agents = {"OpenSSH ssh-agent": openssh_sock, "Keystead agent": keystead_sock}
             results: dict[str, tuple[float, float]] = {}
             for name, path in agents.items():
@@ -115,6 +143,7 @@ def main() -> None:
                 p.terminate()
                 p.wait(5)
 
+    print(f"key {args.key}, {args.idle} idle connections open to each agent")
     print(f"{'agent':<20} {'sign round trips/s':>20} {'ssh-add -L ms (median)':>24}")
     for name, (rate, ms) in results.items():
         print(f"{name:<20} {rate:>20,.0f} {ms:>24.2f}")

@@ -496,10 +496,16 @@ def recover_account(home: Home, server: str, account: str, recovery_key: str,
                     transport: httpx.BaseTransport | None = None,
                     clock: Clock = time.time) -> Device:
     """Restore the account's secrets with the recovery key onto a new admin device: one
-    bundle (the device entry and its grants), authorized by the recovery key's signature."""
+    bundle (the device entry and its grants), authorized by the recovery key's signature.
+
+    The new home (keys, secrets, the bundle) is written before the bundle is sent, so a
+    recovery cut short by a crash or a lost answer is finished by running it again in the
+    same home."""
     check_name(device_name, "device name")
     sk = parse_recovery_key(recovery_key)
     anon = ServiceClient(server, transport=transport, clock=clock)
+    if home.exists:
+        return _finish_recovery(home, anon, account, passphrase, transport, clock)
     state, _ = fetch_chain(anon, account)
     if state.recovery_key != sk.public_key:
         raise DecryptionFailed("that recovery key does not belong to this account")
@@ -521,9 +527,28 @@ def recover_account(home: Home, server: str, account: str, recovery_key: str,
         plan.grant_device(name, keys.device_id, keys.pre.public_key)
     wire = plan.to_json(with_recovery=False)
     wire["recovery_sig"] = b64e(_umbral.sign(sk, bundle_digest(wire)))
-    anon.post(path("accounts", account, "bundle"), wire, signed=False)
-    _new_home(home, server, account, device_name, passphrase, keys, state.account_key)
+    store = _new_home(home, server, account, device_name, passphrase, keys, state.account_key)
+    store.data["secrets"] = b64e(secrets.to_bytes())
+    store.data["recovering"] = wire
+    store.save()
+    return _finish_recovery(home, anon, account, passphrase, transport, clock)
+
+
+def _finish_recovery(home: Home, anon: ServiceClient, account: str, passphrase: str,
+                     transport: httpx.BaseTransport | None, clock: Clock) -> Device:
     device = Device.open(home, passphrase, transport=transport, clock=clock)
-    device.set_secrets(secrets)
+    wire = device.keystore.data.get("recovering")
+    if device.account != account or wire is None:
+        raise StorageError(f"{home.path} already holds a device; use another KEYSTEAD_HOME")
+    try:
+        anon.post(path("accounts", account, "bundle"), wire, signed=False)
+    except Conflict:
+        # Applied already (only the answer was lost) if our device is in the chain.
+        state, _ = fetch_chain(anon, account)
+        if device.device_id not in state.devices:
+            raise Conflict("the account changed while recovering: remove this home and run "
+                           "the recovery again") from None
+    del device.keystore.data["recovering"]
+    device.save()
     device.chain()
     return device

@@ -21,7 +21,7 @@ from ._umbral import PREPublicKey
 from .chain import ChainState, SignedEntry, make_entry
 from .crypto import SigningKey
 from .epochs import data_key, new_epoch
-from .items import SealedItem, seal_item
+from .items import SealedItem, seal_item, sign_items
 from .keys import AccountSecrets
 
 __all__ = ["Plan", "bundle_digest", "recovery_blob"]
@@ -52,7 +52,7 @@ class Plan:
         self.entries: list[SignedEntry] = []
         self.grants: list[dict[str, Any]] = []
         self.deletes: list[dict[str, Any]] = []
-        self.items: list[tuple[str, SealedItem]] = []
+        self.items: list[tuple[str, SealedItem, SigningKey]] = []
         self.data_keys: dict[tuple[str, int], bytes] = {}
 
     @property
@@ -132,7 +132,18 @@ class Plan:
         epoch = coll.current_epoch
         self.items.append((collection, seal_item(
             key, account=self.account, collection=collection, item_id=item_id,
-            version=version, epoch=epoch, plaintext=plaintext, writer=writer, signer=signer)))
+            version=version, epoch=epoch, plaintext=plaintext, writer=writer), signer))
+
+    def _signed_items(self) -> list[tuple[str, SealedItem]]:
+        """The items, signed per (collection, writer) as the writes they are."""
+        groups: dict[tuple[str, str], list[SealedItem]] = {}
+        signers: dict[str, SigningKey] = {}
+        for coll, item, signer in self.items:
+            groups.setdefault((coll, item.writer), []).append(item)
+            signers[item.writer] = signer
+        return [(coll, signed) for (coll, writer), items in groups.items()
+                for signed in sign_items(signers[writer], account=self.account, collection=coll,
+                                         items=items)]
 
     # ---------------------------------------------------------------- the wire
     def to_json(self, *, with_recovery: bool = True) -> dict[str, Any]:
@@ -140,7 +151,7 @@ class Plan:
             "base": {"seq": self.base.seq, "head": self.base.head},
             "entries": [e.to_json() for e in self.entries],
             "grants": self.grants, "delete_grants": self.deletes,
-            "items": [{"collection": c, **i.to_json()} for c, i in self.items]}
+            "items": [{"collection": c, **i.to_json()} for c, i in self._signed_items()]}
         if with_recovery:
             body["recovery_blob"] = b64e(recovery_blob(self.secrets))
         return body

@@ -24,9 +24,10 @@ from .errors import (
     NotFound,
     RateLimited,
     ServiceError,
+    UnsupportedVersion,
     VerificationError,
 )
-from .requests import sign_request
+from .requests import origin_of, sign_request
 
 if TYPE_CHECKING:
     import httpx
@@ -42,6 +43,7 @@ _ERRORS: dict[str, type[KeysteadError]] = {
     "invalid_signature": InvalidSignature,
     "verification_failed": VerificationError,
     "bad_request": FormatError,
+    "unsupported_version": UnsupportedVersion,
 }
 
 
@@ -66,6 +68,7 @@ class ServiceClient:
         import httpx
 
         self.base_url = base_url.rstrip("/")
+        self._origin = origin_of(self.base_url)
         self.signer = signer
         self._clock = clock
         # Idle connections are dropped well before the server's keep-alive (5 s) closes them,
@@ -91,13 +94,15 @@ class ServiceClient:
         content = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
         extra = headers
         headers = {"content-type": "application/json"} if body is not None else {}
+        headers["keystead-protocol"] = "2"  # the service refuses another version by name
         headers.update(extra or {})
         if signed:
             if self.signer is None:
                 raise ValueError("this client has no device to sign with")
             headers.update(sign_request(
                 self.signer.key, account=self.signer.account, device=self.signer.device_id,
-                method=method, path=target, body=content, time=int(self._clock())))
+                method=method, origin=self._origin, path=target, body=content,
+                time=int(self._clock())))
         import httpx
 
         try:
@@ -128,7 +133,8 @@ def _error(resp: httpx.Response) -> KeysteadError:
         obj = resp.json()
         code, message = str(obj.get("error", "")), str(obj.get("message", ""))
     except (ValueError, AttributeError):
-        code, message = "", resp.text[:200] or resp.reason_phrase
+        # Not Keystead's JSON (a proxy's error page): its text is not shown to the person.
+        code, message = "", resp.reason_phrase or "no JSON error"
     kind = _ERRORS.get(code)
     if kind is not None:
         return kind(message)

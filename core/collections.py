@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from .chain import ChainState, DeviceInfo
 from .client import path
 from .errors import Conflict, DecryptionFailed, FormatError, NetworkError, VerificationError
-from .items import SealedItem, check_item_id, open_item, seal_item
+from .items import ItemVerifier, SealedItem, check_item_id, open_item, seal_item, sign_items
 
 __all__ = ["ADMIN_ONLY", "Collection", "Record", "SyncResult", "Unreadable"]
 
@@ -70,6 +70,7 @@ class Collection:
         self.device = device
         self.name = name
         self._url = path("accounts", device.account, "collections", name, "items")
+        self._verifier = ItemVerifier()
 
     # ------------------------------------------------------------------ reading
     def sync(self, resolve: Resolver | None = None, *, refresh_chain: bool = True) -> SyncResult:
@@ -83,10 +84,9 @@ class Collection:
             self.device.chain()
         self.device.me()
         self._push_pending(result, resolve)
-        result.fetched, fetched = self._fetch()
-        # Only what this sync brought is checked: a bad item is named once, and a sync of
-        # one change costs one open, not one per cached item (``unreadable()`` lists all).
-        self._open_many([i for i in fetched if not i.deleted], result.unreadable)
+        before = set(self.device.cache.unreadable(self.name))
+        result.fetched = self._fetch_all_changes()
+        result.unreadable = [u for u in self.unreadable() if u.id not in before]
         return result
 
     def _push_pending(self, result: SyncResult, resolve: Resolver | None) -> None:
@@ -107,23 +107,17 @@ class Collection:
             cache.unqueue(self.name, item.id)
 
     def _fetch_all_changes(self) -> int:
-        return self._fetch()[0]
-
-    def _fetch(self) -> tuple[int, list[SealedItem]]:
-        """Fetch and cache every change since the cursor: how many came, and the newest of
-        each item."""
         cache = self.device.cache
-        after, count, newest = cache.cursor(self.name), 0, dict[str, SealedItem]()
+        after, fetched = cache.cursor(self.name), 0
         while True:
             resp = self.device.client.get(self._url, params={"after": after, "limit": PAGE})
             items = [SealedItem.from_json(i) for i in resp["items"]]
             if items:
                 after = items[-1].seq
-                cache.store(self.name, items, after)
-                count += len(items)
-                newest.update((i.id, i) for i in items)
+                cache.store(self.name, items, after, self._screen(items))
+                fetched += len(items)
             if len(items) < PAGE:
-                return count, list(newest.values())
+                return fetched
 
     def _check(self, state: ChainState, item: SealedItem) -> DeviceInfo:
         """The item's writer, after its signature; refused if the writer was not live when
@@ -131,7 +125,8 @@ class Collection:
         writer = state.devices.get(item.writer)
         if writer is None:
             raise VerificationError("written by a device the chain does not know")
-        item.verify(writer.signing_key, account=self.device.account, collection=self.name)
+        self._verifier.verify(item, writer.signing_key, account=self.device.account,
+                              collection=self.name)
         epoch = state.collection(self.name).epoch(item.epoch)
         if writer.removed_seq is not None and epoch.seq > writer.removed_seq:
             raise VerificationError(f"written by {writer.name} after its removal")
@@ -139,27 +134,36 @@ class Collection:
             raise VerificationError(f"written by {writer.name}, which is not an admin")
         return writer
 
-    def _open_many(self, items: Sequence[SealedItem],
-                   skipped: list[Unreadable] | None = None) -> list[Record]:
-        """Decrypt ``items``; one that fails is skipped (named in ``skipped``) or, without
-        ``skipped``, raises."""
+    def _screen(self, items: Sequence[SealedItem]) -> dict[str, str]:
+        """Check fetched items once (writer, signature, epoch, decryption): id -> why not."""
         state = self.device.chain(refresh=False)
-        acct = self.device.account
-        out: list[Record] = []
+        if any(i.epoch not in state.collection(self.name).epochs for i in items):
+            state = self.device.chain()  # written under an epoch newer than our chain
+        bad: dict[str, str] = {}
         keys: dict[int, bytes] = {}
         for i in items:
             try:
-                writer = self._check(state, i)
+                self._check(state, i)
                 if i.epoch not in keys:
                     keys.update(self.device.epoch_keys(self.name, [i.epoch]))
-                plain = open_item(keys[i.epoch], account=acct, collection=self.name, item=i)
+                open_item(keys[i.epoch], account=self.device.account, collection=self.name,
+                          item=i)
             except (VerificationError, DecryptionFailed, FormatError) as e:
-                if skipped is None:
-                    raise
-                skipped.append(Unreadable(i.id, i.writer, str(e) or "does not decrypt"))
-                continue
-            out.append(Record(i.id, i.version, plain, i.deleted, i.writer,
-                              writer.role == "admin"))
+                bad[i.id] = str(e) or "does not decrypt"
+        return bad
+
+    def _open_many(self, items: Sequence[SealedItem]) -> list[Record]:
+        """Decrypt items that passed their check (the local cache keeps only the verdict)."""
+        state = self.device.chain(refresh=False)
+        acct = self.device.account
+        keys = self.device.epoch_keys(self.name, sorted({i.epoch for i in items}))
+        out = []
+        for i in items:
+            writer = state.devices.get(i.writer)
+            out.append(Record(i.id, i.version,
+                              open_item(keys[i.epoch], account=acct, collection=self.name,
+                                        item=i),
+                              i.deleted, i.writer, writer is not None and writer.role == "admin"))
         return out
 
     def _open(self, item: SealedItem) -> Record:
@@ -168,13 +172,14 @@ class Collection:
     def records(self) -> list[Record]:
         """Every live item this device can open and trust (from the local cache: sync
         first); the rest are left out and listed by :meth:`unreadable`."""
-        return self._open_many(list(self.device.cache.items(self.name)), [])
+        bad = self.device.cache.unreadable(self.name)
+        return self._open_many([i for i in self.device.cache.items(self.name)
+                                if i.id not in bad])
 
     def unreadable(self) -> list[Unreadable]:
         """Items in the local cache that this device cannot open or trust, one line each."""
-        skipped: list[Unreadable] = []
-        self._open_many(list(self.device.cache.items(self.name)), skipped)
-        return skipped
+        return [Unreadable(i, w, r)
+                for i, (w, r) in sorted(self.device.cache.unreadable(self.name).items())]
 
     def drop(self, item_ids: Iterable[str]) -> int:
         """Replace unreadable items by deletions (an admin's ``sync --drop-unreadable``)."""
@@ -189,10 +194,10 @@ class Collection:
     def get(self, item_id: str, *, include_deleted: bool = False) -> Record | None:
         """One item; None if absent, deleted, or not one this device can open and trust."""
         item = self.device.cache.item(self.name, check_item_id(item_id))
-        if item is None or (item.deleted and not include_deleted):
+        if item is None or (item.deleted and not include_deleted) \
+                or item_id in self.device.cache.unreadable(self.name):
             return None
-        opened = self._open_many([item], [])
-        return opened[0] if opened else None
+        return self._open(item)
 
     # ------------------------------------------------------------------ writing
     def _seal(self, item_id: str, plaintext: bytes, version: int, deleted: bool) -> SealedItem:
@@ -201,8 +206,11 @@ class Collection:
         key = self.device.epoch_keys(self.name, [epoch])[epoch]
         return seal_item(key, account=self.device.account, collection=self.name,
                          item_id=item_id, version=version, epoch=epoch, plaintext=plaintext,
-                         deleted=deleted, writer=self.device.device_id,
-                         signer=self.device.keys.signing)
+                         deleted=deleted, writer=self.device.device_id)
+
+    def _sign(self, items: Sequence[SealedItem]) -> list[SealedItem]:
+        return sign_items(self.device.keys.signing, account=self.device.account,
+                          collection=self.name, items=items)
 
     def _post(self, items: Sequence[SealedItem]) -> None:
         try:
@@ -212,8 +220,8 @@ class Collection:
                 raise
             # Our chain predates a rotation: learn the new epoch and seal again under it.
             self.device.chain()
-            items = [self._seal(i.id, self._open(i).plaintext, i.version, i.deleted)
-                     for i in items]
+            items = self._sign([self._seal(i.id, self._open(i).plaintext, i.version, i.deleted)
+                                for i in items])
             resp = self.device.client.post(self._url, {"items": [i.to_json() for i in items]})
         seqs = resp["seqs"]
         stored = [replace(i, seq=s) for i, s in zip(items, seqs, strict=True)]
@@ -234,7 +242,7 @@ class Collection:
         """
         check_item_id(item_id)
         version = self._next_version(item_id, base_version)
-        item = self._seal(item_id, plaintext, version, deleted)
+        [item] = self._sign([self._seal(item_id, plaintext, version, deleted)])
         try:
             self._post([item])
         except NetworkError:
@@ -251,5 +259,5 @@ class Collection:
         """Write many new items (or new versions) in all-or-nothing batches."""
         sealed = [self._seal(i, p, self._next_version(i, None), False) for i, p in records]
         for start in range(0, len(sealed), batch):
-            self._post(sealed[start:start + batch])
+            self._post(self._sign(sealed[start:start + batch]))
         return len(sealed)

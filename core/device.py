@@ -248,7 +248,7 @@ class Device:
                 raise VerificationError("a sealed key names another owner than expected")
             coll = owner.collection(rec.key)
             coll.epoch(rec.epoch)
-            if owner.account == self.account and coll.kind == "items":
+            if owner.account == self.account:
                 sk = self._own_epoch_secret(coll, rec.epoch)
                 if sk is not None:
                     out[i] = _umbral.decrypt(sk, rec.capsule, rec.ciphertext)
@@ -274,11 +274,12 @@ class Device:
         return [o for o in out if o is not None]
 
     def _own_epoch_secret(self, coll: CollectionInfo, epoch: int) -> PRESecretKey | None:
-        """An older epoch's secret of this account's items collection, by walking back from
-        the next epoch's data key; None for the newest epoch (a grant opens it)."""
+        """An epoch secret of this account's collection that opens without the service: an
+        admin's own, or an older items epoch's by walking back from the next epoch's data
+        key; None when only a grant opens it."""
         secrets = self.secrets
         own = secrets.epoch_secret(coll.name, epoch) if secrets is not None else None
-        if own is not None or epoch == coll.current_epoch:
+        if own is not None or epoch == coll.current_epoch or coll.kind != "items":
             return own
         key = self.epoch_keys(coll.name, [epoch + 1])[epoch + 1]
         return previous_secret(self.account, coll, epoch + 1, key)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,13 +82,17 @@ class Home:
         return LocalCache(self.path / "cache.sqlite")
 
 
-_CACHE_VERSION = 2
-_DROP = "DROP TABLE IF EXISTS items; DROP TABLE IF EXISTS cursors; DROP TABLE IF EXISTS pending;"
-_COLS = "id, version, epoch, ciphertext, deleted, seq, writer, signature"
+_CACHE_VERSION = 4
+_COLUMNS = "id, version, epoch, ciphertext, deleted, seq, writer, sig, proof"
 
 
-def _item(r: Any) -> SealedItem:
-    return SealedItem(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7])
+def _item(r: tuple[Any, ...]) -> SealedItem:
+    return SealedItem(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6], r[7], r[8])
+
+
+def _row(collection: str, i: SealedItem) -> tuple[Any, ...]:
+    return (collection, i.id, i.version, i.epoch, i.ciphertext, int(i.deleted), i.seq, i.writer,
+            i.signature, i.proof)
 
 
 class LocalCache:
@@ -98,24 +102,23 @@ class LocalCache:
         self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        # Version 2 items name and sign their writer; a cache of another layout is only a
-        # cache (refetched on the next sync), so it is made again rather than misread.
+        if self._db.execute("PRAGMA user_version").fetchone()[0] != _CACHE_VERSION:
+            # A cache: one of another version (protocol 1) is dropped and fetched again.
+            self._db.executescript("""
+                DROP TABLE IF EXISTS items; DROP TABLE IF EXISTS cursors;
+                DROP TABLE IF EXISTS pending; DROP TABLE IF EXISTS unreadable;""")
         self._db.executescript(f"""
-            BEGIN IMMEDIATE;
-            {"" if self._version() == _CACHE_VERSION else _DROP}
             CREATE TABLE IF NOT EXISTS items (collection TEXT, id TEXT, version INT, epoch INT,
-                ciphertext BLOB, deleted INT, seq INT, writer TEXT, signature BLOB,
+                ciphertext BLOB, deleted INT, seq INT, writer TEXT, sig BLOB, proof BLOB,
                 PRIMARY KEY (collection, id));
             CREATE TABLE IF NOT EXISTS cursors (collection TEXT PRIMARY KEY, seq INT);
+            CREATE TABLE IF NOT EXISTS unreadable (collection TEXT, id TEXT, writer TEXT,
+                reason TEXT, PRIMARY KEY (collection, id));
             CREATE TABLE IF NOT EXISTS pending (collection TEXT, id TEXT, version INT, epoch INT,
-                ciphertext BLOB, deleted INT, writer TEXT, signature BLOB,
+                ciphertext BLOB, deleted INT, seq INT, writer TEXT, sig BLOB, proof BLOB,
                 PRIMARY KEY (collection, id));
             PRAGMA user_version = {_CACHE_VERSION};
-            COMMIT;
         """)
-
-    def _version(self) -> int:
-        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
     def close(self) -> None:
         self._db.close()
@@ -125,8 +128,10 @@ class LocalCache:
                                (collection,)).fetchone()
         return int(row[0]) if row else 0
 
-    def store(self, collection: str, items: Iterable[SealedItem], cursor: int) -> None:
-        """Store fetched items and advance the cursor, atomically.
+    def store(self, collection: str, items: Iterable[SealedItem], cursor: int,
+              unreadable: Mapping[str, str] | None = None) -> None:
+        """Store fetched items and advance the cursor, atomically; ``unreadable`` names the
+        ones this device could not verify or open, with why (checked once, at fetch).
 
         An item older than the cached one is a service replaying history: refused."""
         items = list(items)
@@ -143,33 +148,40 @@ class LocalCache:
                     f"the service sent version {i.version} of {collection}/{i.id}, "
                     f"older than version {known[i.id]} seen before")
         with self._tx():
-            self._db.executemany(
-                "INSERT OR REPLACE INTO items VALUES (?,?,?,?,?,?,?,?,?)",
-                [(collection, i.id, i.version, i.epoch, i.ciphertext, int(i.deleted), i.seq,
-                  i.writer, i.signature) for i in items])
+            self._db.executemany("INSERT OR REPLACE INTO items VALUES (?,?,?,?,?,?,?,?,?,?)",
+                                 [_row(collection, i) for i in items])
+            self._db.executemany("DELETE FROM unreadable WHERE collection=? AND id=?",
+                                 [(collection, i.id) for i in items])
+            bad = unreadable or {}
+            self._db.executemany("INSERT INTO unreadable VALUES (?,?,?,?)",
+                                 [(collection, i.id, i.writer, bad[i.id]) for i in items
+                                  if i.id in bad])
             self._db.execute("INSERT OR REPLACE INTO cursors VALUES (?,?)", (collection, cursor))
 
     def items(self, collection: str, *, include_deleted: bool = False) -> Iterator[SealedItem]:
-        q = f"SELECT {_COLS} FROM items WHERE collection=?"
+        q = f"SELECT {_COLUMNS} FROM items WHERE collection=?"
         if not include_deleted:
             q += " AND deleted=0"
         for r in self._db.execute(q + " ORDER BY id", (collection,)):
             yield _item(r)
 
     def item(self, collection: str, item_id: str) -> SealedItem | None:
-        r = self._db.execute(f"SELECT {_COLS} FROM items WHERE collection=? AND id=?",
+        r = self._db.execute(f"SELECT {_COLUMNS} FROM items WHERE collection=? AND id=?",
                              (collection, item_id)).fetchone()
         return None if r is None else _item(r)
 
+    def unreadable(self, collection: str) -> dict[str, tuple[str, str]]:
+        """Items that failed their check at fetch: id -> (writer, reason)."""
+        return {r[0]: (r[1], r[2]) for r in self._db.execute(
+            "SELECT id, writer, reason FROM unreadable WHERE collection=?", (collection,))}
+
     def queue(self, collection: str, item: SealedItem) -> None:
-        self._db.execute("INSERT OR REPLACE INTO pending VALUES (?,?,?,?,?,?,?,?)",
-                         (collection, item.id, item.version, item.epoch, item.ciphertext,
-                          int(item.deleted), item.writer, item.signature))
+        self._db.execute("INSERT OR REPLACE INTO pending VALUES (?,?,?,?,?,?,?,?,?,?)",
+                         _row(collection, item))
 
     def pending(self, collection: str) -> list[SealedItem]:
         return [_item(r) for r in self._db.execute(
-            "SELECT id, version, epoch, ciphertext, deleted, 0, writer, signature FROM pending "
-            "WHERE collection=? ORDER BY id", (collection,))]
+            f"SELECT {_COLUMNS} FROM pending WHERE collection=? ORDER BY id", (collection,))]
 
     def unqueue(self, collection: str, item_id: str) -> None:
         self._db.execute("DELETE FROM pending WHERE collection=? AND id=?", (collection, item_id))

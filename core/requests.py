@@ -1,8 +1,10 @@
 """Signed requests: how a device authenticates to the service.
 
 A request carries the device (``account/device-id``), the time, a random nonce,
-the SHA-256 of the body and an Ed25519 signature over all of them plus method
-and path. The service refuses a device that is not live, a time outside the
+the SHA-256 of the body and an Ed25519 signature over all of them plus method,
+path and the service origin (``scheme://host[:port]``), so a request a device
+signed for one service (a peer's, for documents or messages) cannot be replayed
+at another. The service refuses a device that is not live, a time outside the
 window, a nonce it has seen, and a body that does not match its digest.
 """
 
@@ -10,13 +12,15 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from . import labels
 from ._encoding import b64d, b64e
 from .crypto import SigningKey, VerifyKey, random_bytes
 from .errors import FormatError, InvalidSignature
 
-__all__ = ["HEADER_DEVICE", "RequestAuth", "parse_auth", "request_message", "sign_request"]
+__all__ = ["HEADER_DEVICE", "RequestAuth", "origin_of", "parse_auth", "request_message",
+           "sign_request"]
 
 HEADER_DEVICE = "keystead-device"
 HEADER_TIME = "keystead-time"
@@ -26,17 +30,26 @@ HEADER_SIGNATURE = "keystead-signature"
 MAX_SKEW = 120
 
 
-def request_message(method: str, path: str, digest: str, time: int, nonce: str,
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of a URL, lower-cased: what a request signature names."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise FormatError(f"not a service URL: {url!r}")
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def request_message(method: str, origin: str, path: str, digest: str, time: int, nonce: str,
                     account: str, device: str) -> bytes:
-    return "\n".join([method.upper(), path, digest, str(time), nonce, account, device]).encode()
+    return "\n".join([method.upper(), origin, path, digest, str(time), nonce, account,
+                      device]).encode()
 
 
-def sign_request(key: SigningKey, *, account: str, device: str, method: str, path: str,
-                 body: bytes, time: int) -> dict[str, str]:
-    """Headers that authenticate one request."""
+def sign_request(key: SigningKey, *, account: str, device: str, method: str, origin: str,
+                 path: str, body: bytes, time: int) -> dict[str, str]:
+    """Headers that authenticate one request to the service at ``origin``."""
     nonce = b64e(random_bytes(16))
     digest = hashlib.sha256(body).hexdigest()
-    message = request_message(method, path, digest, time, nonce, account, device)
+    message = request_message(method, origin, path, digest, time, nonce, account, device)
     sig = key.sign(labels.REQUEST, message)
     return {HEADER_DEVICE: f"{account}/{device}", HEADER_TIME: str(time), HEADER_NONCE: nonce,
             HEADER_DIGEST: digest, HEADER_SIGNATURE: b64e(sig)}
@@ -53,16 +66,16 @@ class RequestAuth:
     digest: str
     signature: bytes
 
-    def verify(self, key: VerifyKey, *, method: str, path: str, body: bytes, now: int,
-               max_skew: int = MAX_SKEW) -> None:
+    def verify(self, key: VerifyKey, *, method: str, origin: str, path: str, body: bytes,
+               now: int, max_skew: int = MAX_SKEW) -> None:
         """Check digest, time window and signature (the nonce is the caller's to check)."""
         if hashlib.sha256(body).hexdigest() != self.digest:
             raise FormatError("the request body does not match its digest")
         if abs(now - self.time) > max_skew:
             raise InvalidSignature("request time is outside the allowed window")
         key.verify(labels.REQUEST,
-                   request_message(method, path, self.digest, self.time, self.nonce,
-                                   self.account, self.device),
+                   request_message(method, origin.lower(), path, self.digest, self.time,
+                                   self.nonce, self.account, self.device),
                    self.signature)
 
 

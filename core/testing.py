@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-__all__ = ["ServiceProcess", "free_port"]
+__all__ = ["CLI", "PASSPHRASE", "DeviceHome", "ServiceProcess", "database_url", "free_port",
+           "unique"]
+
+CLI = [sys.executable, "-m", "keystead.core.launch"]  # what the `keystead` script runs
+PASSPHRASE = "correct horse battery staple"
+
+
+def unique(prefix: str) -> str:
+    """A fresh account or device name: tests share one service."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def database_url(tmp: Path) -> str:
+    """``KEYSTEAD_TEST_DATABASE_URL`` (PostgreSQL in CI's second step), else SQLite in ``tmp``."""
+    return os.environ.get("KEYSTEAD_TEST_DATABASE_URL") or f"sqlite:///{tmp / 'service.sqlite'}"
 
 
 def free_port() -> int:
@@ -69,3 +86,36 @@ class ServiceProcess:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+@dataclass
+class DeviceHome:
+    """One device: a KEYSTEAD_HOME folder and a way to run the real CLI in it."""
+
+    path: Path
+    passphrase: str = PASSPHRASE
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KEYSTEAD_")}
+        env.update({"KEYSTEAD_HOME": str(self.path), "KEYSTEAD_PASSPHRASE": self.passphrase,
+                    "KEYSTEAD_SCRYPT_N": str(2**14),
+                    **extra})
+        return env
+
+    def run(self, *args: str, input: str | None = None, check: bool = True,
+            timeout: float = 60, env: dict[str, str] | None = None
+            ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([*CLI, *args], input=input, capture_output=True, text=True,
+                              timeout=timeout, env=env or self.env())
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"keystead {' '.join(args)} exited {proc.returncode}\n"
+                f"stdout: {proc.stdout}\nstderr: {proc.stderr}")
+        return proc
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.run(*args).stdout)
+
+    def spawn(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=self.env())

@@ -7,32 +7,20 @@ to run the service-backed tests against that database instead of a SQLite file.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from keystead.core.testing import DeviceHome as Home
 from keystead.core.testing import ServiceProcess as Service
+from keystead.core.testing import database_url, unique
 
-PASSPHRASE = "correct horse battery staple"
 # Keystores made in-process by the unit tests use the lowest cost the keystore accepts
-# (2^14); the CLI's get the same through Home.env.
+# (2^14); the CLI's get the same through DeviceHome.env.
 os.environ.setdefault("KEYSTEAD_SCRYPT_N", str(2**14))
-CLI = [sys.executable, "-m", "keystead.core.launch"]  # what the `keystead` script runs
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def database_url(tmp: Path) -> str:
-    return os.environ.get("KEYSTEAD_TEST_DATABASE_URL") or f"sqlite:///{tmp / 'service.sqlite'}"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -57,39 +45,6 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     svc.start()
     yield svc
     svc.stop()
-
-
-@dataclass
-class Home:
-    """One device: a KEYSTEAD_HOME folder and a way to run the real CLI in it."""
-
-    path: Path
-    passphrase: str = PASSPHRASE
-
-    def env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("KEYSTEAD_")}
-        env.update({"KEYSTEAD_HOME": str(self.path), "KEYSTEAD_PASSPHRASE": self.passphrase,
-                    "KEYSTEAD_SCRYPT_N": str(2**14),
-                    **extra})
-        return env
-
-    def run(self, *args: str, input: str | None = None, check: bool = True,
-            timeout: float = 60, env: dict[str, str] | None = None
-            ) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([*CLI, *args], input=input, capture_output=True, text=True,
-                              timeout=timeout, env=env or self.env())
-        if check and proc.returncode != 0:
-            raise AssertionError(
-                f"keystead {' '.join(args)} exited {proc.returncode}\n"
-                f"stdout: {proc.stdout}\nstderr: {proc.stderr}")
-        return proc
-
-    def json(self, *args: str) -> Any:
-        return json.loads(self.run(*args).stdout)
-
-    def spawn(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, env=self.env())
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Keystead documents adapter: protect, open, grant, revoke and audit files of any type.
 
 A document is a ``.kst`` file: a header (owner, label, service, id, the Umbral
-capsule of its data key) followed by a chunked AEAD stream (docs/FORMAT.md).
+sealed-key record of its data key) followed by a chunked AEAD stream (docs/FORMAT.md).
 The format layer (``_header``, ``_stream``, ``_document``) knows nothing of
 accounts; ``_access`` wires it to the core's shared keys, and ``cli`` is
 ``keystead doc``.
@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         Header,
         read_header,
     )
-    from ._labels import MAGIC_V1, PAYLOAD_KEY_LABEL
+    from ._labels import MAGIC_V2, PAYLOAD_KEY_LABEL
     from ._progress import terminal_progress
     from ._stream import DATA_KEY_SIZE, TAG_SIZE, Progress
 
@@ -44,7 +44,7 @@ _LAZY = {
     "DATA_KEY_SIZE": "._stream",
     "DEFAULT_CHUNK_SIZE": "._header",
     "DOCUMENT_ID_SIZE": "._header",
-    "MAGIC_V1": "._labels",
+    "MAGIC_V2": "._labels",
     "MAX_CHUNK_SIZE": "._header",
     "MIN_CHUNK_SIZE": "._header",
     "NONCE_PREFIX_SIZE": "._header",
@@ -65,7 +65,7 @@ __all__ = [
     "DATA_KEY_SIZE",
     "DEFAULT_CHUNK_SIZE",
     "DOCUMENT_ID_SIZE",
-    "MAGIC_V1",
+    "MAGIC_V2",
     "MAX_CHUNK_SIZE",
     "MIN_CHUNK_SIZE",
     "NONCE_PREFIX_SIZE",

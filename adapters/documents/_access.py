@@ -45,8 +45,6 @@ __all__ = [
 COLLECTION = "documents"
 DEFAULT_LABEL = "default"
 _PREFIX = COLLECTION + "/"
-#: ``seal_to_key`` output is an umbral-pre capsule of this size, then the ciphertext.
-_CAPSULE_SIZE = 105
 _LABEL_RE = re.compile(r"[a-z_][a-z0-9_./-]{0,117}")  # a collection name once prefixed
 
 
@@ -108,8 +106,7 @@ def protect_document(
         owner=device.address,
         label=label,
         service_url=device.server.rstrip("/"),
-        capsule=sealed[:_CAPSULE_SIZE],
-        encrypted_key=sealed[_CAPSULE_SIZE:],
+        sealed_key=sealed,
     )
     size = protect_to_path(
         src, out, header, data_key, progress=progress, overwrite=overwrite, durable=durable
@@ -127,15 +124,13 @@ def data_key_for(device: Device, header: Header) -> bytes:
 
     account, server = owner_of(header)
     key = label_key(header.label)
-    if len(header.capsule) != _CAPSULE_SIZE:
-        raise FormatError(f"document capsule must be {_CAPSULE_SIZE} bytes")
     own = account == device.account and _same_server(server, device.server)
     owner_chain: ChainState
     if own:
         owner_chain = device.chain()
         me = device.me(owner_chain)
         secrets = device.secrets
-        holds = secrets is not None and key in secrets.collections
+        holds = secrets is not None and key in secrets.epochs
         # Client-side: the service lets any live device of the account use the account's
         # own grant (see the report on the core change this wants).
         if not holds and COLLECTION not in me.scopes:
@@ -149,7 +144,7 @@ def data_key_for(device: Device, header: Header) -> bytes:
         device,
         owner_chain,
         key,
-        [header.capsule + header.encrypted_key],
+        [header.sealed_key],
         context=header.document_id.hex(),
         server=None if own else server,
     )

@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 from keystead.core.errors import FormatError, UnsupportedVersion
 
-from ._labels import MAGIC_PREFIX, MAGIC_V1
+from ._labels import MAGIC_PREFIX, MAGIC_V2
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -40,7 +40,7 @@ NONCE_PREFIX_SIZE = 7
 _MAX_OWNER = 255
 _MAX_LABEL = 255
 _MAX_URL = 2048
-_MAX_OPAQUE = 1024  # capsule, encrypted data key
+_MAX_OPAQUE = 2048  # the sealed-key record of the data key
 _MAX_BODY = 8192  # comfortably above the sum of the field limits (4649)
 
 _OWNER_RE = re.compile(r"[A-Za-z0-9._+-]{1,64}@[A-Za-z0-9.-]{1,253}(?::([1-9][0-9]{0,4}))?")
@@ -79,8 +79,7 @@ class Header:
     service_url: str  #: where to ask for re-encryption (the owner's service)
     document_id: bytes  #: 16 random bytes naming this document in grants and audit
     created: int  #: seconds since the Unix epoch, as the protecting device saw it
-    capsule: bytes  #: Umbral capsule, opaque here
-    encrypted_key: bytes  #: Umbral ciphertext of the data key, opaque here
+    sealed_key: bytes  #: the data key as a core sealed-key record (owner, label key, epoch)
     chunk_size: int  #: plaintext bytes per body chunk
     nonce_prefix: bytes  #: first bytes of every chunk nonce
     _raw: bytes = field(init=False, repr=False, compare=False)
@@ -94,8 +93,7 @@ class Header:
             raise FormatError("document service URL must be an http(s) URL of printable ASCII")
         _check_bytes("id", self.document_id, DOCUMENT_ID_SIZE, DOCUMENT_ID_SIZE)
         _check_bytes("nonce prefix", self.nonce_prefix, NONCE_PREFIX_SIZE, NONCE_PREFIX_SIZE)
-        _check_bytes("capsule", self.capsule, 1, _MAX_OPAQUE)
-        _check_bytes("encrypted key", self.encrypted_key, 1, _MAX_OPAQUE)
+        _check_bytes("sealed key", self.sealed_key, 1, _MAX_OPAQUE)
         if type(self.created) is not int or not 0 <= self.created < 2**64:
             raise FormatError("document creation time must be a 64-bit count of seconds")
         cs = self.chunk_size
@@ -110,8 +108,7 @@ class Header:
         owner: str,
         label: str,
         service_url: str,
-        capsule: bytes,
-        encrypted_key: bytes,
+        sealed_key: bytes,
         created: int | None = None,
         document_id: bytes | None = None,
         nonce_prefix: bytes | None = None,
@@ -124,8 +121,7 @@ class Header:
             service_url=service_url,
             document_id=os.urandom(DOCUMENT_ID_SIZE) if document_id is None else document_id,
             created=int(datetime.now(UTC).timestamp()) if created is None else created,
-            capsule=capsule,
-            encrypted_key=encrypted_key,
+            sealed_key=sealed_key,
             chunk_size=chunk_size,
             nonce_prefix=os.urandom(NONCE_PREFIX_SIZE) if nonce_prefix is None else nonce_prefix,
         )
@@ -143,13 +139,11 @@ class Header:
                 self.document_id,
                 struct.pack(">QI", self.created, self.chunk_size),
                 self.nonce_prefix,
-                struct.pack(">H", len(self.capsule)),
-                self.capsule,
-                struct.pack(">H", len(self.encrypted_key)),
-                self.encrypted_key,
+                struct.pack(">H", len(self.sealed_key)),
+                self.sealed_key,
             ]
         )
-        return MAGIC_V1 + struct.pack(">H", len(body)) + body
+        return MAGIC_V2 + struct.pack(">H", len(body)) + body
 
     def to_bytes(self) -> bytes:
         """The exact header bytes that start the document."""
@@ -168,8 +162,8 @@ class Header:
     @classmethod
     def from_bytes(cls, data: bytes) -> Header:
         """Parse exactly one header, nothing before or after it."""
-        _check_magic(data[: len(MAGIC_V1)])
-        r = _Reader(data, len(MAGIC_V1))
+        _check_magic(data[: len(MAGIC_V2)])
+        r = _Reader(data, len(MAGIC_V2))
         if r.int(">H") != len(data) - r.pos:
             raise FormatError("document header length does not match")
         owner, label = r.text(">B"), r.text(">B")
@@ -177,7 +171,7 @@ class Header:
         document_id = r.take(DOCUMENT_ID_SIZE)
         created, chunk_size = r.int(">Q"), r.int(">I")
         nonce_prefix = r.take(NONCE_PREFIX_SIZE)
-        capsule, encrypted_key = r.take(r.int(">H")), r.take(r.int(">H"))
+        sealed_key = r.take(r.int(">H"))
         if r.pos != len(data):
             raise FormatError("unexpected bytes at the end of the document header")
         header = cls(
@@ -186,8 +180,7 @@ class Header:
             service_url=url,
             document_id=document_id,
             created=created,
-            capsule=capsule,
-            encrypted_key=encrypted_key,
+            sealed_key=sealed_key,
             chunk_size=chunk_size,
             nonce_prefix=nonce_prefix,
         )
@@ -220,14 +213,16 @@ class _Reader:
 
 
 def _check_magic(first: bytes) -> None:
-    if first == MAGIC_V1:
+    if first == MAGIC_V2:
         return
     n = min(len(first), len(MAGIC_PREFIX))
     if not first or first[:n] != MAGIC_PREFIX[:n]:
         raise FormatError("not a Keystead document")
-    if len(first) < len(MAGIC_PREFIX) or MAGIC_V1.startswith(first):
+    if len(first) < len(MAGIC_PREFIX) or MAGIC_V2.startswith(first):
         raise FormatError("document is truncated")
-    raise UnsupportedVersion("unsupported Keystead document version")
+    found = first[len(MAGIC_PREFIX):].split(b"\n")[0].decode("ascii", "replace")
+    raise UnsupportedVersion(f"a Keystead document of version {found}; this Keystead reads "
+                             "version 2")
 
 
 def _read_exact(src: BinaryIO, n: int) -> bytes:
@@ -243,7 +238,7 @@ def _read_exact(src: BinaryIO, n: int) -> bytes:
 
 def read_header(src: BinaryIO) -> Header:
     """Read and parse the header, leaving ``src`` at the first body byte. Decrypts nothing."""
-    first = _read_exact(src, len(MAGIC_V1))
+    first = _read_exact(src, len(MAGIC_V2))
     _check_magic(first)
     length_bytes = _read_exact(src, 2)
     if len(length_bytes) != 2:

@@ -42,6 +42,7 @@ _EXPORTS = {
     "decode_secret": "._otpauth",
     "encode_secret": "._otpauth",
     "DevicePromptSource": "._phone",
+    "PinMismatch": "._pins",
     "qr_matrix": "._qr",
     "render_qr": "._qr",
     "InMemoryPromptSource": "._source",

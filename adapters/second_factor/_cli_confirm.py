@@ -1,7 +1,9 @@
 """``keystead confirm``: relying parties ask, the account's devices answer, signed.
 
-Exit status of ``confirm request``: 0 approved (verified), 1 denied, 2 expired,
-3 denied and reported as "not me", 4 an answer that did not verify.
+Exit status of ``confirm request``: 0 approved (verified), 1 denied (or another
+error), 2 expired, 3 denied and reported as "not me", 4 an answer that did not
+verify, 5 the service serves a chain that is not the pinned account's (another
+account key, a rollback or fork) or not the ``--fingerprint`` given.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ __all__ = ["confirm"]
 
 EXIT = {"approved": 0, "denied": 1, "expired": 2, "reported": 3}
 EXIT_REFUSED = 4
+EXIT_PIN = 5
 
 
 @click.group("confirm")
@@ -75,23 +78,39 @@ def disallow(rp: str) -> None:
               help="Seconds the prompt lives and this command waits")
 @click.option("--number-matching", is_flag=True,
               help="Print a two-digit number the person must pick on the device")
-@click.option("--fingerprint", default=None, help="Pin the account key (keystead account show)")
+@click.option("--fingerprint", default=None,
+              help="The account key (keystead account show); without it the key is pinned on "
+                   "first use in KEYSTEAD_HOME/rp-pins (or the platform data folder)")
+@click.option("--insecure-http", is_flag=True,
+              help="Allow plain http:// to a service that is not on a loopback address")
 def request(account: str, server: str, rp_token: str, message: str, wait: int,
-            number_matching: bool, fingerprint: str | None) -> None:
+            number_matching: bool, fingerprint: str | None, insecure_http: bool) -> None:
     """Ask ACCOUNT to confirm; prints approved (exit 0), denied, or expired (non-zero)."""
     from ._client import RelyingPartyClient
+    from ._pins import PinMismatch, check_service_url, default_pin_folder
 
-    with RelyingPartyClient(server, account, rp_token, fingerprint=fingerprint) as rp:
-        pending = rp.start(message, lifetime=wait, number_matching=number_matching)
-        if pending.number is not None:
-            print(f"number: {pending.number}", flush=True)
-            print("the person must pick this number on their device", file=sys.stderr,
-                  flush=True)
-        try:
-            outcome = rp.wait(pending)
-        except VerificationError as e:
-            print("denied", flush=True)
-            die(f"the answer did not verify: {e}", EXIT_REFUSED)
+    try:
+        check_service_url(server, insecure_http=insecure_http)
+    except ValueError as e:
+        die(str(e))
+    pins = None if fingerprint else default_pin_folder()
+    try:
+        with RelyingPartyClient(server, account, rp_token, pins=pins, fingerprint=fingerprint,
+                                insecure_http=insecure_http) as rp:
+            pending = rp.start(message, lifetime=wait, number_matching=number_matching)
+            if pending.number is not None:
+                print(f"number: {pending.number}", flush=True)
+                print("the person must pick this number on their device", file=sys.stderr,
+                      flush=True)
+            try:
+                outcome = rp.wait(pending)
+            except PinMismatch:
+                raise
+            except VerificationError as e:
+                print("denied", flush=True)
+                die(f"the answer did not verify: {e}", EXIT_REFUSED)
+    except PinMismatch as e:
+        die(str(e), EXIT_PIN)
     if outcome.reported:
         print("denied")
         print("keystead: the person reported this request as not made by them",

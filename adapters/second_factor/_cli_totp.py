@@ -63,12 +63,16 @@ def _find(coll: Collection, name: str) -> tuple[Record, OtpAuth]:
 
 @totp.command("add")
 @click.argument("uri")
-def add(uri: str) -> None:
-    """Add an otpauth:// URI (as a QR code carries it)."""
+@click.option("--account", default=None,
+              help="Name for a steam:// secret, which carries none (default: Steam)")
+def add(uri: str, account: str | None) -> None:
+    """Add an otpauth:// URI (as a QR code carries it) or a steam:// secret."""
     from ._otpauth import OtpAuth
     from ._totp_items import credential_to_item
 
-    otp = OtpAuth.from_uri(uri)
+    if account is not None and not uri.strip().lower().startswith("steam://"):
+        die("--account names a steam:// secret; an otpauth:// URI names itself")
+    otp = OtpAuth.from_uri(uri, account=account)
     with open_device(refresh_chain=False) as dev:
         coll = _collection(dev, offline_ok=False)
         if any(c.name == otp.name for _, c in _credentials(coll)):
@@ -86,6 +90,7 @@ def list_(json_out: bool) -> None:
     out: list[dict[str, Any]] = sorted(
         ({"name": c.name, "issuer": c.issuer, "account": c.account, "kind": c.kind,
           "digits": c.digits, "algorithm": c.algorithm,
+          **({"encoder": c.encoder} if c.encoder else {}),
           **({"period": c.period} if c.kind == "totp" else {"counter": c.counter})}
          for c in creds), key=lambda d: d["name"].casefold())
     if json_out:

@@ -4,11 +4,14 @@
 request``); :func:`request_confirmation` is a device asking for its own account
 (the SSH agent's ``--confirm``). Both seal the prompt to the ``confirm`` key of a
 chain they verified themselves, and verify the answer against a chain fetched
-*after* the answer arrived, so a device removed meanwhile is refused.
+*after* the answer arrived, so a device removed meanwhile is refused. A relying
+party verifies that chain against its pin (or the fingerprint it was given), so a
+service cannot make up the account and answer for it.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -23,6 +26,7 @@ from keystead.core.errors import (
 )
 
 from ._confirm_protocol import Decision, RelyingParty, VerifiedAnswer
+from ._pins import PinMismatch, PinStore, check_service_url
 from ._prompt import VERSION, Prompt
 from ._wire import CHANNEL, device_rp_name, rp_of_token
 
@@ -154,20 +158,30 @@ class _Asker(ABC):
 class RelyingPartyClient(_Asker):
     """A relying party: asks account ``account`` at ``server`` with an RP ``token``.
 
-    ``fingerprint`` pins the account key (``keystead account show``); without it
-    the first chain the service serves is trusted for this client's lifetime."""
+    The account must be pinned: ``pins`` is a folder of pins (one per service and
+    account, made on first use, see :mod:`._pins`), ``fingerprint`` the account key
+    as ``keystead account show`` prints it; give one or both. A chain that does not
+    continue the pin, or whose key is not ``fingerprint``, raises :class:`PinMismatch`
+    before anything is sent or believed. ``server`` must be https, or http to a
+    loopback address, unless ``insecure_http``."""
 
     def __init__(self, server: str, account: str, token: str, *,
-                 fingerprint: str | None = None, clock: Callable[[], float] = time.time,
+                 pins: str | os.PathLike[str] | None = None, fingerprint: str | None = None,
+                 insecure_http: bool = False, clock: Callable[[], float] = time.time,
                  transport: httpx.BaseTransport | None = None) -> None:
 
         super().__init__()
+        if pins is None and not fingerprint:
+            raise ValueError("a relying party must pin the account: pass pins (a folder) "
+                             "or fingerprint")
+        check_service_url(server, insecure_http=insecure_http)
         self.server, self.account, self.clock = server.rstrip("/"), account, clock
         self.name = rp_of_token(token)
         self.fingerprint = fingerprint.strip() if fingerprint else None
+        self.pins = None if pins is None else PinStore(pins, clock)
         self._service = ServiceClient(self.server, transport=transport, clock=clock)
         self._auth = {"authorization": f"Bearer {token.strip()}"}
-        self._pinned: Any = None
+        self._state: ChainState | None = None
         self._cached: list[Any] = []
 
     def close(self) -> None:
@@ -183,11 +197,23 @@ class RelyingPartyClient(_Asker):
         return path("confirm", self.account, *parts)
 
     def _chain(self) -> ChainState:
-        state, entries = fetch_chain(self._service, self.account, cached=self._cached,
-                                     pinned_key=self._pinned)
-        if self.fingerprint is not None and state.account_key.fingerprint != self.fingerprint:
-            raise VerificationError("the account key does not match the pinned fingerprint")
-        self._pinned, self._cached = state.account_key, entries
+        # Within this client the entries verified before are kept and only extended; the
+        # pin (or fingerprint) says whether the first chain is the account's at all.
+        try:
+            state, entries = fetch_chain(self._service, self.account, cached=self._cached,
+                                         base=self._state)
+        except VerificationError as e:
+            if self._state is None:
+                raise
+            raise PinMismatch(f"the chain of {self.account} at {self.server} no longer "
+                              f"continues the one verified before ({e})") from e
+        key = state.account_key.fingerprint
+        if self.fingerprint is not None and key != self.fingerprint:
+            raise PinMismatch(f"the account key of {self.account} at {self.server} is {key}, "
+                              f"not the fingerprint given ({self.fingerprint})")
+        if self.pins is not None:
+            self.pins.check(self.server, state)
+        self._state, self._cached = state, entries
         return state
 
     def _request(self, method: str, url_path: str, body: Any = None,

@@ -2,8 +2,11 @@
 
 Reference: Google Authenticator's "Key Uri Format". We parse strictly because a
 URI that is silently misread gives codes that never match, which a person only
-discovers when locked out. Unknown parameters (``image``, ...) are ignored, as
-authenticator apps do; known ones are checked to the letter.
+discovers when locked out. Every parameter is either honoured or refused by
+name: ``secret``, ``issuer``, ``algorithm``, ``digits``, ``period``, ``counter``,
+``encoder=steam`` (KeePassXC's and Aegis's Steam Guard codes) and ``image``
+(kept and written back, never fetched). Bitwarden's ``steam://SECRET`` is read
+as the same Steam credential.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from keystead.core.errors import FormatError
 
 __all__ = [
     "ALGORITHMS",
+    "STEAM_DIGITS",
     "MIN_SECRET_BYTES",
     "OtpAuth",
     "OtpAuthError",
@@ -28,12 +32,16 @@ __all__ = [
 
 Kind = Literal["totp", "hotp"]
 Algorithm = Literal["SHA1", "SHA256", "SHA512"]
+Encoder = Literal["steam"]
 
 ALGORITHMS: tuple[Algorithm, ...] = ("SHA1", "SHA256", "SHA512")
 MIN_SECRET_BYTES = 10  # 80 bits: what real services issue (RFC 4226 asks for 128, tolerates 80)
 MAX_SECRET_BYTES = 128
 MAX_LABEL_CHARS = 256
 MAX_PERIOD = 86400
+MAX_IMAGE_CHARS = 2048
+STEAM_DIGITS = 5
+_PARAMS = {"secret", "issuer", "algorithm", "digits", "period", "counter", "encoder", "image"}
 _BASE32 = re.compile(r"[A-Z2-7]+=*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -97,6 +105,8 @@ class OtpAuth:
     digits: int = 6
     period: int = 30
     counter: int = 0
+    encoder: Encoder | None = None  # "steam": 5 characters of Steam's alphabet, not digits
+    image: str | None = None  # an icon URL some apps show; kept, never fetched
 
     def __post_init__(self) -> None:
         if self.kind not in ("totp", "hotp"):
@@ -114,8 +124,17 @@ class OtpAuth:
             _check_text("issuer", self.issuer)
         if self.algorithm not in ALGORITHMS:
             raise OtpAuthError("the algorithm must be SHA1, SHA256 or SHA512")
-        if self.digits not in (6, 7, 8):
+        if self.encoder == "steam":
+            if self.kind != "totp" or self.algorithm != "SHA1" or self.digits != STEAM_DIGITS:
+                raise OtpAuthError("a Steam credential is a SHA1 totp with 5 characters")
+        elif self.encoder is not None:
+            raise OtpAuthError(f"encoder {self.encoder!r} is not supported")
+        elif self.digits not in (6, 7, 8):
             raise OtpAuthError("digits must be 6, 7 or 8")
+        if self.image is not None and (
+            not self.image or len(self.image) > MAX_IMAGE_CHARS or _CONTROL.search(self.image)
+        ):
+            raise OtpAuthError("the image parameter must be a short URL on one line")
         if not 1 <= self.period <= MAX_PERIOD:
             raise OtpAuthError(f"the period must be between 1 and {MAX_PERIOD}")
         if not 0 <= self.counter < 2**64:
@@ -127,13 +146,20 @@ class OtpAuth:
         return f"{self.issuer}:{self.account}" if self.issuer else self.account
 
     @classmethod
-    def from_uri(cls, uri: str) -> OtpAuth:
-        """Parse an ``otpauth://`` URI; any deviation is an :class:`OtpAuthError`."""
+    def from_uri(cls, uri: str, *, account: str | None = None) -> OtpAuth:
+        """Parse an ``otpauth://`` or ``steam://`` URI; any deviation is an
+        :class:`OtpAuthError`. ``account`` names a ``steam://`` secret, which has no label
+        (default ``Steam``); an ``otpauth://`` URI names itself."""
         if not isinstance(uri, str):
             raise TypeError("uri must be str")
         uri = uri.strip()
         if _CONTROL.search(uri) or len(uri) > 4096:
             raise OtpAuthError("not an otpauth URI")
+        if uri[:8].lower() == "steam://":
+            return cls("totp", decode_secret(uri[8:]), account or "Steam", "Steam",
+                       digits=STEAM_DIGITS, encoder="steam")  # fmt: skip
+        if account is not None:
+            raise ValueError("an otpauth URI names its own account")
         parts = urlsplit(uri)
         if parts.scheme.lower() != "otpauth" or not uri.lower().startswith("otpauth://"):
             raise OtpAuthError("not an otpauth URI")
@@ -149,6 +175,8 @@ class OtpAuth:
             raise OtpAuthError("the query string is malformed") from e
         params: dict[str, str] = {}
         for key, value in pairs:
+            if key.lower() not in _PARAMS:
+                raise OtpAuthError(f"the otpauth parameter {key!r} is not supported")
             if key.lower() in params:
                 raise OtpAuthError(f"parameter {key} appears twice")
             params[key.lower()] = value
@@ -161,7 +189,17 @@ class OtpAuth:
         algorithm = params.get("algorithm", "SHA1").upper()
         if algorithm not in ALGORITHMS:
             raise OtpAuthError("the algorithm must be SHA1, SHA256 or SHA512")
-        digits = _int_param("digits", params.get("digits", "6"), 6, 8)
+        encoder = params.get("encoder")
+        if encoder is not None and encoder.lower() != "steam":
+            raise OtpAuthError(f"encoder {encoder!r} is not supported (only steam)")
+        if encoder is not None:
+            if kind != "totp" or algorithm != "SHA1":
+                raise OtpAuthError("encoder=steam needs a totp URI with SHA1")
+            if params.get("digits", "5") != "5":
+                raise OtpAuthError("encoder=steam codes have 5 characters: digits must be 5")
+            digits = STEAM_DIGITS
+        else:
+            digits = _int_param("digits", params.get("digits", "6"), 6, 8)
         if kind == "totp":
             if "counter" in params:
                 raise OtpAuthError("a totp URI has no counter")
@@ -183,6 +221,8 @@ class OtpAuth:
             digits=digits,
             period=period,
             counter=counter,
+            encoder="steam" if encoder is not None else None,
+            image=params.get("image"),
         )
 
     @staticmethod
@@ -214,7 +254,12 @@ class OtpAuth:
             query += f"&period={self.period}"
         else:
             query += f"&counter={self.counter}"
+        if self.encoder is not None:
+            query += f"&encoder={self.encoder}"
+        if self.image is not None:
+            query += "&image=" + quote(self.image, safe="")
         return f"otpauth://{self.kind}/{label}?{query}"
 
     def __repr__(self) -> str:  # never print the secret
-        return f"OtpAuth({self.kind}, {self.name!r}, {self.algorithm}, {self.digits} digits)"
+        kind = "steam" if self.encoder == "steam" else self.kind
+        return f"OtpAuth({kind}, {self.name!r}, {self.algorithm}, {self.digits} digits)"

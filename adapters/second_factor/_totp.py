@@ -1,4 +1,8 @@
-"""HOTP/TOTP codes (RFC 4226, RFC 6238) and a once-only verifier for relying parties.
+"""HOTP/TOTP codes (RFC 4226, RFC 6238), Steam Guard codes, and a once-only verifier.
+
+Steam Guard is RFC 6238 with HMAC-SHA1 and 30-second steps, but the truncated
+31-bit value is written as 5 characters of Steam's 26-letter alphabet (least
+significant first) instead of decimal digits.
 
 Codes come from pyotp, with its 112-bit floor lowered to 80 bits: services
 really issue 80-bit secrets, and refusing them only pushes people to another
@@ -16,7 +20,7 @@ from dataclasses import dataclass, field
 import pyotp
 from keystead.core.errors import VerificationError
 
-from ._otpauth import MIN_SECRET_BYTES, Algorithm, OtpAuth, encode_secret
+from ._otpauth import MIN_SECRET_BYTES, STEAM_DIGITS, Algorithm, OtpAuth, encode_secret
 
 __all__ = [
     "CodeRejected",
@@ -24,6 +28,7 @@ __all__ = [
     "TotpVerifier",
     "code_at",
     "hotp",
+    "steam_code",
     "time_step",
     "totp",
     "verify_totp",
@@ -34,6 +39,9 @@ _DIGESTS: dict[str, Callable[..., object]] = {
     "SHA256": hashlib.sha256,
     "SHA512": hashlib.sha512,
 }
+
+
+STEAM_ALPHABET = "23456789BCDFGHJKMNPQRTVWXY"
 
 
 class CodeRejected(VerificationError):
@@ -65,6 +73,28 @@ def hotp(secret: bytes, counter: int, *, digits: int = 6, algorithm: Algorithm =
     return _HOTP(encode_secret(secret), digits=digits, digest=_DIGESTS[algorithm]).at(counter)
 
 
+def steam_code(secret: bytes, counter: int) -> str:
+    """The Steam Guard code for time step ``counter`` (5 characters of ``STEAM_ALPHABET``)."""
+    if not 0 <= counter < 2**64:
+        raise ValueError("the counter must fit in 64 bits")
+    if len(secret) < MIN_SECRET_BYTES:
+        raise ValueError(f"the secret must be at least {MIN_SECRET_BYTES * 8} bits")
+    mac = hmac.new(secret, counter.to_bytes(8, "big"), hashlib.sha1).digest()
+    offset = mac[-1] & 0x0F
+    value = int.from_bytes(mac[offset : offset + 4], "big") & 0x7FFFFFFF  # RFC 4226 5.3
+    chars = []
+    for _ in range(STEAM_DIGITS):
+        value, index = divmod(value, len(STEAM_ALPHABET))
+        chars.append(STEAM_ALPHABET[index])
+    return "".join(chars)
+
+
+def _code_for_step(otp: OtpAuth, step: int) -> str:
+    if otp.encoder == "steam":
+        return steam_code(otp.secret, step)
+    return hotp(otp.secret, step, digits=otp.digits, algorithm=otp.algorithm)
+
+
 def time_step(at: int, period: int = 30) -> int:
     """The RFC 6238 time step (T0 = 0) that unix time ``at`` falls in."""
     if at < 0:
@@ -83,7 +113,7 @@ def code_at(otp: OtpAuth, at: int) -> str:
     """The code a person types now: the TOTP at ``at``, or the HOTP at the stored counter."""
     if otp.kind == "hotp":
         return hotp(otp.secret, otp.counter, digits=otp.digits, algorithm=otp.algorithm)
-    return totp(otp.secret, at, period=otp.period, digits=otp.digits, algorithm=otp.algorithm)
+    return _code_for_step(otp, time_step(at, otp.period))
 
 
 def verify_totp(otp: OtpAuth, code: str, now: int, last_step: int | None, *, drift: int = 1) -> int:
@@ -97,12 +127,13 @@ def verify_totp(otp: OtpAuth, code: str, now: int, last_step: int | None, *, dri
         raise ValueError("verify_totp needs a totp credential")
     if not 0 <= drift <= 10:
         raise ValueError("drift must be between 0 and 10 steps")
-    if len(code) != otp.digits or not code.isascii() or not code.isdigit():
+    alphabet = STEAM_ALPHABET if otp.encoder == "steam" else "0123456789"
+    if len(code) != otp.digits or not all(c in alphabet for c in code):
         raise CodeRejected()
     current = time_step(now, otp.period)
     replayed = False
     for step in range(max(0, current - drift), current + drift + 1):
-        expected = hotp(otp.secret, step, digits=otp.digits, algorithm=otp.algorithm)
+        expected = _code_for_step(otp, step)
         if hmac.compare_digest(expected.encode(), code.encode()):
             if last_step is not None and step <= last_step:
                 replayed = True

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from keystead.core.errors import FormatError, InvalidSignature, NetworkError
 
 from . import _agent_protocol as proto
-from ._keys import AgentKey, PublicKey, UnsupportedSignRequest
+from ._keys import MAX_AGENT_KEYS, AgentKey, PublicKey, UnsupportedSignRequest
 from ._verify import verify_signature
 
 __all__ = ["AgentCore", "ConfirmHook", "KeyProvider", "Session", "SignContext"]
@@ -26,7 +26,6 @@ __all__ = ["AgentCore", "ConfirmHook", "KeyProvider", "Session", "SignContext"]
 log = logging.getLogger(__name__)
 
 KeyProvider = Callable[[], Sequence[AgentKey]]
-MAX_KEYS = 5
 MAX_SESSION_BINDS = 16
 
 
@@ -72,7 +71,7 @@ class AgentCore:
         provider: KeyProvider,
         *,
         confirm: ConfirmHook | None = None,
-        max_keys: int = MAX_KEYS,
+        max_keys: int = MAX_AGENT_KEYS,
         cache_seconds: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -111,6 +110,10 @@ class AgentCore:
             keyset = _KeySet(keys, {k.public_blob: k for k in keys}, answer)
             self._cached, self._fetched_at = keyset, now
             return keyset
+
+    def may_block(self, payload: bytes) -> bool:
+        """Whether answering ``payload`` may wait on the person (a signature to confirm)."""
+        return self._confirm is not None and payload[:1] == bytes([proto.SSH_AGENTC_SIGN_REQUEST])
 
     def handle(self, payload: bytes, session: Session) -> bytes:
         """Answer one message; anything malformed or unsupported gets FAILURE."""

@@ -33,7 +33,7 @@ from ._items import (
     decode_host,
     decode_key,
 )
-from ._keys import AgentKey
+from ._keys import MAX_IMPORTED_KEYS, AgentKey
 from ._known_hosts import KnownHost
 
 if TYPE_CHECKING:
@@ -84,6 +84,12 @@ def write_known_hosts_file(device: Device, entries: list[KnownHost]) -> None:
 T = TypeVar("T")
 
 
+def admin_only_host(entry: KnownHost) -> bool:
+    """A line that speaks for many hosts: a certificate authority, a wildcard or a negation."""
+    return entry.marker == "@cert-authority" or any(
+        c in p for p in entry.patterns for c in "*?!")
+
+
 class SshItems:
     """Imported keys and known hosts in the device's ``ssh`` collection."""
 
@@ -95,9 +101,11 @@ class SshItems:
     def sync(self, *, refresh_chain: bool = True) -> None:
         self.collection.sync(refresh_chain=refresh_chain)
 
-    def _decoded(self, prefix: str, decode: Callable[[str, bytes], T]) -> list[tuple[str, T]]:
+    def _decoded(self, prefix: str, decode: Callable[[str, bytes], T],
+                 admin_only: Callable[[T], bool]) -> list[tuple[str, T]]:
         """Items whose id starts with ``prefix``, decoded once per version (the agent reads
-        them every few seconds); an unreadable one is logged and skipped."""
+        them every few seconds); an unreadable one is logged and skipped, and so is one that
+        ``admin_only`` says only an admin may write but a member wrote."""
         out = []
         for rec in self.collection.records():
             if not rec.id.startswith(prefix):
@@ -109,15 +117,27 @@ class SshItems:
                 except KeysteadError:
                     log.warning("skipping unreadable ssh item %s", rec.id)
                     continue
+            if not rec.by_admin and admin_only(cast(T, cached)):
+                log.warning("skipping ssh item %s: only an admin device may write it, and "
+                            "device %s is not one", rec.id, rec.writer)
+                continue
             out.append((rec.id, cast(T, cached)))
         return out
 
     def imported_keys(self) -> list[ImportedKey]:
-        return sorted((k for _, k in self._decoded(KEY_PREFIX, decode_key)),
+        """Imported keys, as admins wrote them: a member's would log in everywhere."""
+        return sorted((k for _, k in self._decoded(KEY_PREFIX, decode_key, lambda _: True)),
                       key=lambda k: k.item_id)
 
+    def served_keys(self) -> list[ImportedKey]:
+        """The imported keys every agent serves (and sshd is told about): the first
+        ``MAX_IMPORTED_KEYS`` by id, the same on every device."""
+        return self.imported_keys()[:MAX_IMPORTED_KEYS]
+
     def known_hosts(self) -> list[tuple[str, KnownHost]]:
-        return self._decoded(HOST_PREFIX, decode_host)
+        """Known hosts; a certificate authority or a wildcard line counts only if an admin
+        wrote it (a member's ``@cert-authority *`` would vouch for every host)."""
+        return self._decoded(HOST_PREFIX, decode_host, admin_only_host)
 
     def export_known_hosts(self) -> None:
         write_known_hosts_file(self.device, [e for _, e in self.known_hosts()])
@@ -144,6 +164,7 @@ class DeviceKeySource:
         self._keys: tuple[AgentKey, ...] = (self.device_key,)
         self._host_names: dict[bytes, list[str]] = {}
         self._stop = threading.Event()
+        self._first_check = threading.Event()
         self._thread: threading.Thread | None = None
         self.removed = False
 
@@ -154,9 +175,12 @@ class DeviceKeySource:
         """Names the synced known_hosts gives this host key (for confirmation prompts)."""
         return self._host_names.get(host_key_blob, [])
 
-    def start(self) -> None:
+    def start(self, wait: float = 10.0) -> None:
+        """Start refreshing; return once the first check is done (or after ``wait`` seconds),
+        so the agent's first answer already holds every key, not just the device's."""
         self._thread = threading.Thread(target=self._run, name="ssh-keys", daemon=True)
         self._thread.start()
+        self._first_check.wait(wait)
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
@@ -164,15 +188,19 @@ class DeviceKeySource:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        device = self._open()
-        items = SshItems(device)
         try:
-            self._load(device, items, online=False)
-            while not self._stop.is_set():
-                self._load(device, items, online=True)
-                self._stop.wait(self._interval)
+            device = self._open()
+            try:
+                items = SshItems(device)
+                self._load(device, items, online=False)
+                while not self._stop.is_set():
+                    self._load(device, items, online=True)
+                    self._first_check.set()
+                    self._stop.wait(self._interval)
+            finally:
+                device.close()
         finally:
-            device.close()
+            self._first_check.set()  # never leave start() waiting on a thread that died
 
     def _load(self, device: Device, items: SshItems, *, online: bool) -> None:
         if self.removed:
@@ -197,7 +225,7 @@ class DeviceKeySource:
         if me.can_read(COLLECTION):
             if online:
                 items.sync(refresh_chain=False)  # verified just above
-            keys += [k.key for k in items.imported_keys()]
+            keys += [k.key for k in items.served_keys()]
             hosts = items.known_hosts()
             names: dict[bytes, list[str]] = {}
             for _, entry in hosts:

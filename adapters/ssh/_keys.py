@@ -1,8 +1,8 @@
-"""SSH keys the agent serves: the device's Ed25519 key and imported Ed25519/RSA keys.
+"""SSH keys the agent serves: the device's Ed25519 key and imported Ed25519/ECDSA/RSA keys.
 
-Loading and serializing is left to ``cryptography``'s OpenSSH support; this
-module only adds what it lacks: the SSH signature blob an agent returns and
-the public-key line and fingerprint formats.
+Loading and serializing is left to ``cryptography`` (``_keyfile`` adds the
+ciphers it lacks); this module only adds the SSH signature blob an agent
+returns and the public-key line and fingerprint formats.
 """
 
 from __future__ import annotations
@@ -15,18 +15,24 @@ from pathlib import Path
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from keystead.core.errors import FormatError, KeysteadError
 
 from . import _wire
+from ._keyfile import KeyPassphraseRequired, UnsupportedKeyCipher, WrongPassphrase, read_private_key
 
 __all__ = [
+    "MAX_AGENT_KEYS",
+    "MAX_IMPORTED_KEYS",
     "SIGN_FLAG_RSA_SHA2_256",
     "SIGN_FLAG_RSA_SHA2_512",
     "AgentKey",
     "KeyPassphraseRequired",
     "PublicKey",
+    "UnsupportedKeyCipher",
     "UnsupportedSignRequest",
+    "WrongPassphrase",
     "authorized_keys_line",
     "generate_device_key",
     "load_private_key",
@@ -39,11 +45,20 @@ _KNOWN_FLAGS = SIGN_FLAG_RSA_SHA2_256 | SIGN_FLAG_RSA_SHA2_512
 MIN_RSA_BITS = 2048
 _MAX_LINE = 16 * 1024
 
-_PrivateKey = ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
+#: Keys one agent serves, the device key included. ``ssh`` offers an agent's keys one
+#: after another and sshd (``MaxAuthTries``, default 6) disconnects after the sixth
+#: refused one, so a seventh key would never be tried. ``ssh import`` refuses keys past
+#: this, ``ssh keys`` and the published list show the same ones the agent serves.
+MAX_AGENT_KEYS = 6
+MAX_IMPORTED_KEYS = MAX_AGENT_KEYS - 1  # the device's own key always comes first
 
-
-class KeyPassphraseRequired(KeysteadError):
-    """The private key file is encrypted and no passphrase was given."""
+_PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+_SUPPORTED = (ed25519.Ed25519PrivateKey, ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)
+_EC_CURVES: dict[str, tuple[str, hashes.HashAlgorithm]] = {
+    "secp256r1": ("ecdsa-sha2-nistp256", hashes.SHA256()),
+    "secp384r1": ("ecdsa-sha2-nistp384", hashes.SHA384()),
+    "secp521r1": ("ecdsa-sha2-nistp521", hashes.SHA512()),
+}
 
 
 class UnsupportedSignRequest(KeysteadError):
@@ -71,7 +86,8 @@ class PublicKey:
         try:
             algorithm = _wire.Reader(self.blob).text()
             serialization.load_ssh_public_key(self._line_bytes(algorithm))
-        except (ValueError, FormatError, UnsupportedAlgorithm) as e:
+        except (ValueError, FormatError, UnsupportedAlgorithm, NotImplementedError) as e:
+            # NotImplementedError: cryptography's answer to a compressed ECDSA point
             raise FormatError("not a valid SSH public key") from e
         object.__setattr__(self, "algorithm", algorithm)
 
@@ -125,8 +141,11 @@ class AgentKey:
         if isinstance(self.private, rsa.RSAPrivateKey):
             if self.private.key_size < MIN_RSA_BITS:
                 raise FormatError(f"RSA keys under {MIN_RSA_BITS} bits are refused")
+        elif isinstance(self.private, ec.EllipticCurvePrivateKey):
+            if self.private.curve.name not in _EC_CURVES:
+                raise FormatError("ECDSA keys must be on nistp256, nistp384 or nistp521")
         elif not isinstance(self.private, ed25519.Ed25519PrivateKey):
-            raise FormatError("only Ed25519 and RSA keys are supported")
+            raise FormatError("only Ed25519, ECDSA and RSA keys are supported")
         line = self.private.public_key().public_bytes(
             serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
         )
@@ -148,12 +167,17 @@ class AgentKey:
         """Return an SSH signature blob over ``data``.
 
         RSA signs only with SHA-2 (flags 2 or 4): SHA-1 ``ssh-rsa`` is refused.
-        Ed25519 ignores the RSA flags, as OpenSSH's agent does.
+        Ed25519 and ECDSA ignore the RSA flags, as OpenSSH's agent does; ECDSA
+        hashes with the curve's own hash (RFC 5656 section 6.2.1).
         """
         if flags & ~_KNOWN_FLAGS:
             raise UnsupportedSignRequest("unknown signature flags")
         if isinstance(self.private, ed25519.Ed25519PrivateKey):
             return _wire.string("ssh-ed25519") + _wire.string(self.private.sign(data))
+        if isinstance(self.private, ec.EllipticCurvePrivateKey):
+            algorithm, ec_hash = _EC_CURVES[self.private.curve.name]
+            r, s = decode_dss_signature(self.private.sign(data, ec.ECDSA(ec_hash)))
+            return _wire.string(algorithm) + _wire.string(_wire.mpint(r) + _wire.mpint(s))
         digest: hashes.HashAlgorithm
         if flags & SIGN_FLAG_RSA_SHA2_256:
             name, digest = "rsa-sha2-256", hashes.SHA256()
@@ -182,23 +206,14 @@ def generate_device_key(comment: str) -> AgentKey:
 
 
 def load_private_key(data: bytes, passphrase: bytes | None = None, comment: str = "") -> AgentKey:
-    """Load an OpenSSH or PEM private key (what ``keystead ssh import`` reads)."""
-    openssh = data.lstrip().startswith(b"-----BEGIN OPENSSH PRIVATE KEY-----")
-    loader = serialization.load_ssh_private_key if openssh else serialization.load_pem_private_key
-    try:
-        key = loader(data, passphrase)
-    except TypeError as e:
-        if passphrase is None:
-            raise KeyPassphraseRequired("the private key is encrypted: give its passphrase") from e
-        # A passphrase for an unencrypted key: load it without one.
-        try:
-            key = loader(data, None)
-        except (TypeError, ValueError) as e2:
-            raise FormatError("not a supported private key") from e2
-    except (ValueError, UnsupportedAlgorithm) as e:
-        raise FormatError("not a supported private key, or a wrong passphrase") from e
-    if not isinstance(key, (ed25519.Ed25519PrivateKey, rsa.RSAPrivateKey)):
-        raise FormatError("only Ed25519 and RSA keys are supported")
+    """Load an OpenSSH, PEM or PKCS#8 private key (what ``keystead ssh import`` reads).
+
+    Raises ``KeyPassphraseRequired``, ``WrongPassphrase``, ``UnsupportedKeyCipher``
+    or another ``FormatError`` (all one line for the person).
+    """
+    key = read_private_key(data, passphrase)
+    if not isinstance(key, _SUPPORTED):
+        raise FormatError("only Ed25519, ECDSA and RSA keys are supported")
     return AgentKey(key, comment)
 
 

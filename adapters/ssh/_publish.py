@@ -23,7 +23,7 @@ def current_published(device: Device) -> PublishedKeys | None:
         raw = device.client.get(path("ssh", device.account, "published-keys"), signed=False)
     except NotFound:
         return None
-    return verify_published(state.account_key, raw, account=device.account)
+    return verify_published(state.signing_key, raw, account=device.account)
 
 
 def require_admin_secrets(device: Device) -> AccountSecrets:
@@ -39,7 +39,7 @@ def require_admin_secrets(device: Device) -> AccountSecrets:
 def publish_imported(device: Device, items: SshItems) -> PublishedKeys:
     """Sign the list of every imported key's public half with a higher ``seq``; store it."""
     secrets = require_admin_secrets(device)
-    keys = [k.key.public for k in items.imported_keys()]
+    keys = [k.key.public for k in items.served_keys()]
     for _ in range(3):
         old = current_published(device)
         new = sign_published(

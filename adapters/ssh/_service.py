@@ -39,10 +39,10 @@ def ssh_router(ctx: ServiceContext) -> APIRouter:
     async def put_published(account: str, request: Request) -> dict[str, Any]:
         await ctx.authenticate(request, account=account, admin=True)
         state = store.chain_state(account)
-        new = verify_published(state.account_key, await ctx.json_body(request), account=account)
+        new = verify_published(state.signing_key, await ctx.json_body(request), account=account)
         raw = store.record_get(account, NAMESPACE, KEY)
         if raw is not None:
-            old = verify_published(state.account_key, json.loads(raw), account=account)
+            old = verify_published(state.signing_key, json.loads(raw), account=account)
             if new.seq <= old.seq:
                 raise Conflict(f"published ssh keys: seq {new.seq} is not after {old.seq}")
         store.record_put(account, NAMESPACE, KEY, canonical_json(new.to_json()), ctx.now())

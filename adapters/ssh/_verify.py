@@ -56,7 +56,7 @@ def verify_signature(public_blob: bytes, signature_blob: bytes, data: bytes) -> 
             key.verify(encode_dss_signature(r, s), data, ec.ECDSA(_EC_HASHES[sig_type]))
         else:
             raise InvalidSignature()
-    except (FormatError, ValueError, KeyError, UnsupportedAlgorithm) as e:
+    except (FormatError, ValueError, KeyError, UnsupportedAlgorithm, NotImplementedError) as e:
         raise InvalidSignature() from e
     except _CryptoInvalidSignature as e:
         raise InvalidSignature() from e

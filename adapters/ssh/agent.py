@@ -1,15 +1,20 @@
-"""The ssh-agent server: a UNIX socket (0600 in a 0700 folder), one thread per client.
+"""The ssh-agent server: a UNIX socket (0600 in a 0700 folder), one event loop for all clients.
 
-One thread per connection keeps a slow or hostile client (a stalled partial
-frame, a pending confirmation) from holding up the others; ``ssh`` keeps its
-connection open for the whole session, so connections are never timed out.
+Every connection is served from one selector loop, so an idle connection
+costs a socket and a few hundred bytes, not a thread; the only answer that
+may wait (a signature needing the person's approval) runs on a thread of its
+own while that connection alone is paused. ``ssh`` keeps its connection open
+for the whole session, so connections are never timed out; the number a
+single peer process may hold is bounded instead (``_agent_clients``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
+import queue
 import selectors
 import shutil
 import socket
@@ -24,13 +29,17 @@ from types import TracebackType
 
 from keystead.core.errors import FormatError, KeysteadError
 
-from ._agent_core import MAX_KEYS, AgentCore, ConfirmHook, KeyProvider, Session
-from ._agent_protocol import FrameDecoder
+from ._agent_clients import DEFAULT_MAX_PER_PEER, Client, ClientTable
+from ._agent_core import AgentCore, ConfirmHook, KeyProvider
+from ._agent_protocol import encode_failure
+from ._keys import MAX_AGENT_KEYS
 
 __all__ = ["AgentSocketError", "SshAgent"]
 
 log = logging.getLogger(__name__)
 _PEERCRED = struct.Struct("3i")  # pid, uid, gid
+_READ_SIZE = 65536
+_MAX_PENDING_OUT = 256 * 1024  # replies queued for a client that does not read them
 
 
 class AgentSocketError(KeysteadError):
@@ -51,20 +60,22 @@ class SshAgent:
         provider: KeyProvider,
         *,
         confirm: ConfirmHook | None = None,
-        max_keys: int = MAX_KEYS,
+        max_keys: int = MAX_AGENT_KEYS,
         cache_seconds: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
-        max_connections: int = 128,
+        max_per_peer: int = DEFAULT_MAX_PER_PEER,
     ) -> None:
         self.core = AgentCore(
             provider, confirm=confirm, max_keys=max_keys, cache_seconds=cache_seconds, clock=clock
         )
-        self._max_connections = max_connections
+        self._clock = clock
+        self._clients = ClientTable(max_per_peer)
+        self._sel: selectors.BaseSelector = selectors.DefaultSelector()
+        self._done_requests: queue.SimpleQueue[tuple[Client, bytes]] = queue.SimpleQueue()
         self._listener: socket.socket | None = None
         self._path: Path | None = None
         self._own_dir: Path | None = None
         self._wake: tuple[socket.socket, socket.socket] | None = None
-        self._clients: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._done = threading.Event()
@@ -111,60 +122,175 @@ class SshAgent:
         return self.socket_path
 
     def serve_forever(self) -> None:
-        """Accept clients until ``shutdown()``; then remove the socket."""
+        """Accept and serve clients until ``shutdown()``; then remove the socket."""
         listener, wake = self._listener, self._wake
         if listener is None or wake is None:
             if self._closing.is_set():
                 return
             raise RuntimeError("call bind() first")
         self._serving.set()
+        listener.setblocking(False)
+        wake[0].setblocking(False)
         try:
-            with selectors.DefaultSelector() as sel:
-                sel.register(listener, selectors.EVENT_READ)
-                sel.register(wake[0], selectors.EVENT_READ)
-                while not self._closing.is_set():
-                    for sk, _ in sel.select():
-                        if sk.fileobj is listener:
-                            self._accept(listener)
+            sel = self._sel
+            sel.register(listener, selectors.EVENT_READ)
+            sel.register(wake[0], selectors.EVENT_READ)
+            while not self._closing.is_set():
+                for key, events in sel.select():
+                    if key.fileobj is listener:
+                        self._accept(listener)
+                    elif key.fileobj is wake[0]:
+                        self._finish_requests(wake[0])
+                    else:
+                        self._on_client(key.data, events)
         finally:
+            for client in self._clients.all():
+                self._close(client)
             self._cleanup()
             self._done.set()
 
     def _accept(self, listener: socket.socket) -> None:
         try:
             conn, _ = listener.accept()
-        except OSError:
+        except BlockingIOError:
             return
-        uid = _PEERCRED.unpack(
+        except OSError as e:
+            if e.errno in (errno.EMFILE, errno.ENFILE):
+                # Out of descriptors: the hoarding peer's idlest connection makes room.
+                victim = self._clients.victim_for_new_files()
+                if victim is None:
+                    time.sleep(0.05)  # not ours to free; do not spin
+                else:
+                    self._close(victim)
+            return
+        pid, uid, _ = _PEERCRED.unpack(
             conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
-        )[1]
-        with self._lock:
-            allowed = uid in (0, os.geteuid()) and len(self._clients) < self._max_connections
-            if allowed:
-                self._clients.add(conn)
-        if not allowed:
+        )
+        if uid not in (0, os.geteuid()):
             conn.close()
             return
-        threading.Thread(target=self._serve_client, args=(conn,), daemon=True).start()
+        conn.setblocking(False)
+        client = Client(conn, pid, self._clock())
+        victim = self._clients.add(client)
+        if victim is not client:
+            self._watch(client, selectors.EVENT_READ)
+        if victim is not None:
+            self._close(victim)
 
-    def _serve_client(self, conn: socket.socket) -> None:
-        session = Session()
-        decoder = FrameDecoder()
-        handle = self.core.handle
+    def _on_client(self, client: Client, events: int) -> None:
+        if client.closed:
+            return
+        if events & selectors.EVENT_WRITE:
+            self._flush(client)
+            if not client.out:
+                self._answer(client)  # frames held back while the replies queued up
+        if events & selectors.EVENT_READ and client.wants_read:
+            try:
+                data = client.sock.recv(_READ_SIZE)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self._close(client)
+                return
+            client.last_active = self._clock()
+            client.decoder.feed(data)
+            self._answer(client)
+
+    def _answer(self, client: Client) -> None:
+        """Answer the complete frames received, in order, until one must wait; at most
+        ``_MAX_PENDING_OUT`` of replies at a time, the rest once those are sent."""
+        while True:
+            try:
+                while (
+                    not client.busy
+                    and len(client.out) < _MAX_PENDING_OUT
+                    and (payload := client.decoder.next_payload()) is not None
+                ):
+                    if self.core.may_block(payload):
+                        client.busy = True
+                        threading.Thread(
+                            target=self._answer_slowly, args=(client, payload), daemon=True
+                        ).start()
+                    else:
+                        client.out += self._handle(payload, client)
+            except FormatError:  # a bad frame: answer the ones before it, then hang up
+                self._flush(client)
+                self._close(client)
+                return
+            capped = len(client.out) >= _MAX_PENDING_OUT
+            self._flush(client)
+            if not (capped and not client.out and not client.closed):
+                return  # else: all sent at once, and more frames may be waiting
+
+    def _handle(self, payload: bytes, client: Client) -> bytes:
         try:
-            while True:
-                data = conn.recv(65536)
-                if not data:
-                    return
-                decoder.feed(data)
-                while (payload := decoder.next_payload()) is not None:
-                    conn.sendall(handle(payload, session))
-        except (OSError, FormatError):
-            return  # a broken stream cannot be resynchronised: drop this client only
-        finally:
-            with self._lock:
-                self._clients.discard(conn)
-            conn.close()
+            return self.core.handle(payload, client.session)
+        except Exception:  # the boundary: one client's message must never stop the loop
+            log.exception("ssh agent: answering a request failed; sending FAILURE")
+            return encode_failure()
+
+    def _answer_slowly(self, client: Client, payload: bytes) -> None:
+        reply = self._handle(payload, client)
+        self._done_requests.put((client, reply))
+        wake = self._wake
+        if wake is not None:
+            with contextlib.suppress(OSError):
+                wake[1].send(b"r")
+
+    def _finish_requests(self, wake: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while wake.recv(4096):
+                pass
+        while True:
+            try:
+                client, reply = self._done_requests.get_nowait()
+            except queue.Empty:
+                return
+            client.busy = False
+            if client.closed:
+                continue
+            client.out += reply
+            client.last_active = self._clock()
+            self._answer(client)  # frames that arrived meanwhile
+
+    def _flush(self, client: Client) -> None:
+        if client.closed:
+            return
+        if client.out:
+            try:
+                sent = client.sock.send(client.out)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                self._close(client)
+                return
+            del client.out[:sent]
+        if client.out:
+            self._watch(client, selectors.EVENT_WRITE)
+        else:  # paused while a request waits on its worker thread
+            self._watch(client, 0 if client.busy else selectors.EVENT_READ)
+
+    def _watch(self, client: Client, events: int) -> None:
+        if events == client.watching:
+            return
+        if not events:
+            self._sel.unregister(client.sock)
+        elif not client.watching:
+            self._sel.register(client.sock, events, client)
+        else:
+            self._sel.modify(client.sock, events, client)
+        client.watching = events
+
+    def _close(self, client: Client) -> None:
+        if client.closed:
+            return
+        client.closed = True
+        self._clients.remove(client)
+        if client.watching:
+            self._sel.unregister(client.sock)
+        client.sock.close()
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Stop accepting, disconnect clients, remove the socket (and our folder).
@@ -181,11 +307,6 @@ class SshAgent:
             self._done.wait(timeout)
         else:
             self._cleanup()
-        with self._lock:
-            clients = list(self._clients)
-        for conn in clients:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
 
     def _cleanup(self) -> None:
         with self._lock:
@@ -201,6 +322,7 @@ class SshAgent:
         if self._wake is not None:
             for end in self._wake:
                 end.close()
+        self._sel.close()
 
     def __enter__(self) -> SshAgent:
         return self

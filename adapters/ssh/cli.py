@@ -12,6 +12,8 @@ from pathlib import Path
 import click
 from keystead.core.cli import die, json_option, open_device, print_json
 
+from ._cli_known_hosts import known_hosts
+
 __all__ = ["ssh"]
 
 
@@ -57,6 +59,7 @@ def agent(socket_path: str | None, confirm: bool, confirm_wait: int, refresh: fl
     from .agent import SshAgent
 
     logging.basicConfig(level=logging.WARNING, format="keystead ssh agent: %(message)s")
+    _raise_file_limit()
     with open_device(refresh_chain=False) as dev:
         dev.me()  # a device the cached chain already lists as removed does not start
         source = DeviceKeySource(dev, interval=refresh)
@@ -87,6 +90,19 @@ def agent(socket_path: str | None, confirm: bool, confirm_wait: int, refresh: fl
             source.stop()
 
 
+def _raise_file_limit() -> None:
+    """Every agent client is a file descriptor: take the hard limit, not the soft 1024."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+    if soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass  # keep the soft limit; running out is handled, just sooner
+
+
 # ------------------------------------------------------------------ public keys
 @ssh.command("public-key")
 def public_key() -> None:
@@ -104,14 +120,41 @@ def public_key() -> None:
 @click.option(
     "--fingerprint", default=None, help="Pin the account key (as 'keystead account show' prints it)"
 )
-def authorized_keys(account: str, server: str, fingerprint: str | None) -> None:
-    """For sshd's AuthorizedKeysCommand: the account's live keys, verified; no device needed."""
+@click.option(
+    "--max-stale",
+    type=click.IntRange(min=0),
+    default=300,
+    show_default=True,
+    help="When the service is unreachable or slow, print the list verified before only if it "
+    "is younger than this many seconds (else print nothing: no login)",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0.1, 120),
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for the service before calling it slow",
+)
+def authorized_keys(
+    account: str, server: str, fingerprint: str | None, max_stale: int, timeout: float
+) -> None:
+    """For sshd's AuthorizedKeysCommand: the account's live keys, verified; no device needed.
+
+    Exit status: 0 a verified list was printed; 1 no list (the service could not be asked
+    and nothing fresh enough is cached, or another error); 5 the service serves a chain
+    that is not the pinned account's (or a rollback), or not the --fingerprint given."""
+    from ._authorized import PinRefused
     from ._authorized import authorized_keys as fetch
 
-    result = fetch(server, account, fingerprint=fingerprint)
+    try:
+        result = fetch(
+            server, account, fingerprint=fingerprint, max_stale=max_stale, timeout=timeout
+        )
+    except PinRefused as e:
+        die(f"refusing {server}: {e}", 5)
     if result.offline:
         print(
-            f"keystead: {server} is unreachable; printing the list verified before "
+            f"keystead: {result.problem}; printing the list verified {result.age:.0f} s ago "
             f"(chain entry {result.chain_seq}, imported-keys list {result.published_seq})",
             file=sys.stderr,
         )
@@ -120,34 +163,87 @@ def authorized_keys(account: str, server: str, fingerprint: str | None) -> None:
 
 # ---------------------------------------------------------------- imported keys
 @ssh.command("import")
-@click.argument("keyfile", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("keyfile", type=click.Path(allow_dash=True, dir_okay=False, path_type=Path))
 @click.option("--passphrase-stdin", is_flag=True, help="Read the key file's passphrase from stdin")
-def import_key(keyfile: Path, passphrase_stdin: bool) -> None:
-    """Import an existing private key: every device with the ssh scope will serve it."""
+@click.option(
+    "--passphrase-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Read the key file's passphrase from the first line of this file",
+)
+@click.option("--comment", default=None, help="Label for the key (default: its .pub, else name)")
+def import_key(
+    keyfile: Path, passphrase_stdin: bool, passphrase_file: Path | None, comment: str | None
+) -> None:
+    """Import a private key (KEYFILE, or '-' for stdin): every device with the ssh scope
+    serves it. OpenSSH, PEM and PKCS#8 files; Ed25519, ECDSA and RSA keys."""
     from ._device import SshItems
     from ._items import encode_key, key_item_id
-    from ._keys import KeyPassphraseRequired, load_private_key_file
+    from ._keys import (
+        MAX_IMPORTED_KEYS,
+        AgentKey,
+        KeyPassphraseRequired,
+        load_private_key,
+        load_private_key_file,
+    )
     from ._publish import publish_imported, require_admin_secrets
 
+    from_stdin = str(keyfile) == "-"
+    if from_stdin and passphrase_stdin:
+        die("the key comes from stdin: give its passphrase with --passphrase-file")
     secret: bytes | None = None
     if passphrase_stdin:
         secret = sys.stdin.readline().rstrip("\r\n").encode()
+    elif passphrase_file is not None:
+        lines = passphrase_file.read_bytes().splitlines()
+        secret = lines[0] if lines else b""
+    data = sys.stdin.buffer.read(1024 * 1024) if from_stdin else None
+    if data is None and not keyfile.is_file():
+        die(f"cannot read {keyfile}: no such file")
+
+    def load(passphrase: bytes | None) -> AgentKey:
+        if data is not None:
+            return load_private_key(data, passphrase, comment or "stdin")
+        return load_private_key_file(keyfile, passphrase)
+
     try:
-        key = load_private_key_file(keyfile, secret)
+        key = load(secret)
     except KeyPassphraseRequired:
-        if not sys.stdin.isatty():
-            die("the key file is encrypted: pass --passphrase-stdin")
+        if not (_controlling_terminal() if from_stdin else sys.stdin.isatty()):
+            die("the key is encrypted: give its passphrase with --passphrase-stdin or "
+                "--passphrase-file")
         import getpass
 
-        key = load_private_key_file(keyfile, getpass.getpass("Key passphrase: ").encode())
+        key = load(getpass.getpass("Key passphrase: ").encode())  # asks on /dev/tty
+    if comment is not None:
+        key = AgentKey(key.private, comment)
     with open_device() as dev:
         require_admin_secrets(dev)
         items = SshItems(dev)
         items.sync()
-        items.collection.put(key_item_id(key), encode_key(key))
+        item_id = key_item_id(key)
+        others = [i for i in items.imported_keys() if i.item_id != item_id]
+        if len(others) >= MAX_IMPORTED_KEYS:
+            die(
+                f"already {len(others)} imported keys: the limit is {MAX_IMPORTED_KEYS} "
+                f"(with the device's own key, {MAX_IMPORTED_KEYS + 1}: sshd's default "
+                "MaxAuthTries); remove one with 'keystead ssh remove FINGERPRINT'"
+            )
+        items.collection.put(item_id, encode_key(key))
         published = publish_imported(dev, items)
     print(f"imported {key.public.fingerprint} ({key.public.algorithm}) {key.comment}".rstrip())
     print(f"published {len(published.keys)} imported public key(s)", file=sys.stderr)
+
+
+def _controlling_terminal() -> bool:
+    """Whether getpass can ask on /dev/tty although stdin carries the key."""
+    import os
+
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+    except OSError:
+        return False
+    return True
 
 
 @ssh.command("keys")
@@ -157,6 +253,7 @@ def keys(json_out: bool) -> None:
     from keystead.core import NetworkError
 
     from ._device import SshItems, device_agent_key
+    from ._keys import MAX_AGENT_KEYS
 
     with open_device(refresh_chain=False) as dev:
         me = dev.me()
@@ -170,15 +267,24 @@ def keys(json_out: bool) -> None:
                 print(
                     "keystead: the service is unreachable; listing the local cache", file=sys.stderr
                 )
+            served = {i.item_id for i in items.served_keys()}
             out += [
                 {
-                    "kind": "imported",
+                    "kind": "imported" if i.item_id in served else "unserved",
                     "id": i.item_id,
                     "fingerprint": i.key.public.fingerprint,
                     "line": i.key.public.line(),
                 }
                 for i in items.imported_keys()
             ]
+    unserved = sum(k["kind"] == "unserved" for k in out)
+    if unserved:
+        print(
+            f"keystead: {unserved} imported key(s) over the limit of {MAX_AGENT_KEYS} keys per "
+            "agent (sshd's default MaxAuthTries) are not served; remove some with "
+            "'keystead ssh remove FINGERPRINT'",
+            file=sys.stderr,
+        )
     if json_out:
         print_json(out)
         return
@@ -206,140 +312,4 @@ def remove(fingerprint: str) -> None:
     print(f"removed {fingerprint}")
 
 
-# ------------------------------------------------------------------ known hosts
-@ssh.group("known-hosts")
-def known_hosts() -> None:
-    """Host keys synced across this account's devices (for ssh's KnownHostsCommand)."""
-
-
-@known_hosts.command("add")
-@click.argument("host")
-@click.argument("key", nargs=-1, required=True)
-@click.option("--port", type=click.IntRange(1, 65535), default=22, show_default=True)
-@click.option("--marker", type=click.Choice(["revoked", "cert-authority"]), default=None)
-def known_hosts_add(host: str, key: tuple[str, ...], port: int, marker: str | None) -> None:
-    """Trust KEY ('ssh-ed25519 AAAA...', or '-' to read lines from stdin) for HOST."""
-    from ._keys import PublicKey
-    from ._known_hosts import host_lookup_name, known_hosts_line, parse_known_hosts
-
-    lines = sys.stdin.read().splitlines() if key == ("-",) else [" ".join(key)]
-    name = host_lookup_name(host, port)
-    entries = []
-    for text in lines:
-        if text.strip():
-            pub = PublicKey.from_line(text)
-            line = known_hosts_line([name], pub, marker=f"@{marker}" if marker else None)
-            entries += parse_known_hosts(line)
-    if not entries:
-        die("no key given")
-    _store_hosts(entries)
-    print(f"added {len(entries)} key(s) for {name}")
-
-
-def _store_hosts(entries: list) -> int:  # type: ignore[type-arg]
-    from ._device import SshItems
-    from ._items import encode_host, host_item_id
-
-    with open_device() as dev:
-        items = SshItems(dev)
-        items.sync()
-        have = {i for i, _ in items.known_hosts()}
-        new = {host_item_id(e.line): encode_host(e) for e in entries}
-        todo = [(i, p) for i, p in new.items() if i not in have]
-        if todo:
-            items.collection.put_many(todo)
-        items.export_known_hosts()
-    return len(todo)
-
-
-@known_hosts.command("import")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)
-def known_hosts_import(file: Path | None) -> None:
-    """Import an OpenSSH known_hosts file (default ~/.ssh/known_hosts)."""
-    from ._known_hosts import parse_known_hosts
-
-    path = file or Path.home() / ".ssh" / "known_hosts"
-    try:
-        text = path.read_text("utf-8", errors="replace")
-    except OSError as e:
-        die(f"cannot read {path}: {e.strerror}")
-    entries = parse_known_hosts(text, skip_invalid=True)
-    added = _store_hosts(entries) if entries else 0
-    print(f"imported {added} new line(s) of {len(entries)} from {path}")
-
-
-@known_hosts.command("list")
-@json_option
-def known_hosts_list(json_out: bool) -> None:
-    """The synced known_hosts lines."""
-    from keystead.core import NetworkError
-
-    from ._device import SshItems
-
-    with open_device(refresh_chain=False) as dev:
-        items = SshItems(dev)
-        try:
-            items.sync()
-        except NetworkError:
-            print("keystead: the service is unreachable; listing the local cache", file=sys.stderr)
-        hosts = sorted(items.known_hosts(), key=lambda h: h[1].line)
-        items.export_known_hosts()
-    if json_out:
-        print_json([{"id": i, "line": e.line} for i, e in hosts])
-        return
-    for _, e in hosts:
-        print(e.line)
-
-
-@known_hosts.command("rm")
-@click.argument("host")
-@click.option("--port", type=click.IntRange(1, 65535), default=22, show_default=True)
-def known_hosts_rm(host: str, port: int) -> None:
-    """Forget every synced line that applies to HOST (on every device)."""
-    from ._device import SshItems
-    from ._known_hosts import host_lookup_name
-
-    name = host_lookup_name(host, port)
-    with open_device() as dev:
-        items = SshItems(dev)
-        items.sync()
-        gone = [i for i, e in items.known_hosts() if e.matches(name)]
-        for i in gone:
-            items.collection.delete(i)
-        items.export_known_hosts()
-    if not gone:
-        die(f"no synced known_hosts line for {name}")
-    print(f"removed {len(gone)} line(s) for {name}")
-
-
-@known_hosts.command("sync")
-def known_hosts_sync() -> None:
-    """Fetch the synced host keys now and refresh the file 'command' reads."""
-    from ._device import SshItems
-
-    with open_device() as dev:
-        items = SshItems(dev)
-        items.sync()
-        items.export_known_hosts()
-        count = len(items.known_hosts())
-    print(f"{count} known_hosts line(s)")
-
-
-@known_hosts.command("command", context_settings={"ignore_unknown_options": True})
-@click.argument("host")
-@click.argument("rest", nargs=-1, type=click.UNPROCESSED)
-def known_hosts_command(host: str, rest: tuple[str, ...]) -> None:
-    """For ssh's 'KnownHostsCommand keystead ssh known-hosts command %H': offline, no unlock.
-
-    Reads the plain export each device keeps up to date (its agent, 'sync', 'list');
-    extra arguments (%K, %t...) are accepted and ignored: ssh judges the key itself."""
-    from keystead.core.cli import home
-
-    from ._known_hosts import known_hosts_command_output, parse_known_hosts
-
-    path = home().path / "ssh" / "known_hosts"
-    try:
-        text = path.read_text("utf-8")
-    except FileNotFoundError:
-        return
-    sys.stdout.write(known_hosts_command_output(parse_known_hosts(text, skip_invalid=True), host))
+ssh.add_command(known_hosts)

@@ -69,6 +69,8 @@ def account_show(json_out: bool) -> None:
         info = {
             "account": dev.account, "address": dev.address, "server": dev.server,
             "account_fingerprint": state.account_key.fingerprint,
+            "fingerprint": state.signing_key.fingerprint,
+            "key_generation": state.key_generation,
             "device": {"name": me.name, "id": me.id, "role": me.role,
                        "scopes": list(me.scopes), "fingerprint": me.fingerprint},
             "devices": len(state.live_devices),
@@ -79,7 +81,8 @@ def account_show(json_out: bool) -> None:
         print_json(info)
         return
     print(f"account      {info['address']}")
-    print(f"fingerprint  {info['account_fingerprint']}")
+    print(f"fingerprint  {info['account_fingerprint']} (the account's identity, pinned)")
+    print(f"current key  {info['fingerprint']} (generation {state.key_generation})")
     print(f"this device  {me.name} ({me.role}), {me.fingerprint}")
     print(f"devices      {info['devices']} live")
     print(f"chain        entry {state.seq}, head {state.head[:16]}")
@@ -193,14 +196,22 @@ def device_remove(name: str) -> None:
 
     with open_device() as dev:
         info = remove_device(dev, name)
-        print(f"removed {info.name}; its grants are deleted and "
-              f"{len(info.scopes)} collections moved to a new epoch")
+        state = dev.chain(refresh=False)
+        print(f"removed {info.name}; every collection it could read moved to a new epoch"
+              + (f"; the account key moved to generation {state.key_generation}"
+                 if info.role == "admin" else ""))
 
 
 @click.command("sync")
+@click.option("--drop-unreadable", is_flag=True,
+              help="Admin: replace items no device can open or trust by deletions.")
 @json_option
-def sync(json_out: bool) -> None:
-    """Verify the newest chain and fetch every collection this device can read."""
+def sync(drop_unreadable: bool, json_out: bool) -> None:
+    """Verify the newest chain and fetch every collection this device can read.
+
+    On an admin device it also finishes an account change whose answer was lost, and
+    re-grants labels and groups to grantee accounts that removed a device."""
+    from ..account import finish_pending, refresh_grants
     from ..collections import Collection
 
     resolvers = {}
@@ -210,20 +221,37 @@ def sync(json_out: bool) -> None:
             if pick is not None and (fn := pick(coll)) is not None:
                 resolvers[coll] = fn
     with open_device() as dev:
-        me = dev.me()
-        result: dict[str, Any] = {"chain": dev.chain(refresh=False).seq, "collections": {}}
+        finish_pending(dev)
+        me = dev.me(dev.chain())
+        if drop_unreadable and me.role != "admin":
+            die("only an admin device can drop unreadable items")
+        renewed = refresh_grants(dev)
+        result: dict[str, Any] = {"chain": dev.chain(refresh=False).seq, "collections": {},
+                                  "renewed_grants": renewed}
         for scope in me.scopes:
             if scope.startswith("_"):
                 continue
-            r = Collection(dev, scope).sync(resolve=resolvers.get(scope), refresh_chain=False)
-            result["collections"][scope] = {"fetched": r.fetched, "pushed": r.pushed,
-                                            "conflicts": r.conflicts}
+            target = Collection(dev, scope)
+            r = target.sync(resolve=resolvers.get(scope), refresh_chain=False)
+            dropped = target.drop([u.id for u in r.unreadable]) if drop_unreadable else 0
+            result["collections"][scope] = {
+                "fetched": r.fetched, "pushed": r.pushed, "conflicts": r.conflicts,
+                "unreadable": [{"id": u.id, "writer": u.writer, "reason": u.reason}
+                               for u in r.unreadable], "dropped": dropped}
     if json_out:
         print_json(result)
-    else:
-        n = sum(c["fetched"] for c in result["collections"].values())
-        print(f"synced: chain entry {result['chain']}, {n} changed items in "
-              f"{len(result['collections'])} collections")
+        return
+    for scope, c in result["collections"].items():
+        for u in c["unreadable"]:
+            print(f"keystead: skipped {scope}/{u['id']} (written by device {u['writer']}): "
+                  f"{u['reason']}" + ("; dropped" if c["dropped"] else
+                                      "; an admin can drop it: keystead sync --drop-unreadable"),
+                  file=sys.stderr)
+    n = sum(c["fetched"] for c in result["collections"].values())
+    print(f"synced: chain entry {result['chain']}, {n} changed items in "
+          f"{len(result['collections'])} collections")
+    if renewed:
+        print(f"renewed grants of {', '.join(renewed)} (a grantee removed a device)")
 
 
 @click.command("serve")

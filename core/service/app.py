@@ -38,6 +38,7 @@ from ..errors import (
 )
 from ..items import SealedItem
 from .context import ServiceContext, dumps, require
+from .protocol import PROTOCOL_VERSION, ProtocolVersion
 from .store import Bundle, Grant
 
 __all__ = ["create_app"]
@@ -178,7 +179,7 @@ def core_router(ctx: ServiceContext) -> APIRouter:
 
     @r.get("/health")
     async def health() -> dict[str, Any]:
-        return {"ok": True, "version": 1}
+        return {"ok": True, "version": 1, "protocol": PROTOCOL_VERSION}
 
     @r.post("/accounts", status_code=201)
     async def create_account(request: Request) -> dict[str, Any]:
@@ -347,4 +348,5 @@ def create_app(ctx: ServiceContext, routers: Iterable[APIRouter] = ()) -> FastAP
         return JSONResponse({"error": "bad_request", "message": "malformed request"}, 400)
 
     app.add_middleware(BodyLimit)
+    app.add_middleware(ProtocolVersion)
     return app

@@ -46,7 +46,10 @@ class ServiceContext:
         path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1")
         if request.scope.get("query_string"):
             path += "?" + request.scope["query_string"].decode("latin-1")
-        auth.verify(device.signing_key, method=request.method, path=path,
+        # The origin this service was reached at, as the client named it (Host, and the
+        # scheme uvicorn reports, which honours X-Forwarded-Proto from a trusted proxy).
+        origin = f"{request.url.scheme}://{request.headers.get('host', '')}"
+        auth.verify(device.signing_key, method=request.method, origin=origin, path=path,
                     body=await request.body(), now=self.now(), max_skew=self.max_skew)
         if live and not device.live:
             raise DeviceRemoved("this device has been removed from its account")

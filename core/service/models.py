@@ -66,6 +66,7 @@ class ItemRow(Base):
     seq: Mapped[int] = mapped_column(BigInteger)
     writer: Mapped[str] = mapped_column(String(16))
     signature: Mapped[bytes] = mapped_column(LargeBinary)
+    proof: Mapped[bytes] = mapped_column(LargeBinary)
     __table_args__ = (Index("ix_items_changes", "account", "collection", "seq"),)
 
 

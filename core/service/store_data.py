@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from ..chain import ChainState
 from ..errors import Conflict, Forbidden, FormatError, NotFound
-from ..items import SealedItem
+from ..items import ItemVerifier, SealedItem
 from ._store_base import StoreBase
 from .models import Account, ItemRow, RecordRow, SpoolRow
 
@@ -51,8 +51,9 @@ class DataStore(StoreBase):
         coll = state.collections.get(collection)
         if coll is None or coll.kind != "items":
             raise NotFound(f"no items collection {collection!r} in this account")
+        verifier = ItemVerifier()
         for item in items:
-            _check_item(state, coll.name, coll.current_epoch, item, writers)
+            _check_item(state, coll.name, coll.current_epoch, item, writers, verifier)
         acct = s.scalars(select(Account).where(Account.name == account).with_for_update()).one()
         current = {
             r.item_id: r
@@ -75,7 +76,7 @@ class DataStore(StoreBase):
                 s.add(row)
             row.version, row.epoch = item.version, item.epoch
             row.ciphertext, row.deleted, row.seq = item.ciphertext, item.deleted, acct.item_seq
-            row.writer, row.signature = item.writer, item.signature
+            row.writer, row.signature, row.proof = item.writer, item.signature, item.proof
         return seqs
 
     def changes(self, account: str, collection: str, after: int, limit: int) -> list[SealedItem]:
@@ -85,7 +86,7 @@ class DataStore(StoreBase):
                                       ItemRow.collection == collection, ItemRow.seq > after)
                 .order_by(ItemRow.seq).limit(limit))
             return [SealedItem(r.item_id, r.version, r.epoch, r.ciphertext, r.deleted, r.seq,
-                               r.writer, r.signature) for r in rows]
+                               r.writer, r.signature, r.proof) for r in rows]
 
     # ------------------------------------------------------------------- spool
     def spool_put(self, account: str, channel: str, sender: str, body: bytes, now: int,
@@ -165,7 +166,7 @@ ADMIN_ONLY = ("_account", "_admin")
 
 
 def _check_item(state: ChainState, collection: str, epoch: int, item: SealedItem,
-                writers: set[str]) -> None:
+                writers: set[str], verifier: ItemVerifier) -> None:
     """Refuse what would make the collection unreadable or misattributed: a stale epoch, a
     writer other than the requester, a bad signature, a member writing admin-only state."""
     if item.epoch != epoch:
@@ -174,7 +175,7 @@ def _check_item(state: ChainState, collection: str, epoch: int, item: SealedItem
     writer = state.devices.get(item.writer)
     if item.writer not in writers or writer is None or not writer.live:
         raise Forbidden(f"item {item.id} names another writer than the requesting device")
-    item.verify(writer.signing_key, account=state.account, collection=collection)
+    verifier.verify(item, writer.signing_key, account=state.account, collection=collection)
     if collection in ADMIN_ONLY and writer.role != "admin":
         raise Forbidden(f"only admin devices write {collection}")
 

@@ -30,7 +30,7 @@ def protect(home, tmp: Path, name: str = "report.pdf", label: str | None = None)
     src.write_bytes(CONTENT)
     home.run("doc", "protect", str(src), *(["--label", label] if label else []))
     kst = tmp / f"{name}.kst"
-    assert kst.exists() and kst.read_bytes()[:20] == b"keystead-document/1\n"
+    assert kst.exists() and kst.read_bytes()[:20] == b"keystead-document/2\n"
     return kst
 
 
@@ -106,12 +106,14 @@ def test_owner_devices_need_the_documents_scope(make_account, tmp_path):
     # The service enforces the scope too: a client that skips its own check is refused.
     from keystead.adapters.documents import read_header
     from keystead.core import Device, Forbidden, Home
+    from keystead.core.sealed import SealedKey
 
     with open(kst, "rb") as f:
         header = read_header(f)
     with Device.open(Home(watch.path), watch.passphrase) as dev:
         with pytest.raises(Forbidden):
-            dev.reencrypt(alice.name, [("documents/default", header.capsule)],
+            rec = SealedKey.from_bytes(header.sealed_key)
+            dev.reencrypt(alice.name, [(rec.key, rec.epoch, rec.capsule)],
                           context=header.document_id.hex())
     refused = alice.admin.json("doc", "audit", "--json")[-1]
     assert not refused["allowed"] and refused["reason"] == "no documents scope"
@@ -208,7 +210,7 @@ def _tamper(kst: Path, other: Path, how: str) -> bytes:
     if how == "other header":
         return _chunks(other)[0] + b"".join(chunks)
     if how == "unknown version":
-        return b"keystead-document/2\n" + data[20:]
+        return b"keystead-document/3\n" + data[20:]
     if how == "not a document":
         return b"%PDF-1.7\n" + data[9:]
     raise AssertionError(how)

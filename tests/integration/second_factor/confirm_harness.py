@@ -9,6 +9,7 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from keystead.core import Device
@@ -23,19 +24,22 @@ class World:
     phone: Any  # a member device with the confirm scope (conftest's Home)
     token: str  # an RP token for bank.example
     url: str
+    rp_home: Path  # the relying party's state folder (its pins), KEYSTEAD_HOME when it runs
 
 
 def make_world(make_account: Any, service: Any) -> World:
     acct = make_account("confirm")
     phone = acct.join("phone", scopes=["confirm", "totp"])
     token = acct.admin.run("confirm", "allow", "bank.example").stdout.split("rp token: ")[1]
-    return World(acct, phone, token.strip(), service.url)
+    return World(acct, phone, token.strip(), service.url, acct.tmp / f"{acct.name}-rp")
 
 
 def rp_request(world: World, *args: str, token: str | None = None,
                message: str = "Log in to bank.example?") -> subprocess.Popen[str]:
-    """``keystead confirm request`` as a relying party runs it: no device home at all."""
+    """``keystead confirm request`` as a relying party runs it: no device, only a state folder
+    for its pins."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEYSTEAD_")}
+    env["KEYSTEAD_HOME"] = str(world.rp_home)  # where it keeps its pins
     return subprocess.Popen(
         [*CLI, "confirm", "request", world.account.name, "--server", world.url,
          "--rp-token", token or world.token, "--message", message, *args],

@@ -151,7 +151,8 @@ def test_rp_management_and_a_revoked_token(world):
 
 # ----------------------------------------------------------------- refusals, Python API level
 def _client(world, token=None):
-    return RelyingPartyClient(world.url, world.account.name, token or world.token)
+    return RelyingPartyClient(world.url, world.account.name, token or world.token,
+                              pins=world.rp_home / "rp-pins")
 
 
 def _answer(dev, pending, decision=Decision.APPROVE, number=None):
@@ -241,7 +242,9 @@ def test_a_removed_devices_answer_is_refused(make_account, service):
     acct = make_account("removed")
     tablet = acct.join("tablet", scopes=["confirm"])
     token = acct.admin.run("confirm", "allow", "bank.example").stdout.split(": ")[1].strip()
-    with RelyingPartyClient(service.url, acct.name, token) as rp, opened(tablet) as dev:
+    rp_home = acct.tmp / f"{acct.name}-rp"
+    with RelyingPartyClient(service.url, acct.name, token, pins=rp_home / "rp-pins") as rp, \
+            opened(tablet) as dev:
         pending = rp.start("Before removal", lifetime=60)
         src = DevicePromptSource(dev)
         src.find(pending.request_id)
@@ -251,7 +254,7 @@ def test_a_removed_devices_answer_is_refused(make_account, service):
             src.approve(pending.request_id, None)
         with pytest.raises(DeviceNotLive):  # nor does the RP, even if one reached it
             rp.verify(pending, signed_before)
-    after = World(acct, tablet, token, service.url)
+    after = World(acct, tablet, token, service.url, rp_home)
     code, out, _ = finish(rp_request(after, "--wait", "2", message="After removal"))
     assert (code, out) == (2, "expired\n")
 
@@ -276,14 +279,19 @@ def test_bad_input_is_a_4xx_json_error(world):
     import httpx
 
     base = f"{world.url}/v1/confirm/{world.account.name}"
-    auth = {"authorization": f"Bearer {world.token}"}
+    v2 = {"keystead-protocol": "2"}
+    auth = {"authorization": f"Bearer {world.token}", **v2}
     for body in [b"{", b"[]", json.dumps({"v": 1}).encode(),
                  json.dumps({"v": 1, "id": "x", "expires": 1, "sealed": ""}).encode()]:
         r = httpx.post(base + "/requests", content=body, headers=auth)
         assert 400 <= r.status_code < 500 and "error" in r.json(), (body, r.text)
     r = httpx.get(base + "/requests/nope/answer", headers=auth)
     assert r.status_code == 400 and r.json()["error"] == "bad_request"
+    r = httpx.get(base + "/rps", headers=v2)
+    assert r.status_code == 403
+    r = httpx.post(base + "/requests", json={}, headers={"authorization": "Basic abc", **v2})
+    assert r.status_code == 403
+    # A client of protocol version 1 (no header) is told both versions, in one line.
     r = httpx.get(base + "/rps")
-    assert r.status_code == 403
-    r = httpx.post(base + "/requests", json={}, headers={"authorization": "Basic abc"})
-    assert r.status_code == 403
+    assert r.status_code == 400 and r.json()["error"] == "unsupported_version"
+    assert "version 2" in r.json()["message"] and "version 1" in r.json()["message"]

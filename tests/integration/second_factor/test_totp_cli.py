@@ -73,3 +73,35 @@ def test_with_the_unlock_agent_codes_come_from_it_and_match_oathtool(make_accoun
             "-c", "6", secret)
     finally:
         phone.run("lock")
+
+
+STEAM_SECRET = "63BEDWCQZKTQWPESARIERL5DTTQFCJTK"  # KeePassXC's test secret, from the Steam app
+
+
+def test_steam_codes_and_every_parameter_honoured_or_named(make_account):
+    acct = make_account("totp")
+    phone = acct.join("phone", scopes=["totp"])
+    acct.admin.run("totp", "add", f"steam://{STEAM_SECRET}", "--account", "gamer")
+    acct.admin.run("totp", "add", f"otpauth://totp/Valve:other?secret={STEAM_SECRET}"
+                   "&issuer=Valve&digits=5&period=30&encoder=steam")  # fmt: skip
+    listed = {c["name"]: c for c in phone.json("totp", "list", "--json")}
+    assert listed["Steam:gamer"]["encoder"] == "steam" and listed["Steam:gamer"]["digits"] == 5
+    for name in ("gamer", "Valve:other"):
+        for at, code in ((1511200518, "FR8RV"), (1511200714, "9P3VP")):
+            assert phone.run("totp", "code", name, "--at", str(at)).stdout.strip() == code
+
+    # An icon URL is kept and changes nothing: the code is oathtool's.
+    icon = "&image=https%3A%2F%2Fa.example%2Fi.png"
+    acct.admin.run("totp", "add", URI.replace("alice", "dave") + icon)
+    assert phone.run("totp", "code", "dave@example.com", "--at", "59").stdout.strip() == oathtool(
+        "--totp", "-N", "@59", "JBSWY3DPEHPK3PXP")
+
+    for bad, words in [
+        (URI.replace("alice", "erin") + "&lock=true", "otpauth parameter 'lock' is not supported"),
+        (URI.replace("alice", "erin") + "&encoder=motp", "encoder 'motp' is not supported"),
+    ]:
+        result = acct.admin.run("totp", "add", bad, check=False)
+        assert result.returncode == 1 and len(result.stderr.splitlines()) == 1, result.stderr
+        assert words in result.stderr
+    wrong = acct.admin.run("totp", "add", URI, "--account", "x", check=False)
+    assert wrong.returncode == 1 and "steam://" in wrong.stderr

@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import socket
 import stat
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from keystead.adapters.ssh import _agent_protocol as proto
+from keystead.adapters.ssh import _wire
 from keystead.adapters.ssh._keys import AgentKey, generate_device_key
 from keystead.adapters.ssh._verify import verify_signature
 from keystead.adapters.ssh.agent import AgentSocketError, SshAgent
@@ -87,6 +90,10 @@ def test_bad_frame_length_closes_only_that_client(agent: RunningAgent, bad: byte
         proto.encode_sign_request(generate_device_key("x").public_blob, b"d")[4:],  # not held
         b"\x1b\x00\x00\x00\x05query",  # unknown extension
         b"\x1b\x00\x00\x00\x18session-bind@openssh.com\x00",  # malformed bind
+        b"\x1b" + _wire.string(proto.SESSION_BIND) + _wire.string(  # compressed-point host key
+            _wire.string("ecdsa-sha2-nistp256") + _wire.string("nistp256")
+            + _wire.string(b"\x02" + b"\x11" * 32)
+        ) + _wire.string(b"sid") + _wire.string(b"sig") + _wire.boolean(False),
     ],
 )
 def test_bad_messages_get_failure_and_connection_stays(agent: RunningAgent, payload: bytes) -> None:
@@ -181,3 +188,150 @@ def test_explicit_socket_path_checks_its_folder(tmp_path: Path, device_key: Agen
     with pytest.raises(AgentSocketError, match="not a socket"):
         SshAgent(lambda: [device_key]).bind(fresh)
     os.unlink(fresh)
+
+
+HOLDER = """
+import socket, sys, time
+socks = []
+for _ in range(int(sys.argv[2])):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sys.argv[1])
+    socks.append(s)
+print("connected", flush=True)
+sys.stdin.read()  # hold them, idle, until told to stop
+"""
+
+
+def hold_idle(path: Path, count: int) -> subprocess.Popen[str]:
+    """Another process holding ``count`` idle connections to the agent."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(path), str(count)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stdout.readline() == "connected\n"
+    return proc
+
+
+def test_many_idle_clients_do_not_stop_new_ones(agent: RunningAgent) -> None:
+    """Six processes hold 300 idle connections (the old global cap was 128): every
+    one stays open and new clients are still answered, by a raw socket and by ssh-add."""
+    holders = [hold_idle(agent.socket_path, 50) for _ in range(6)]
+    try:
+        assert len(identities(agent.socket_path)) == 1
+        env = dict(os.environ, SSH_AUTH_SOCK=str(agent.socket_path))
+        listed = subprocess.run(["ssh-add", "-l"], env=env, capture_output=True, timeout=10)
+        assert listed.returncode == 0
+        assert all(h.poll() is None for h in holders)
+        assert len(agent.agent._clients) == 300
+    finally:
+        for h in holders:
+            h.communicate("")
+
+
+def test_one_peer_hoarding_connections_only_loses_its_own_idlest(
+    start_agent: Callable[..., RunningAgent], device_key: AgentKey
+) -> None:
+    running = start_agent([device_key], max_per_peer=8)
+    others = hold_idle(running.socket_path, 8)  # another process, at its own bound
+    try:
+        mine = [connect(running.socket_path) for _ in range(8)]
+        for s in [*mine[1:], mine[0]]:  # each used once, mine[0] last: the least idle
+            s.sendall(proto.encode_request_identities())
+            assert read_frame(s)
+        extra = [connect(running.socket_path) for _ in range(2)]  # past our bound
+        for s in extra:
+            s.sendall(proto.encode_request_identities())
+            assert len(proto.parse_identities_answer(read_frame(s)[4:])) == 1
+        assert read_frame(mine[1]) == b""  # the idlest two of ours were closed
+        assert read_frame(mine[2]) == b""
+        mine[0].sendall(proto.encode_request_identities())  # the recently used one stays
+        assert read_frame(mine[0])
+        assert len(running.agent._clients) == 16  # the other process's 8 untouched
+        for s in mine + extra:
+            s.close()
+    finally:
+        others.communicate("")
+
+
+def test_a_pending_confirmation_does_not_hold_up_other_clients(
+    start_agent: Callable[..., RunningAgent], device_key: AgentKey
+) -> None:
+    release = threading.Event()
+    running = start_agent([device_key], confirm=lambda context: release.wait(10))
+    with connect(running.socket_path) as waiting:
+        waiting.sendall(proto.encode_sign_request(device_key.public_blob, b"needs approval"))
+        for _ in range(3):
+            assert len(identities(running.socket_path)) == 1  # answered meanwhile
+        with connect(running.socket_path) as other:
+            other.sendall(proto.encode_sign_request(device_key.public_blob, b"also waits"))
+            release.set()
+            proto.parse_sign_response(read_frame(other)[4:])
+        sig = proto.parse_sign_response(read_frame(waiting)[4:])
+        verify_signature(device_key.public_blob, sig, b"needs approval")
+
+
+def test_a_client_that_never_reads_is_not_buffered_without_bound(agent: RunningAgent) -> None:
+    with connect(agent.socket_path) as s:
+        s.settimeout(0.5)
+        request = proto.encode_request_identities()
+        sent = 0
+        try:
+            while sent < 64 * 1024 * 1024:  # far more than any bound
+                sent += s.send(request * 4096)
+        except TimeoutError:
+            pass  # the agent stopped reading us: that is the point
+        assert sent < 64 * 1024 * 1024
+        assert len(identities(agent.socket_path)) == 1  # others still served
+
+
+AGENT_WITH_FEW_FILES = """
+import resource, sys
+from keystead.adapters.ssh._keys import generate_device_key
+from keystead.adapters.ssh.agent import SshAgent
+key = generate_device_key("device")
+agent = SshAgent(lambda: [key], cache_seconds=0)
+path = agent.bind()
+resource.setrlimit(resource.RLIMIT_NOFILE, (48, 48))
+print(path, flush=True)
+agent.serve_forever()
+"""
+
+
+def test_out_of_file_descriptors_the_biggest_peer_makes_room() -> None:
+    """The agent process may open only 48 files; three processes hold 30 idle
+    connections each. New clients are still answered (the biggest peer's idlest
+    connection is closed to make room), instead of waiting for ever in the backlog."""
+    agent = subprocess.Popen(
+        [sys.executable, "-c", AGENT_WITH_FEW_FILES], stdout=subprocess.PIPE, text=True
+    )
+    holders = []
+    try:
+        assert agent.stdout is not None
+        path = Path(agent.stdout.readline().strip())
+        holders = [hold_idle(path, 30) for _ in range(3)]
+        for _ in range(3):
+            assert len(identities(path)) == 1
+        env = dict(os.environ, SSH_AUTH_SOCK=str(path))
+        listed = subprocess.run(["ssh-add", "-l"], env=env, capture_output=True, timeout=10)
+        assert listed.returncode == 0
+        assert agent.poll() is None
+    finally:
+        for h in holders:
+            h.communicate("")
+        agent.terminate()
+        agent.communicate(timeout=10)
+
+
+def test_many_pipelined_requests_are_all_answered(agent: RunningAgent) -> None:
+    """More replies than the agent queues for one client at a time: it answers them in
+    batches as the client reads, and none is lost."""
+    count = 20_000
+    with connect(agent.socket_path) as s:
+        s.sendall(proto.encode_request_identities() * count)
+        one = len(proto.encode_identities_answer([(b"x" * 51, "device@keystead-test")]))
+        received = 0
+        while received < count * one:
+            chunk = s.recv(1 << 20)
+            assert chunk, received
+            received += len(chunk)
+        assert received == count * one

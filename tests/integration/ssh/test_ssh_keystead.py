@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -150,7 +151,7 @@ def test_pinned_fingerprint(acct: Any, ak_cache: Path) -> None:
     fpr = acct.admin.json("account", "show", "--json")["account_fingerprint"]
     assert authorized_keys(acct, ak_cache, "--fingerprint", fpr).returncode == 0
     wrong = authorized_keys(acct, ak_cache, "--fingerprint", "SHA256:" + "A" * 43)
-    assert wrong.returncode == 1 and wrong.stdout == ""
+    assert wrong.returncode == 5 and wrong.stdout == ""
     assert "fingerprint" in wrong.stderr
 
 
@@ -336,3 +337,171 @@ def test_confirm_each_signature_on_the_phone(
     phone.run("confirm", "deny", prompt2["id"])
     login.communicate(timeout=30)
     assert login.returncode == 255
+
+
+def ssh_keygen(path: Path, *args: str) -> str:
+    """A key file made by the real ssh-keygen; returns its public line (type and key)."""
+    done = subprocess.run(
+        ["ssh-keygen", "-q", "-C", path.name, *args, "-f", str(path)],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return key_part(path.with_name(path.name + ".pub").read_text())
+
+
+def test_ecdsa_from_stdin_served_from_the_first_answer_and_logs_in(
+    acct: Any, sshd: Sshd, ak_cache: Path, agents: Callable[..., Agent], tmp_path: Path
+) -> None:
+    """``keystead passwords show NAME --private-key | keystead ssh import -``, with an ECDSA
+    PEM key: every agent lists it in its very first answer, and sshd lets it in."""
+    path = tmp_path / "id_ecdsa"
+    public = ssh_keygen(path, "-t", "ecdsa", "-b", "384", "-m", "PEM", "-N", "")
+    out = acct.admin.run(
+        "ssh", "import", "-", "--comment", "from-vault", input=path.read_text()
+    ).stdout
+    assert "ecdsa-sha2-nistp384" in out and "from-vault" in out
+    listed = authorized_keys(acct, ak_cache).stdout.splitlines()
+    assert listed[1] == f"{public} keystead:{acct.name}:imported:from-vault"
+
+    other = acct.join("desktop", scopes=["ssh"])
+    fresh = agents(other)  # a device that never synced the ssh collection
+    assert fresh.listed()[1:] == [public]  # first answer, no waiting
+    again = agents(acct.admin)  # a device with it in its cache
+    assert again.listed()[1:] == [public]
+
+    only = ["-o", "IdentitiesOnly=yes", "-o", f"IdentityFile={path}.pub"]
+    result = sshd.ssh(fresh.socket, "echo", "ecdsa", options=only)
+    assert (result.returncode, result.stdout) == (0, "ecdsa\n"), result.stderr + sshd.log()
+    assert "ECDSA" in sshd.log()
+
+
+def test_import_errors_are_one_line(acct: Any, tmp_path: Path) -> None:
+    gcm = tmp_path / "id_gcm"
+    ssh_keygen(gcm, "-t", "ed25519", "-N", "right phrase", "-Z", "aes256-gcm@openssh.com")
+    wrong = acct.admin.run(
+        "ssh", "import", str(gcm), "--passphrase-stdin", input="wrong phrase\n", check=False
+    )
+    assert wrong.returncode == 1
+    assert wrong.stderr == "keystead: wrong passphrase for the private key\n"
+
+    plain = tmp_path / "plain"
+    ssh_keygen(plain, "-t", "ecdsa", "-m", "PEM", "-N", "")
+    camellia = tmp_path / "camellia"
+    subprocess.run(
+        ["openssl", "ec", "-in", str(plain), "-camellia256", "-passout", "pass:right phrase",
+         "-out", str(camellia)], check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    refused = acct.admin.run(
+        "ssh", "import", str(camellia), "--passphrase-stdin", input="right phrase\n", check=False
+    )
+    assert refused.returncode == 1 and len(refused.stderr.splitlines()) == 1
+    assert "'CAMELLIA-256-CBC'" in refused.stderr and "not supported" in refused.stderr
+
+    piped = acct.admin.run("ssh", "import", "-", input=gcm.read_text(), check=False)
+    assert piped.returncode == 1 and len(piped.stderr.splitlines()) == 1
+    assert "--passphrase-file" in piped.stderr
+    phrase = tmp_path / "phrase"
+    phrase.write_text("right phrase\n")
+    ok = acct.admin.run("ssh", "import", "-", "--passphrase-file", str(phrase),
+                        input=gcm.read_text())  # fmt: skip
+    assert "ssh-ed25519" in ok.stdout
+    for result in (wrong, refused, piped):
+        assert "Traceback" not in result.stderr
+
+
+def test_one_key_limit_for_import_keys_and_agent(
+    acct: Any, ak_cache: Path, agents: Callable[..., Agent], tmp_path: Path
+) -> None:
+    from keystead.adapters.ssh._keys import MAX_AGENT_KEYS, MAX_IMPORTED_KEYS
+
+    publics = []
+    for i in range(MAX_IMPORTED_KEYS + 1):
+        path = tmp_path / f"id_{i}"
+        publics.append(ssh_keygen(path, "-t", "ecdsa", "-N", ""))
+        result = acct.admin.run("ssh", "import", str(path), check=False)
+        if i < MAX_IMPORTED_KEYS:
+            assert result.returncode == 0, result.stderr
+    assert result.returncode == 1 and len(result.stderr.splitlines()) == 1
+    assert f"the limit is {MAX_IMPORTED_KEYS}" in result.stderr
+    assert "MaxAuthTries" in result.stderr
+    again = acct.admin.run("ssh", "import", str(tmp_path / "id_0"))  # the same key: no new one
+    assert again.returncode == 0
+    listed = acct.admin.json("ssh", "keys", "--json")
+    assert [k["kind"] for k in listed] == ["device"] + ["imported"] * MAX_IMPORTED_KEYS
+    served = agents(acct.admin).listed()
+    assert len(served) == MAX_AGENT_KEYS
+    assert sorted(served[1:]) == sorted(publics[:MAX_IMPORTED_KEYS])
+    assert [key_part(k["line"]) for k in listed] == served  # the same keys, in the same order
+    published = authorized_keys(acct, ak_cache).stdout.splitlines()
+    assert sorted(key_part(x) for x in published[1:]) == sorted(served[1:])
+
+
+def test_encrypted_key_on_stdin_asks_on_the_terminal(acct: Any, tmp_path: Path) -> None:
+    """``ssh import -`` under a real terminal (util-linux ``script``): the key comes from
+    stdin, its passphrase is asked on /dev/tty."""
+    key = tmp_path / "id"
+    public = ssh_keygen(key, "-t", "ecdsa", "-N", "right phrase")
+    command = f"{shlex.join(CLI)} ssh import - < {shlex.quote(str(key))}"
+    proc = subprocess.Popen(
+        ["script", "-qec", command, "/dev/null"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=acct.admin.env(),
+    )  # fmt: skip
+    assert proc.stdin is not None and proc.stdout is not None
+    seen = b""
+    while b"Key passphrase:" not in seen:  # typed before the prompt, getpass would flush it
+        chunk = proc.stdout.read1(100)
+        assert chunk, seen
+        seen += chunk
+    proc.stdin.write(b"right phrase\n")
+    proc.stdin.flush()
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, seen + out
+    assert b"imported" in out
+    lines = [k["line"] for k in acct.admin.json("ssh", "keys", "--json")]
+    assert public in [key_part(line) for line in lines]
+
+
+OLD_VERSION_IMPORT = """
+import sys
+from keystead.adapters.ssh._device import SshItems
+from keystead.adapters.ssh._items import encode_key, key_item_id
+from keystead.adapters.ssh._keys import generate_device_key
+from keystead.core.cli import open_device
+
+with open_device() as dev:
+    items = SshItems(dev)
+    items.sync()
+    for i in range(int(sys.argv[1])):
+        key = generate_device_key(f"old-{i}")
+        items.collection.put(key_item_id(key), encode_key(key))
+"""
+
+
+def test_keys_past_the_limit_from_an_older_version_are_marked_not_served(
+    acct: Any, ak_cache: Path, agents: Callable[..., Agent]
+) -> None:
+    """An older version accepted more imported keys than the agent serves. Now ``ssh keys``,
+    the agent and the published list agree on the same first ones, and say so."""
+    from keystead.adapters.ssh._keys import MAX_AGENT_KEYS, MAX_IMPORTED_KEYS
+
+    extra = 2
+    done = subprocess.run(
+        [sys.executable, "-c", OLD_VERSION_IMPORT, str(MAX_IMPORTED_KEYS + extra)],
+        env=acct.admin.env(), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    listed = acct.admin.run("ssh", "keys", "--json")
+    keys = json.loads(listed.stdout)
+    kinds = [k["kind"] for k in keys]
+    assert kinds == ["device"] + ["imported"] * MAX_IMPORTED_KEYS + ["unserved"] * extra
+    assert f"over the limit of {MAX_AGENT_KEYS} keys" in listed.stderr
+    served = [key_part(k["line"]) for k in keys if k["kind"] != "unserved"]
+    assert agents(acct.admin).listed() == served
+    # Removing a served key republishes: the first unserved one moves up, everywhere.
+    acct.admin.run("ssh", "remove", keys[1]["fingerprint"])
+    after = acct.admin.json("ssh", "keys", "--json")
+    assert [k["kind"] for k in after].count("unserved") == extra - 1
+    published = authorized_keys(acct, ak_cache).stdout.splitlines()[1:]
+    assert sorted(key_part(x) for x in published) == sorted(
+        key_part(k["line"]) for k in after if k["kind"] == "imported"
+    )

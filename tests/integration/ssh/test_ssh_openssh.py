@@ -11,7 +11,13 @@ import paramiko
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from keystead.adapters.ssh._agent_core import SignContext
-from keystead.adapters.ssh._keys import AgentKey, authorized_keys_line, generate_device_key
+from keystead.adapters.ssh._keys import (
+    MAX_AGENT_KEYS,
+    AgentKey,
+    authorized_keys_line,
+    generate_device_key,
+    load_private_key_file,
+)
 from keystead.adapters.ssh._verify import verify_signature
 from ssh_harness import RunningAgent, Sshd
 
@@ -50,11 +56,28 @@ def test_ssh_add_sees_no_keys_and_cannot_modify(agent: RunningAgent) -> None:
 
 
 def test_agent_caps_the_number_of_keys(start_agent: Callable[..., RunningAgent]) -> None:
-    keys = [generate_device_key(f"k{i}") for i in range(8)]
+    keys = [generate_device_key(f"k{i}") for i in range(MAX_AGENT_KEYS + 2)]
     running = start_agent(keys)
     assert ssh_add(running.socket_path, "-L").stdout.splitlines() == [
-        k.public.line() for k in keys[:5]
+        k.public.line() for k in keys[:MAX_AGENT_KEYS]
     ]
+
+
+def test_the_cap_is_what_sshd_tries(sshd: Sshd, start_agent: Callable[..., RunningAgent]) -> None:
+    """Why the cap: ssh offers the agent's keys in order, and sshd (MaxAuthTries 6 by
+    default) gives up after six refused ones. The last key under the cap still logs in;
+    one more key, authorized but offered seventh, never does."""
+    keys = [generate_device_key(f"k{i}") for i in range(MAX_AGENT_KEYS + 1)]
+    sshd.set_authorized_keys([keys[MAX_AGENT_KEYS - 1].public.line()])
+    at_cap = start_agent(keys[:MAX_AGENT_KEYS])
+    result = sshd.ssh(at_cap.socket_path, "true")
+    assert result.returncode == 0, result.stderr + sshd.log()
+
+    sshd.set_authorized_keys([keys[MAX_AGENT_KEYS].public.line()])
+    over = start_agent(keys, max_keys=MAX_AGENT_KEYS + 1)
+    result = sshd.ssh(over.socket_path, "true")
+    assert result.returncode == 255
+    assert "Too many authentication failures" in result.stderr + sshd.log()
 
 
 @pytest.mark.parametrize("algorithm", ["rsa-sha2-256", "rsa-sha2-512"])
@@ -158,3 +181,51 @@ def test_confirm_hook_denial_refuses_login(
     sshd.set_authorized_keys([device_key.public.line()])
     result = sshd.ssh(running.socket_path, "true")
     assert result.returncode == 255 and "Permission denied" in result.stderr
+
+
+@pytest.mark.parametrize("bits", ["256", "384", "521"])
+def test_ecdsa_key_with_real_openssh(
+    tmp_path: Path,
+    sshd: Sshd,
+    start_agent: Callable[..., RunningAgent],
+    device_key: AgentKey,
+    bits: str,
+) -> None:
+    """An ECDSA key from ssh-keygen (chacha20-poly1305, passphrase): listed by ssh-add,
+    signing for ssh-keygen -Y sign -U (checked by ssh-keygen -Y verify) and logging in."""
+    path = tmp_path / "id_ecdsa"
+    made = subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ecdsa", "-b", bits, "-N", "passphrase", "-C", "ec@old",
+         "-Z", "chacha20-poly1305@openssh.com", "-f", str(path)],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    key = load_private_key_file(path, b"passphrase")
+    running = start_agent([device_key, key])
+    env = dict(os.environ, SSH_AUTH_SOCK=str(running.socket_path))
+    listed = ssh_add(running.socket_path, "-L").stdout.splitlines()
+    assert listed == [device_key.public.line(), path.with_name("id_ecdsa.pub").read_text().strip()]
+    assert "(ECDSA)" in ssh_add(running.socket_path, "-l").stdout
+
+    message = tmp_path / "message"
+    message.write_text("signed through the agent\n")
+    signed = subprocess.run(
+        ["ssh-keygen", "-Y", "sign", "-n", "file", "-f", f"{path}.pub", "-U", str(message)],
+        env=env, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert signed.returncode == 0, signed.stderr
+    allowed = tmp_path / "allowed_signers"
+    allowed.write_text(f"ec@old {key.public.line()}\n")
+    with message.open("rb") as data:
+        verified = subprocess.run(
+            ["ssh-keygen", "-Y", "verify", "-f", str(allowed), "-I", "ec@old", "-n", "file",
+             "-s", f"{message}.sig"],
+            stdin=data, capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    assert verified.returncode == 0, verified.stderr + verified.stdout
+
+    sshd.set_authorized_keys([key.public.line()])
+    only = ["-o", "IdentitiesOnly=yes", "-o", f"IdentityFile={path}.pub"]
+    result = sshd.ssh(running.socket_path, "echo", "ecdsa", options=only)
+    assert (result.returncode, result.stdout) == (0, "ecdsa\n"), result.stderr + sshd.log()
+    assert f"ECDSA {key.public.fingerprint}" in sshd.log()

@@ -96,7 +96,8 @@ class InProcessService:
         self.transport = TamperingTransport(SyncASGITransport(self.app))
 
     def http(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, transport=self.transport)
+        return httpx.Client(base_url=self.url, transport=self.transport,
+                            headers={"keystead-protocol": "2"})
 
     def create(self, name: str = "alice", device: str = "laptop",
                collections: tuple[str, ...] = ("notes", "passwords")) -> tuple[Device, str]:

@@ -2,8 +2,8 @@
 
 Run from the repository root: ``python tests/vectors/documents/generate.py``.
 Every input is fixed, so the output is byte-for-byte reproducible; the tests
-check that the committed files still match what the code produces. The capsule
-and encrypted key are placeholder bytes: the format treats them as opaque.
+check that the committed files still match what the code produces. The sealed key
+record is placeholder bytes: the format treats it as opaque.
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ COMMON: dict[str, Any] = {
     "service_url": "https://keys.example.org",
     "document_id": bytes(range(0x10, 0x20)).hex(),
     "created": 1_700_000_000,
-    "capsule": (b"\xca" * 105).hex(),
-    "encrypted_key": (b"\xed" * 72).hex(),
+    "sealed_key": (b"\xca" * 300).hex(),
     "chunk_size": 65536,
     "nonce_prefix": "a0a1a2a3a4a5a6",
 }
@@ -56,8 +55,7 @@ def header_from(params: dict[str, Any]) -> Header:
         service_url=params["service_url"],
         document_id=bytes.fromhex(params["document_id"]),
         created=params["created"],
-        capsule=bytes.fromhex(params["capsule"]),
-        encrypted_key=bytes.fromhex(params["encrypted_key"]),
+        sealed_key=bytes.fromhex(params["sealed_key"]),
         chunk_size=params["chunk_size"],
         nonce_prefix=bytes.fromhex(params["nonce_prefix"]),
     )
@@ -86,7 +84,7 @@ def main() -> None:
             }
         )
     doc = {
-        "description": "Known-answer vectors for Keystead .kst documents v1 (docs/FORMAT.md)",
+        "description": "Known-answer vectors for Keystead .kst documents v2 (docs/FORMAT.md)",
         "data_key": DATA_KEY.hex(),
         "plaintext": "byte i is i mod 251",
         "vectors": vectors,

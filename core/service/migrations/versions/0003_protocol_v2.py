@@ -57,6 +57,7 @@ def upgrade() -> None:
         sa.Column("seq", sa.BigInteger(), nullable=False),
         sa.Column("writer", sa.String(length=16), nullable=False),
         sa.Column("signature", sa.LargeBinary(), nullable=False),
+        sa.Column("proof", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("account", "collection", "item_id"),
     )
     op.create_index("ix_items_changes", "items", ["account", "collection", "seq"])

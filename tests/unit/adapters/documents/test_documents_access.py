@@ -43,8 +43,7 @@ def test_labels() -> None:
 
 
 def _header(owner: str, url: str) -> Header:
-    return Header.new(owner=owner, label="l", service_url=url, capsule=b"c" * 105,
-                      encrypted_key=b"k")
+    return Header.new(owner=owner, label="l", service_url=url, sealed_key=b"c" * 300)
 
 
 def test_owner_must_name_the_service_host() -> None:

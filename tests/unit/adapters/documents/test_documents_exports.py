@@ -11,7 +11,7 @@ def test_public_names() -> None:
             "DATA_KEY_SIZE",
             "DEFAULT_CHUNK_SIZE",
             "DOCUMENT_ID_SIZE",
-            "MAGIC_V1",
+            "MAGIC_V2",
             "MAX_CHUNK_SIZE",
             "MIN_CHUNK_SIZE",
             "NONCE_PREFIX_SIZE",

@@ -7,7 +7,7 @@ import struct
 
 import pytest
 from documents_helpers import make_header, protect
-from keystead.adapters.documents import MAGIC_V1, Header, read_header
+from keystead.adapters.documents import MAGIC_V2, Header, read_header
 from keystead.core.errors import FormatError, UnsupportedVersion
 
 
@@ -26,19 +26,19 @@ def test_read_header_on_a_document_needs_no_key() -> None:
 
 def test_new_fills_fresh_id_prefix_and_time() -> None:
     a = Header.new(
-        owner="a@b", label="l", service_url="https://s", capsule=b"c", encrypted_key=b"k"
+        owner="a@b", label="l", service_url="https://s", sealed_key=b"c"
     )
     b = Header.new(
-        owner="a@b", label="l", service_url="https://s", capsule=b"c", encrypted_key=b"k"
+        owner="a@b", label="l", service_url="https://s", sealed_key=b"c"
     )
     assert a.document_id != b.document_id and a.nonce_prefix != b.nonce_prefix
     assert a.created > 1_700_000_000 and a.chunk_size == 65536
     assert a.created_at.timestamp() == a.created
 
 
-@pytest.mark.parametrize("version", [b"2\n", b"0\n", b"10", b"1 "])
+@pytest.mark.parametrize("version", [b"1\n", b"0\n", b"10", b"2 "])
 def test_unknown_version(version: bytes) -> None:
-    data = make_header().to_bytes().replace(MAGIC_V1, MAGIC_V1[:-2] + version, 1)
+    data = make_header().to_bytes().replace(MAGIC_V2, MAGIC_V2[:-2] + version, 1)
     with pytest.raises(UnsupportedVersion):
         read_header(io.BytesIO(data))
     with pytest.raises(UnsupportedVersion):
@@ -62,12 +62,12 @@ def test_every_truncation_of_the_header_is_a_format_error() -> None:
 
 
 def _with_body(body: bytes) -> bytes:
-    return MAGIC_V1 + struct.pack(">H", len(body)) + body
+    return MAGIC_V2 + struct.pack(">H", len(body)) + body
 
 
 def test_extra_bytes_inside_the_header_length() -> None:
     raw = make_header().to_bytes()
-    body = raw[len(MAGIC_V1) + 2 :]
+    body = raw[len(MAGIC_V2) + 2 :]
     with pytest.raises(FormatError, match="unexpected bytes"):
         read_header(io.BytesIO(_with_body(body + b"\x00")))
     with pytest.raises(FormatError):
@@ -75,7 +75,7 @@ def test_extra_bytes_inside_the_header_length() -> None:
 
 
 def test_oversized_header_length_is_refused_before_reading() -> None:
-    data = MAGIC_V1 + struct.pack(">H", 60000) + b"\x00" * 60000
+    data = MAGIC_V2 + struct.pack(">H", 60000) + b"\x00" * 60000
     with pytest.raises(FormatError, match="too large"):
         read_header(io.BytesIO(data))
 
@@ -107,8 +107,8 @@ def test_non_utf8_label() -> None:
         {"service_url": "https://" + "a" * 2048},
         {"document_id": b"short"},
         {"nonce_prefix": b"\x00" * 8},
-        {"capsule": b""},
-        {"encrypted_key": b"k" * 1025},
+        {"sealed_key": b""},
+        {"sealed_key": b"k" * 2049},
         {"created": -1},
         {"created": 2**64},
         {"created": 1.5},
@@ -127,8 +127,7 @@ def test_limits_are_accepted_at_the_edge() -> None:
         owner="a" * 64 + "@" + "h" * 180 + ":65535",
         label="é" * 127,
         service_url="https://" + "a" * 2040,
-        capsule=b"c" * 1024,
-        encrypted_key=b"k" * 1024,
+        sealed_key=b"c" * 2048,
         created=2**64 - 1,
         chunk_size=1024 * 1024,
     )

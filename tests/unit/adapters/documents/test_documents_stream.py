@@ -230,8 +230,8 @@ def test_reordered_or_duplicated_chunks(order: list[int]) -> None:
 
 def test_header_from_another_document() -> None:
     key_a, key_b = os.urandom(32), os.urandom(32)
-    header_a = make_header(document_id=b"A" * 16, capsule=b"capsule-a")
-    header_b = make_header(document_id=b"B" * 16, capsule=b"capsule-b")
+    header_a = make_header(document_id=b"A" * 16, sealed_key=b"capsule-a")
+    header_b = make_header(document_id=b"B" * 16, sealed_key=b"capsule-b")
     doc_a, doc_b = protect(b"a" * 100, header_a, key_a), protect(b"b" * 100, header_b, key_b)
     keys = {b"capsule-a": key_a, b"capsule-b": key_b}
     swapped = doc_b[: len(header_b.to_bytes())] + doc_a[len(header_a.to_bytes()) :]
@@ -241,7 +241,7 @@ def test_header_from_another_document() -> None:
             open_bytes(swapped, key=key)
     out = io.BytesIO()
     with pytest.raises(DecryptionFailed):
-        open_stream(io.BytesIO(swapped), out, lambda h: keys[h.capsule])
+        open_stream(io.BytesIO(swapped), out, lambda h: keys[h.sealed_key])
     assert out.getvalue() == b""
 
 

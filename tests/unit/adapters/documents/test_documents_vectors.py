@@ -38,7 +38,7 @@ def plaintext(size: int) -> bytes:
 
 def spec_decrypt(blob: bytes, data_key: bytes) -> tuple[bytes, bytes]:
     """Decrypt by following docs/FORMAT.md alone (no adapter code): (header, plaintext)."""
-    magic = b"keystead-document/1\n"
+    magic = b"keystead-document/2\n"
     assert blob.startswith(magic)
     (body_len,) = struct.unpack(">H", blob[len(magic) : len(magic) + 2])
     header = blob[: len(magic) + 2 + body_len]

@@ -47,9 +47,17 @@ def test_lowercase_and_spaced_secret_is_accepted():
     assert decode_secret("jbsw y3dp ehpk 3pxp") == decode_secret("JBSWY3DPEHPK3PXP")
 
 
-def test_unknown_parameters_are_ignored():
-    otp = OtpAuth.from_uri(GOOGLE_EXAMPLE + "&image=https%3A%2F%2Fexample.com%2Fa.png")
-    assert otp.issuer == "Example"
+def test_image_is_kept_and_written_back():
+    otp = OtpAuth.from_uri(GOOGLE_EXAMPLE + "&image=https%3A%2F%2Fexample.com%2Fa.png%3Fs%3D1")
+    assert otp.image == "https://example.com/a.png?s=1"
+    assert OtpAuth.from_uri(otp.to_uri()) == otp
+
+
+@pytest.mark.parametrize("param", ["color=ff0000", "lock=true", "pin=1234", "foo=bar"])
+def test_other_parameters_are_refused_by_name(param):
+    name = param.split("=")[0]
+    with pytest.raises(OtpAuthError, match=f"parameter '{name}' is not supported"):
+        OtpAuth.from_uri(GOOGLE_EXAMPLE + "&" + param)
 
 
 @pytest.mark.parametrize(

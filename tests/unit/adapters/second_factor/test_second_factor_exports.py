@@ -12,7 +12,7 @@ EXPECTED = {
     "decode_secret", "encode_secret", "find_credential", "hotp", "qr_matrix", "render_qr",
     "take_code", "time_step", "totp", "verify_answer", "verify_totp",
     "DevicePromptSource", "Outcome", "PendingRequest", "RelyingPartyClient",
-    "request_confirmation",
+    "request_confirmation", "PinMismatch",
 }  # fmt: skip
 
 

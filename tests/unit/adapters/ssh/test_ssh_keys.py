@@ -6,13 +6,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from keystead.adapters.ssh import _wire
 from keystead.adapters.ssh._keys import (
     AgentKey,
     KeyPassphraseRequired,
     PublicKey,
     UnsupportedSignRequest,
+    WrongPassphrase,
     authorized_keys_line,
     generate_device_key,
     load_private_key,
@@ -56,11 +59,41 @@ def test_refused_sign_requests(key: AgentKey, flags: int) -> None:
 def test_weak_and_unsupported_keys_are_refused() -> None:
     with pytest.raises(FormatError):
         AgentKey(rsa.generate_private_key(public_exponent=65537, key_size=1024))
+    with pytest.raises(FormatError, match="nistp256"):
+        AgentKey(ec.generate_private_key(ec.SECP224R1()))
     with pytest.raises(FormatError):
-        AgentKey(ec.generate_private_key(ec.SECP256R1()))  # type: ignore[arg-type]
+        AgentKey(dsa.generate_private_key(2048))  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("key_type", ["ed25519", "rsa"])
+@pytest.mark.parametrize(
+    "curve, name, digest",
+    [
+        (ec.SECP256R1(), "ecdsa-sha2-nistp256", hashes.SHA256()),
+        (ec.SECP384R1(), "ecdsa-sha2-nistp384", hashes.SHA384()),
+        (ec.SECP521R1(), "ecdsa-sha2-nistp521", hashes.SHA512()),
+    ],
+)
+def test_ecdsa_signs_with_the_curve_hash(
+    curve: ec.EllipticCurve, name: str, digest: hashes.HashAlgorithm
+) -> None:
+    key = AgentKey(ec.generate_private_key(curve), "ec")
+    assert key.public.algorithm == name
+    for flags in (0, 2, 4):  # RSA flags mean nothing to ECDSA, as in OpenSSH's agent
+        sig = key.sign(b"data", flags)
+        verify_signature(key.public_blob, sig, b"data")
+    r = _wire.Reader(sig)
+    assert r.text() == name
+    inner = _wire.Reader(r.string())
+    rs = (inner.mpint(), inner.mpint())
+    inner.end()
+    public = key.private.public_key()
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    public.verify(encode_dss_signature(*rs), b"data", ec.ECDSA(digest))  # that hash, no other
+    with pytest.raises(InvalidSignature):
+        verify_signature(key.public_blob, sig, b"other")
+
+
+@pytest.mark.parametrize("key_type", ["ed25519", "rsa", "ecdsa"])
 def test_load_what_ssh_keygen_writes(tmp_path: Path, key_type: str) -> None:
     path = tmp_path / f"id_{key_type}"
     assert (
@@ -80,7 +113,7 @@ def test_encrypted_key_file(tmp_path: Path) -> None:
     path.with_name("id_ed25519.pub").unlink()
     with pytest.raises(KeyPassphraseRequired):
         load_private_key_file(path)
-    with pytest.raises(FormatError):
+    with pytest.raises(WrongPassphrase):
         load_private_key_file(path, b"wrong")
     key = load_private_key_file(path, b"secret")
     assert key.comment == "id_ed25519"
@@ -93,14 +126,23 @@ def test_pem_rsa_and_garbage(tmp_path: Path) -> None:
     assert load_private_key_file(path).public.algorithm == "ssh-rsa"
     with pytest.raises(FormatError):
         load_private_key(b"not a key")
-    ecdsa = tmp_path / "ecdsa"
-    ssh_keygen("-q", "-t", "ecdsa", "-N", "", "-f", str(ecdsa))
-    with pytest.raises(FormatError):
-        load_private_key_file(ecdsa)
+    dsa_file = tmp_path / "dsa"
+    dsa_file.write_bytes(
+        dsa.generate_private_key(2048).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    with pytest.raises(FormatError, match="Ed25519, ECDSA and RSA"):
+        load_private_key_file(dsa_file)
 
 
-def test_private_openssh_round_trip_and_ssh_keygen_reads_it(tmp_path: Path) -> None:
-    key = generate_device_key("dev")
+@pytest.mark.parametrize(
+    "key",
+    [generate_device_key("dev"), AgentKey(ec.generate_private_key(ec.SECP521R1()), "ec")],
+)
+def test_private_openssh_round_trip_and_ssh_keygen_reads_it(tmp_path: Path, key: AgentKey) -> None:
     assert load_private_key(key.private_openssh(b"pw"), b"pw") == key
     path = tmp_path / "exported"
     path.write_bytes(key.private_openssh())
@@ -132,7 +174,6 @@ def test_authorized_keys_line() -> None:
 
 def test_verify_host_signatures_of_other_types() -> None:
     # ECDSA host keys sign session-bind proofs; check against OpenSSH-format encoding.
-    from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
     private = ec.generate_private_key(ec.SECP256R1())
@@ -147,3 +188,19 @@ def test_verify_host_signatures_of_other_types() -> None:
         verify_signature(blob, sig + b"x", b"sid")
     with pytest.raises(InvalidSignature):
         verify_signature(RSA.public_blob, _wire.string("ssh-rsa") + _wire.string(b"x"), b"sid")
+
+
+COMPRESSED_EC = (
+    _wire.string("ecdsa-sha2-nistp256")
+    + _wire.string("nistp256")
+    + _wire.string(b"\x02" + b"\x11" * 32)
+)
+
+
+def test_compressed_ecdsa_points_are_format_errors_not_crashes() -> None:
+    """cryptography raises NotImplementedError for them; callers see our own errors."""
+    with pytest.raises(FormatError):
+        PublicKey(COMPRESSED_EC)
+    with pytest.raises(InvalidSignature):
+        verify_signature(COMPRESSED_EC, _wire.string("ecdsa-sha2-nistp256") + _wire.string(b""),
+                         b"x")  # fmt: skip
