@@ -9,7 +9,7 @@ from keystead.core._umbral import PRESecretKey
 from keystead.core.bundle import Plan, bundle_digest, recovery_blob
 from keystead.core.chain import make_entry, sign_device_statement, verify_chain
 from keystead.core.errors import FormatError, VerificationError
-from keystead.core.items import open_item
+from keystead.core.items import ItemVerifier, SealedItem, open_item
 from keystead.core.keys import AccountSecrets, DeviceKeys
 
 NOW = 1_700_000_000.0
@@ -65,9 +65,11 @@ def test_items_are_sealed_under_the_epoch_the_new_chain_makes_current() -> None:
     plan.collection("notes", "items")
     plan.epoch("notes")
     plan.put_item("notes", "a", b"hello", 1, keys.device_id, keys.signing)
-    [(coll, item)] = plan.items
+    [wire] = plan.to_json()["items"]
+    coll = wire.pop("collection")
+    item = SealedItem.from_json(wire)
     assert (coll, item.epoch, item.writer) == ("notes", 2, keys.device_id)
-    item.verify(keys.signing.verify_key, account="alice", collection="notes")
+    ItemVerifier().verify(item, keys.signing.verify_key, account="alice", collection="notes")
     assert open_item(plan.data_keys[("notes", 2)], account="alice", collection="notes",
                      item=item) == b"hello"
 

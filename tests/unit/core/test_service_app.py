@@ -12,7 +12,6 @@ import httpx
 import pytest
 from core_harness import PASSPHRASE, InProcessService
 from keystead.core import account as acct
-from keystead.core import labels
 from keystead.core._encoding import b64e
 from keystead.core.bundle import Plan
 from keystead.core.chain import make_entry
@@ -29,9 +28,9 @@ from keystead.core.errors import (
     VerificationError,
 )
 from keystead.core.home import Home
-from keystead.core.items import SealedItem, item_message, seal_item
+from keystead.core.items import SealedItem, seal_item, sign_items
 from keystead.core.keys import AccountSecrets
-from keystead.core.requests import HEADER_DIGEST, sign_request
+from keystead.core.requests import HEADER_DIGEST, origin_of, sign_request
 from keystead.core.service.app import MAX_BODY
 from keystead.core.service.store import PAIRING_MAX_FAILURES
 
@@ -52,7 +51,7 @@ def alice(svc: InProcessService) -> Device:
 def signed(dev: Device, method: str, path: str, body: bytes, *, time: float | None = None
            ) -> dict[str, str]:
     return sign_request(dev.keys.signing, account=dev.account, device=dev.device_id,
-                        method=method, path=path, body=body,
+                        method=method, origin=origin_of(dev.server), path=path, body=body,
                         time=int(dev.clock() if time is None else time))
 
 
@@ -67,9 +66,9 @@ def sealed(dev: Device, item_id: str = "evil", *, coll: str = "notes", version: 
     number = dev.chain().collection(coll).current_epoch if epoch is None else epoch
     key = dev.epoch_keys(coll, [number])[number]
     w = writer or dev
-    return seal_item(key, account=dev.account, collection=coll, item_id=item_id,
-                     version=version, epoch=number, plaintext=b"x", writer=w.device_id,
-                     signer=w.keys.signing)
+    item = seal_item(key, account=dev.account, collection=coll, item_id=item_id,
+                     version=version, epoch=number, plaintext=b"x", writer=w.device_id)
+    return sign_items(w.keys.signing, account=dev.account, collection=coll, items=[item])[0]
 
 
 def put_body(dev: Device, *items: SealedItem) -> bytes:
@@ -91,7 +90,7 @@ def capsule_request(dev: Device, coll: str) -> tuple[str, int, bytes]:
 
 def test_health(svc: InProcessService) -> None:
     with svc.http() as http:
-        assert http.get("/v1/health").json() == {"ok": True, "version": 1}
+        assert http.get("/v1/health").json() == {"ok": True, "version": 1, "protocol": 2}
 
 
 # ---------------------------------------------------------------- request authentication
@@ -161,13 +160,32 @@ def test_signature_by_another_key_or_for_another_path(svc: InProcessService,
         h = signed(alice, "GET", items_path(alice, "passwords"), b"")
         assert http.get(items_path(alice), headers=h).status_code == 401
         h = sign_request(acct.DeviceKeys.generate().signing, account=alice.account,
-                         device=alice.device_id, method="GET", path=items_path(alice), body=b"",
+                         device=alice.device_id, method="GET", origin=origin_of(svc.url),
+                         path=items_path(alice), body=b"",
                          time=int(svc.clock()))
         assert http.get(items_path(alice), headers=h).status_code == 401
         h = signed(alice, "GET", items_path(alice), b"")
         h["keystead-device"] = f"{alice.account}/0000000000000000"
         assert http.get(items_path(alice), headers=h).status_code == 403
         assert http.get(items_path(alice)).status_code == 403  # unsigned
+        # Signed by alice for another service (a peer's): not replayable here.
+        h = sign_request(alice.keys.signing, account=alice.account, device=alice.device_id,
+                         method="GET", origin="https://peer.example", path=items_path(alice),
+                         body=b"", time=int(svc.clock()))
+        assert http.get(items_path(alice), headers=h).status_code == 401
+
+
+@pytest.mark.parametrize("version", [None, "1", "3"])
+def test_a_client_of_another_protocol_version_is_refused_by_name(
+        svc: InProcessService, alice: Device, version: str | None) -> None:
+    path = items_path(alice)
+    headers = signed(alice, "GET", path, b"")
+    with httpx.Client(base_url=svc.url, transport=svc.transport) as http:
+        if version is not None:
+            headers["keystead-protocol"] = version
+        r = http.get(path, headers=headers)
+    assert r.status_code == 400 and r.json()["error"] == "unsupported_version"
+    assert "version 2" in r.json()["message"]
 
 
 def test_request_signed_by_a_removed_device_is_refused(svc: InProcessService,
@@ -288,10 +306,11 @@ def test_item_under_an_epoch_the_chain_lacks_is_409(svc: InProcessService,
 def test_item_with_a_bad_signature_is_refused(svc: InProcessService, alice: Device) -> None:
     good = sealed(alice)
     stranger = acct.DeviceKeys.generate().signing
-    forged = replace(good, signature=stranger.sign(
-        labels.ITEM_SIGNATURE, item_message(alice.account, "notes", good)))
+    # Naming alice as its writer, signed by another key.
+    [forged] = sign_items(stranger, account=alice.account, collection="notes", items=[good])
     before = snapshot(svc, alice.account)
-    for bad in (forged, replace(good, signature=bytes(64))):
+    for bad in (forged, replace(good, signature=bytes(64)),
+                replace(good, proof=good.proof[:2] + b"\x00\x02")):
         r = post_items(svc, alice, put_body(alice, bad))
         # A signature that does not verify is the one 401 of the error table.
         assert r.status_code == 401 and r.json()["error"] == "invalid_signature", r.text
@@ -449,6 +468,7 @@ def test_oversized_chunked_body_is_413(svc: InProcessService, alice: Device) -> 
                  "raw_path": f"/v1/accounts/{alice.account}/bundle".encode(),
                  "query_string": b"", "root_path": "",
                  "headers": [(b"content-type", b"application/json"),
+                             (b"keystead-protocol", b"2"),
                              (b"transfer-encoding", b"chunked")],
                  "client": ("127.0.0.1", 1), "server": ("keystead.test", 80)}
         await svc.app(scope, receive, send)

@@ -9,10 +9,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
-from keystead.core import labels
 from keystead.core._encoding import b64d, b64e
 from keystead.core._umbral import PRESecretKey, make_kfrag
-from keystead.core.bundle import Plan, recovery_blob
+from keystead.core.bundle import Plan
 from keystead.core.chain import SignedEntry, make_entry, sign_device_statement, verify_chain
 from keystead.core.crypto import SigningKey
 from keystead.core.epochs import data_key
@@ -26,7 +25,7 @@ from keystead.core.errors import (
     RateLimited,
     VerificationError,
 )
-from keystead.core.items import SealedItem, item_message, seal_item
+from keystead.core.items import ItemVerifier, SealedItem, seal_item, sign_items
 from keystead.core.keys import AccountSecrets, DeviceKeys
 from keystead.core.service import Store
 from keystead.core.service.store import (
@@ -48,10 +47,14 @@ def to_grants(raw: Sequence[dict[str, Any]]) -> list[Grant]:
 
 
 def to_bundle(plan: Plan, *, blob: bool = True) -> Bundle:
-    """What the service's route makes of ``plan.to_json()``, built directly."""
+    """What the service's route makes of ``plan.to_json()`` (items signed per writer)."""
+    wire = plan.to_json(with_recovery=blob)
+    items = [(i["collection"], SealedItem.from_json({k: v for k, v in i.items()
+                                                     if k != "collection"}))
+             for i in wire["items"]]
     return Bundle(plan.base.seq, plan.base.head, list(plan.entries), to_grants(plan.grants),
                   [(d["key"], d["target_kind"], d["target"]) for d in plan.deletes],
-                  list(plan.items), recovery_blob(plan.secrets) if blob else None)
+                  items, b64d(wire["recovery_blob"]) if blob else None)
 
 
 @dataclass
@@ -98,10 +101,11 @@ class Acct:
         secret = self.secrets.epoch_secret(collection, number)
         assert secret is not None
         writer = writer or self.admin
-        return seal_item(data_key(secret, coll.epoch(number)), account=self.name,
+        item = seal_item(data_key(secret, coll.epoch(number)), account=self.name,
                          collection=collection, item_id=item_id, version=version,
-                         epoch=number, plaintext=plaintext, writer=writer.device_id,
-                         signer=writer.signing)
+                         epoch=number, plaintext=plaintext, writer=writer.device_id)
+        return sign_items(writer.signing, account=self.name, collection=collection,
+                          items=[item])[0]
 
     def put(self, items: list[SealedItem], collection: str = "notes",
             writer: DeviceKeys | None = None) -> list[int]:
@@ -409,7 +413,8 @@ def test_items_versions_and_changes(a: Acct) -> None:
     assert a.store.changes(a.name, "ssh", 0, 100) == []
     stored = changes[-1]
     assert stored.writer == a.admin.device_id
-    stored.verify(a.admin.signing.verify_key, account=a.name, collection="notes")
+    ItemVerifier().verify(stored, a.admin.signing.verify_key, account=a.name,
+                          collection="notes")  # stored as signed, proof and all
 
 
 @pytest.mark.parametrize("stale", [[("a", 2)], [("a", 1)], [("a", 4)],
@@ -453,8 +458,7 @@ def test_item_under_a_non_current_epoch_is_a_conflict(a: Acct) -> None:
 
 def _signed_by(a: Acct, item: SealedItem, key: SigningKey) -> SealedItem:
     """``item`` as it is (naming its writer), signed with ``key`` instead."""
-    return replace(item, signature=key.sign(labels.ITEM_SIGNATURE,
-                                            item_message(a.name, "notes", item)))
+    return sign_items(key, account=a.name, collection="notes", items=[item])[0]
 
 
 def test_item_with_a_bad_signature_is_refused(a: Acct) -> None:
@@ -462,6 +466,7 @@ def test_item_with_a_bad_signature_is_refused(a: Acct) -> None:
     before = a.snapshot()
     for bad in (replace(good, signature=bytes(64)),
                 replace(good, ciphertext=good.ciphertext[:-1] + b"\x00"),
+                replace(good, proof=good.proof[:2] + b"\x00\x02"),
                 _signed_by(a, good, SigningKey.generate())):
         with pytest.raises(InvalidSignature):
             a.put([bad])
