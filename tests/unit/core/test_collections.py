@@ -3,6 +3,7 @@ trusted is skipped and named, and never stops the rest of the collection."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import httpx
@@ -13,7 +14,7 @@ from keystead.core.collections import Collection
 from keystead.core.crypto import random_bytes
 from keystead.core.device import Device
 from keystead.core.errors import Forbidden
-from keystead.core.items import SealedItem, seal_item
+from keystead.core.items import SealedItem, seal_item, sign_items
 
 
 @pytest.fixture
@@ -27,9 +28,11 @@ def _seal(owner: Device, writer: Device, item_id: str, plaintext: bytes, *, epoc
     """An item of ``owner``'s account, sealed under ``epoch``'s data key (or ``key``) and
     signed by ``writer``."""
     data_key = key if key is not None else owner.epoch_keys(coll, [epoch])[epoch]
-    return seal_item(data_key, account=owner.account, collection=coll, item_id=item_id,
+    item = seal_item(data_key, account=owner.account, collection=coll, item_id=item_id,
                      version=version, epoch=epoch, plaintext=plaintext,
-                     writer=writer.device_id, signer=writer.keys.signing)
+                     writer=writer.device_id)
+    return sign_items(writer.keys.signing, account=owner.account, collection=coll,
+                      items=[item])[0]
 
 
 def _serve_also(svc: InProcessService, coll: str, extra: list[SealedItem]) -> None:
@@ -188,3 +191,23 @@ def test_a_write_queued_offline_is_pushed_signed_and_resealed_after_a_rotation(
     ac = Collection(alice, "notes")
     ac.sync()
     assert ac.get("offline").plaintext == b"queued while away"  # type: ignore[union-attr]
+
+
+def test_an_item_by_a_device_newer_than_the_readers_chain_is_read(
+        svc: InProcessService, alice: Device) -> None:
+    """The reader's chain predates the writer's joining (a sync whose chain was fetched
+    just before): it learns the writer instead of marking the item unreadable for good."""
+    ac = Collection(alice, "notes")
+    ac.sync()
+    seen = alice.chain().seq
+    phone = svc.join(alice, "phone", scopes=["notes"])
+    Collection(phone, "notes").put("hello", b"from the new phone")
+    alice._chain = None  # noqa: SLF001 - forget the chain the join fetched
+    (alice.home.path / "chain.json").write_text(json.dumps(
+        [e.to_json() for e in svc.store.chain(alice.account)[:seen + 1]]))
+    alice.keystore.data["seen"] = {"seq": seen, "head": svc.store.chain(alice.account)[seen]
+                                   .digest}
+    assert phone.device_id not in alice.chain(refresh=False).devices
+    result = ac.sync(refresh_chain=False)
+    assert result.unreadable == [] and ac.unreadable() == []
+    assert ac.get("hello").plaintext == b"from the new phone"  # type: ignore[union-attr]

@@ -151,7 +151,9 @@ def test_device_refuses_a_cfrag_that_fails_verification(svc: InProcessService,
     assert_unreadable(coll, "a")  # readers skip it and name it
     assert "notes:1" not in phone.keystore.data.get("epoch_keys", {})
     svc.transport.rewrite = None
+    coll.sync()  # the service stops lying: the item is checked again and reads
     assert coll.get("a").plaintext == b"secret"  # type: ignore[union-attr]
+    assert coll.unreadable() == []
 
 
 def test_wrong_number_of_cfrags_is_refused(svc: InProcessService, alice: Device) -> None:
