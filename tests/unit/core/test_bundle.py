@@ -8,7 +8,7 @@ from keystead.core._encoding import b64d, b64e
 from keystead.core._umbral import PRESecretKey
 from keystead.core.bundle import Plan, bundle_digest, recovery_blob
 from keystead.core.chain import make_entry, sign_device_statement, verify_chain
-from keystead.core.errors import FormatError, VerificationError
+from keystead.core.errors import FormatError, InvalidSignature, VerificationError
 from keystead.core.items import ItemVerifier, SealedItem, open_item
 from keystead.core.keys import AccountSecrets, DeviceKeys
 
@@ -103,3 +103,28 @@ def test_the_wire_form_and_what_the_recovery_key_signs() -> None:
     assert bundle_digest({**wire, "grants": [{"key": "notes"}]}) != digest
     assert bundle_digest({**wire, "base": {"seq": 1, "head": ""}}) != digest
     assert recovery_blob(plan.secrets) != recovery_blob(plan.secrets)  # fresh capsule each
+
+
+def test_items_of_several_writers_and_collections_are_signed_per_writer() -> None:
+    plan, _ = genesis_plan()
+    one, two = DeviceKeys.generate(), DeviceKeys.generate()
+    plan.collection("notes", "items")
+    plan.collection("_admin", "items")
+    plan.put_item("notes", "a", b"1", 1, one.device_id, one.signing)
+    plan.put_item("notes", "b", b"2", 1, two.device_id, two.signing)
+    plan.put_item("_admin", "c", b"3", 1, one.device_id, one.signing)
+    plan.put_item("notes", "d", b"4", 1, one.device_id, one.signing)
+    wire = plan.to_json()["items"]
+    assert sorted((w["collection"], w["id"]) for w in wire) == [
+        ("_admin", "c"), ("notes", "a"), ("notes", "b"), ("notes", "d")]
+    keys = {one.device_id: one, two.device_id: two}
+    verifier = ItemVerifier()
+    for w in wire:
+        coll = w.pop("collection")
+        item = SealedItem.from_json(w)
+        verifier.verify(item, keys[item.writer].signing.verify_key, account="alice",
+                        collection=coll)
+        other = two if item.writer == one.device_id else one
+        with pytest.raises(InvalidSignature):
+            ItemVerifier().verify(item, other.signing.verify_key, account="alice",
+                                  collection=coll)
