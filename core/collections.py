@@ -86,8 +86,20 @@ class Collection:
         self._push_pending(result, resolve)
         before = set(self.device.cache.unreadable(self.name))
         result.fetched = self._fetch_all_changes()
+        self._recheck(before)
         result.unreadable = [u for u in self.unreadable() if u.id not in before]
         return result
+
+    def _recheck(self, ids: set[str]) -> None:
+        """Check again the items that failed before (a few): a verdict that came from the
+        moment (a cfrag a service garbled, a writer newer than our chain) heals by itself
+        instead of leaving the item for ``--drop-unreadable`` to delete."""
+        cache = self.device.cache
+        still = cache.unreadable(self.name)
+        items = [i for i in (cache.item(self.name, x) for x in sorted(ids & set(still)))
+                 if i is not None]
+        if items:
+            cache.store(self.name, items, cache.cursor(self.name), self._screen(items))
 
     def _push_pending(self, result: SyncResult, resolve: Resolver | None) -> None:
         cache = self.device.cache
@@ -137,8 +149,10 @@ class Collection:
     def _screen(self, items: Sequence[SealedItem]) -> dict[str, str]:
         """Check fetched items once (writer, signature, epoch, decryption): id -> why not."""
         state = self.device.chain(refresh=False)
-        if any(i.epoch not in state.collection(self.name).epochs for i in items):
-            state = self.device.chain()  # written under an epoch newer than our chain
+        # Written under an epoch, or by a device, newer than our chain: refresh it first.
+        if any(i.epoch not in state.collection(self.name).epochs or i.writer not in state.devices
+               for i in items):
+            state = self.device.chain()
         bad: dict[str, str] = {}
         keys: dict[int, bytes] = {}
         for i in items:

@@ -137,6 +137,8 @@ def _bundle(obj: dict[str, Any], *, base: bool = True) -> Bundle:
     if base:
         b = require(obj, "base", dict)
         base_seq, base_head = require(b, "seq", int), require(b, "head", str)
+        if base_seq < 0:
+            raise FormatError("bundle base: seq counts from 0")
     else:
         base_seq, base_head = -1, ""
     deletes = []

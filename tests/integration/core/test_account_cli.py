@@ -185,3 +185,37 @@ def test_serve_with_a_bad_database_url_is_one_line(url: str, tmp_path: Path) -> 
                           capture_output=True, text=True, timeout=60, cwd=tmp_path)
     one_line_error(proc, "database")
     assert sys.executable  # the CLI ran under this interpreter
+
+
+def test_recovery_after_a_label_and_a_removal_by_a_stale_admin(make_account,
+                                                               tmp_path: Path) -> None:
+    """Finding #9 of the security review, through the CLI: an admin that joined before a
+    label existed removes a device; recovery still restores every key, the label's too."""
+    from keystead.core.sealed import seal_key
+
+    acct = make_account("stale")
+    add_collections(acct, "documents")  # the scope labels ("documents/...") are opened with
+    desktop = acct.join("desktop", role="admin")  # joins before the label exists
+    acct.join("phone")
+    with Device.open(CoreHome(acct.admin.path), acct.admin.passphrase) as dev:
+        assert ensure_collections(dev, ["documents/default"], kind="keys") == \
+            ["documents/default"]
+        before = seal_key(dev.chain(), "documents/default", b"document key 1")
+    desktop.run("device", "remove", "phone")  # the stale admin changes the account
+    rescue = new_home(acct, tmp_path / "rescue")
+    out = rescue.run("account", "recover", acct.name, "--server", acct.service.url,
+                     "--device", "rescue", input=acct.recovery_key + "\n")
+    assert "recovered" in out.stdout and "Traceback" not in out.stderr
+    with Device.open(CoreHome(rescue.path), rescue.passphrase) as dev:
+        secrets = dev.secrets
+        assert secrets is not None and set(secrets.epochs["documents/default"]) == {1, 2}
+        chain = dev.chain()
+        after = seal_key(chain, "documents/default", b"document key 2")
+        assert dev.open_sealed(chain, [before, after]) == [b"document key 1",
+                                                           b"document key 2"]
+    rescue.run("device", "remove", "desktop")  # an admin removal: the account key rotates
+    one_line_error(desktop.run("sync", check=False), "removed")
+    names = sorted(d["name"] for d in rescue.json("device", "list", "--json"))
+    assert names == ["laptop", "rescue"]
+    with Device.open(CoreHome(acct.admin.path), acct.admin.passphrase) as dev:
+        assert dev.chain().key_generation == 1

@@ -64,8 +64,13 @@ class TamperingTransport(httpx.BaseTransport):
     def __init__(self, inner: httpx.BaseTransport) -> None:
         self.inner = inner
         self.rewrite: Callable[[httpx.Request, httpx.Response], httpx.Response] | None = None
+        self.down = False
+        """Unreachable: requests fail before the service sees them (a rewrite that raises
+        is an answer lost after the service acted)."""
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self.down:
+            raise httpx.ConnectError("service unreachable", request=request)
         resp = self.inner.handle_request(request)
         if self.rewrite is not None:
             resp.read()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from keystead.core import labels
 from keystead.core._encoding import b64d, b64e, canonical_json
 from keystead.core._umbral import PRESecretKey
 from keystead.core.chain import (
@@ -18,6 +19,7 @@ from keystead.core.chain import (
     verify_chain,
 )
 from keystead.core.crypto import SigningKey
+from keystead.core.epochs import new_epoch
 from keystead.core.errors import (
     FormatError,
     InvalidSignature,
@@ -75,9 +77,26 @@ class Builder:
         self.add("device-added", body, sig)
         return keys
 
-    def collection(self, name: str) -> None:
-        sk = PRESecretKey.generate()
-        self.add("collection-created", {"name": name, "public_key": b64e(sk.public_key.raw)})
+    def collection(self, name: str, kind: str = "items") -> PRESecretKey:
+        """A collection and its first epoch; returns the epoch's secret key."""
+        self.add("collection-created", {"name": name, "kind": kind})
+        return self.epoch(name, kind, 1, None)
+
+    def epoch(self, name: str, kind: str, number: int,
+              previous: PRESecretKey | None) -> PRESecretKey:
+        made = new_epoch(ACCOUNT, name, kind, number, previous)
+        self.add("epoch", made.body)
+        return made.secret
+
+    def rotation(self, new: SigningKey, *, generation: int = 1,
+                 new_signer: SigningKey | None = None) -> SignedEntry:
+        """An ``account-key-rotated`` entry signed by the current key and ``new_signer``
+        (default: the new key itself)."""
+        body = {"generation": generation, "account_key": b64e(new.verify_key.raw),
+                "kfrag_signer": b64e(PRESecretKey.generate().public_key.raw)}
+        return make_entry(self.key, account=ACCOUNT, seq=len(self.entries), prev=self.head,
+                          time=self.time, type="account-key-rotated", body=body,
+                          new_account_key=new_signer or new)
 
 
 @pytest.fixture
@@ -123,13 +142,19 @@ def test_removed_device_is_no_longer_live_and_its_name_can_return(chain: Builder
 
 
 def test_epochs_count_up_and_sharing_keys_rotate(chain: Builder) -> None:
-    capsule = b64e(bytes(105))
-    with pytest.raises(VerificationError):
-        verify(chain, [chain.entry("epoch", {"collection": "notes", "epoch": 2,
-                                             "capsule": capsule, "ciphertext": "AA"})])
-    with pytest.raises(VerificationError):
-        verify(chain, [chain.entry("epoch", {"collection": "nope", "epoch": 1,
-                                             "capsule": capsule, "ciphertext": "AA"})])
+    first = verify(chain).collections["notes"]
+    assert (first.kind, first.current_epoch) == ("items", 1)
+    sk1 = PRESecretKey.generate()  # not the epoch's secret: epoch 2 must still count up
+    skipped = new_epoch(ACCOUNT, "notes", "items", 3, sk1).body
+    with pytest.raises(VerificationError, match="count up"):
+        verify(chain, [chain.entry("epoch", skipped)])
+    unknown = new_epoch(ACCOUNT, "nope", "items", 1, None).body
+    with pytest.raises(VerificationError, match="unknown collection"):
+        verify(chain, [chain.entry("epoch", unknown)])
+    chain.epoch("notes", "items", 2, sk1)
+    notes = verify(chain).collections["notes"]
+    assert notes.current_epoch == 2 and notes.public_key != first.public_key
+    assert notes.epoch(1) == first.epoch(1)
     pk = b64e(PRESecretKey.generate().public_key.raw)
     with pytest.raises(VerificationError):
         verify(chain, [chain.entry("sharing-key", {"generation": 2, "public_key": pk})])
@@ -137,13 +162,41 @@ def test_epochs_count_up_and_sharing_keys_rotate(chain: Builder) -> None:
     assert verify(chain).sharing_generation == 1
 
 
+def test_collection_created_names_a_kind_and_carries_no_key(chain: Builder) -> None:
+    pk = b64e(PRESecretKey.generate().public_key.raw)
+    for body in ({"name": "x"}, {"name": "x", "kind": "files"},
+                 {"name": "x", "kind": "items", "public_key": pk}):
+        with pytest.raises(FormatError):
+            verify(chain, [chain.entry("collection-created", body)])
+    with pytest.raises(VerificationError, match="already exists"):
+        verify(chain, [chain.entry("collection-created", {"name": "notes", "kind": "keys"})])
+    chain.collection("documents/x", kind="keys")
+    coll = verify(chain).collections["documents/x"]
+    assert coll.kind == "keys" and coll.current.capsule is None
+
+
+def test_epoch_bodies_are_checked_against_the_collection_kind(chain: Builder) -> None:
+    chain.add("collection-created", {"name": "documents/x", "kind": "keys"})
+    items_body = new_epoch(ACCOUNT, "documents/x", "items", 1, None).body
+    with pytest.raises(FormatError):  # a keys epoch carries only its public key
+        verify(chain, [chain.entry("epoch", items_body)])
+    sk1 = PRESecretKey.generate()
+    second = new_epoch(ACCOUNT, "notes", "items", 2, sk1).body
+    no_previous = {k: v for k, v in second.items() if k != "previous"}
+    with pytest.raises(FormatError):  # an items epoch after the first wraps the previous
+        verify(chain, [chain.entry("epoch", no_previous)])
+    with pytest.raises(FormatError):
+        verify(chain, [chain.entry("epoch", {**second, "capsule": b64e(bytes(10))})])
+    verify(chain, [chain.entry("epoch", second)])
+
+
 # ------------------------------------------------------------------ attacks refused
 def test_bad_signature_is_refused(chain: Builder) -> None:
-    e = chain.entry("collection-created", {"name": "x", "public_key": "A"})
+    e = chain.entry("collection-created", {"name": "x", "kind": "items"})
     forged = SignedEntry(e.entry, bytes(64))
     with pytest.raises(InvalidSignature):
         verify(chain, [forged])
-    by_other_key = chain.entry("collection-created", {"name": "x", "public_key": "A"},
+    by_other_key = chain.entry("collection-created", {"name": "x", "kind": "items"},
                                key=SigningKey.generate())
     with pytest.raises(InvalidSignature):
         verify(chain, [by_other_key])
@@ -160,7 +213,7 @@ def test_tampered_entry_bytes_are_refused(chain: Builder) -> None:
 
 def test_signature_for_another_purpose_is_refused(chain: Builder) -> None:
     e = chain.entry("device-removed", {"id": "0" * 16})
-    other_purpose = chain.key.sign("keystead/v1/request", e.entry)
+    other_purpose = chain.key.sign(labels.REQUEST, e.entry)
     with pytest.raises(InvalidSignature):
         verify(chain, [SignedEntry(e.entry, other_purpose)])
 
@@ -185,12 +238,9 @@ def test_reused_sequence_number_is_refused(chain: Builder) -> None:
 
 def test_boolean_sequence_number_is_refused(chain: Builder) -> None:
     b = Builder()
-    raw = canonical_json({"v": 1, "account": ACCOUNT, "seq": True, "prev": b.head,
+    raw = canonical_json({"v": 2, "account": ACCOUNT, "seq": True, "prev": b.head,
                           "time": 1, "type": "collection-created",
-                          "body": {"name": "x", "public_key": b64e(PRESecretKey.generate()
-                                                                    .public_key.raw)}})
-    from keystead.core import labels
-
+                          "body": {"name": "x", "kind": "items"}})
     with pytest.raises(FormatError):
         verify_chain([b.entries[0], SignedEntry(raw, b.key.sign(labels.CHAIN_ENTRY, raw))],
                      account=ACCOUNT)
@@ -220,7 +270,7 @@ def test_countersignature_for_another_account_is_refused(chain: Builder) -> None
 def test_device_id_must_match_its_key_and_be_fresh(chain: Builder) -> None:
     keys, body, _ = chain.device("phone")
     body = {**body, "id": "0" * 16}
-    sig = keys.signing.sign("keystead/v1/chain/device-countersign",
+    sig = keys.signing.sign(labels.CHAIN_DEVICE_COUNTERSIGN,
                             device_statement(ACCOUNT, body))
     with pytest.raises(VerificationError):
         verify(chain, [chain.entry("device-added", body, sig)])
@@ -232,7 +282,7 @@ def test_device_id_must_match_its_key_and_be_fresh(chain: Builder) -> None:
 
 def test_countersignature_on_other_entry_types_is_refused(chain: Builder) -> None:
     with pytest.raises(FormatError):
-        verify(chain, [chain.entry("collection-created", {"name": "x", "public_key": "A"},
+        verify(chain, [chain.entry("collection-created", {"name": "x", "kind": "items"},
                                    dsig=bytes(64))])
 
 
@@ -283,21 +333,21 @@ def test_chain_must_start_with_account_created_for_this_account(chain: Builder) 
 
 def test_entry_for_another_account_is_refused(chain: Builder) -> None:
     with pytest.raises(VerificationError):
-        verify(chain, [chain.entry("collection-created", {"name": "x", "public_key": "A"},
+        verify(chain, [chain.entry("collection-created", {"name": "x", "kind": "items"},
                                    account="bob")])
 
 
 def test_unknown_version_type_and_fields_are_refused(chain: Builder) -> None:
-    from keystead.core import labels
-
     def signed(obj: dict[str, Any]) -> SignedEntry:
         raw = canonical_json(obj)
         return SignedEntry(raw, chain.key.sign(labels.CHAIN_ENTRY, raw))
 
-    base = {"v": 1, "account": ACCOUNT, "seq": len(chain.entries), "prev": chain.head,
-            "time": 1, "type": "collection-created", "body": {"name": "x", "public_key": "A"}}
-    with pytest.raises(UnsupportedVersion):
-        verify(chain, [signed({**base, "v": 2})])
+    base = {"v": 2, "account": ACCOUNT, "seq": len(chain.entries), "prev": chain.head,
+            "time": 1, "type": "collection-created", "body": {"name": "x", "kind": "items"}}
+    verify(chain, [signed(base)])  # the base itself is valid: each change below breaks it
+    for version in (1, 3, "2"):
+        with pytest.raises(UnsupportedVersion, match="version 2"):
+            verify(chain, [signed({**base, "v": version})])
     with pytest.raises(FormatError):
         verify(chain, [signed({**base, "type": "account-deleted"})])
     with pytest.raises(FormatError):
@@ -353,3 +403,77 @@ def test_check_head_refuses_a_fork(chain: Builder) -> None:
     fork.add_device("watch")  # longer, but still not containing what was seen
     with pytest.raises(RollbackDetected):
         check_head(verify(fork), seen.seq, seen.head)
+
+
+# ------------------------------------------------------------------ account key rotation
+def test_rotation_moves_signing_to_the_new_key(chain: Builder) -> None:
+    new = SigningKey.generate()
+    rotation = chain.rotation(new)
+    chain.entries.append(rotation)
+    state = verify(chain)
+    assert (state.key_generation, state.signing_key) == (1, new.verify_key)
+    assert state.account_key == chain.key.verify_key  # the pinned identity stays
+    assert state.fingerprint == chain.key.verify_key.fingerprint
+    _, body, sig = chain.device("phone")
+    chain.entries.append(chain.entry("device-added", body, sig, key=new))
+    assert len(verify(chain).live_devices) == 2
+
+
+def test_entry_signed_by_the_old_key_after_a_rotation_is_refused(chain: Builder) -> None:
+    old = chain.key
+    new = SigningKey.generate()
+    chain.entries.append(chain.rotation(new))
+    _, body, sig = chain.device("phone")
+    by_old = chain.entry("device-added", body, sig, key=old)
+    with pytest.raises(InvalidSignature):
+        verify(chain, [by_old])
+    verify(chain, [chain.entry("device-added", body, sig, key=new)])  # the same, by the new
+
+
+def test_rotation_lacking_the_new_keys_signature_is_refused(chain: Builder) -> None:
+    new = SigningKey.generate()
+    good = chain.rotation(new)
+    verify(chain, [good])
+    unsigned = SignedEntry(good.entry, good.signature)
+    with pytest.raises(InvalidSignature, match="new key"):
+        verify(chain, [unsigned])
+    # Signed by some key, but not the one it announces.
+    wrong = chain.rotation(new, new_signer=SigningKey.generate())
+    with pytest.raises(InvalidSignature):
+        verify(chain, [wrong])
+    # The new key's signature under the wrong purpose.
+    other_purpose = new.sign(labels.CHAIN_ENTRY, good.entry)
+    with pytest.raises(InvalidSignature):
+        verify(chain, [SignedEntry(good.entry, good.signature, None, other_purpose)])
+
+
+def test_rotation_signed_by_the_new_key_alone_is_refused(chain: Builder) -> None:
+    new = SigningKey.generate()
+    good = chain.rotation(new)
+    by_new_only = SignedEntry(good.entry, new.sign(labels.CHAIN_ENTRY, good.entry), None,
+                              good.new_key_signature)
+    with pytest.raises(InvalidSignature):
+        verify(chain, [by_new_only])
+
+
+def test_rotation_generations_count_up_and_bodies_are_strict(chain: Builder) -> None:
+    new = SigningKey.generate()
+    for gen in (0, 2, True):
+        with pytest.raises(VerificationError, match="generation"):
+            verify(chain, [chain.rotation(new, generation=gen)])
+    good = chain.rotation(new)
+    body = json.loads(good.entry)["body"]
+    extra = make_entry(chain.key, account=ACCOUNT, seq=len(chain.entries), prev=chain.head,
+                       time=chain.time, type="account-key-rotated", body={**body, "x": 1},
+                       new_account_key=new)
+    with pytest.raises(FormatError):
+        verify(chain, [extra])
+
+
+def test_new_key_signature_on_other_entry_types_is_refused(chain: Builder) -> None:
+    e = chain.entry("collection-created", {"name": "x", "kind": "items"})
+    verify(chain, [e])
+    with pytest.raises(FormatError):
+        verify(chain, [SignedEntry(e.entry, e.signature, None,
+                                   SigningKey.generate().sign(labels.CHAIN_KEY_ROTATION,
+                                                              e.entry))])

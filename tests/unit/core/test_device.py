@@ -11,12 +11,13 @@ from core_harness import InProcessService
 from keystead.core import _umbral
 from keystead.core import account as acct
 from keystead.core._encoding import b64d, b64e
-from keystead.core.chain import SignedEntry
-from keystead.core.collections import Collection
+from keystead.core.chain import SignedEntry, make_entry, verify_chain
+from keystead.core.collections import Collection, Unreadable
 from keystead.core.device import Device
 from keystead.core.errors import (
     DecryptionFailed,
     DeviceRemoved,
+    FormatError,
     RollbackDetected,
     VerificationError,
 )
@@ -34,6 +35,15 @@ def rewrite_json(svc: InProcessService, match: Callable[[httpx.Request], bool],
 
 def is_chain(request: httpx.Request) -> bool:
     return request.method == "GET" and request.url.path.endswith("/chain")
+
+
+def assert_unreadable(coll: Collection, item_id: str) -> Unreadable:
+    """The item is skipped by every read and named, once, by ``unreadable()``."""
+    assert coll.get(item_id, include_deleted=True) is None
+    assert item_id not in [r.id for r in coll.records()]
+    named = [u for u in coll.unreadable() if u.id == item_id]
+    assert len(named) == 1 and named[0].reason
+    return named[0]
 
 
 @pytest.fixture
@@ -67,16 +77,28 @@ def test_service_serving_nothing_new_keeps_the_cached_chain(svc: InProcessServic
     assert alice.chain().head == seen.head
 
 
-def _fork_entry(alice: Device) -> SignedEntry:
-    """A valid entry at the head's sequence number, on a different branch."""
+def _branch(alice: Device, seq: int, prev: str, generations: list[int]) -> list[SignedEntry]:
+    """Valid, account-signed ``sharing-key`` entries from ``seq`` on, linked to ``prev``."""
     secrets = alice.secrets
     assert secrets is not None
+    out: list[SignedEntry] = []
+    for gen in generations:
+        e = make_entry(secrets.account_key, account=alice.account, seq=seq, prev=prev,
+                       time=int(alice.clock()), type="sharing-key",
+                       body={"generation": gen, "public_key": b64e(
+                           _umbral.PRESecretKey.generate().public_key.raw)})
+        out.append(e)
+        seq, prev = seq + 1, e.digest
+    return out
+
+
+def _fork_entry(alice: Device) -> SignedEntry:
+    """A valid entry at the head's sequence number, on a different branch."""
     state = alice.chain()
-    prev = state.digests[-2]
-    ch = acct._Chainer(secrets, alice.account, state.seq - 1, prev, alice.clock)
-    ch.add("sharing-key", {"generation": state.sharing_generation + 1,
-                           "public_key": b64e(_umbral.PRESecretKey.generate().public_key.raw)})
-    return ch.entries[0]
+    [entry] = _branch(alice, state.seq, state.digests[-2], [state.sharing_generation + 1])
+    # The same chain with it in place of the head verifies: only the fork gives it away.
+    verify_chain(alice.home.read_chain()[:-1] + [entry], account=alice.account)
+    return entry
 
 
 def test_service_serving_a_forked_chain_is_detected(svc: InProcessService,
@@ -101,11 +123,9 @@ def test_forked_continuation_does_not_link_to_the_cached_chain(svc: InProcessSer
     secrets = alice.secrets
     assert secrets is not None
     # a branch that replaces the newest entry phone has seen, then continues from it
-    ch = acct._Chainer(secrets, alice.account, seen.seq - 1, seen.digests[-2], alice.clock)
-    for gen in (seen.sharing_generation + 1, seen.sharing_generation + 2):
-        ch.add("sharing-key", {"generation": gen, "public_key": b64e(
-            _umbral.PRESecretKey.generate().public_key.raw)})
-    rewrite_json(svc, is_chain, lambda d: {"entries": [ch.entries[1].to_json()]})
+    branch = _branch(alice, seen.seq, seen.digests[-2],
+                     [seen.sharing_generation + 1, seen.sharing_generation + 2])
+    rewrite_json(svc, is_chain, lambda d: {"entries": [branch[1].to_json()]})
     with pytest.raises(VerificationError):
         phone.chain()
     assert phone.keystore.data["seen"] == {"seq": seen.seq, "head": seen.head}
@@ -127,10 +147,13 @@ def test_device_refuses_a_cfrag_that_fails_verification(svc: InProcessService,
     coll = Collection(phone, "notes")
     coll.sync()
     with pytest.raises(VerificationError):
-        coll.get("a")
+        phone.epoch_keys("notes", [1])
+    assert_unreadable(coll, "a")  # readers skip it and name it
     assert "notes:1" not in phone.keystore.data.get("epoch_keys", {})
     svc.transport.rewrite = None
+    coll.sync()  # the service stops lying: the item is checked again and reads
     assert coll.get("a").plaintext == b"secret"  # type: ignore[union-attr]
+    assert coll.unreadable() == []
 
 
 def test_wrong_number_of_cfrags_is_refused(svc: InProcessService, alice: Device) -> None:
@@ -139,8 +162,9 @@ def test_wrong_number_of_cfrags_is_refused(svc: InProcessService, alice: Device)
     rewrite_json(svc, lambda r: r.url.path.endswith("/reencrypt"), lambda d: {"cfrags": []})
     coll = Collection(phone, "notes")
     coll.sync()
-    with pytest.raises(VerificationError.__base__):  # type: ignore[misc]
-        coll.get("a")
+    with pytest.raises(FormatError):
+        phone.epoch_keys("notes", [1])
+    assert_unreadable(coll, "a")
 
 
 @pytest.mark.parametrize("edit", [
@@ -158,9 +182,12 @@ def test_item_moved_or_relabelled_by_the_service_fails_to_open(svc: InProcessSer
     rewrite_json(svc, lambda r: r.url.path.endswith("/items") and r.method == "GET", move)
     coll = Collection(phone, "notes")
     coll.sync()
-    item_id = edit.get("id", "a")
-    with pytest.raises(DecryptionFailed):
-        coll.get(item_id, include_deleted=True)
+    if edit.get("deleted"):
+        # A made-up deletion hides the item (as withholding it would), but is not trusted
+        # as the writer's: there is no tombstone to read.
+        assert coll.get("a", include_deleted=True) is None and coll.records() == []
+    else:
+        assert_unreadable(coll, edit.get("id", "a"))
 
 
 def test_item_moved_to_another_collection_fails_to_open(svc: InProcessService,
@@ -171,8 +198,7 @@ def test_item_moved_to_another_collection_fails_to_open(svc: InProcessService,
                  lambda d: {"items": [i.to_json() for i in notes]})
     coll = Collection(alice, "passwords")
     coll.sync()
-    with pytest.raises(DecryptionFailed):
-        coll.get("a")
+    assert_unreadable(coll, "a")
 
 
 def test_older_version_replayed_as_newer_fails_to_open(svc: InProcessService,
@@ -189,8 +215,7 @@ def test_older_version_replayed_as_newer_fails_to_open(svc: InProcessService,
     rewrite_json(svc, lambda r: r.url.path.endswith("/items") and r.method == "GET", replay)
     pc = Collection(phone, "notes")
     pc.sync()
-    with pytest.raises(DecryptionFailed):
-        pc.get("a")
+    assert_unreadable(pc, "a")
 
 
 def test_removed_device_cannot_read_new_epochs(svc: InProcessService, alice: Device) -> None:
@@ -205,9 +230,13 @@ def test_removed_device_cannot_read_new_epochs(svc: InProcessService, alice: Dev
     assert alice.chain().collection("notes").current_epoch == 2
     with pytest.raises(DeviceRemoved):
         pc.sync()
+    epoch2 = alice.chain().collection("notes").epoch(2)
+    assert epoch2.capsule is not None
     with pytest.raises(DeviceRemoved):
-        phone.reencrypt(phone.account, [("notes", alice.chain().collection("notes")
-                                         .epochs[2][0])])
+        phone.reencrypt(phone.account, [("notes", 2, epoch2.capsule)])
+    # Even with every key it kept, the new epoch's data key does not open.
+    with pytest.raises(DecryptionFailed):
+        _umbral.decrypt(phone.keys.pre, epoch2.capsule, epoch2.ciphertext or b"")
 
 
 def test_stale_write_is_a_conflict_and_the_stored_item_is_unchanged(svc: InProcessService,
@@ -238,14 +267,13 @@ def test_offline_write_conflict_goes_to_the_resolver(svc: InProcessService,
     assert pc.get("a").plaintext == b"v1"  # type: ignore[union-attr]
     ac.put("a", b"laptop")
 
-    def down(request: httpx.Request, resp: httpx.Response) -> httpx.Response:
-        raise httpx.ConnectError("down", request=request)
-
-    svc.transport.rewrite = down
+    stored = svc.store.changes(alice.account, "notes", 0, 10)
+    svc.transport.down = True
     pc.put("a", b"phone", offline=True)
     with pytest.raises(NetworkError):
         pc.put("b", b"x")
-    svc.transport.rewrite = None
+    svc.transport.down = False
+    assert svc.store.changes(alice.account, "notes", 0, 10) == stored  # nothing reached it
     seen = []
     result = pc.sync(lambda local, remote: (seen.append((local.plaintext, remote.plaintext))
                                             or b"merged"))
@@ -256,8 +284,6 @@ def test_offline_write_conflict_goes_to_the_resolver(svc: InProcessService,
 
 def test_malformed_service_answers_are_format_errors(svc: InProcessService,
                                                      alice: Device) -> None:
-    from keystead.core.errors import FormatError
-
     rewrite_json(svc, is_chain, lambda d: {"entries": [{"entry": "!!", "sig": "x"}]})
     with pytest.raises(FormatError):
         alice.chain()

@@ -52,7 +52,8 @@ def test_create_refuses_to_overwrite_and_open_needs_a_file(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize("mutate,error", [
-    (lambda d: d.update({"keystead-keystore": 2}), UnsupportedVersion),
+    (lambda d: d.update({"keystead-keystore": 1}), UnsupportedVersion),
+    (lambda d: d.update({"keystead-keystore": 3}), UnsupportedVersion),
     (lambda d: d["kdf"].update({"alg": "md5"}), UnsupportedVersion),
     (lambda d: d["kdf"].update({"n": 2}), FormatError),
     (lambda d: d["kdf"].update({"n": 2**30}), FormatError),
@@ -93,10 +94,38 @@ def test_device_keys_and_account_secrets_round_trip() -> None:
     assert again.device_id == keys.device_id
     assert again.pre.public_key == keys.pre.public_key
     secrets = AccountSecrets.generate(PRESecretKey.generate().public_key)
-    secrets.collections["notes"] = PRESecretKey.generate()
-    assert AccountSecrets.from_bytes(secrets.to_bytes()).to_bytes() == secrets.to_bytes()
-    with pytest.raises(FormatError):
-        AccountSecrets.from_bytes(secrets.to_bytes().replace(b'"v":1', b'"v":2'))
+    secrets.epochs["notes"] = {1: PRESecretKey.generate(), 2: PRESecretKey.generate()}
+    again = AccountSecrets.from_bytes(secrets.to_bytes())
+    assert again.to_bytes() == secrets.to_bytes()
+    newest = again.current_secret("notes")
+    assert newest is not None and newest[0] == 2
+    assert newest[1].public_key == secrets.epochs["notes"][2].public_key
+    assert again.epoch_secret("notes", 3) is None
+    assert b'"v":2' in secrets.to_bytes()
+    with pytest.raises(UnsupportedVersion, match="version 2"):
+        AccountSecrets.from_bytes(secrets.to_bytes().replace(b'"v":2', b'"v":1'))
+
+
+def test_account_secrets_merge_keeps_every_key_and_the_newer_account_key() -> None:
+    recovery = PRESecretKey.generate().public_key
+    mine = AccountSecrets.generate(recovery)
+    theirs = AccountSecrets.generate(recovery)
+    mine.epochs["notes"] = {1: PRESecretKey.generate()}
+    theirs.epochs["notes"] = {1: PRESecretKey.generate(), 2: PRESecretKey.generate()}
+    theirs.epochs["documents/x"] = {1: PRESecretKey.generate()}
+    theirs.sharing[1] = PRESecretKey.generate()
+    theirs.key_generation = 1
+    merged = mine.merge(theirs)
+    assert merged.key_generation == 1
+    assert merged.account_key.verify_key == theirs.account_key.verify_key
+    assert merged.kfrag_signer.public_key == theirs.kfrag_signer.public_key
+    assert merged.epochs["notes"][1].public_key == mine.epochs["notes"][1].public_key
+    assert merged.epochs["notes"][2].public_key == theirs.epochs["notes"][2].public_key
+    assert "documents/x" in merged.epochs and set(merged.sharing) == {0, 1}
+    # The other way round: the older copy never takes the newer account key away.
+    back = theirs.merge(mine)
+    assert back.account_key.verify_key == theirs.account_key.verify_key
+    assert set(back.epochs["notes"]) == {1, 2}
 
 
 def test_recovery_key_has_no_spaces_and_parses_leniently_but_strictly() -> None:

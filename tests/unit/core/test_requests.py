@@ -10,13 +10,15 @@ from keystead.core.requests import (
     HEADER_NONCE,
     HEADER_SIGNATURE,
     MAX_SKEW,
+    origin_of,
     parse_auth,
     sign_request,
 )
 
 KEY = SigningKey.generate()
 NOW = 1_700_000_000
-ARGS = {"method": "POST", "path": "/v1/accounts/alice/x", "body": b'{"a":1}'}
+ARGS = {"method": "POST", "origin": "https://keystead.example", "path": "/v1/accounts/alice/x",
+        "body": b'{"a":1}'}
 
 
 def signed(**kw: object) -> dict[str, str]:
@@ -36,10 +38,31 @@ def test_a_signed_request_verifies_and_nonces_differ() -> None:
 
 
 @pytest.mark.parametrize("change", [{"method": "GET"}, {"path": "/v1/accounts/bob/x"},
-                                    {"path": "/v1/accounts/alice/x?after=1"}])
-def test_signature_covers_method_and_path(change: dict[str, str]) -> None:
+                                    {"path": "/v1/accounts/alice/x?after=1"},
+                                    {"origin": "https://other.example"},
+                                    {"origin": "http://keystead.example"},
+                                    {"origin": "https://keystead.example:8443"}])
+def test_signature_covers_method_origin_and_path(change: dict[str, str]) -> None:
     with pytest.raises(InvalidSignature):
         check(signed(), **change)
+
+
+def test_the_origin_is_compared_without_case() -> None:
+    check(signed(), origin="HTTPS://Keystead.Example")
+
+
+@pytest.mark.parametrize("url,origin", [
+    ("https://Keystead.Example/v1/x?y=1", "https://keystead.example"),
+    ("http://127.0.0.1:8080/", "http://127.0.0.1:8080"),
+])
+def test_origin_of_a_service_url(url: str, origin: str) -> None:
+    assert origin_of(url) == origin
+
+
+@pytest.mark.parametrize("url", ["keystead.example", "ftp://keystead.example", "https://"])
+def test_origin_of_refuses_what_is_not_a_service_url(url: str) -> None:
+    with pytest.raises(FormatError):
+        origin_of(url)
 
 
 def test_body_that_does_not_match_its_digest_is_refused() -> None:

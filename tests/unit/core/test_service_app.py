@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from dataclasses import replace
 from typing import Any
 
 import httpx
 import pytest
 from core_harness import PASSPHRASE, InProcessService
 from keystead.core import account as acct
+from keystead.core._encoding import b64e
+from keystead.core.bundle import Plan
+from keystead.core.chain import make_entry
 from keystead.core.client import ServiceClient, Signer
 from keystead.core.collections import Collection
 from keystead.core.device import Device
@@ -21,9 +25,12 @@ from keystead.core.errors import (
     NotFound,
     RateLimited,
     ServiceError,
+    VerificationError,
 )
 from keystead.core.home import Home
-from keystead.core.requests import HEADER_DIGEST, sign_request
+from keystead.core.items import SealedItem, seal_item, sign_items
+from keystead.core.keys import AccountSecrets
+from keystead.core.requests import HEADER_DIGEST, origin_of, sign_request
 from keystead.core.service.app import MAX_BODY
 from keystead.core.service.store import PAIRING_MAX_FAILURES
 
@@ -44,7 +51,7 @@ def alice(svc: InProcessService) -> Device:
 def signed(dev: Device, method: str, path: str, body: bytes, *, time: float | None = None
            ) -> dict[str, str]:
     return sign_request(dev.keys.signing, account=dev.account, device=dev.device_id,
-                        method=method, path=path, body=body,
+                        method=method, origin=origin_of(dev.server), path=path, body=body,
                         time=int(dev.clock() if time is None else time))
 
 
@@ -52,18 +59,38 @@ def items_path(dev: Device, coll: str = "notes") -> str:
     return f"/v1/accounts/{dev.account}/collections/{coll}/items"
 
 
-def put_body(dev: Device) -> bytes:
-    from keystead.core.items import seal_item
+def sealed(dev: Device, item_id: str = "evil", *, coll: str = "notes", version: int = 1,
+           epoch: int | None = None, writer: Device | None = None) -> SealedItem:
+    """An item as ``writer`` (default ``dev``) seals and signs it, under ``epoch`` (default:
+    the collection's current one as ``dev``'s chain says)."""
+    number = dev.chain().collection(coll).current_epoch if epoch is None else epoch
+    key = dev.epoch_keys(coll, [number])[number]
+    w = writer or dev
+    item = seal_item(key, account=dev.account, collection=coll, item_id=item_id,
+                     version=version, epoch=number, plaintext=b"x", writer=w.device_id)
+    return sign_items(w.keys.signing, account=dev.account, collection=coll, items=[item])[0]
 
-    key = dev.epoch_keys("notes", [1])[1]
-    item = seal_item(key, account=dev.account, collection="notes", item_id="evil", version=1,
-                     epoch=1, plaintext=b"x")
-    return json.dumps({"items": [{**item.to_json(), "seq": 0}]}).encode()
+
+def put_body(dev: Device, *items: SealedItem) -> bytes:
+    return json.dumps({"items": [i.to_json() for i in items or (sealed(dev),)]}).encode()
+
+
+def post_items(svc: InProcessService, dev: Device, body: bytes,
+               coll: str = "notes") -> httpx.Response:
+    with svc.http() as http:
+        return http.post(items_path(dev, coll), content=body,
+                         headers=signed(dev, "POST", items_path(dev, coll), body))
+
+
+def capsule_request(dev: Device, coll: str) -> tuple[str, int, bytes]:
+    info = dev.chain().collection(coll).current
+    assert info.capsule is not None
+    return coll, info.epoch, info.capsule
 
 
 def test_health(svc: InProcessService) -> None:
     with svc.http() as http:
-        assert http.get("/v1/health").json() == {"ok": True, "version": 1}
+        assert http.get("/v1/health").json() == {"ok": True, "version": 1, "protocol": 2}
 
 
 # ---------------------------------------------------------------- request authentication
@@ -133,13 +160,32 @@ def test_signature_by_another_key_or_for_another_path(svc: InProcessService,
         h = signed(alice, "GET", items_path(alice, "passwords"), b"")
         assert http.get(items_path(alice), headers=h).status_code == 401
         h = sign_request(acct.DeviceKeys.generate().signing, account=alice.account,
-                         device=alice.device_id, method="GET", path=items_path(alice), body=b"",
+                         device=alice.device_id, method="GET", origin=origin_of(svc.url),
+                         path=items_path(alice), body=b"",
                          time=int(svc.clock()))
         assert http.get(items_path(alice), headers=h).status_code == 401
         h = signed(alice, "GET", items_path(alice), b"")
         h["keystead-device"] = f"{alice.account}/0000000000000000"
         assert http.get(items_path(alice), headers=h).status_code == 403
         assert http.get(items_path(alice)).status_code == 403  # unsigned
+        # Signed by alice for another service (a peer's): not replayable here.
+        h = sign_request(alice.keys.signing, account=alice.account, device=alice.device_id,
+                         method="GET", origin="https://peer.example", path=items_path(alice),
+                         body=b"", time=int(svc.clock()))
+        assert http.get(items_path(alice), headers=h).status_code == 401
+
+
+@pytest.mark.parametrize("version", [None, "1", "3"])
+def test_a_client_of_another_protocol_version_is_refused_by_name(
+        svc: InProcessService, alice: Device, version: str | None) -> None:
+    path = items_path(alice)
+    headers = signed(alice, "GET", path, b"")
+    with httpx.Client(base_url=svc.url, transport=svc.transport) as http:
+        if version is not None:
+            headers["keystead-protocol"] = version
+        r = http.get(path, headers=headers)
+    assert r.status_code == 400 and r.json()["error"] == "unsupported_version"
+    assert "version 2" in r.json()["message"]
 
 
 def test_request_signed_by_a_removed_device_is_refused(svc: InProcessService,
@@ -153,8 +199,7 @@ def test_request_signed_by_a_removed_device_is_refused(svc: InProcessService,
     with pytest.raises(DeviceRemoved):
         phone.client.post(items_path(phone)[3:], json.loads(put_body(alice)))
     with pytest.raises(DeviceRemoved):
-        phone.reencrypt(phone.account, [("notes", phone.chain().collection("notes")
-                                         .epochs[1][0])])
+        phone.reencrypt(phone.account, [capsule_request(phone, "notes")])
     with pytest.raises(DeviceRemoved):
         Collection(phone, "notes").sync()  # the client notices from the chain as well
     assert snapshot(svc, alice.account) == before
@@ -166,8 +211,7 @@ def test_member_without_a_scope_gets_403(svc: InProcessService, alice: Device) -
     with pytest.raises(Forbidden):
         phone.client.get(items_path(phone, "notes")[3:])
     with pytest.raises(Forbidden):
-        phone.reencrypt(phone.account, [("notes", phone.chain().collection("notes")
-                                         .epochs[1][0])])
+        phone.reencrypt(phone.account, [capsule_request(phone, "notes")])
     with pytest.raises(Forbidden):  # admin-only routes
         phone.client.get(f"/accounts/{phone.account}/grants")
     Collection(phone, "passwords").sync()
@@ -189,7 +233,7 @@ def test_malformed_json_is_a_4xx_json_error(svc: InProcessService, alice: Device
                                             body: bytes) -> None:
     before = snapshot(svc, alice.account)
     with svc.http() as http:
-        for path in ("/v1/accounts", f"/v1/accounts/{alice.account}/chain",
+        for path in ("/v1/accounts", f"/v1/accounts/{alice.account}/bundle",
                      f"/v1/accounts/{alice.account}/pairing"):
             r = http.post(path, content=body, headers={"content-type": "application/json"})
             assert 400 <= r.status_code < 500, (path, r.status_code, r.text)
@@ -200,20 +244,176 @@ def test_malformed_json_is_a_4xx_json_error(svc: InProcessService, alice: Device
     assert snapshot(svc, alice.account) == before
 
 
-@pytest.mark.parametrize("items", [
-    "x", [1], [{"id": "a"}], [{"id": "a", "version": 1, "epoch": 1, "ciphertext": "A="}],
-    [{"id": "a b", "version": 1, "epoch": 1, "ciphertext": "AA"}],
-    [{"id": "first", "version": 1, "epoch": 1, "ciphertext": "AA"}],  # stale: conflict
+@pytest.mark.parametrize("change,status", [
+    ("not a list", 400), ("not an object", 400), ({"id": "a b"}, 400),
+    ({"ciphertext": "A="}, 400), ({"version": 0}, 400), ({"writer": "laptop"}, 400),
+    ({"sig": "AA"}, 400), ("stale", 409),  # "first" exists at version 1 already
 ])
 def test_bad_item_writes_are_refused_and_change_nothing(svc: InProcessService, alice: Device,
-                                                        items: Any) -> None:
+                                                        change: Any, status: int) -> None:
+    good = sealed(alice).to_json()
+    items: Any = ("x" if change == "not a list" else [1] if change == "not an object"
+                  else [sealed(alice, "first").to_json()] if change == "stale"
+                  else [{**good, **change}])
     body = json.dumps({"items": items}).encode()
     before = snapshot(svc, alice.account)
-    with svc.http() as http:
-        r = http.post(items_path(alice), content=body,
-                      headers=signed(alice, "POST", items_path(alice), body))
-    assert r.status_code in (400, 409) and "error" in r.json()
+    r = post_items(svc, alice, body)
+    assert r.status_code == status and set(r.json()) == {"error", "message"}, r.text
     assert snapshot(svc, alice.account) == before
+    assert post_items(svc, alice, put_body(alice)).status_code == 200  # the base was valid
+
+
+# ---------------------------------------------------------------- what v2 items must be
+def _new_epoch(alice: Device, coll: str = "notes") -> None:
+    """A new epoch of ``coll``, granted to ``alice``, sent as one bundle."""
+    plan = Plan(_secrets(alice), alice.chain(), alice.clock)
+    plan.epoch(coll)
+    plan.grant_device(coll, alice.device_id, alice.keys.pre.public_key)
+    alice.client.post(f"/accounts/{alice.account}/bundle", plan.to_json())
+    alice.set_secrets(plan.secrets)
+    alice.chain()
+
+
+def _secrets(dev: Device) -> AccountSecrets:
+    secrets = dev.secrets
+    assert secrets is not None
+    return secrets
+
+
+def test_item_under_a_non_current_epoch_is_409(svc: InProcessService, alice: Device) -> None:
+    old = sealed(alice, "late")
+    assert old.epoch == 1
+    _new_epoch(alice)
+    before = snapshot(svc, alice.account)
+    r = post_items(svc, alice, put_body(alice, old))
+    assert r.status_code == 409 and r.json()["error"] == "conflict"
+    assert "epoch" in r.json()["message"]
+    assert snapshot(svc, alice.account) == before
+    fresh = sealed(alice, "late")
+    assert fresh.epoch == 2
+    assert post_items(svc, alice, put_body(alice, fresh)).status_code == 200
+
+
+def test_item_under_an_epoch_the_chain_lacks_is_409(svc: InProcessService,
+                                                    alice: Device) -> None:
+    item = replace(sealed(alice), epoch=7)
+    before = snapshot(svc, alice.account)
+    r = post_items(svc, alice, put_body(alice, item))
+    assert r.status_code == 409
+    assert snapshot(svc, alice.account) == before
+
+
+def test_item_with_a_bad_signature_is_refused(svc: InProcessService, alice: Device) -> None:
+    good = sealed(alice)
+    stranger = acct.DeviceKeys.generate().signing
+    # Naming alice as its writer, signed by another key.
+    [forged] = sign_items(stranger, account=alice.account, collection="notes", items=[good])
+    before = snapshot(svc, alice.account)
+    for bad in (forged, replace(good, signature=bytes(64)),
+                replace(good, proof=good.proof[:2] + b"\x00\x02")):
+        r = post_items(svc, alice, put_body(alice, bad))
+        # A signature that does not verify is the one 401 of the error table.
+        assert r.status_code == 401 and r.json()["error"] == "invalid_signature", r.text
+    assert snapshot(svc, alice.account) == before
+    assert post_items(svc, alice, put_body(alice, good)).status_code == 200
+
+
+def test_item_naming_another_writer_is_403(svc: InProcessService, alice: Device) -> None:
+    phone = svc.join(alice, "phone", scopes=["notes"])
+    by_alice = sealed(alice, "mine")
+    before = snapshot(svc, alice.account)
+    r = post_items(svc, phone, put_body(phone, by_alice))  # phone sends what alice signed
+    assert r.status_code == 403 and "writer" in r.json()["message"]
+    by_phone = sealed(phone, "theirs")
+    r = post_items(svc, alice, put_body(alice, by_phone))  # and the other way round
+    assert r.status_code == 403
+    assert snapshot(svc, alice.account) == before
+    assert post_items(svc, phone, put_body(phone, by_phone)).status_code == 200
+
+
+def test_member_writes_to_account_and_admin_are_403(svc: InProcessService,
+                                                    alice: Device) -> None:
+    phone = svc.join(alice, "phone", scopes=["notes"])
+    assert "_account" in phone.me().scopes and "_admin" not in phone.me().scopes
+    colls = ("_account", "_admin")
+    before = {c: svc.store.changes(alice.account, c, 0, 100) for c in colls}
+    item = sealed(phone, "sharing-9", coll="_account")
+    r = post_items(svc, phone, put_body(phone, item), "_account")
+    assert r.status_code == 403 and "admin" in r.json()["message"]
+    with pytest.raises(Forbidden):
+        Collection(phone, "_account").put("sharing-9", b"x")
+    # _admin: sealed with the key an admin has, sent by the member.
+    admin_item = sealed(alice, "secrets", coll="_admin", version=2, writer=phone)
+    r = post_items(svc, phone, put_body(phone, admin_item), "_admin")
+    assert r.status_code == 403
+    assert {c: svc.store.changes(alice.account, c, 0, 100) for c in colls} == before
+    # The admin itself writes _account.
+    assert post_items(svc, alice, put_body(alice, sealed(alice, "x", coll="_account")),
+                      "_account").status_code == 200
+
+
+@pytest.mark.parametrize("size", [0, 27, 2 * 1024 * 1024])
+def test_item_with_an_impossible_ciphertext_length_is_400(svc: InProcessService,
+                                                          alice: Device, size: int) -> None:
+    good = sealed(alice).to_json()
+    body = json.dumps({"items": [{**good, "ciphertext": b64e(bytes(size))}]}).encode()
+    before = snapshot(svc, alice.account)
+    r = post_items(svc, alice, body)
+    assert r.status_code == 400 and r.json()["error"] == "bad_request"
+    assert "length" in r.json()["message"]
+    assert snapshot(svc, alice.account) == before
+
+
+# ---------------------------------------------------------------- bundles
+def _device_plan(alice: Device, name: str) -> tuple[acct.DeviceKeys, Plan]:
+    keys = acct.DeviceKeys.generate()
+    body = {**keys.public_body(name), "role": "member", "scopes": ["_account", "notes"]}
+    plan = Plan(_secrets(alice), alice.chain(), alice.clock)
+    plan.add("device-added", body, acct.sign_device_statement(keys.signing, alice.account, body))
+    plan.grant_device("notes", keys.device_id, keys.pre.public_key)
+    plan.put_item("notes", f"by-{name}", b"hi", 1, alice.device_id, alice.keys.signing)
+    return keys, plan
+
+
+def _post_bundle(svc: InProcessService, dev: Device, wire: dict[str, Any]) -> httpx.Response:
+    path = f"/v1/accounts/{dev.account}/bundle"
+    body = json.dumps(wire).encode()
+    with svc.http() as http:
+        return http.post(path, content=body, headers=signed(dev, "POST", path, body))
+
+
+def full_snapshot(svc: InProcessService, account: str) -> dict[str, Any]:
+    return {**snapshot(svc, account), "recovery": svc.store.recovery_blob(account),
+            "devices": sorted(svc.store.chain_state(account).devices)}
+
+
+def test_bundle_on_a_stale_head_is_409_and_nothing_of_it_is_stored(
+        svc: InProcessService, alice: Device) -> None:
+    phone, first = _device_plan(alice, "phone")
+    tablet, second = _device_plan(alice, "tablet")  # on the same head
+    assert _post_bundle(svc, alice, first.to_json()).status_code == 200
+    before = full_snapshot(svc, alice.account)
+    r = _post_bundle(svc, alice, second.to_json())
+    assert r.status_code == 409 and r.json()["error"] == "conflict"
+    after = full_snapshot(svc, alice.account)
+    assert after == before
+    assert tablet.device_id not in after["devices"]
+    assert not any(g.target == tablet.device_id for g in after["grants"])
+    assert "by-tablet" not in [i.id for i in after["items"]["notes"]]
+
+
+def test_resending_an_applied_bundle_succeeds_and_stores_nothing_twice(
+        svc: InProcessService, alice: Device) -> None:
+    phone, plan = _device_plan(alice, "phone")
+    wire = plan.to_json()
+    r1 = _post_bundle(svc, alice, wire)
+    assert r1.status_code == 200
+    after = full_snapshot(svc, alice.account)
+    r2 = _post_bundle(svc, alice, wire)  # the answer was lost; the same bundle again
+    assert r2.status_code == 200 and r2.json() == r1.json()
+    assert full_snapshot(svc, alice.account) == after
+    assert [i.id for i in after["items"]["notes"]].count("by-phone") == 1
+    assert [g.target for g in after["grants"]].count(phone.device_id) == 1
 
 
 @pytest.mark.parametrize("query", ["after=x", "after=-5", "limit=0", "limit=999999999"])
@@ -240,7 +440,7 @@ def test_oversized_body_with_content_length_is_413(svc: InProcessService,
                                                    alice: Device) -> None:
     before = snapshot(svc, alice.account)
     with svc.http() as http:
-        r = http.post(f"/v1/accounts/{alice.account}/chain", content=b" " * (MAX_BODY + 1),
+        r = http.post(f"/v1/accounts/{alice.account}/bundle", content=b" " * (MAX_BODY + 1),
                       headers={"content-type": "application/json"})
     assert r.status_code == 413 and r.json()["error"] == "too_large"
     assert snapshot(svc, alice.account) == before
@@ -264,10 +464,11 @@ def test_oversized_chunked_body_is_413(svc: InProcessService, alice: Device) -> 
             sent.append(msg)
 
         scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-                 "method": "POST", "scheme": "http", "path": f"/v1/accounts/{alice.account}/chain",
-                 "raw_path": f"/v1/accounts/{alice.account}/chain".encode(),
+                 "method": "POST", "scheme": "http", "path": f"/v1/accounts/{alice.account}/bundle",
+                 "raw_path": f"/v1/accounts/{alice.account}/bundle".encode(),
                  "query_string": b"", "root_path": "",
                  "headers": [(b"content-type", b"application/json"),
+                             (b"keystead-protocol", b"2"),
                              (b"transfer-encoding", b"chunked")],
                  "client": ("127.0.0.1", 1), "server": ("keystead.test", 80)}
         await svc.app(scope, receive, send)
@@ -302,7 +503,7 @@ def test_reused_pairing_code_is_refused(svc: InProcessService, alice: Device) ->
     before = snapshot(svc, alice.account)
     with pytest.raises(NotFound):
         acct.pairing_details(alice, ticket.code)
-    with pytest.raises(NotFound):  # approving the same details again
+    with pytest.raises((NotFound, VerificationError)):  # approving the same details again
         acct.approve_device(alice, details)
     assert snapshot(svc, alice.account) == before
 
@@ -361,38 +562,48 @@ def test_service_error_type_for_unknown_codes() -> None:
     assert err.status == 418 and err.code == "teapot"
 
 
-def _next_entry(dev: Device, secrets_device: Device) -> dict[str, Any]:
-    """A valid, account-signed entry that would add a scope to ``dev``."""
-    from keystead.core.chain import make_entry
-
-    state = secrets_device.chain()
-    secrets = secrets_device.secrets
-    assert secrets is not None
-    entry = make_entry(secrets.account_key, account=state.account, seq=state.seq + 1,
-                       prev=state.head, time=int(secrets_device.clock()),
-                       type="scopes-changed",
-                       body={"id": dev.device_id, "scopes": ["_account", "_admin", "notes"]})
-    return {"entries": [entry.to_json()]}
+def _scope_bundle(dev: Device, secrets: AccountSecrets) -> dict[str, Any]:
+    """A valid bundle, signed with ``secrets``' account key, that adds a scope to ``dev``."""
+    plan = Plan(secrets, dev.chain(), dev.clock)
+    plan.add("scopes-changed", {"id": dev.device_id,
+                                "scopes": ["_account", "_admin", "notes"]})
+    return plan.to_json(with_recovery=False)
 
 
-def test_chain_append_needs_a_live_admin_not_only_the_account_key(
+def test_bundle_needs_a_live_admin_not_only_the_account_key(
         svc: InProcessService, alice: Device) -> None:
-    """A removed admin keeps the account key; the service must still refuse its appends."""
+    """Whoever holds the current account key (a stolen copy, a member) cannot write alone; a
+    removed admin, whose key was rotated away, is refused as a device."""
     laptop2 = svc.join(alice, "laptop2", role="admin")
+    old_secrets = laptop2.secrets
+    assert old_secrets is not None
     acct.remove_device(alice, "laptop2")
-    body = _next_entry(laptop2, laptop2)  # laptop2 still holds the account secrets
-    before = snapshot(svc, alice.account)
+    assert alice.chain().key_generation == 1
+    phone = svc.join(alice, "phone", scopes=["notes"])
+    stolen = _scope_bundle(phone, _secrets(alice))  # valid: the current account key signs it
+    before = full_snapshot(svc, alice.account)
     with svc.http() as http:
-        anon = http.post(f"/v1/accounts/{alice.account}/chain", json=body)
+        anon = http.post(f"/v1/accounts/{alice.account}/bundle", json=stolen)
     assert anon.status_code == 403 and anon.json()["error"] == "forbidden"
+    r = _post_bundle(svc, phone, stolen)  # signed by a live member, not an admin
+    assert r.status_code == 403
     with pytest.raises(DeviceRemoved):
-        laptop2.client.post(f"/accounts/{alice.account}/chain", body)
-    bogus = {**body, "recovery_sig": "AAAA"}
+        laptop2.client.post(f"/accounts/{alice.account}/bundle", stolen)
+    state = alice.chain()
+    by_old_key = make_entry(old_secrets.account_key, account=alice.account, seq=state.seq + 1,
+                            prev=state.head, time=int(svc.clock()), type="scopes-changed",
+                            body={"id": phone.device_id, "scopes": ["_account", "notes"]})
+    old_bundle = {**stolen, "entries": [by_old_key.to_json()]}
+    with pytest.raises(DeviceRemoved):  # and its own (old-key) bundle the same
+        laptop2.client.post(f"/accounts/{alice.account}/bundle", old_bundle)
+    r = _post_bundle(svc, alice, old_bundle)  # even from a live admin: the old key is dead
+    assert r.status_code == 401 and r.json()["error"] == "invalid_signature"
     with svc.http() as http:
-        forged = http.post(f"/v1/accounts/{alice.account}/chain", json=bogus)
+        forged = http.post(f"/v1/accounts/{alice.account}/bundle",
+                           json={**stolen, "recovery_sig": "AAAA"})
     assert forged.status_code == 401
-    assert snapshot(svc, alice.account) == before
-    alice.client.post(f"/accounts/{alice.account}/chain", _next_entry(alice, alice))
+    assert full_snapshot(svc, alice.account) == before
+    assert _post_bundle(svc, alice, stolen).status_code == 200  # from the admin it is fine
 
 
 def test_recovery_key_authorizes_the_recovering_devices_append(
@@ -401,3 +612,17 @@ def test_recovery_key_authorizes_the_recovering_devices_append(
     dev = acct.recover_account(Home(svc.tmp / "rita-new"), svc.url, "rita", recovery, "new",
                                PASSPHRASE, transport=svc.transport, clock=svc.clock)
     assert dev.me().role == "admin"
+
+
+@pytest.mark.parametrize("seq", [-1, -2, -1000])
+def test_bundle_with_a_negative_base_is_400(svc: InProcessService, alice: Device,
+                                            seq: int) -> None:
+    """Even carrying the chain's own entries, which a resend check would compare."""
+    entries = svc.store.chain(alice.account)
+    wire = {"base": {"seq": seq, "head": entries[0].digest},
+            "entries": [e.to_json() for e in entries[:2]], "grants": [], "delete_grants": [],
+            "items": []}
+    before = full_snapshot(svc, alice.account)
+    r = _post_bundle(svc, alice, wire)
+    assert r.status_code == 400 and r.json()["error"] == "bad_request", r.text
+    assert full_snapshot(svc, alice.account) == before

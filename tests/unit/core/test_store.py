@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
-from keystead.core import account as acct
-from keystead.core._encoding import b64d
+from keystead.core._encoding import b64d, b64e
 from keystead.core._umbral import PRESecretKey, make_kfrag
-from keystead.core.chain import SignedEntry, make_entry, sign_device_statement
+from keystead.core.bundle import Plan
+from keystead.core.chain import SignedEntry, make_entry, sign_device_statement, verify_chain
 from keystead.core.crypto import SigningKey
+from keystead.core.epochs import data_key
 from keystead.core.errors import (
     Conflict,
     DeviceRemoved,
@@ -23,13 +25,36 @@ from keystead.core.errors import (
     RateLimited,
     VerificationError,
 )
-from keystead.core.items import SealedItem
+from keystead.core.items import ItemVerifier, SealedItem, seal_item, sign_items
 from keystead.core.keys import AccountSecrets, DeviceKeys
 from keystead.core.service import Store
-from keystead.core.service.store import PAIRING_MAX_FAILURES, PAIRING_TTL, AuthDevice, Grant
+from keystead.core.service.store import (
+    PAIRING_MAX_FAILURES,
+    PAIRING_TTL,
+    AuthDevice,
+    Bundle,
+    Grant,
+)
 from keystead.core.service.store_data import SPOOL_MAX_BODY
 
 NOW = 1_700_000_000
+COLLECTIONS = ("notes", "ssh", "_admin")
+
+
+def to_grants(raw: Sequence[dict[str, Any]]) -> list[Grant]:
+    return [Grant(g["key"], g["epoch"], g["target_kind"], g["target"], g["target_generation"],
+                  b64d(g["kfrag"]), g["expires"]) for g in raw]
+
+
+def to_bundle(plan: Plan, *, blob: bool = True) -> Bundle:
+    """What the service's route makes of ``plan.to_json()`` (items signed per writer)."""
+    wire = plan.to_json(with_recovery=blob)
+    items = [(i["collection"], SealedItem.from_json({k: v for k, v in i.items()
+                                                     if k != "collection"}))
+             for i in wire["items"]]
+    return Bundle(plan.base.seq, plan.base.head, list(plan.entries), to_grants(plan.grants),
+                  [(d["key"], d["target_kind"], d["target"]) for d in plan.deletes],
+                  items, b64d(wire["recovery_blob"]) if blob else None)
 
 
 @dataclass
@@ -41,22 +66,51 @@ class Acct:
     secrets: AccountSecrets
     admin: DeviceKeys
 
-    def chainer(self) -> acct._Chainer:
-        state = self.store.chain_state(self.name)
-        return acct._Chainer(self.secrets, self.name, state.seq, state.head, lambda: NOW)
+    def plan(self) -> Plan:
+        """A bundle under construction on the stored head."""
+        return Plan(self.secrets, self.store.chain_state(self.name), lambda: NOW)
 
     def device_entry(self, name: str, scopes: list[str] | None = None,
-                     keys: DeviceKeys | None = None) -> tuple[DeviceKeys, acct._Chainer]:
+                     keys: DeviceKeys | None = None, role: str = "member"
+                     ) -> tuple[DeviceKeys, Plan]:
         keys = keys or DeviceKeys.generate()
-        body = {**keys.public_body(name), "role": "member", "scopes": scopes or ["notes"]}
-        ch = self.chainer()
-        ch.add("device-added", body, sign_device_statement(keys.signing, self.name, body))
-        return keys, ch
+        body = {**keys.public_body(name), "role": role, "scopes": scopes or ["notes"]}
+        plan = self.plan()
+        plan.add("device-added", body, sign_device_statement(keys.signing, self.name, body))
+        return keys, plan
 
-    def grants(self, keys: DeviceKeys, scopes: list[str]) -> list[Grant]:
-        return [Grant(g["key"], g["target_kind"], g["target"], g["target_generation"],
-                      b64d(g["kfrag"]), g["expires"])
-                for g in acct._grants(self.secrets, keys.device_id, keys.pre.public_key, scopes)]
+    def grants(self, keys: DeviceKeys, scopes: list[str], plan: Plan | None = None
+               ) -> list[Grant]:
+        """Device grants on the newest epoch of each of ``scopes``."""
+        plan = plan or self.plan()
+        first = len(plan.grants)
+        for scope in scopes:
+            plan.grant_device(scope, keys.device_id, keys.pre.public_key)
+        return to_grants(plan.grants[first:])
+
+    def apply(self, plan: Plan, writer: DeviceKeys | None = None) -> Any:
+        return self.store.apply_bundle(self.name, to_bundle(plan),
+                                       (writer or self.admin).device_id, NOW)
+
+    def item(self, item_id: str, version: int, plaintext: bytes = b"x", *,
+             collection: str = "notes", epoch: int | None = None,
+             writer: DeviceKeys | None = None) -> SealedItem:
+        """An item sealed under ``epoch`` (default: the current one), signed by ``writer``."""
+        coll = self.store.chain_state(self.name).collection(collection)
+        number = coll.current_epoch if epoch is None else epoch
+        secret = self.secrets.epoch_secret(collection, number)
+        assert secret is not None
+        writer = writer or self.admin
+        item = seal_item(data_key(secret, coll.epoch(number)), account=self.name,
+                         collection=collection, item_id=item_id, version=version,
+                         epoch=number, plaintext=plaintext, writer=writer.device_id)
+        return sign_items(writer.signing, account=self.name, collection=collection,
+                          items=[item])[0]
+
+    def put(self, items: list[SealedItem], collection: str = "notes",
+            writer: DeviceKeys | None = None) -> list[int]:
+        return self.store.put_items(self.name, collection, items,
+                                    (writer or self.admin).device_id)
 
     def snapshot(self) -> dict[str, Any]:
         """Everything stored for this account that a refused request must not change."""
@@ -65,29 +119,33 @@ class Acct:
             "chain": [e.to_json() for e in s.chain(self.name)],
             "devices": {d: s.device(self.name, d) for d in s.chain_state(self.name).devices},
             "grants": s.grants(self.name),
-            "items": s.changes(self.name, "notes", 0, 1000),
+            "items": {c: s.changes(self.name, c, 0, 1000) for c in COLLECTIONS},
+            "recovery": s.recovery_blob(self.name),
         }
 
 
 def make(store: Store) -> Acct:
+    """An account created with one bundle: two collections, an admin, its grants, one item."""
     name = f"a-{uuid.uuid4().hex[:10]}"
     secrets = AccountSecrets.generate(PRESecretKey.generate().public_key)
     keys = DeviceKeys.generate()
     genesis = make_entry(secrets.account_key, account=name, seq=0, prev="", time=NOW,
                          type="account-created", body={
-                             "account_key": acct.b64e(secrets.account_key.verify_key.raw),
-                             "kfrag_signer": acct.b64e(secrets.kfrag_signer.public_key.raw),
-                             "recovery_key": acct.b64e(secrets.recovery_key.raw),
-                             "sharing_key": acct.b64e(secrets.sharing[0].public_key.raw)})
-    ch = acct._Chainer(secrets, name, 0, genesis.digest, lambda: NOW)
-    ch.collection("notes")
-    ch.collection("ssh")
-    body = {**keys.public_body("laptop"), "role": "admin", "scopes": ["notes", "ssh"]}
-    ch.add("device-added", body, sign_device_statement(keys.signing, name, body))
-    store.create_account(name, [genesis, *ch.entries], b"blob", NOW)
-    a = Acct(store, name, secrets, keys)
-    store.put_grants(name, a.grants(keys, ["notes", "ssh"]), NOW)
-    return a
+                             "account_key": b64e(secrets.account_key.verify_key.raw),
+                             "kfrag_signer": b64e(secrets.kfrag_signer.public_key.raw),
+                             "recovery_key": b64e(secrets.recovery_key.raw),
+                             "sharing_key": b64e(secrets.sharing[0].public_key.raw)})
+    plan = Plan(secrets, verify_chain([genesis], account=name), lambda: NOW)
+    for coll in COLLECTIONS:
+        plan.collection(coll, "items")
+    body = {**keys.public_body("laptop"), "role": "admin", "scopes": sorted(COLLECTIONS)}
+    plan.add("device-added", body, sign_device_statement(keys.signing, name, body))
+    for coll in COLLECTIONS:
+        plan.grant_device(coll, keys.device_id, keys.pre.public_key)
+    plan.put_item("_admin", "secrets", secrets.to_bytes(), 1, keys.device_id, keys.signing)
+    bundle = to_bundle(plan)
+    store.create_account(name, replace(bundle, entries=[genesis, *bundle.entries]), NOW)
+    return Acct(store, name, secrets, keys)
 
 
 @pytest.fixture
@@ -107,8 +165,11 @@ def test_account_round_trip(a: Acct) -> None:
     assert [e.digest for e in entries] == list(state.digests)
     assert a.store.chain(a.name, after=state.seq - 1) == entries[-1:]
     dev = auth(a, a.admin)
-    assert dev.live and dev.scopes == ("notes", "ssh") and dev.role == "admin"
-    assert a.store.recovery_blob(a.name) == b"blob"
+    assert dev.live and dev.scopes == ("_admin", "notes", "ssh") and dev.role == "admin"
+    assert len(a.store.recovery_blob(a.name)) > 105
+    assert [i.id for i in a.store.changes(a.name, "_admin", 0, 10)] == ["secrets"]
+    assert {(g.key, g.epoch, g.target) for g in a.store.grants(a.name)} == {
+        (c, 1, a.admin.device_id) for c in COLLECTIONS}
 
 
 def test_unknown_account(store: Store) -> None:
@@ -122,56 +183,97 @@ def test_unknown_account(store: Store) -> None:
 
 def test_existing_account_cannot_be_created_again(a: Acct) -> None:
     before = a.snapshot()
+    again = Bundle(-1, "", a.store.chain(a.name), [], [], [], b"\x01" * 200)
     with pytest.raises(Conflict):
-        a.store.create_account(a.name, a.store.chain(a.name), b"other", NOW)
+        a.store.create_account(a.name, again, NOW)
     assert a.snapshot() == before
-    assert a.store.recovery_blob(a.name) == b"blob"
 
 
 def test_create_account_verifies_the_chain(store: Store) -> None:
     other = make(store)
+    fresh = "fresh-" + uuid.uuid4().hex[:6]
     with pytest.raises(VerificationError):
-        store.create_account("fresh-" + uuid.uuid4().hex[:6], store.chain(other.name), b"", NOW)
+        store.create_account(fresh, Bundle(-1, "", store.chain(other.name), [], [], [],
+                                           b"\x01" * 200), NOW)
+    with pytest.raises(NotFound):
+        store.chain(fresh)
 
 
-def _forged(a: Acct, how: str) -> list[SignedEntry]:
-    keys, ch = a.device_entry("phone")
-    e = ch.entries[-1]
+def test_create_account_is_all_or_nothing(store: Store) -> None:
+    """A bad grant in the creation bundle leaves no account behind."""
+    other = make(store)
+    name = f"a-{uuid.uuid4().hex[:10]}"
+    secrets = AccountSecrets.generate(PRESecretKey.generate().public_key)
+    genesis = make_entry(secrets.account_key, account=name, seq=0, prev="", time=NOW,
+                         type="account-created", body={
+                             "account_key": b64e(secrets.account_key.verify_key.raw),
+                             "kfrag_signer": b64e(secrets.kfrag_signer.public_key.raw),
+                             "recovery_key": b64e(secrets.recovery_key.raw),
+                             "sharing_key": b64e(secrets.sharing[0].public_key.raw)})
+    keys = DeviceKeys.generate()
+    plan = Plan(secrets, verify_chain([genesis], account=name), lambda: NOW)
+    plan.collection("notes", "items")
+    body = {**keys.public_body("laptop"), "role": "admin", "scopes": ["notes"]}
+    plan.add("device-added", body, sign_device_statement(keys.signing, name, body))
+    plan.grant_device("notes", keys.device_id, keys.pre.public_key)
+    bundle = to_bundle(plan)
+    bad_kfrag = to_grants(plan.grants)[0].kfrag[:-1] + b"\x00"
+    for bad in (replace(bundle, grants=[replace(bundle.grants[0], kfrag=bad_kfrag)]),
+                replace(bundle, recovery_blob=b"short")):
+        with pytest.raises((VerificationError, FormatError)):
+            store.create_account(name, replace(bad, entries=[genesis, *bad.entries]), NOW)
+        with pytest.raises(NotFound):
+            store.chain(name)
+    store.create_account(name, replace(bundle, entries=[genesis, *bundle.entries]), NOW)
+    assert store.chain_state(name).seq == len(bundle.entries)
+    assert other.snapshot()["chain"]  # the other account is untouched
+
+
+def _forged(a: Acct, how: str) -> Plan:
+    """A bundle adding a device, with one thing wrong in its chain entries."""
+    keys, plan = a.device_entry("phone")
+    e = plan.entries[-1]
     state = a.store.chain_state(a.name)
     body = json.loads(e.entry)["body"]
     if how == "bad signature":
-        return [SignedEntry(e.entry, bytes(64), e.device_signature)]
-    if how == "other account key":
-        return [make_entry(SigningKey.generate(), account=a.name, seq=state.seq + 1,
-                           prev=state.head, time=NOW, type="device-added", body=body,
-                           device_signature=e.device_signature)]
-    if how == "wrong previous hash":
-        return [make_entry(a.secrets.account_key, account=a.name, seq=state.seq + 1,
-                           prev=state.digests[0], time=NOW, type="device-added", body=body,
-                           device_signature=e.device_signature)]
-    if how == "reused sequence number":
-        return [make_entry(a.secrets.account_key, account=a.name, seq=state.seq,
-                           prev=state.digests[-2], time=NOW, type="device-added", body=body,
-                           device_signature=e.device_signature)]
-    if how == "no countersignature":
-        return [SignedEntry(e.entry, e.signature, None)]
-    if how == "second entry bad":  # a valid entry followed by a bad one: all-or-nothing
-        ch.add("device-removed", {"id": "0" * 16})
-        return ch.entries
-    raise AssertionError(how)
+        plan.entries[-1] = SignedEntry(e.entry, bytes(64), e.device_signature)
+    elif how == "other account key":
+        plan.entries[-1] = make_entry(SigningKey.generate(), account=a.name, seq=state.seq + 1,
+                                      prev=state.head, time=NOW, type="device-added",
+                                      body=body, device_signature=e.device_signature)
+    elif how == "wrong previous hash":
+        plan.entries[-1] = make_entry(a.secrets.account_key, account=a.name, seq=state.seq + 1,
+                                      prev=state.digests[0], time=NOW, type="device-added",
+                                      body=body, device_signature=e.device_signature)
+    elif how == "reused sequence number":
+        plan.entries[-1] = make_entry(a.secrets.account_key, account=a.name, seq=state.seq,
+                                      prev=state.digests[-2], time=NOW, type="device-added",
+                                      body=body, device_signature=e.device_signature)
+    elif how == "no countersignature":
+        plan.entries[-1] = SignedEntry(e.entry, e.signature, None)
+    elif how == "second entry bad":  # a valid entry followed by a bad one: all-or-nothing
+        bad = make_entry(a.secrets.account_key, account=a.name, seq=state.seq + 2,
+                         prev=e.digest, time=NOW, type="device-removed", body={"id": "0" * 16})
+        plan.entries.append(bad)
+        a.grants(keys, ["notes"], plan)
+    else:
+        raise AssertionError(how)
+    return plan
 
 
 @pytest.mark.parametrize("how", ["bad signature", "other account key", "wrong previous hash",
                                  "reused sequence number", "no countersignature",
                                  "second entry bad"])
-def test_bad_appends_are_refused_and_change_nothing(a: Acct, how: str) -> None:
+def test_bad_bundles_are_refused_and_change_nothing(a: Acct, how: str) -> None:
     before = a.snapshot()
     with pytest.raises(VerificationError):
-        a.store.append(a.name, _forged(a, how))
+        a.apply(_forged(a, how))
     assert a.snapshot() == before
-    # and the store still accepts a good append afterwards (its cache was not poisoned)
-    _, ch = a.device_entry("phone")
-    assert a.store.append(a.name, ch.entries).seq == len(before["chain"])
+    # and the store still accepts a good bundle afterwards (its cache was not poisoned)
+    keys, plan = a.device_entry("phone")
+    a.grants(keys, ["notes"], plan)
+    assert a.apply(plan).seq == len(before["chain"])
+    assert auth(a, keys).live
 
 
 def test_empty_append_is_refused(a: Acct) -> None:
@@ -179,65 +281,249 @@ def test_empty_append_is_refused(a: Acct) -> None:
         a.store.append(a.name, [])
 
 
-def test_append_seen_by_a_second_store_on_the_same_database(a: Acct) -> None:
+def test_bundle_seen_by_a_second_store_on_the_same_database(a: Acct) -> None:
     other = Store(a.store.engine)
     other.chain_state(a.name)  # warm its cache
-    keys, ch = a.device_entry("phone")
-    a.store.append(a.name, ch.entries)
+    keys, plan = a.device_entry("phone")
+    a.apply(plan)
     assert keys.device_id in other.chain_state(a.name).devices
     _, stale = a.device_entry("tablet")
-    _, ch2 = a.device_entry("watch")
-    a.store.append(a.name, ch2.entries)
-    with pytest.raises(VerificationError):  # built on an older head
-        other.append(a.name, stale.entries)
+    _, newer = a.device_entry("watch")
+    a.apply(newer)
+    with pytest.raises(Conflict):  # built on an older head
+        other.apply_bundle(a.name, to_bundle(stale), a.admin.device_id, NOW)
+
+
+# ------------------------------------------------------------------------------ bundles
+def _full_bundle(a: Acct, name: str, keys: DeviceKeys | None = None
+                 ) -> tuple[DeviceKeys, Plan]:
+    """A device, its grants, an item and a recovery blob: every part a bundle has."""
+    keys, plan = a.device_entry(name, keys=keys)
+    a.grants(keys, ["notes"], plan)
+    plan.put_item("notes", f"by-{name}", b"hello", 1, a.admin.device_id, a.admin.signing)
+    return keys, plan
+
+
+def test_bundle_on_a_stale_head_is_a_conflict_and_stores_nothing(a: Acct) -> None:
+    phone, first = _full_bundle(a, "phone")
+    tablet, second = _full_bundle(a, "tablet")  # built on the same head as ``first``
+    a.apply(first)
+    before = a.snapshot()
+    with pytest.raises(Conflict, match="moved on"):
+        a.apply(second)
+    assert a.snapshot() == before
+    assert tablet.device_id not in a.store.chain_state(a.name).devices
+    assert not any(g.target == tablet.device_id for g in a.store.grants(a.name))
+    assert [i.id for i in a.store.changes(a.name, "notes", 0, 10)] == ["by-phone"]
+    # Built again on the new head, it goes through.
+    _, again = _full_bundle(a, "tablet", tablet)
+    a.apply(again)
+    assert auth(a, tablet).live
+    assert [i.id for i in a.store.changes(a.name, "notes", 0, 10)] == ["by-phone", "by-tablet"]
+
+
+def test_resending_an_applied_bundle_succeeds_and_stores_nothing_twice(a: Acct) -> None:
+    phone, plan = _full_bundle(a, "phone")
+    bundle = to_bundle(plan)
+    first = a.store.apply_bundle(a.name, bundle, a.admin.device_id, NOW)
+    after = a.snapshot()
+    again = a.store.apply_bundle(a.name, bundle, a.admin.device_id, NOW + 5)
+    assert (again.seq, again.head) == (first.seq, first.head)
+    assert a.snapshot() == after
+    assert len(a.store.changes(a.name, "notes", 0, 10)) == 1
+    assert [g.target for g in a.store.grants(a.name, "notes")].count(phone.device_id) == 1
+    # Even after the chain moved on further, the resend is recognised as applied.
+    _, later = a.device_entry("tablet")
+    a.apply(later)
+    moved = a.snapshot()
+    a.store.apply_bundle(a.name, bundle, a.admin.device_id, NOW + 10)
+    assert a.snapshot() == moved
+
+
+def test_bundle_with_one_bad_part_stores_nothing(a: Acct) -> None:
+    keys, plan = _full_bundle(a, "phone")
+    good = to_bundle(plan)
+    other = PRESecretKey.generate()
+    secret = a.secrets.epoch_secret("notes", 1)
+    assert secret is not None
+    bad_kfrag = make_kfrag(secret, keys.pre.public_key, other)
+    stranger = DeviceKeys.generate()
+    foreign_item = a.item("x", 1, writer=stranger)
+    before = a.snapshot()
+    for bad in (replace(good, grants=[replace(good.grants[0], kfrag=bad_kfrag)]),
+                replace(good, items=[*good.items, ("notes", foreign_item)]),
+                replace(good, items=[*good.items, ("nope", good.items[0][1])]),
+                replace(good, recovery_blob=b"x" * 10)):
+        with pytest.raises((VerificationError, Forbidden, FormatError, NotFound)):
+            a.store.apply_bundle(a.name, bad, a.admin.device_id, NOW)
+        assert a.snapshot() == before
+    a.store.apply_bundle(a.name, good, a.admin.device_id, NOW)
+    assert auth(a, keys).live
+
+
+def test_bundle_replaces_the_recovery_blob(a: Acct) -> None:
+    before = a.store.recovery_blob(a.name)
+    _, plan = a.device_entry("phone")
+    a.apply(plan)
+    assert a.store.recovery_blob(a.name) not in (before, b"")
+
+
+def test_key_rotation_drops_every_grant_signed_by_the_old_signer(a: Acct) -> None:
+    phone, plan = a.device_entry("phone", scopes=["notes"])
+    a.grants(phone, ["notes"], plan)
+    a.apply(plan)
+    old_signer = a.secrets.kfrag_signer
+    plan = a.plan()
+    plan.add("device-removed", {"id": phone.device_id})
+    plan.rotate_account_key()
+    for coll in COLLECTIONS:
+        plan.epoch(coll)
+        plan.grant_device(coll, a.admin.device_id, a.admin.pre.public_key)
+    a.apply(plan)
+    state = a.store.chain_state(a.name)
+    assert state.key_generation == 1
+    assert {(g.key, g.epoch, g.target) for g in a.store.grants(a.name)} == {
+        (c, 2, a.admin.device_id) for c in COLLECTIONS}
+    # A kfrag made with the old signer is no longer accepted.
+    secret = a.secrets.epoch_secret("notes", 2)
+    assert secret is not None
+    stale = Grant("notes", 2, "device", a.admin.device_id, 0,
+                  make_kfrag(secret, a.admin.pre.public_key, old_signer), None)
+    with pytest.raises(VerificationError):
+        a.store.put_grants(a.name, [stale], NOW)
+
+
+def test_bundle_items_must_name_the_requesting_device(a: Acct) -> None:
+    phone, plan = a.device_entry("phone")
+    a.apply(plan)
+    _, by_member = _full_bundle(a, "tablet")
+    before = a.snapshot()
+    with pytest.raises(Forbidden):  # its items name the admin, not the requesting member
+        a.store.apply_bundle(a.name, to_bundle(by_member), phone.device_id, NOW)
+    assert a.snapshot() == before
 
 
 # -------------------------------------------------------------------------------- items
-def item(item_id: str, version: int, ct: bytes = b"x" * 40) -> SealedItem:
-    return SealedItem(item_id, version, 1, ct)
-
-
 def test_items_versions_and_changes(a: Acct) -> None:
-    s = a.store
-    assert s.put_items(a.name, "notes", [item("a", 1), item("b", 1)]) == [1, 2]
-    assert s.put_items(a.name, "notes", [item("a", 2, b"y" * 40)]) == [3]
-    changes = s.changes(a.name, "notes", 0, 100)
-    assert [(i.id, i.version, i.seq) for i in changes] == [("b", 1, 2), ("a", 2, 3)]
-    assert [i.id for i in s.changes(a.name, "notes", 2, 100)] == ["a"]
-    assert s.changes(a.name, "ssh", 0, 100) == []
+    assert a.put([a.item("a", 1), a.item("b", 1)]) == [2, 3]  # 1: the _admin secrets
+    assert a.put([a.item("a", 2, b"y")]) == [4]
+    changes = a.store.changes(a.name, "notes", 0, 100)
+    assert [(i.id, i.version, i.seq) for i in changes] == [("b", 1, 3), ("a", 2, 4)]
+    assert [i.id for i in a.store.changes(a.name, "notes", 3, 100)] == ["a"]
+    assert a.store.changes(a.name, "ssh", 0, 100) == []
+    stored = changes[-1]
+    assert stored.writer == a.admin.device_id
+    ItemVerifier().verify(stored, a.admin.signing.verify_key, account=a.name,
+                          collection="notes")  # stored as signed, proof and all
 
 
-@pytest.mark.parametrize("stale", [[item("a", 2)], [item("a", 1)], [item("a", 4)],
-                                   [item("new", 1), item("a", 2)], [item("new", 2)]])
+@pytest.mark.parametrize("stale", [[("a", 2)], [("a", 1)], [("a", 4)],
+                                   [("new", 1), ("a", 2)], [("new", 2)]])
 def test_stale_write_is_a_conflict_and_changes_nothing(a: Acct,
-                                                        stale: list[SealedItem]) -> None:
-    a.store.put_items(a.name, "notes", [item("a", 1), item("a", 2)][:1])
-    a.store.put_items(a.name, "notes", [item("a", 2, b"v2" * 20)])
+                                                        stale: list[tuple[str, int]]) -> None:
+    a.put([a.item("a", 1)])
+    a.put([a.item("a", 2, b"v2")])
     before = a.snapshot()
     with pytest.raises(Conflict):
-        a.store.put_items(a.name, "notes", stale)
+        a.put([a.item(i, v) for i, v in stale])
     assert a.snapshot() == before
-    assert a.store.put_items(a.name, "notes", [item("z", 1)]) == [3]  # seq not consumed
+    assert a.put([a.item("z", 1)]) == [4]  # seq not consumed
 
 
 def test_same_item_twice_in_one_write_is_refused(a: Acct) -> None:
     with pytest.raises(FormatError):
-        a.store.put_items(a.name, "notes", [item("a", 1), item("a", 2)])
-    assert a.snapshot()["items"] == []
+        a.put([a.item("a", 1), a.item("a", 2)])
+    assert a.snapshot()["items"]["notes"] == []
+
+
+def _new_epoch(a: Acct, coll: str = "notes") -> None:
+    plan = a.plan()
+    plan.epoch(coll)
+    plan.grant_device(coll, a.admin.device_id, a.admin.pre.public_key)
+    a.apply(plan)
+
+
+def test_item_under_a_non_current_epoch_is_a_conflict(a: Acct) -> None:
+    old = a.item("a", 1)
+    _new_epoch(a)
+    before = a.snapshot()
+    with pytest.raises(Conflict, match="epoch"):
+        a.put([old])
+    with pytest.raises(Conflict, match="epoch"):  # one stale item spoils the whole write
+        a.put([a.item("b", 1), old])
+    assert a.snapshot() == before
+    a.put([a.item("a", 1)])  # sealed again under epoch 2
+    assert [i.epoch for i in a.store.changes(a.name, "notes", 0, 10)] == [2]
+
+
+def _signed_by(a: Acct, item: SealedItem, key: SigningKey) -> SealedItem:
+    """``item`` as it is (naming its writer), signed with ``key`` instead."""
+    return sign_items(key, account=a.name, collection="notes", items=[item])[0]
+
+
+def test_item_with_a_bad_signature_is_refused(a: Acct) -> None:
+    good = a.item("a", 1)
+    before = a.snapshot()
+    for bad in (replace(good, signature=bytes(64)),
+                replace(good, ciphertext=good.ciphertext[:-1] + b"\x00"),
+                replace(good, proof=good.proof[:2] + b"\x00\x02"),
+                _signed_by(a, good, SigningKey.generate())):
+        with pytest.raises(InvalidSignature):
+            a.put([bad])
+        assert a.snapshot() == before
+    a.put([good])
+
+
+def test_item_naming_another_writer_is_refused(a: Acct) -> None:
+    phone, plan = a.device_entry("phone")
+    a.apply(plan)
+    by_admin = a.item("a", 1)
+    before = a.snapshot()
+    with pytest.raises(Forbidden, match="writer"):  # the phone sends what the admin signed
+        a.put([by_admin], writer=phone)
+    with pytest.raises(Forbidden, match="writer"):  # a device the chain does not know
+        a.put([a.item("a", 1, writer=DeviceKeys.generate())])
+    assert a.snapshot() == before
+    a.put([a.item("a", 1, writer=phone)], writer=phone)
+
+
+def test_member_cannot_write_admin_only_collections(a: Acct) -> None:
+    phone, plan = a.device_entry("phone", scopes=["notes", "_admin"])
+    a.apply(plan)
+    before = a.snapshot()
+    with pytest.raises(Forbidden, match="admin"):
+        a.put([a.item("secrets", 2, collection="_admin", writer=phone)], "_admin", phone)
+    assert a.snapshot() == before
+
+
+def test_removed_device_cannot_write(a: Acct) -> None:
+    phone, plan = a.device_entry("phone")
+    a.apply(plan)
+    item = a.item("a", 1, writer=phone)
+    plan = a.plan()
+    plan.add("device-removed", {"id": phone.device_id})
+    a.apply(plan)
+    with pytest.raises(Forbidden):
+        a.put([item], writer=phone)
+
+
+def test_items_only_in_items_collections(a: Acct) -> None:
+    with pytest.raises(NotFound):
+        a.put([a.item("a", 1)], collection="nope")
 
 
 # ------------------------------------------------------------------------------- grants
 def test_put_grants_refuses_a_bad_kfrag_and_changes_nothing(a: Acct) -> None:
-    keys, ch = a.device_entry("phone")
-    a.store.append(a.name, ch.entries)
+    keys, plan = a.device_entry("phone")
+    a.apply(plan)
     good = a.grants(keys, ["notes"])[0]
     other = PRESecretKey.generate()
+    notes, ssh = a.secrets.epoch_secret("notes", 1), a.secrets.epoch_secret("ssh", 1)
+    assert notes is not None and ssh is not None
     bad = {
-        "wrong signer": make_kfrag(a.secrets.collections["notes"], keys.pre.public_key, other),
-        "wrong receiver": make_kfrag(a.secrets.collections["notes"], other.public_key,
-                                     a.secrets.kfrag_signer),
-        "wrong collection": make_kfrag(a.secrets.collections["ssh"], keys.pre.public_key,
-                                       a.secrets.kfrag_signer),
+        "wrong signer": make_kfrag(notes, keys.pre.public_key, other),
+        "wrong receiver": make_kfrag(notes, other.public_key, a.secrets.kfrag_signer),
+        "wrong collection": make_kfrag(ssh, keys.pre.public_key, a.secrets.kfrag_signer),
         "garbage": good.kfrag[:-1] + bytes([good.kfrag[-1] ^ 1]),
     }
     before = a.snapshot()
@@ -256,51 +542,75 @@ def test_grants_for_devices_that_are_not_live_or_unknown_collections(a: Acct) ->
     g = a.grants(a.admin, ["notes"])[0]
     with pytest.raises(VerificationError):
         a.store.put_grants(a.name, [replace(g, key="nope")], NOW)
-    with pytest.raises(FormatError):
-        a.store.put_grants(a.name, [replace(g, target_kind="group")], NOW)
+    with pytest.raises(VerificationError):  # device grants: only on the newest epoch
+        a.store.put_grants(a.name, [replace(g, epoch=2)], NOW)
+    with pytest.raises(VerificationError):  # items collections: to devices only
+        a.store.put_grants(a.name, [replace(g, target_kind="account", target=a.name)], NOW)
+
+
+def test_device_grants_on_an_older_epoch_are_pruned(a: Acct) -> None:
+    phone, plan = a.device_entry("phone")
+    [on_epoch_1] = a.grants(phone, ["notes"], plan)
+    a.apply(plan)
+    assert on_epoch_1.epoch == 1
+    _new_epoch(a)  # grants the admin only
+    notes = {(g.epoch, g.target) for g in a.store.grants(a.name, "notes")}
+    assert notes == {(2, a.admin.device_id)}
+    with pytest.raises(VerificationError):  # and the old epoch cannot be granted again
+        a.store.put_grants(a.name, [on_epoch_1], NOW)
+
+
+def _capsule(a: Acct, coll: str = "notes") -> tuple[int, bytes]:
+    info = a.store.chain_state(a.name).collection(coll).current
+    assert info.capsule is not None
+    return info.epoch, info.capsule
 
 
 def test_removing_a_device_deletes_its_grants_and_reencryption_stops(a: Acct) -> None:
-    keys, ch = a.device_entry("phone")
-    a.store.append(a.name, ch.entries)
-    a.store.put_grants(a.name, a.grants(keys, ["notes"]), NOW)
-    capsule = a.store.chain_state(a.name).collection("notes").epochs[1][0]
-    assert a.store.reencrypt(a.name, [("notes", capsule)], auth(a, keys), "", NOW)
+    keys, plan = a.device_entry("phone")
+    a.grants(keys, ["notes"], plan)
+    a.apply(plan)
+    epoch, capsule = _capsule(a)
+    [(cfrag, gen)] = a.store.reencrypt(a.name, [("notes", epoch, capsule)], auth(a, keys), "",
+                                       NOW)
+    assert cfrag and gen == 0
+    ssh_epoch, ssh_capsule = _capsule(a, "ssh")
     with pytest.raises(Forbidden):
-        a.store.reencrypt(a.name, [("ssh", capsule)], auth(a, keys), "", NOW)
-    ch = a.chainer()
-    ch.add("device-removed", {"id": keys.device_id})
-    a.store.append(a.name, ch.entries)
+        a.store.reencrypt(a.name, [("ssh", ssh_epoch, ssh_capsule)], auth(a, keys), "", NOW)
+    plan = a.plan()
+    plan.add("device-removed", {"id": keys.device_id})
+    a.apply(plan)
     assert not auth(a, keys).live
     assert [g.target for g in a.store.grants(a.name)].count(keys.device_id) == 0
+    with pytest.raises(DeviceRemoved):
+        a.store.reencrypt(a.name, [("notes", epoch, capsule)], auth(a, keys), "", NOW)
 
 
 def test_expired_grant_is_refused_and_audited(a: Acct) -> None:
-    keys, ch = a.device_entry("phone")
-    a.store.append(a.name, ch.entries)
+    keys, plan = a.device_entry("phone")
+    a.apply(plan)
     a.store.put_grants(a.name, [replace(g, expires=NOW + 10)
                                 for g in a.grants(keys, ["notes"])], NOW)
-    capsule = a.store.chain_state(a.name).collection("notes").epochs[1][0]
-    a.store.reencrypt(a.name, [("notes", capsule)], auth(a, keys), "ctx", NOW)
+    epoch, capsule = _capsule(a)
+    a.store.reencrypt(a.name, [("notes", epoch, capsule)], auth(a, keys), "ctx", NOW)
     with pytest.raises(Forbidden):
-        a.store.reencrypt(a.name, [("notes", capsule)], auth(a, keys), "ctx", NOW + 10)
+        a.store.reencrypt(a.name, [("notes", epoch, capsule)], auth(a, keys), "ctx", NOW + 10)
     records = a.store.audit(a.name)
     assert [(r.allowed, r.reason) for r in records] == [(True, ""), (False, "grant expired")]
 
 
-
 def test_removed_device_is_refused_and_audited(a: Acct) -> None:
-    keys, ch = a.device_entry("phone")
-    a.store.append(a.name, ch.entries)
-    a.store.put_grants(a.name, a.grants(keys, ["notes"]), NOW)
-    capsule = a.store.chain_state(a.name).collection("notes").epochs[1][0]
-    ch = a.chainer()
-    ch.add("device-removed", {"id": keys.device_id})
-    a.store.append(a.name, ch.entries)
+    keys, plan = a.device_entry("phone")
+    a.grants(keys, ["notes"], plan)
+    a.apply(plan)
+    epoch, capsule = _capsule(a)
+    plan = a.plan()
+    plan.add("device-removed", {"id": keys.device_id})
+    a.apply(plan)
     with pytest.raises(DeviceRemoved):
-        a.store.reencrypt(a.name, [("notes", capsule)], auth(a, keys), "ctx", NOW)
+        a.store.reencrypt(a.name, [("notes", epoch, capsule)], auth(a, keys), "ctx", NOW)
     with pytest.raises(DeviceRemoved):  # refused without a context too, just not audited
-        a.store.reencrypt(a.name, [("notes", capsule)], auth(a, keys), "", NOW)
+        a.store.reencrypt(a.name, [("notes", epoch, capsule)], auth(a, keys), "", NOW)
     records = a.store.audit(a.name)
     assert [(r.grantee_device, r.allowed, r.reason) for r in records] == [
         (keys.device_id, False, "device removed")]
@@ -318,7 +628,7 @@ def test_replayed_nonce_is_refused(a: Acct) -> None:
 def _pairing(a: Acct, name: str = "phone") -> tuple[DeviceKeys, str, str]:
     keys = DeviceKeys.generate()
     body = keys.public_body(name)
-    request = json.dumps({"device": body, "statement_sig": acct.b64e(
+    request = json.dumps({"device": body, "statement_sig": b64e(
         sign_device_statement(keys.signing, a.name, body))}).encode()
     code, token = a.store.create_pairing(a.name, request, NOW)
     return keys, code, token
@@ -326,8 +636,8 @@ def _pairing(a: Acct, name: str = "phone") -> tuple[DeviceKeys, str, str]:
 
 def _approve(a: Acct, keys: DeviceKeys, code: str, now: int = NOW,
              grants: list[Grant] | None = None) -> None:
-    _, ch = a.device_entry("phone", keys=keys)
-    a.store.approve_pairing(a.name, code, keys.device_id, ch.entries,
+    _, plan = a.device_entry("phone", keys=keys)
+    a.store.approve_pairing(a.name, code, keys.device_id, plan.entries,
                             a.grants(keys, ["notes"]) if grants is None else grants, now)
 
 
@@ -374,9 +684,9 @@ def test_code_of_another_account_or_for_another_device_is_refused(store: Store) 
         store.pairing_request(b.name, code, NOW)
     before = a.snapshot()
     other = DeviceKeys.generate()
-    _, ch = a.device_entry("phone", keys=other)
+    _, plan = a.device_entry("phone", keys=other)
     with pytest.raises(VerificationError):
-        store.approve_pairing(a.name, code, other.device_id, ch.entries,
+        store.approve_pairing(a.name, code, other.device_id, plan.entries,
                               a.grants(other, ["notes"]), NOW)
     assert a.snapshot() == before
     _approve(a, keys, code)  # the code is still usable by its own device
@@ -384,8 +694,9 @@ def test_code_of_another_account_or_for_another_device_is_refused(store: Store) 
 
 def test_approval_with_a_bad_grant_changes_nothing_and_keeps_the_code(a: Acct) -> None:
     keys, code, token = _pairing(a)
-    bad = [replace(g, kfrag=make_kfrag(a.secrets.collections["notes"], keys.pre.public_key,
-                                       PRESecretKey.generate()))
+    notes = a.secrets.epoch_secret("notes", 1)
+    assert notes is not None
+    bad = [replace(g, kfrag=make_kfrag(notes, keys.pre.public_key, PRESecretKey.generate()))
            for g in a.grants(keys, ["notes"])]
     before = a.snapshot()
     with pytest.raises(VerificationError):
