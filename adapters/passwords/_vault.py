@@ -11,7 +11,7 @@ it the same way if someone else changed the entry meanwhile.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from keystead.core import (
@@ -28,6 +28,7 @@ from keystead.core import (
 )
 
 from ._entry import Entry, merge
+from ._importing import BATCH, Plan, plan_import
 from ._index import Index, url_tokens
 from ._match import Match, MatchKind, _split, find_matches
 
@@ -225,10 +226,24 @@ class Vault:
             return Stored(entry, queued, merged)
         raise Conflict(f"the entry kept changing on the service; try again ({entry.id})")
 
-    def import_entries(self, entries: Sequence[Entry]) -> int:
-        """Store new entries in one all-or-nothing request."""
-        if not entries:
-            return 0
-        n = self.coll.put_many([(e.id, e.to_bytes()) for e in entries], batch=max(1, len(entries)))
-        self.index.replace(((e.id, e) for e in entries), new=True)
-        return n
+    def import_entries(
+        self,
+        entries: Sequence[Entry],
+        *,
+        progress: Callable[[int], None] | None = None,
+        batch: int = BATCH,
+    ) -> Plan:
+        """Store the entries not already in the vault, in all-or-nothing batches.
+
+        Ids must come from :func:`stable_ids`, so that a rerun (after a failure, or of
+        the same file) writes nothing twice. ``progress`` is told each batch's size."""
+        live = {i.id for i in self.device.cache.items(COLLECTION)}
+        live |= {r.id for r in self._pending().values() if not r.deleted}
+        plan = plan_import(entries, live, self.entries)
+        for start in range(0, len(plan.new), batch):
+            chunk = plan.new[start : start + batch]
+            self.coll.put_many([(e.id, e.to_bytes()) for e in chunk], batch=batch)
+            self.index.replace(((e.id, e) for e in chunk), new=True)
+            if progress is not None:
+                progress(len(chunk))
+        return plan
