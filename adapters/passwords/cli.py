@@ -15,6 +15,7 @@ import click
 from keystead.core.cli import die, json_option, print_json
 
 from ._cli_browser import browser
+from ._cli_show import show
 from ._cli_transfer import export, import_
 from ._cli_vault import open_vault as _vault
 
@@ -176,6 +177,13 @@ def get(url: str, username: str | None, sync_first: bool, json_out: bool) -> Non
 @passwords.command("list")
 @click.option("--search", default=None, help="Only entries whose name, URL or username has TEXT")
 @click.option(
+    "--type",
+    "kind",
+    type=click.Choice(("login", "note", "card", "identity", "ssh-key")),
+    default=None,
+    help="Only items of this type",
+)
+@click.option(
     "--sync/--no-sync",
     "sync_first",
     default=True,
@@ -183,10 +191,12 @@ def get(url: str, username: str | None, sync_first: bool, json_out: bool) -> Non
     help="Sync first when the service is reachable",
 )
 @json_option
-def list_(search: str | None, sync_first: bool, json_out: bool) -> None:
-    """Entries without their passwords; '!' marks one that had a conflicting edit."""
+def list_(search: str | None, kind: str | None, sync_first: bool, json_out: bool) -> None:
+    """Entries without their secrets; '!' marks one that had a conflicting edit."""
     with _vault(online=sync_first) as vault:
         entries = vault.entries()
+    if kind is not None:
+        entries = [e for e in entries if e.type == kind]
     if search:
         needle = search.casefold()
         entries = [
@@ -195,6 +205,7 @@ def list_(search: str | None, sync_first: bool, json_out: bool) -> None:
     rows = [
         {
             "id": e.id,
+            "type": e.type,
             "name": e.name,
             "url": e.url,
             "username": e.username,
@@ -209,7 +220,8 @@ def list_(search: str | None, sync_first: bool, json_out: bool) -> None:
         return
     for r in rows:
         mark = "!" if r["conflict"] else " "
-        print(f"{mark} {r['name']}\t{r['url']}\t{r['username']}")
+        where = r["url"] if r["type"] == "login" else f"({r['type']})"
+        print(f"{mark} {r['name']}\t{where}\t{r['username']}")
     if any(r["conflict"] for r in rows):
         print(
             "! = two devices edited this entry at once; the other value is in its history "
@@ -307,6 +319,7 @@ def generate(length: int | None, words: int | None) -> None:
     print(_generated(length, words))
 
 
+passwords.add_command(show)
 passwords.add_command(import_)
 passwords.add_command(export)
 passwords.add_command(browser)
