@@ -29,6 +29,7 @@ from .chrome import HOLDS as CHROME_HOLDS
 from .chrome import export_chrome, parse_chrome
 from .firefox import HOLDS as FIREFOX_HOLDS
 from .firefox import export_firefox, parse_firefox
+from .kdbx import parse_kdbx
 from .keepassxc import HOLDS as KEEPASSXC_HOLDS
 from .keepassxc import export_keepassxc, parse_keepassxc
 
@@ -104,6 +105,14 @@ FORMATS: dict[str, Format] = {
             parse_keepassxc,
             export_keepassxc,
             KEEPASSXC_HOLDS,
+        ),
+        Format(
+            "kdbx",
+            "KeePass / KeePassXC database (KDBX 3.1, 4)",
+            ".kdbx",
+            parse_kdbx,
+            None,
+            protected=True,
         ),
     )
 }
