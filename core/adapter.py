@@ -48,6 +48,9 @@ class Adapter(Protocol):
     #     files relative to the working directory, and need no terminal.
     # resolver(collection) -> callable | None
     #     How ``keystead sync`` merges a queued offline edit that met a newer version.
+    # synced(device, collection) -> None
+    #     Called by ``keystead sync`` after it synced one of the adapter's collections,
+    #     so that local derived state (the vault's lookup index) is current at once.
 
 
 def discover(names: Mapping[str, Adapter] | None = None) -> dict[str, Adapter]:

@@ -214,12 +214,14 @@ def sync(drop_unreadable: bool, json_out: bool) -> None:
     from ..account import finish_pending, refresh_grants
     from ..collections import Collection
 
-    resolvers = {}
+    resolvers, synced = {}, {}
     for adapter in discover().values():
         pick = getattr(adapter, "resolver", None)
         for coll in adapter.collections:
             if pick is not None and (fn := pick(coll)) is not None:
                 resolvers[coll] = fn
+            if (hook := getattr(adapter, "synced", None)) is not None:
+                synced[coll] = hook
     with open_device() as dev:
         finish_pending(dev)
         me = dev.me(dev.chain())
@@ -234,6 +236,8 @@ def sync(drop_unreadable: bool, json_out: bool) -> None:
             target = Collection(dev, scope)
             r = target.sync(resolve=resolvers.get(scope), refresh_chain=False)
             dropped = target.drop([u.id for u in r.unreadable]) if drop_unreadable else 0
+            if scope in synced:
+                synced[scope](dev, scope)  # e.g. the vault's lookup index, kept current
             result["collections"][scope] = {
                 "fetched": r.fetched, "pushed": r.pushed, "conflicts": r.conflicts,
                 "unreadable": [{"id": u.id, "writer": u.writer, "reason": u.reason}
