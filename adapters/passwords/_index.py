@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS tokens (token BLOB NOT NULL, id TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS tokens_token ON tokens(token);
 CREATE INDEX IF NOT EXISTS tokens_id ON tokens(id);
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS versions (id TEXT PRIMARY KEY, version INTEGER NOT NULL);
 """
 _CHECK = b"keystead/v1/passwords/index-key-check"
 
@@ -76,6 +77,7 @@ class Index:
         check = hmac.new(key, _CHECK, hashlib.sha256).hexdigest()
         if self._meta("check") != check:  # new key (or new file): nothing in it is usable
             self._db.execute("DELETE FROM tokens")
+            self._db.execute("DELETE FROM versions")
             self._db.execute("DELETE FROM meta")
             self._set_meta("check", check)
 
@@ -98,29 +100,45 @@ class Index:
         v = self._meta("cursor")
         return None if v is None else int(v)
 
+    def versions(self, ids: Iterable[str]) -> dict[str, int]:
+        """The item version each of ``ids`` was indexed at (absent: never indexed)."""
+        out: dict[str, int] = {}
+        batch = list(ids)
+        for start in range(0, len(batch), 500):
+            part = batch[start : start + 500]
+            marks = ",".join("?" * len(part))
+            rows = self._db.execute(f"SELECT id, version FROM versions WHERE id IN ({marks})", part)
+            out.update((r[0], int(r[1])) for r in rows)
+        return out
+
     def replace(
         self,
-        entries: Iterable[tuple[str, Entry | None]],
+        entries: Iterable[tuple[str, Entry | None, int]],
         cursor: int | None = None,
         *,
         full: bool = False,
         new: bool = False,
     ) -> None:
-        """Re-index these ids (None: deleted); ``full`` drops everything else first,
-        ``new`` says the ids were never indexed (an import), so there is nothing to drop."""
+        """Re-index these (id, entry, item version) (entry None: deleted); ``full`` drops
+        everything else first, ``new`` says the ids were never indexed (an import), so
+        there is nothing to drop."""
         rows: list[tuple[bytes, str]] = []
         ids: list[tuple[str]] = []
-        for item_id, entry in entries:
+        versions: list[tuple[str, int]] = []
+        for item_id, entry, version in entries:
             ids.append((item_id,))
+            versions.append((item_id, version))
             if entry is not None:
                 rows.extend((self._hash(t), item_id) for t in entry_tokens(entry))
         self._db.execute("BEGIN")
         try:
             if full:
                 self._db.execute("DELETE FROM tokens")
+                self._db.execute("DELETE FROM versions")
             elif not new:
                 self._db.executemany("DELETE FROM tokens WHERE id=?", ids)
             self._db.executemany("INSERT INTO tokens VALUES (?,?)", rows)
+            self._db.executemany("INSERT OR REPLACE INTO versions VALUES (?,?)", versions)
             if cursor is not None:
                 self._set_meta("cursor", str(cursor))
             self._db.execute("COMMIT")

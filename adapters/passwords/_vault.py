@@ -95,19 +95,29 @@ class Vault:
         return self._index
 
     def _reindex(self, index: Index, cursor: int) -> None:
+        """Index what changed in the cache since the index's cursor; items already indexed
+        at their version (this device's own writes, fetched back) cost nothing."""
         since = index.cursor
         if since is not None:
-            changed = [
-                i.id
-                for i in self.device.cache.items(COLLECTION, include_deleted=True)
-                if i.seq > since
-            ]
-            if len(changed) <= _FULL_REINDEX:
-                index.replace(((i, self._cached(i)) for i in changed), cursor)
+            changed, total = {}, 0
+            for i in self.device.cache.items(COLLECTION, include_deleted=True):
+                total += 1
+                if i.seq > since:
+                    changed[i.id] = i.version
+            known = index.versions(changed)
+            todo = [i for i, v in changed.items() if known.get(i) != v]
+            if len(todo) <= max(_FULL_REINDEX, total // 8):  # else one pass over all is quicker
+                index.replace(((i, self._cached(i), changed[i]) for i in todo), cursor)
                 return
         index.replace(
-            ((r.id, Entry.from_bytes(r.plaintext)) for r in self.coll.records()), cursor, full=True
+            ((r.id, Entry.from_bytes(r.plaintext), r.version) for r in self.coll.records()),
+            cursor,
+            full=True,
         )
+
+    def _version(self, item_id: str) -> int:
+        item = self.device.cache.item(COLLECTION, item_id)
+        return 0 if item is None else item.version
 
     def _cached(self, item_id: str) -> Entry | None:
         rec = self.coll.get(item_id)
@@ -222,7 +232,7 @@ class Vault:
                 p.id == entry.id and p.version == rec.version
                 for p in self.device.cache.pending(COLLECTION)
             )
-            self.index.replace([(entry.id, None if deleted else entry)])
+            self.index.replace([(entry.id, None if deleted else entry, rec.version)])
             return Stored(entry, queued, merged)
         raise Conflict(f"the entry kept changing on the service; try again ({entry.id})")
 
@@ -243,7 +253,7 @@ class Vault:
         for start in range(0, len(plan.new), batch):
             chunk = plan.new[start : start + batch]
             self.coll.put_many([(e.id, e.to_bytes()) for e in chunk], batch=batch)
-            self.index.replace(((e.id, e) for e in chunk), new=True)
+            self.index.replace(((e.id, e, self._version(e.id)) for e in chunk), new=True)
             if progress is not None:
                 progress(len(chunk))
         return plan

@@ -32,6 +32,8 @@ from .firefox import export_firefox, parse_firefox
 from .kdbx import parse_kdbx
 from .keepassxc import HOLDS as KEEPASSXC_HOLDS
 from .keepassxc import export_keepassxc, parse_keepassxc
+from .lastpass import parse_lastpass
+from .onepux import parse_1pux
 
 __all__ = [
     "FORMATS",
@@ -114,6 +116,8 @@ FORMATS: dict[str, Format] = {
             None,
             protected=True,
         ),
+        Format("lastpass-csv", "LastPass CSV", ".csv", parse_lastpass, None),
+        Format("1pux", "1Password unencrypted export (.1pux)", ".1pux", parse_1pux, None),
     )
 }
 

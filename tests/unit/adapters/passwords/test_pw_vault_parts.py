@@ -60,12 +60,13 @@ def test_index_finds_candidates_and_forgets_replaced_ones(tmp_path: Path) -> Non
     key = b"k" * 32
     index = Index(tmp_path / "i.sqlite", key)
     assert index.cursor is None
-    index.replace([("a", Entry(id="a", url="https://a.test/")), ("b", Entry(id="b"))], 7)
+    index.replace([("a", Entry(id="a", url="https://a.test/"), 1), ("b", Entry(id="b"), 1)], 7)
     assert index.cursor == 7
     assert index.candidates(["o:https://a.test"]) == ["a"]
-    index.replace([("a", None)])
+    index.replace([("a", None, 2)])
     assert index.candidates(["o:https://a.test"]) == []
-    index.replace([("c", Entry(id="c", url="https://a.test/x"))])
+    index.replace([("c", Entry(id="c", url="https://a.test/x"), 1)])
+    assert index.versions(["a", "b", "c", "z"]) == {"a": 2, "b": 1, "c": 1}
     index.close()
     # The file holds no URL, and another key cannot use it (it starts again).
     assert b"a.test" not in (tmp_path / "i.sqlite").read_bytes()
