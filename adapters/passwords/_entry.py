@@ -2,7 +2,7 @@
 
 An entry is one item of the ``passwords`` collection. Its ``revision`` is a hash
 of its content and ``lineage`` lists the revisions it descends from, so that
-``merge`` can tell a plain update (fast-forward) from two concurrent edits
+``_merge.merge`` can tell a plain update (fast-forward) from two concurrent edits
 without asking the service, and two devices merging the same pair agree.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -27,7 +26,6 @@ __all__ = [
     "TYPES",
     "Entry",
     "HistoryItem",
-    "merge",
 ]
 
 ENTRY_VERSION = 2
@@ -228,6 +226,17 @@ class Entry:
         del body["lineage"]
         return hashlib.sha256(_canonical(body)).hexdigest()[:32]
 
+    def with_id(self, new_id: str) -> Entry:
+        """The same entry under another id (an import's stable id). Only the id is checked
+        again: the rest was checked when this entry was built."""
+        if type(new_id) is not str or not new_id or not new_id.isascii():
+            raise ValueError("id must be a non-empty ASCII str")
+        out = object.__new__(Entry)
+        out.__dict__.update(self.__dict__)
+        out.__dict__.pop("revision", None)  # the cached hash covers the id
+        object.__setattr__(out, "id", new_id)
+        return out
+
     def edit(self, now: int, **changes: Any) -> Entry:
         """A new version after a person's edit; a replaced password goes to history."""
         bad = set(changes) - {f.name for f in dataclasses.fields(self)}
@@ -357,55 +366,4 @@ def _from_json(doc: object) -> Entry:
         history=tuple(history),
         had_conflict=doc["had_conflict"],
         lineage=tuple(_list(doc, "lineage")),
-    )
-
-
-def _conflict_values(e: Entry) -> dict[str, str]:
-    """Every content field as text, so a losing value can be kept in history."""
-    values = {name: getattr(e, name) for name in _TEXT_FIELDS}
-    values["otpauth"] = e.otpauth or ""
-    values["other_urls"] = json.dumps(list(e.other_urls), ensure_ascii=False)
-    values["fields"] = json.dumps([list(p) for p in e.fields], ensure_ascii=False)
-    values["type"] = e.type
-    values["details"] = json.dumps([list(p) for p in e.details], ensure_ascii=False)
-    values["passkeys"] = json.dumps([[list(p) for p in pk] for pk in e.passkeys])
-    return values
-
-
-def _union(*histories: Iterable[HistoryItem]) -> tuple[HistoryItem, ...]:
-    seen = {h._key(): h for hist in histories for h in hist}
-    return tuple(seen[k] for k in sorted(seen))
-
-
-def merge(local: Entry, remote: Entry) -> Entry:
-    """Reconcile two versions of one entry so that neither edit is lost silently.
-
-    A descendant wins outright. Concurrent edits: the later ``updated`` wins
-    (ties broken by revision, so ``merge(a, b) == merge(b, a)``), every field
-    where the earlier version differs goes into history marked as a conflict,
-    and the result is flagged ``had_conflict``.
-    """
-    if local.id != remote.id:
-        raise ValueError("merge needs two versions of the same entry")
-    if local.revision == remote.revision:
-        return local
-    if remote.revision in local.lineage:
-        return local
-    if local.revision in remote.lineage:
-        return remote
-    winner, loser = sorted((local, remote), key=lambda e: (e.updated, e.revision), reverse=True)
-    won, lost = _conflict_values(winner), _conflict_values(loser)
-    losses = [HistoryItem(f, lost[f], winner.updated, True) for f in lost if lost[f] != won[f]]
-    extra = dict(loser.extra) | dict(winner.extra)
-    lineage: list[str] = []
-    for rev in (winner.revision, loser.revision, *winner.lineage, *loser.lineage):
-        if rev not in lineage:
-            lineage.append(rev)
-    return dataclasses.replace(
-        winner,
-        created=min(winner.created, loser.created),
-        extra=tuple(sorted(extra.items())),
-        history=_union(winner.history, loser.history, losses),
-        had_conflict=bool(losses) or winner.had_conflict or loser.had_conflict,
-        lineage=tuple(lineage[:MAX_LINEAGE]),
     )

@@ -12,7 +12,6 @@ stops half-way is resumed by running it again.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import uuid
@@ -60,7 +59,7 @@ def stable_ids(entries: Iterable[Entry]) -> list[Entry]:
         if key is None:
             body = json.dumps([match_key(e), e.name, e.notes], ensure_ascii=False)
             key = "content=" + hashlib.sha256(body.encode()).hexdigest()
-        out.append(dataclasses.replace(e, id=str(uuid.uuid5(_NAMESPACE, key))))
+        out.append(e.with_id(str(uuid.uuid5(_NAMESPACE, key))))
     return out
 
 

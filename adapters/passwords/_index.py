@@ -66,6 +66,7 @@ class Index:
 
     def __init__(self, path: Path, key: bytes) -> None:
         self._key = key
+        self._mac = hmac.new(key, digestmod=hashlib.sha256)
         self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
         try:
             self._db.executescript(_SCHEMA)
@@ -92,7 +93,9 @@ class Index:
         self._db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)", (k, v))
 
     def _hash(self, token: str) -> bytes:
-        return hmac.new(self._key, token.encode(), hashlib.sha256).digest()[:16]
+        mac = self._mac.copy()  # the keyed state once, not the key schedule per token
+        mac.update(token.encode())
+        return mac.digest()[:16]
 
     @property
     def cursor(self) -> int | None:

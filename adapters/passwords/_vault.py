@@ -27,10 +27,11 @@ from keystead.core import (
     random_bytes,
 )
 
-from ._entry import Entry, merge
+from ._entry import Entry
 from ._importing import BATCH, Plan, plan_import
 from ._index import Index, url_tokens
 from ._match import Match, MatchKind, _split, find_matches
+from ._merge import merge
 
 __all__ = ["COLLECTION", "Ambiguous", "Stored", "Vault", "now_ms", "resolve"]
 
@@ -114,10 +115,6 @@ class Vault:
             cursor,
             full=True,
         )
-
-    def _version(self, item_id: str) -> int:
-        item = self.device.cache.item(COLLECTION, item_id)
-        return 0 if item is None else item.version
 
     def _cached(self, item_id: str) -> Entry | None:
         rec = self.coll.get(item_id)
@@ -247,13 +244,18 @@ class Vault:
 
         Ids must come from :func:`stable_ids`, so that a rerun (after a failure, or of
         the same file) writes nothing twice. ``progress`` is told each batch's size."""
-        live = {i.id for i in self.device.cache.items(COLLECTION)}
+        versions, live = {}, set()
+        for item in self.device.cache.items(COLLECTION, include_deleted=True):
+            versions[item.id] = item.version
+            if not item.deleted:
+                live.add(item.id)
         live |= {r.id for r in self._pending().values() if not r.deleted}
         plan = plan_import(entries, live, self.entries)
         for start in range(0, len(plan.new), batch):
             chunk = plan.new[start : start + batch]
             self.coll.put_many([(e.id, e.to_bytes()) for e in chunk], batch=batch)
-            self.index.replace(((e.id, e, self._version(e.id)) for e in chunk), new=True)
+            # put_many writes version n+1 over a deleted item's n, else 1
+            self.index.replace(((e.id, e, versions.get(e.id, 0) + 1) for e in chunk), new=True)
             if progress is not None:
                 progress(len(chunk))
         return plan

@@ -8,7 +8,8 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from keystead.adapters.passwords._entry import MAX_LINEAGE, Entry, HistoryItem, merge
+from keystead.adapters.passwords._entry import MAX_LINEAGE, Entry, HistoryItem
+from keystead.adapters.passwords._merge import merge
 from keystead.core.errors import FormatError, UnsupportedVersion
 
 BASE = Entry(
