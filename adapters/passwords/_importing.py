@@ -15,15 +15,17 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from ._entry import Entry
 
-__all__ = ["BATCH", "Plan", "match_key", "plan_import", "stable_ids"]
+__all__ = ["BATCH", "BATCH_BYTES", "Plan", "batches", "match_key", "plan_import", "stable_ids"]
 
 BATCH = 1000
-"""Entries per request: well under the service's per-request item and body limits."""
+"""Entries per request: well under the service's per-request item limit."""
+BATCH_BYTES = 8 * 1024 * 1024
+"""Plaintext bytes per request: sealed and base64-encoded, well under its body limit."""
 _NAMESPACE = uuid.UUID("6f1c1f9e-53a4-5c2b-9a3e-2d1c0b9a8e7f")
 SOURCE_IDS = (
     "bitwarden.id",
@@ -91,3 +93,21 @@ def plan_import(
         keys.add(k)
         new.append(e)
     return Plan(new, len(entries) - len(new))
+
+
+def batches(
+    entries: Sequence[Entry], size: int = BATCH, max_bytes: int = BATCH_BYTES
+) -> Iterator[list[tuple[Entry, bytes]]]:
+    """Entries with their item bytes, in requests of at most ``size`` entries and
+    ``max_bytes`` bytes (an entry larger than that goes alone)."""
+    chunk: list[tuple[Entry, bytes]] = []
+    total = 0
+    for e in entries:
+        data = e.to_bytes()
+        if chunk and (len(chunk) >= size or total + len(data) > max_bytes):
+            yield chunk
+            chunk, total = [], 0
+        chunk.append((e, data))
+        total += len(data)
+    if chunk:
+        yield chunk

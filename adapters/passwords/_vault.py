@@ -28,7 +28,7 @@ from keystead.core import (
 )
 
 from ._entry import Entry
-from ._importing import BATCH, Plan, plan_import
+from ._importing import BATCH, Plan, batches, plan_import
 from ._index import Index, url_tokens
 from ._match import Match, MatchKind, _split, find_matches
 from ._merge import merge
@@ -251,11 +251,10 @@ class Vault:
                 live.add(item.id)
         live |= {r.id for r in self._pending().values() if not r.deleted}
         plan = plan_import(entries, live, self.entries)
-        for start in range(0, len(plan.new), batch):
-            chunk = plan.new[start : start + batch]
-            self.coll.put_many([(e.id, e.to_bytes()) for e in chunk], batch=batch)
+        for chunk in batches(plan.new, batch):
+            self.coll.put_many([(e.id, data) for e, data in chunk], batch=len(chunk))
             # put_many writes version n+1 over a deleted item's n, else 1
-            self.index.replace(((e.id, e, versions.get(e.id, 0) + 1) for e in chunk), new=True)
+            self.index.replace(((e.id, e, versions.get(e.id, 0) + 1) for e, _ in chunk), new=True)
             if progress is not None:
                 progress(len(chunk))
         return plan
