@@ -106,12 +106,12 @@ def _lines(e: Entry, reveal: bool) -> list[str]:
 )
 @json_option
 def show(name: str, reveal: bool, private_key: bool, json_out: bool) -> None:
-    """Show one item of any type by its name, id or URL."""
+    """Show one item of any type by its name (any case), id or URL."""
     with open_vault() as vault:
-        entries = vault.entries()
-        if not any(name in (e.id, e.name) for e in entries):
-            vault.try_sync()
-            entries = vault.entries()
+        entries = vault.named(name)
+        if not entries:
+            vault.try_sync()  # perhaps another device just added it
+            entries = vault.named(name) or [m.entry for m in vault.find(name, best=False)]
     e = _pick(entries, name)
     if private_key:
         key = e.details_dict.get("privateKey")

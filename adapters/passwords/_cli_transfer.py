@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -82,7 +83,7 @@ def import_(file: Path, fmt: str, skip_unsupported: bool, key_file: Path | None)
 class _Bar:
     def __init__(self, total: int) -> None:
         self.total = total
-        self.bar: click.progressbar[int] | None = None
+        self.bar: Any = None  # click's ProgressBar, on a terminal only
 
     def __enter__(self) -> Callable[[int], None]:
         if sys.stderr.isatty() and self.total > 1000:

@@ -9,6 +9,7 @@ entry's URL forms to item ids:
     d:<host suffix>      domain tier (every suffix of two labels or more, so
                          indexing needs no Public Suffix List; a lookup asks
                          for the page's registrable domain only)
+    n:<casefolded name>  ``show NAME``, for items of every type
 
 Tokens are HMAC-SHA256 under a random key kept in the device keystore, so the
 file (``passwords-index.sqlite`` in the home) reveals no URL, only which
@@ -28,7 +29,7 @@ from pathlib import Path
 from ._entry import Entry
 from ._match import _split
 
-__all__ = ["Index", "url_tokens"]
+__all__ = ["Index", "name_token", "url_tokens"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (token BLOB NOT NULL, id TEXT NOT NULL);
@@ -37,7 +38,7 @@ CREATE INDEX IF NOT EXISTS tokens_id ON tokens(id);
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS versions (id TEXT PRIMARY KEY, version INTEGER NOT NULL);
 """
-_CHECK = b"keystead/v1/passwords/index-key-check"
+_CHECK = b"keystead/v2/passwords/index-key-check"  # v2: name tokens; a v1 index is rebuilt
 
 
 def url_tokens(url: str) -> set[str]:
@@ -54,8 +55,13 @@ def url_tokens(url: str) -> set[str]:
     return tokens
 
 
+def name_token(name: str) -> str:
+    """The token under which an entry of this name (any case) is found."""
+    return "n:" + name.casefold()
+
+
 def entry_tokens(entry: Entry) -> set[str]:
-    out: set[str] = set()
+    out: set[str] = {name_token(entry.name)} if entry.name else set()
     for url in (entry.url, *entry.other_urls):
         out |= url_tokens(url)
     return out

@@ -18,6 +18,7 @@ from keystead.core import (
     Collection,
     Conflict,
     Device,
+    FormatError,
     NetworkError,
     NotFound,
     Record,
@@ -29,7 +30,7 @@ from keystead.core import (
 
 from ._entry import Entry
 from ._importing import BATCH, Plan, batches, plan_import
-from ._index import Index, url_tokens
+from ._index import Index, name_token, url_tokens
 from ._match import Match, MatchKind, _split, find_matches
 from ._merge import merge
 
@@ -178,6 +179,26 @@ class Vault:
             if username is None or e.username == username:
                 entries.append(e)
         return find_matches(entries, url, tiers=tiers)
+
+    def named(self, name: str) -> list[Entry]:
+        """Live entries whose id is ``name`` or whose name is ``name`` in any case, through
+        the index (no pass over the vault)."""
+        pending = self._pending()
+        ids = set(self.index.candidates([name_token(name)])) | set(pending)
+        try:
+            if self.coll.get(name) is not None or name in pending:
+                ids.add(name)
+        except FormatError:
+            pass  # not an item id
+        out = []
+        for item_id in sorted(ids):
+            rec = pending.get(item_id) or self.coll.get(item_id)
+            if rec is None or rec.deleted:
+                continue
+            e = Entry.from_bytes(rec.plaintext)
+            if e.id == name or e.name.casefold() == name.casefold():
+                out.append(e)
+        return out
 
     def one(self, url: str, username: str | None) -> Match:
         """The single entry ``url`` (and ``username``) names; NotFound or Ambiguous otherwise."""

@@ -145,3 +145,18 @@ def test_rerun_after_a_lost_answer_adds_nothing(make_account, tmp_path) -> None:
     a.run("passwords", "export", str(ff), "--format", "firefox", "--lossy")
     other = a.run("passwords", "import", str(ff), "--format", "firefox")
     assert "imported 0 new entries" in other.stderr
+
+
+def test_kdbx_opened_with_a_keepassxc_key_file(make_account, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    if shutil.which("keepassxc-cli") is None:
+        pytest.skip("keepassxc-cli is not installed (apt-get install keepassxc)")
+    db, key = tmp_path / "kf.kdbx", tmp_path / "kf.key"
+    _keepassxc("db-create", "-q", "--set-key-file", str(key), str(db), stdin="")
+    base = ["-q", "--no-password", "-k", str(key)]
+    _keepassxc("add", *base, "-u", "bob", "--url", "https://kf.test/", "-p", str(db), "Mail",
+               stdin="entry-secret\n")  # fmt: skip
+    a = make_account("kf").admin
+    without = a.run("passwords", "import", str(db), "--format", "kdbx", input="", check=False)
+    assert without.returncode == 1 and "does not open" in without.stderr
+    a.run("passwords", "import", str(db), "--format", "kdbx", "--key-file", str(key), input="")
+    assert a.run("passwords", "get", "https://kf.test/").stdout == "entry-secret\n"
