@@ -160,3 +160,29 @@ def test_kdbx_opened_with_a_keepassxc_key_file(make_account, tmp_path) -> None: 
     assert without.returncode == 1 and "does not open" in without.stderr
     a.run("passwords", "import", str(db), "--format", "kdbx", "--key-file", str(key), input="")
     assert a.run("passwords", "get", "https://kf.test/").stdout == "entry-secret\n"
+
+
+def test_keystead_sync_leaves_the_lookup_index_current(make_account, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A new device's first sync builds the index then, not at its first get."""
+    from keystead.adapters.passwords._index import Index
+    from keystead.adapters.passwords._vault import Vault
+    from keystead.core import Device
+    from keystead.core import Home as CoreHome
+
+    acct = make_account("ix")
+    csv = tmp_path / "c.csv"
+    csv.write_text("name,url,username,password\n" + "".join(
+        f"s{i},https://s{i}.test/,u{i},p{i}\n" for i in range(300)
+    ))  # fmt: skip
+    acct.admin.run("passwords", "import", str(csv), "--format", "chrome")
+    phone = acct.join("phone")
+    phone.run("sync")
+    dev = Device.open(CoreHome(phone.path), phone.passphrase)
+    try:
+        key = Vault(dev)._index_key()
+        index = Index(phone.path / "passwords-index.sqlite", key)
+        assert index.cursor == dev.cache.cursor("passwords") > 0
+        assert len(index.versions(i.id for i in dev.cache.items("passwords"))) == 300
+        index.close()
+    finally:
+        dev.close()
