@@ -6,7 +6,8 @@ folder; the ``otp`` attribute (KeePassXC's TOTP) the otpauth URI;
 ``KP2A_URL*`` attributes (KeePassXC's additional URLs) the other URLs; every
 other custom attribute a custom field (``hidden`` when protected). Earlier
 passwords from the entry's history become password history. The entry UUID,
-tags, icon and expiry are kept in ``extra`` as ``keepass.*``. Attachments
+tags, icon, expiry and auto-type sequence and window are kept in ``extra`` as
+``keepass.*``. Attachments
 have no place in the vault: each is named and refused (or, with
 ``--skip-unsupported``, listed as left out).
 """
@@ -80,6 +81,9 @@ def _entry(e: Any, label: str, now: int, new_id: NewId, skips: Skips) -> Entry:
         kept["keepass__tags"] = ";".join(e.tags)
     if e.expires:
         kept["keepass__expires"] = str(_ms(e.expiry_time, 0))
+    for key, value in (("sequence", e.autotype_sequence), ("window", e.autotype_window)):
+        if value:
+            kept["keepass__autotype_" + key] = value
     return Entry(
         id=new_id(),
         name=e.title or "",

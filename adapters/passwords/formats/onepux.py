@@ -155,7 +155,8 @@ def _item(
     main = str(overview.get("url") or "")
     if main and main in urls:
         urls.remove(main)
-    if kind != "login":
+    if kind != "login":  # no URL field: kept as custom fields instead
+        conv.fields += [("url", u, "text") for u in ([main] if main else []) + urls]
         urls, main = [], ""
     updated = _ms(item.get("updatedAt")) or now
     kept = {"onepassword__uuid": str(item.get("uuid") or ""), "onepassword__category":

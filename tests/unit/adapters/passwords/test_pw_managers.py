@@ -194,3 +194,22 @@ def test_kdbx_with_a_key_file(tmp_path: Path) -> None:
         import_entries("kdbx", path.read_bytes(), now=NOW, secrets=FileSecrets(lambda: "pw"))
     with pytest.raises(MalformedFile, match="KDBX signature"):
         import_entries("kdbx", b"not a database", now=NOW, secrets=secrets)
+
+
+def test_1pux_url_of_an_item_without_a_url_field_is_kept_as_a_field(tmp_path: Path) -> None:
+    import zipfile
+
+    item = {
+        "uuid": "srv",
+        "createdAt": 1709251200,
+        "updatedAt": 1709251200,
+        "categoryUuid": "110",
+        "details": {"notesPlain": ""},
+        "overview": {"title": "db", "url": "https://db.example.com"},
+    }
+    doc = {"accounts": [{"vaults": [{"attrs": {"name": "V"}, "items": [item]}]}]}
+    path = tmp_path / "x.1pux"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("export.data", json.dumps(doc))
+    [e] = import_entries("1pux", path.read_bytes(), now=NOW)
+    assert e.type == "note" and e.fields == (("url", "https://db.example.com", "text"),)
