@@ -46,6 +46,7 @@ __all__ = [
     "HasCapabilityRoutes",
     "HasQuickCommands",
     "HasRotationHook",
+    "HasSyncedHook",
     "HasResolver",
     "HasRouter",
     "Poster",
@@ -146,6 +147,14 @@ class HasRotationHook(Protocol):
     one. Called on the admin device that made the removal; returns a line to show, or None."""
 
     def after_account_key_rotation(self, device: Any) -> str | None: ...
+
+
+@runtime_checkable
+class HasSyncedHook(Protocol):
+    """Called by ``keystead sync`` after it synced one of the adapter's collections, so that
+    local derived state (the vault's lookup index) is current at once."""
+
+    def synced(self, device: Any, collection: str) -> None: ...
 
 
 Resolver = Callable[..., Any]

@@ -37,5 +37,18 @@ class _Adapter:
 
         return resolve if collection == "passwords" else None
 
+    def synced(self, device: Any, collection: str) -> None:
+        """After ``keystead sync``: bring the lookup index up to the new items now, so the
+        next ``passwords get`` does not pay for it."""
+        if collection != "passwords":
+            return
+        from ._vault import Vault
+
+        vault = Vault(device)
+        try:
+            _ = vault.index
+        finally:
+            vault.close()
+
 
 adapter = _Adapter()

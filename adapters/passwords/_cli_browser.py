@@ -85,11 +85,11 @@ def browser_install(
 @browser.command("host")
 def browser_host() -> None:
     """The native messaging host (the browser starts it; it speaks on stdin/stdout)."""
+    from ._cli_vault import open_vault
     from ._match import MatchKind
     from ._native import run_host
-    from .cli import _vault
 
-    with _vault(online=True) as vault:
+    with open_vault(online=True) as vault:
 
         def lookup(origin: str) -> list[tuple[str, str]]:
             found = vault.find(origin + "/", tiers=(MatchKind.EXACT, MatchKind.ORIGIN), best=False)

@@ -2,7 +2,7 @@
 
 An entry is one item of the ``passwords`` collection. Its ``revision`` is a hash
 of its content and ``lineage`` lists the revisions it descends from, so that
-``merge`` can tell a plain update (fast-forward) from two concurrent edits
+``_merge.merge`` can tell a plain update (fast-forward) from two concurrent edits
 without asking the service, and two devices merging the same pair agree.
 """
 
@@ -11,16 +11,42 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 from keystead.core.errors import FormatError, UnsupportedVersion
 
-__all__ = ["ENTRY_VERSION", "MAX_LINEAGE", "MAX_TIME", "Entry", "HistoryItem", "merge"]
+__all__ = [
+    "DETAIL_KEYS",
+    "ENTRY_VERSION",
+    "FIELD_KINDS",
+    "MAX_LINEAGE",
+    "MAX_TIME",
+    "TYPES",
+    "Entry",
+    "HistoryItem",
+]
 
-ENTRY_VERSION = 1
+ENTRY_VERSION = 2
+"""Version 2 added item types, typed custom fields, details and passkeys. Version 1
+was pre-release: it is refused, not converted."""
+TYPES = ("login", "note", "card", "identity", "ssh-key")
+FIELD_KINDS = ("text", "hidden", "boolean", "linked")
+DETAIL_KEYS: dict[str, frozenset[str]] = {
+    "login": frozenset(),
+    "note": frozenset(),
+    "card": frozenset({"cardholderName", "brand", "number", "expMonth", "expYear", "code"}),
+    "identity": frozenset(
+        {
+            "title", "firstName", "middleName", "lastName", "address1", "address2",
+            "address3", "city", "state", "postalCode", "country", "company", "email",
+            "phone", "ssn", "username", "passportNumber", "licenseNumber",
+        }
+    ),
+    "ssh-key": frozenset({"privateKey", "publicKey", "keyFingerprint"}),
+}
+"""The structured values each type holds (Bitwarden's names, which the other managers map to)."""
 MAX_LINEAGE = 64
 """Ancestors kept per entry. Past it a fast-forward may be seen as a conflict:
 the safe side (both values kept, entry flagged), never a silent loss."""
@@ -40,15 +66,23 @@ def _check_text(name: str, value: object) -> None:
         raise ValueError(f"{name} is not encodable as UTF-8 (lone surrogate)") from e
 
 
-def _check_pairs(name: str, value: object) -> None:
+def _check_pairs(name: str, value: object, size: int = 2) -> None:
     if not isinstance(value, tuple):
-        raise TypeError(f"{name} must be a tuple of (str, str) pairs")
+        raise TypeError(f"{name} must be a tuple of {size}-tuples of str")
     for pair in value:
-        if type(pair) is not tuple or len(pair) != 2:
-            raise TypeError(f"{name} must be a tuple of (str, str) pairs")
+        if type(pair) is not tuple or len(pair) != size:
+            raise TypeError(f"{name} must be a tuple of {size}-tuples of str")
         for text in pair:
             if type(text) is not str or not text.isascii():
                 _check_text(name, text)
+
+
+def _check_sorted_pairs(name: str, value: object) -> None:
+    _check_pairs(name, value)
+    assert isinstance(value, tuple)
+    keys = [k for k, _ in value]
+    if keys != sorted(set(keys)):
+        raise ValueError(f"{name} keys must be unique and sorted")
 
 
 MAX_TIME = 253402300800000 - 1
@@ -82,14 +116,21 @@ class HistoryItem:
 
 @dataclass(frozen=True)
 class Entry:
-    """A login: what a person stores, plus what formats carry that we must not drop.
+    """One vault item: what a person stores, plus what formats carry that we must not drop.
 
-    ``fields`` are custom (name, value) fields; ``extra`` holds format-specific
-    values (``firefox.guid``, ``bitwarden.favorite``...) kept for exact round
-    trips, as sorted unique keys. Times are milliseconds since the Unix epoch.
+    ``type`` is one of :data:`TYPES`; URL, username, password, TOTP and passkeys
+    belong to logins only. ``fields`` are custom (name, value, kind) fields,
+    kind one of :data:`FIELD_KINDS` (a linked field's value names what it links
+    to). ``details`` are the type's structured values (card number, identity
+    names, SSH private key), sorted unique keys from :data:`DETAIL_KEYS`.
+    ``passkeys`` are FIDO2 credentials, each kept whole as sorted (key, value)
+    pairs, private key included. ``extra`` holds format-specific values
+    (``firefox.guid``, ``bitwarden.favorite``...) kept for exact round trips,
+    as sorted unique keys. Times are milliseconds since the Unix epoch.
     """
 
     id: str
+    type: str = "login"
     name: str = ""
     url: str = ""
     username: str = ""
@@ -100,7 +141,9 @@ class Entry:
     created: int = 0
     updated: int = 0
     other_urls: tuple[str, ...] = ()
-    fields: tuple[tuple[str, str], ...] = ()
+    fields: tuple[tuple[str, str, str], ...] = ()
+    details: tuple[tuple[str, str], ...] = ()
+    passkeys: tuple[tuple[tuple[str, str], ...], ...] = ()
     extra: tuple[tuple[str, str], ...] = ()
     history: tuple[HistoryItem, ...] = ()
     had_conflict: bool = False
@@ -137,16 +180,39 @@ class Entry:
         if len(self.lineage) > MAX_LINEAGE:
             raise ValueError(f"lineage must hold at most {MAX_LINEAGE} revisions")
         if self.fields:
-            _check_pairs("fields", self.fields)
+            _check_pairs("fields", self.fields, 3)
+            if any(kind not in FIELD_KINDS for _, _, kind in self.fields):
+                raise ValueError(f"a field kind must be one of {', '.join(FIELD_KINDS)}")
         if self.extra:
-            _check_pairs("extra", self.extra)
-            keys = [k for k, _ in self.extra]
-            if keys != sorted(set(keys)):
-                raise ValueError("extra keys must be unique and sorted")
+            _check_sorted_pairs("extra", self.extra)
+        self._check_type()
         if type(self.history) is not tuple or not all(type(h) is HistoryItem for h in self.history):
             raise TypeError("history must be a tuple of HistoryItem")
         if type(self.had_conflict) is not bool:
             raise TypeError("had_conflict must be bool")
+
+    def _check_type(self) -> None:
+        if self.type not in TYPES:
+            raise ValueError(f"type must be one of {', '.join(TYPES)}, not {self.type!r}")
+        if self.details:
+            _check_sorted_pairs("details", self.details)
+            unknown = {k for k, _ in self.details} - DETAIL_KEYS[self.type]
+            if unknown:
+                raise ValueError(f"a {self.type} has no detail {sorted(unknown)[0]!r}")
+        if type(self.passkeys) is not tuple:
+            raise TypeError("passkeys must be a tuple")
+        for passkey in self.passkeys:
+            _check_sorted_pairs("passkey", passkey)
+        if self.type != "login" and (
+            self.url or self.other_urls or self.username or self.password
+            or self.otpauth is not None or self.passkeys
+        ):
+            raise ValueError(f"a {self.type} has no URL, username, password, TOTP or passkey")
+
+    @property
+    def details_dict(self) -> dict[str, str]:
+        """``details`` as a dict, for reading."""
+        return dict(self.details)
 
     @property
     def extras(self) -> dict[str, str]:
@@ -160,6 +226,17 @@ class Entry:
         del body["lineage"]
         return hashlib.sha256(_canonical(body)).hexdigest()[:32]
 
+    def with_id(self, new_id: str) -> Entry:
+        """The same entry under another id (an import's stable id). Only the id is checked
+        again: the rest was checked when this entry was built."""
+        if type(new_id) is not str or not new_id or not new_id.isascii():
+            raise ValueError("id must be a non-empty ASCII str")
+        out = object.__new__(Entry)
+        out.__dict__.update(self.__dict__)
+        out.__dict__.pop("revision", None)  # the cached hash covers the id
+        object.__setattr__(out, "id", new_id)
+        return out
+
     def edit(self, now: int, **changes: Any) -> Entry:
         """A new version after a person's edit; a replaced password goes to history."""
         bad = set(changes) - {f.name for f in dataclasses.fields(self)}
@@ -169,8 +246,9 @@ class Entry:
         history = self.history
         if "password" in changes and changes["password"] != self.password:
             history += (HistoryItem("password", self.password, now),)
-        if "extra" in changes:
-            changes["extra"] = tuple(sorted(dict(changes["extra"]).items()))
+        for key in ("extra", "details"):
+            if key in changes:
+                changes[key] = tuple(sorted(dict(changes[key]).items()))
         return dataclasses.replace(
             self,
             **changes,
@@ -195,7 +273,11 @@ class Entry:
         if type(doc["v"]) is not int:
             raise FormatError("entry version must be an integer")
         if doc["v"] != ENTRY_VERSION:
-            raise UnsupportedVersion(f"entry version {doc['v']} is not supported")
+            raise UnsupportedVersion(
+                f"vault item version {doc['v']} is not supported (this Keystead reads version "
+                f"{ENTRY_VERSION}; version 1 items were pre-release: export them with the "
+                "Keystead that wrote them)"
+            )
         try:
             return _from_json(doc["entry"])
         except (TypeError, ValueError, KeyError) as e:
@@ -209,6 +291,7 @@ def _canonical(obj: object) -> bytes:
 def _to_json(e: Entry) -> dict[str, Any]:
     return {
         "id": e.id,
+        "type": e.type,
         "name": e.name,
         "url": e.url,
         "username": e.username,
@@ -220,6 +303,8 @@ def _to_json(e: Entry) -> dict[str, Any]:
         "updated": e.updated,
         "other_urls": list(e.other_urls),
         "fields": [list(p) for p in e.fields],
+        "details": [list(p) for p in e.details],
+        "passkeys": [[list(p) for p in pk] for pk in e.passkeys],
         "extra": [list(p) for p in e.extra],
         "history": [[h.field, h.value, h.replaced, h.conflict] for h in e.history],
         "had_conflict": e.had_conflict,
@@ -238,11 +323,15 @@ def _list(doc: dict[str, Any], key: str) -> list[Any]:
 
 
 def _pairs(doc: dict[str, Any], key: str) -> tuple[tuple[str, str], ...]:
+    return _tuples(_list(doc, key), key, 2)  # type: ignore[return-value]
+
+
+def _tuples(items: list[Any], key: str, size: int) -> tuple[tuple[str, ...], ...]:
     out = []
-    for p in _list(doc, key):
-        if not (isinstance(p, list) and len(p) == 2):
-            raise TypeError(f"{key} items must be [name, value]")
-        out.append((p[0], p[1]))
+    for p in items:
+        if not (isinstance(p, list) and len(p) == size):
+            raise TypeError(f"{key} items must be lists of {size}")
+        out.append(tuple(p))
     return tuple(out)
 
 
@@ -256,6 +345,7 @@ def _from_json(doc: object) -> Entry:
         history.append(HistoryItem(h[0], h[1], h[2], h[3]))
     return Entry(
         id=doc["id"],
+        type=doc["type"],
         name=doc["name"],
         url=doc["url"],
         username=doc["username"],
@@ -266,57 +356,14 @@ def _from_json(doc: object) -> Entry:
         created=doc["created"],
         updated=doc["updated"],
         other_urls=tuple(_list(doc, "other_urls")),
-        fields=_pairs(doc, "fields"),
+        fields=_tuples(_list(doc, "fields"), "fields", 3),  # type: ignore[arg-type]
+        details=_pairs(doc, "details"),
+        passkeys=tuple(
+            _tuples(_list({"passkey": pk}, "passkey"), "passkey", 2)  # type: ignore[misc]
+            for pk in _list(doc, "passkeys")
+        ),
         extra=_pairs(doc, "extra"),
         history=tuple(history),
         had_conflict=doc["had_conflict"],
         lineage=tuple(_list(doc, "lineage")),
-    )
-
-
-def _conflict_values(e: Entry) -> dict[str, str]:
-    """Every content field as text, so a losing value can be kept in history."""
-    values = {name: getattr(e, name) for name in _TEXT_FIELDS}
-    values["otpauth"] = e.otpauth or ""
-    values["other_urls"] = json.dumps(list(e.other_urls), ensure_ascii=False)
-    values["fields"] = json.dumps([list(p) for p in e.fields], ensure_ascii=False)
-    return values
-
-
-def _union(*histories: Iterable[HistoryItem]) -> tuple[HistoryItem, ...]:
-    seen = {h._key(): h for hist in histories for h in hist}
-    return tuple(seen[k] for k in sorted(seen))
-
-
-def merge(local: Entry, remote: Entry) -> Entry:
-    """Reconcile two versions of one entry so that neither edit is lost silently.
-
-    A descendant wins outright. Concurrent edits: the later ``updated`` wins
-    (ties broken by revision, so ``merge(a, b) == merge(b, a)``), every field
-    where the earlier version differs goes into history marked as a conflict,
-    and the result is flagged ``had_conflict``.
-    """
-    if local.id != remote.id:
-        raise ValueError("merge needs two versions of the same entry")
-    if local.revision == remote.revision:
-        return local
-    if remote.revision in local.lineage:
-        return local
-    if local.revision in remote.lineage:
-        return remote
-    winner, loser = sorted((local, remote), key=lambda e: (e.updated, e.revision), reverse=True)
-    won, lost = _conflict_values(winner), _conflict_values(loser)
-    losses = [HistoryItem(f, lost[f], winner.updated, True) for f in lost if lost[f] != won[f]]
-    extra = dict(loser.extra) | dict(winner.extra)
-    lineage: list[str] = []
-    for rev in (winner.revision, loser.revision, *winner.lineage, *loser.lineage):
-        if rev not in lineage:
-            lineage.append(rev)
-    return dataclasses.replace(
-        winner,
-        created=min(winner.created, loser.created),
-        extra=tuple(sorted(extra.items())),
-        history=_union(winner.history, loser.history, losses),
-        had_conflict=bool(losses) or winner.had_conflict or loser.had_conflict,
-        lineage=tuple(lineage[:MAX_LINEAGE]),
     )

@@ -2,7 +2,9 @@
 
 FormatError (keystead.core.errors)
 ├── MalformedFile     an import file we refuse; carries the 1-based line number
+├── CannotImport      a field of an import file that the vault cannot keep
 ├── CannotExport      an entry the chosen export format cannot carry exactly
+├── WrongFilePassword an encrypted export's password (or key file) does not open it
 └── FramingError      a bad native-messaging frame (length, UTF-8, JSON)
 """
 
@@ -10,7 +12,13 @@ from __future__ import annotations
 
 from keystead.core.errors import FormatError
 
-__all__ = ["CannotExport", "FramingError", "MalformedFile"]
+__all__ = [
+    "CannotExport",
+    "CannotImport",
+    "FramingError",
+    "MalformedFile",
+    "WrongFilePassword",
+]
 
 
 class MalformedFile(FormatError):
@@ -38,6 +46,25 @@ class CannotExport(FormatError):
         self.format_name = format_name
         self.entry_id = entry_id
         self.problem = problem
+
+
+class CannotImport(FormatError):
+    """An import would leave out a value; nothing was imported (``--skip-unsupported``
+    imports the rest and lists what was left out)."""
+
+    def __init__(self, format_name: str, item: str, field: str, problem: str) -> None:
+        super().__init__(
+            f"{format_name}: item {item}: {field} cannot be kept ({problem}); nothing imported "
+            "(--skip-unsupported imports the rest and lists what was left out)"
+        )
+        self.format_name = format_name
+        self.item = item
+        self.field = field
+        self.problem = problem
+
+
+class WrongFilePassword(FormatError):
+    """The file's password or key file does not open it (no detail on why)."""
 
 
 class FramingError(FormatError):

@@ -9,6 +9,7 @@ entry's URL forms to item ids:
     d:<host suffix>      domain tier (every suffix of two labels or more, so
                          indexing needs no Public Suffix List; a lookup asks
                          for the page's registrable domain only)
+    n:<casefolded name>  ``show NAME``, for items of every type
 
 Tokens are HMAC-SHA256 under a random key kept in the device keystore, so the
 file (``passwords-index.sqlite`` in the home) reveals no URL, only which
@@ -28,15 +29,16 @@ from pathlib import Path
 from ._entry import Entry
 from ._match import _split
 
-__all__ = ["Index", "url_tokens"]
+__all__ = ["Index", "name_token", "url_tokens"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (token BLOB NOT NULL, id TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS tokens_token ON tokens(token);
 CREATE INDEX IF NOT EXISTS tokens_id ON tokens(id);
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS versions (id TEXT PRIMARY KEY, version INTEGER NOT NULL);
 """
-_CHECK = b"keystead/v1/passwords/index-key-check"
+_CHECK = b"keystead/v2/passwords/index-key-check"  # v2: name tokens; a v1 index is rebuilt
 
 
 def url_tokens(url: str) -> set[str]:
@@ -53,8 +55,13 @@ def url_tokens(url: str) -> set[str]:
     return tokens
 
 
+def name_token(name: str) -> str:
+    """The token under which an entry of this name (any case) is found."""
+    return "n:" + name.casefold()
+
+
 def entry_tokens(entry: Entry) -> set[str]:
-    out: set[str] = set()
+    out: set[str] = {name_token(entry.name)} if entry.name else set()
     for url in (entry.url, *entry.other_urls):
         out |= url_tokens(url)
     return out
@@ -65,6 +72,7 @@ class Index:
 
     def __init__(self, path: Path, key: bytes) -> None:
         self._key = key
+        self._mac = hmac.new(key, digestmod=hashlib.sha256)
         self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
         try:
             self._db.executescript(_SCHEMA)
@@ -76,6 +84,7 @@ class Index:
         check = hmac.new(key, _CHECK, hashlib.sha256).hexdigest()
         if self._meta("check") != check:  # new key (or new file): nothing in it is usable
             self._db.execute("DELETE FROM tokens")
+            self._db.execute("DELETE FROM versions")
             self._db.execute("DELETE FROM meta")
             self._set_meta("check", check)
 
@@ -90,7 +99,9 @@ class Index:
         self._db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)", (k, v))
 
     def _hash(self, token: str) -> bytes:
-        return hmac.new(self._key, token.encode(), hashlib.sha256).digest()[:16]
+        mac = self._mac.copy()  # the keyed state once, not the key schedule per token
+        mac.update(token.encode())
+        return mac.digest()[:16]
 
     @property
     def cursor(self) -> int | None:
@@ -98,29 +109,45 @@ class Index:
         v = self._meta("cursor")
         return None if v is None else int(v)
 
+    def versions(self, ids: Iterable[str]) -> dict[str, int]:
+        """The item version each of ``ids`` was indexed at (absent: never indexed)."""
+        out: dict[str, int] = {}
+        batch = list(ids)
+        for start in range(0, len(batch), 500):
+            part = batch[start : start + 500]
+            marks = ",".join("?" * len(part))
+            rows = self._db.execute(f"SELECT id, version FROM versions WHERE id IN ({marks})", part)
+            out.update((r[0], int(r[1])) for r in rows)
+        return out
+
     def replace(
         self,
-        entries: Iterable[tuple[str, Entry | None]],
+        entries: Iterable[tuple[str, Entry | None, int]],
         cursor: int | None = None,
         *,
         full: bool = False,
         new: bool = False,
     ) -> None:
-        """Re-index these ids (None: deleted); ``full`` drops everything else first,
-        ``new`` says the ids were never indexed (an import), so there is nothing to drop."""
+        """Re-index these (id, entry, item version) (entry None: deleted); ``full`` drops
+        everything else first, ``new`` says the ids were never indexed (an import), so
+        there is nothing to drop."""
         rows: list[tuple[bytes, str]] = []
         ids: list[tuple[str]] = []
-        for item_id, entry in entries:
+        versions: list[tuple[str, int]] = []
+        for item_id, entry, version in entries:
             ids.append((item_id,))
+            versions.append((item_id, version))
             if entry is not None:
                 rows.extend((self._hash(t), item_id) for t in entry_tokens(entry))
         self._db.execute("BEGIN")
         try:
             if full:
                 self._db.execute("DELETE FROM tokens")
+                self._db.execute("DELETE FROM versions")
             elif not new:
                 self._db.executemany("DELETE FROM tokens WHERE id=?", ids)
             self._db.executemany("INSERT INTO tokens VALUES (?,?)", rows)
+            self._db.executemany("INSERT OR REPLACE INTO versions VALUES (?,?)", versions)
             if cursor is not None:
                 self._set_meta("cursor", str(cursor))
             self._db.execute("COMMIT")

@@ -11,13 +11,14 @@ it the same way if someone else changed the entry meanwhile.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from keystead.core import (
     Collection,
     Conflict,
     Device,
+    FormatError,
     NetworkError,
     NotFound,
     Record,
@@ -27,9 +28,11 @@ from keystead.core import (
     random_bytes,
 )
 
-from ._entry import Entry, merge
-from ._index import Index, url_tokens
+from ._entry import Entry
+from ._importing import BATCH, Plan, batches, plan_import
+from ._index import Index, name_token, url_tokens
 from ._match import Match, MatchKind, _split, find_matches
+from ._merge import merge
 
 __all__ = ["COLLECTION", "Ambiguous", "Stored", "Vault", "now_ms", "resolve"]
 
@@ -94,18 +97,24 @@ class Vault:
         return self._index
 
     def _reindex(self, index: Index, cursor: int) -> None:
+        """Index what changed in the cache since the index's cursor; items already indexed
+        at their version (this device's own writes, fetched back) cost nothing."""
         since = index.cursor
         if since is not None:
-            changed = [
-                i.id
-                for i in self.device.cache.items(COLLECTION, include_deleted=True)
-                if i.seq > since
-            ]
-            if len(changed) <= _FULL_REINDEX:
-                index.replace(((i, self._cached(i)) for i in changed), cursor)
+            changed, total = {}, 0
+            for i in self.device.cache.items(COLLECTION, include_deleted=True):
+                total += 1
+                if i.seq > since:
+                    changed[i.id] = i.version
+            known = index.versions(changed)
+            todo = [i for i, v in changed.items() if known.get(i) != v]
+            if len(todo) <= max(_FULL_REINDEX, total // 8):  # else one pass over all is quicker
+                index.replace(((i, self._cached(i), changed[i]) for i in todo), cursor)
                 return
         index.replace(
-            ((r.id, Entry.from_bytes(r.plaintext)) for r in self.coll.records()), cursor, full=True
+            ((r.id, Entry.from_bytes(r.plaintext), r.version) for r in self.coll.records()),
+            cursor,
+            full=True,
         )
 
     def _cached(self, item_id: str) -> Entry | None:
@@ -171,6 +180,26 @@ class Vault:
                 entries.append(e)
         return find_matches(entries, url, tiers=tiers)
 
+    def named(self, name: str) -> list[Entry]:
+        """Live entries whose id is ``name`` or whose name is ``name`` in any case, through
+        the index (no pass over the vault)."""
+        pending = self._pending()
+        ids = set(self.index.candidates([name_token(name)])) | set(pending)
+        try:
+            if self.coll.get(name) is not None or name in pending:
+                ids.add(name)
+        except FormatError:
+            pass  # not an item id
+        out = []
+        for item_id in sorted(ids):
+            rec = pending.get(item_id) or self.coll.get(item_id)
+            if rec is None or rec.deleted:
+                continue
+            e = Entry.from_bytes(rec.plaintext)
+            if e.id == name or e.name.casefold() == name.casefold():
+                out.append(e)
+        return out
+
     def one(self, url: str, username: str | None) -> Match:
         """The single entry ``url`` (and ``username``) names; NotFound or Ambiguous otherwise."""
         found = self.find(url, username=username)
@@ -221,14 +250,32 @@ class Vault:
                 p.id == entry.id and p.version == rec.version
                 for p in self.device.cache.pending(COLLECTION)
             )
-            self.index.replace([(entry.id, None if deleted else entry)])
+            self.index.replace([(entry.id, None if deleted else entry, rec.version)])
             return Stored(entry, queued, merged)
         raise Conflict(f"the entry kept changing on the service; try again ({entry.id})")
 
-    def import_entries(self, entries: Sequence[Entry]) -> int:
-        """Store new entries in one all-or-nothing request."""
-        if not entries:
-            return 0
-        n = self.coll.put_many([(e.id, e.to_bytes()) for e in entries], batch=max(1, len(entries)))
-        self.index.replace(((e.id, e) for e in entries), new=True)
-        return n
+    def import_entries(
+        self,
+        entries: Sequence[Entry],
+        *,
+        progress: Callable[[int], None] | None = None,
+        batch: int = BATCH,
+    ) -> Plan:
+        """Store the entries not already in the vault, in all-or-nothing batches.
+
+        Ids must come from :func:`stable_ids`, so that a rerun (after a failure, or of
+        the same file) writes nothing twice. ``progress`` is told each batch's size."""
+        versions, live = {}, set()
+        for item in self.device.cache.items(COLLECTION, include_deleted=True):
+            versions[item.id] = item.version
+            if not item.deleted:
+                live.add(item.id)
+        live |= {r.id for r in self._pending().values() if not r.deleted}
+        plan = plan_import(entries, live, self.entries)
+        for chunk in batches(plan.new, batch):
+            self.coll.put_many([(e.id, data) for e, data in chunk], batch=len(chunk))
+            # put_many writes version n+1 over a deleted item's n, else 1
+            self.index.replace(((e.id, e, versions.get(e.id, 0) + 1) for e, _ in chunk), new=True)
+            if progress is not None:
+                progress(len(chunk))
+        return plan

@@ -9,56 +9,25 @@ one keystore unlock and a few AEAD opens.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from keystead.core.cli import die, json_option, open_device, print_json
+from keystead.core.cli import die, json_option, print_json
 
 from ._cli_browser import browser
+from ._cli_show import show
+from ._cli_transfer import export, import_
+from ._cli_vault import open_vault as _vault
 
 if TYPE_CHECKING:
-    from ._entry import Entry
     from ._match import Match
-    from ._vault import Stored, Vault
+    from ._vault import Stored
 
 __all__ = ["passwords"]
-
-FORMAT_NAMES = ("chrome", "firefox", "bitwarden-csv", "bitwarden-json", "keepassxc-csv")
-
 
 @click.group("passwords")
 def passwords() -> None:
     """The password vault: add, get, list, edit, import, export, browser autofill."""
-
-
-@contextmanager
-def _vault(*, online: bool = False) -> Iterator[Vault]:
-    """Unlock the device and open its vault; with ``online``, sync first when reachable."""
-    from keystead.core import NetworkError
-
-    from ._vault import Vault
-
-    with open_device(refresh_chain=False) as dev:
-        fresh = False
-        if online:
-            try:
-                dev.me(dev.chain())
-                fresh = True
-            except NetworkError:
-                dev.me()  # offline: the cached chain still has to list this device
-        vault = Vault(dev)
-        try:
-            if online and not vault.try_sync(refresh_chain=not fresh):
-                print(
-                    "keystead: the service is unreachable; working from the local cache",
-                    file=sys.stderr,
-                )
-            yield vault
-        finally:
-            vault.close()
 
 
 def _read_secret(prompt: str = "Password") -> str:
@@ -208,6 +177,13 @@ def get(url: str, username: str | None, sync_first: bool, json_out: bool) -> Non
 @passwords.command("list")
 @click.option("--search", default=None, help="Only entries whose name, URL or username has TEXT")
 @click.option(
+    "--type",
+    "kind",
+    type=click.Choice(("login", "note", "card", "identity", "ssh-key")),
+    default=None,
+    help="Only items of this type",
+)
+@click.option(
     "--sync/--no-sync",
     "sync_first",
     default=True,
@@ -215,10 +191,12 @@ def get(url: str, username: str | None, sync_first: bool, json_out: bool) -> Non
     help="Sync first when the service is reachable",
 )
 @json_option
-def list_(search: str | None, sync_first: bool, json_out: bool) -> None:
-    """Entries without their passwords; '!' marks one that had a conflicting edit."""
+def list_(search: str | None, kind: str | None, sync_first: bool, json_out: bool) -> None:
+    """Entries without their secrets; '!' marks one that had a conflicting edit."""
     with _vault(online=sync_first) as vault:
         entries = vault.entries()
+    if kind is not None:
+        entries = [e for e in entries if e.type == kind]
     if search:
         needle = search.casefold()
         entries = [
@@ -227,6 +205,7 @@ def list_(search: str | None, sync_first: bool, json_out: bool) -> None:
     rows = [
         {
             "id": e.id,
+            "type": e.type,
             "name": e.name,
             "url": e.url,
             "username": e.username,
@@ -241,7 +220,8 @@ def list_(search: str | None, sync_first: bool, json_out: bool) -> None:
         return
     for r in rows:
         mark = "!" if r["conflict"] else " "
-        print(f"{mark} {r['name']}\t{r['url']}\t{r['username']}")
+        where = r["url"] if r["type"] == "login" else f"({r['type']})"
+        print(f"{mark} {r['name']}\t{where}\t{r['username']}")
     if any(r["conflict"] for r in rows):
         print(
             "! = two devices edited this entry at once; the other value is in its history "
@@ -339,33 +319,7 @@ def generate(length: int | None, words: int | None) -> None:
     print(_generated(length, words))
 
 
-@passwords.command("import")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), required=True)
-def import_(file: Path, fmt: str) -> None:
-    """Import a product's export; a malformed file is refused whole, with its line."""
-    from ._vault import now_ms
-    from .formats import import_entries
-
-    entries = import_entries(fmt, file.read_bytes(), now=now_ms())
-    with _vault(online=True) as vault:
-        n = vault.import_entries(entries)
-    print(f"imported {n} entries from {file.name}", file=sys.stderr)
-
-
-@passwords.command("export")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(FORMAT_NAMES), required=True)
-def export(file: Path, fmt: str) -> None:
-    """Write every entry as FILE (mode 0600) in a product's format."""
-    from keystead.core import atomic_write
-
-    from .formats import export_entries
-
-    with _vault(online=True) as vault:
-        entries: list[Entry] = vault.entries()
-    atomic_write(file, export_entries(fmt, entries))
-    print(f"exported {len(entries)} entries to {file}", file=sys.stderr)
-
-
+passwords.add_command(show)
+passwords.add_command(import_)
+passwords.add_command(export)
 passwords.add_command(browser)

@@ -252,9 +252,13 @@ def sync(drop_unreadable: bool, json_out: bool) -> None:
     On an admin device it also finishes an account change whose answer was lost, and
     re-grants labels and groups to grantee accounts that removed a device."""
     from ..account import finish_pending, refresh_grants
+    from ..adapter import HasSyncedHook
     from ..collections import Collection
 
-    resolvers = adapter_resolvers(discover())
+    adapters = discover()
+    resolvers = adapter_resolvers(adapters)
+    synced = {coll: a.synced for a in adapters.values() if isinstance(a, HasSyncedHook)
+              for coll in a.collections}
     with open_device() as dev:
         finish_pending(dev)
         me = dev.me(dev.chain())
@@ -269,6 +273,8 @@ def sync(drop_unreadable: bool, json_out: bool) -> None:
             target = Collection(dev, scope)
             r = target.sync(resolve=resolvers.get(scope), refresh_chain=False)
             dropped = target.drop([u.id for u in r.unreadable]) if drop_unreadable else 0
+            if scope in synced:
+                synced[scope](dev, scope)  # e.g. the vault's lookup index, kept current
             result["collections"][scope] = {
                 "fetched": r.fetched, "pushed": r.pushed, "conflicts": r.conflicts,
                 "unreadable": [{"id": u.id, "writer": u.writer, "reason": u.reason}

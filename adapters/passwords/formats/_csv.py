@@ -12,8 +12,9 @@ import re
 from collections.abc import Iterable, Sequence
 
 from .._errors import MalformedFile
+from ._loss import Skips
 
-__all__ = ["Table", "decode", "parse_csv", "write_csv"]
+__all__ = ["Table", "decode", "drop_unknown_columns", "parse_csv", "write_csv"]
 
 _QUOTED = re.compile(r'"((?:[^"]++|"")*+)"')  # possessive: no backtracking blow-up
 _PLAIN = re.compile(r'[^,"\r\n]*')
@@ -82,29 +83,48 @@ def parse_csv(format_name: str, text: str) -> list[tuple[int, list[str]]]:
 
 
 class Table:
-    """A parsed CSV with a known header: rows as dicts, each with its line number."""
+    """A parsed CSV read by column name, as the products read theirs.
+
+    The header must name every ``required`` column; columns may come in any
+    order. A row shorter than the header has its missing trailing cells empty
+    (what every manager does with hand-made files); a longer row is refused.
+    ``unknown`` lists header columns outside ``required`` and ``optional``,
+    for the caller to report (their values cannot be kept).
+    """
 
     def __init__(
         self,
         format_name: str,
         text: str,
-        headers: Sequence[Sequence[str]],
+        required: Sequence[str],
+        optional: Sequence[str] = (),
     ) -> None:
         records = parse_csv(format_name, text)
         if not records:
             raise MalformedFile(format_name, 1, "file is empty (no header)")
         _, header = records[0]
-        if not any(list(h) == header for h in headers):
-            expected = ",".join(headers[0])
-            raise MalformedFile(format_name, 1, f"header is not {expected!r}")
+        if len(set(header)) != len(header):
+            raise MalformedFile(format_name, 1, "a column name appears twice in the header")
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise MalformedFile(
+                format_name, 1, f"header has no {', '.join(repr(c) for c in missing)} column"
+            )
+        known = set(required) | set(optional)
         self.header = header
+        self.unknown = [c for c in header if c not in known]
         self.rows: list[tuple[int, dict[str, str]]] = []
+        width = len(header)
         for line, fields in records[1:]:
-            if len(fields) != len(header):
+            if len(fields) > width:
                 raise MalformedFile(
-                    format_name, line, f"{len(fields)} fields where the header has {len(header)}"
+                    format_name, line, f"{len(fields)} fields where the header has {width}"
                 )
-            self.rows.append((line, dict(zip(header, fields, strict=True))))
+            fields = fields + [""] * (width - len(fields))
+            row = dict(zip(header, fields, strict=True))
+            for c in optional:
+                row.setdefault(c, "")
+            self.rows.append((line, row))
 
 
 def _quote(value: str, always: bool) -> str:
@@ -126,3 +146,11 @@ def write_csv(
     if final_newline and lines:
         text += newline
     return text.encode("utf-8")
+
+
+def drop_unknown_columns(format_name: str, table: Table, skips: Skips) -> None:
+    """Report every non-empty value in a column the format does not define."""
+    for column in table.unknown:
+        for line, row in table.rows:
+            if row[column]:
+                skips.drop(format_name, f"on line {line}", f"column {column!r}", "unknown column")

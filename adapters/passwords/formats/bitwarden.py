@@ -1,23 +1,36 @@
-"""Bitwarden's unencrypted CSV export (personal vault).
+"""Bitwarden's unencrypted CSV export, personal and organization.
 
-``folder,favorite,type,name,notes,fields,reprompt,login_uri,login_username,
-login_password,login_totp``: several URIs comma-joined in one cell, custom
-fields as ``name: value`` lines. Both joins are ambiguous for some values; the
-exporter refuses those entries (CannotExport) rather than write a file that
-reads back differently. ``favorite``, ``reprompt`` and a ``note`` type are kept
-in ``extra`` as ``bitwarden.*``, shared with the JSON format.
+Personal: ``folder,favorite,type,name,notes,fields,reprompt,login_uri,
+login_username,login_password,login_totp`` (before 2022 without ``reprompt``);
+organization: ``collections,type,name,notes,fields,reprompt,login_uri,...``
+with the collection names comma-joined. Columns are read by name. Several
+URIs are comma-joined in one cell, custom fields are ``name: value`` lines.
+Both joins are ambiguous for some values; the exporter refuses those entries
+(CannotExport) rather than write a file that reads back differently.
+``favorite`` and ``reprompt`` are kept in ``extra`` as ``bitwarden.*``, shared
+with the JSON format; collections as ``bitwarden.collections``.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from .._entry import Entry
 from .._errors import CannotExport, MalformedFile
 from ._common import NewId, extras, new_uuid
-from ._csv import Table, decode, write_csv
+from ._csv import Table, decode, drop_unknown_columns, write_csv
+from ._loss import Skips
 
-__all__ = ["HEADER", "export_bitwarden_csv", "join_fields", "parse_bitwarden_csv", "split_fields"]
+__all__ = [
+    "HEADER",
+    "HOLDS",
+    "ORG_HEADER",
+    "export_bitwarden_csv",
+    "join_fields",
+    "parse_bitwarden_csv",
+    "split_fields",
+]
 
 NAME = "bitwarden-csv"
 HEADER = (
@@ -32,6 +45,11 @@ HEADER = (
     "login_username",
     "login_password",
     "login_totp",
+)
+ORG_HEADER = ("collections", *HEADER[2:])
+HOLDS = frozenset(
+    {"type:login", "type:note", "name", "notes", "folder", "other_urls", "fields", "totp",
+     "collections"}
 )
 _TYPES = ("login", "note")
 
@@ -57,27 +75,39 @@ def join_fields(fields: tuple[tuple[str, str], ...]) -> str | None:
     return "\n".join(f"{name}: {value}" for name, value in fields)
 
 
-def parse_bitwarden_csv(data: bytes, *, now: int, new_id: NewId = new_uuid) -> list[Entry]:
+def _collections_cell(names: str) -> str:
+    """Collection names (as the CSV writes them) in the ``bitwarden.collections`` form."""
+    return json.dumps([{"name": n} for n in names.split(",")], ensure_ascii=False)
+
+
+def parse_bitwarden_csv(
+    data: bytes, *, now: int, new_id: NewId = new_uuid, skips: Skips | None = None
+) -> list[Entry]:
     """Every login and secure note, created and updated at ``now`` (no times in the CSV)."""
-    table = Table(NAME, decode(NAME, data), [HEADER])
+    table = Table(NAME, decode(NAME, data), ("type", "name"), ("collections", *HEADER))
+    drop_unknown_columns(NAME, table, skips or Skips())
     entries = []
     for line, row in table.rows:
         if row["type"] not in _TYPES:
             raise MalformedFile(NAME, line, f"type must be login or note, not {row['type']!r}")
-        if row["favorite"] not in ("", "1"):
-            raise MalformedFile(NAME, line, f"favorite must be empty or 1: {row['favorite']!r}")
+        if row["favorite"] not in ("", "1", "0"):
+            raise MalformedFile(NAME, line, f"favorite must be empty, 0 or 1: {row['favorite']!r}")
         if row["reprompt"] not in ("", "0", "1"):
             raise MalformedFile(NAME, line, f"reprompt must be 0 or 1: {row['reprompt']!r}")
         fields = split_fields(row["fields"])
         if fields is None:
             raise MalformedFile(NAME, line, "a custom field line has no ': ' separator")
+        note = row["type"] == "note"
+        if note and any(row[c] for c in HEADER[7:]):
+            raise MalformedFile(NAME, line, "a secure note with login_* values")
         uris = row["login_uri"].split(",") if row["login_uri"] else [""]
         kept = {"bitwarden__favorite": row["favorite"], "bitwarden__reprompt": row["reprompt"]}
-        if row["type"] != "login":
-            kept["bitwarden__type"] = row["type"]
+        if row["collections"]:
+            kept["bitwarden__collections"] = _collections_cell(row["collections"])
         entries.append(
             Entry(
                 id=new_id(),
+                type=row["type"],
                 name=row["name"],
                 url=uris[0],
                 other_urls=tuple(uris[1:]),
@@ -86,7 +116,7 @@ def parse_bitwarden_csv(data: bytes, *, now: int, new_id: NewId = new_uuid) -> l
                 notes=row["notes"],
                 otpauth=row["login_totp"] or None,
                 folder=row["folder"],
-                fields=fields,
+                fields=tuple((n, v, "text") for n, v in fields),
                 created=now,
                 updated=now,
                 extra=extras(**kept),
@@ -95,23 +125,36 @@ def parse_bitwarden_csv(data: bytes, *, now: int, new_id: NewId = new_uuid) -> l
     return entries
 
 
-def _row(e: Entry) -> tuple[str, ...]:
+def _collection_names(e: Entry) -> str:
+    cell = e.extras.get("bitwarden.collections")
+    if cell is None:
+        return ""
+    try:
+        names = [c["name"] for c in json.loads(cell)]
+    except (ValueError, TypeError, KeyError) as err:
+        raise CannotExport(NAME, e.id, "bitwarden.collections is not valid") from err
+    if any("," in n or not n for n in names):
+        raise CannotExport(NAME, e.id, "a collection name with a comma (or empty)")
+    return ",".join(names)
+
+
+def _row(e: Entry, org: bool) -> tuple[str, ...]:
     urls = (e.url, *e.other_urls) if e.url or e.other_urls else ()
     if any("," in u for u in urls) or (e.other_urls and not all(urls)):
         raise CannotExport(NAME, e.id, "a URL with a comma, or an empty URL among several")
-    fields = join_fields(e.fields)
+    fields = join_fields(tuple((n, v) for n, v, _ in e.fields))
     if fields is None:
         raise CannotExport(NAME, e.id, "a custom field with a line break or ': ' in its name")
     x = e.extras
-    kind = x.get("bitwarden.type", "login")
-    if kind not in _TYPES or x.get("bitwarden.favorite", "") not in ("", "1"):
-        raise CannotExport(NAME, e.id, "bitwarden.type or bitwarden.favorite is not valid")
+    kind = e.type if e.type in _TYPES else "login"
+    if x.get("bitwarden.favorite", "") not in ("", "0", "1"):
+        raise CannotExport(NAME, e.id, "bitwarden.favorite is not valid")
     reprompt = x.get("bitwarden.reprompt", "0")
     if reprompt not in ("", "0", "1"):
         raise CannotExport(NAME, e.id, "bitwarden.reprompt is not 0 or 1")
+    head = (_collection_names(e),) if org else (e.folder, x.get("bitwarden.favorite", ""))
     return (
-        e.folder,
-        x.get("bitwarden.favorite", ""),
+        *head,
         kind,
         e.name,
         e.notes,
@@ -125,5 +168,7 @@ def _row(e: Entry) -> tuple[str, ...]:
 
 
 def export_bitwarden_csv(entries: Sequence[Entry]) -> bytes:
-    """What Bitwarden's CSV carries: no times, no history, one folder level."""
-    return write_csv([HEADER, *map(_row, entries)])
+    """What Bitwarden's CSV carries: no times, no history, one folder level; the
+    organization form (collections, no folders) when any entry is in a collection."""
+    org = any("bitwarden.collections" in e.extras for e in entries)
+    return write_csv([ORG_HEADER if org else HEADER, *(_row(e, org) for e in entries)])

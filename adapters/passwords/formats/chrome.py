@@ -10,18 +10,22 @@ from collections.abc import Sequence
 
 from .._entry import Entry
 from ._common import NewId, new_uuid
-from ._csv import Table, decode, write_csv
+from ._csv import Table, decode, drop_unknown_columns, write_csv
+from ._loss import Skips
 
-__all__ = ["HEADER", "export_chrome", "parse_chrome"]
+__all__ = ["HEADER", "HOLDS", "export_chrome", "parse_chrome"]
 
 NAME = "chrome"
 HEADER = ("name", "url", "username", "password", "note")
-_OLD_HEADER = HEADER[:4]
+HOLDS = frozenset({"type:login", "name", "notes"})
 
 
-def parse_chrome(data: bytes, *, now: int, new_id: NewId = new_uuid) -> list[Entry]:
+def parse_chrome(
+    data: bytes, *, now: int, new_id: NewId = new_uuid, skips: Skips | None = None
+) -> list[Entry]:
     """Every row as an entry created and updated at ``now`` (Chrome carries no times)."""
-    table = Table(NAME, decode(NAME, data), [HEADER, _OLD_HEADER])
+    table = Table(NAME, decode(NAME, data), HEADER[1:4], ("name", "note"))
+    drop_unknown_columns(NAME, table, skips or Skips())
     return [
         Entry(
             id=new_id(),
@@ -29,7 +33,7 @@ def parse_chrome(data: bytes, *, now: int, new_id: NewId = new_uuid) -> list[Ent
             url=row["url"],
             username=row["username"],
             password=row["password"],
-            notes=row.get("note", ""),
+            notes=row["note"],
             created=now,
             updated=now,
         )

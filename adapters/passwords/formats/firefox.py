@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from .._entry import MAX_TIME, Entry
 from .._errors import CannotExport, MalformedFile
 from ._common import NewId, as_uuid, extras, new_uuid, site_name
-from ._csv import Table, decode, write_csv
+from ._csv import Table, decode, drop_unknown_columns, write_csv
+from ._loss import Skips
 
-__all__ = ["HEADER", "export_firefox", "parse_firefox"]
+__all__ = ["HEADER", "HOLDS", "export_firefox", "parse_firefox"]
 
 NAME = "firefox"
 HEADER = (
@@ -29,6 +30,7 @@ HEADER = (
     "timeLastUsed",
     "timePasswordChanged",
 )
+HOLDS = frozenset({"type:login"})
 _MS = re.compile(r"\d{1,16}\Z", re.ASCII)
 
 
@@ -38,14 +40,20 @@ def _ms(line: int, column: str, value: str) -> int:
     return int(value)
 
 
-def parse_firefox(data: bytes, *, now: int, new_id: NewId = new_uuid) -> list[Entry]:
-    """Every login; ``now`` is unused (Firefox carries its own times)."""
-    table = Table(NAME, decode(NAME, data), [HEADER])
+def parse_firefox(
+    data: bytes, *, now: int, new_id: NewId = new_uuid, skips: Skips | None = None
+) -> list[Entry]:
+    """Every login; ``now`` stands in for a time column that is missing or empty."""
+    table = Table(NAME, decode(NAME, data), HEADER[:3], HEADER[3:])
+    drop_unknown_columns(NAME, table, skips or Skips())
     entries = []
     for line, row in table.rows:
+        for column in ("timeCreated", "timePasswordChanged"):
+            row[column] = row[column] or str(now)
         created = _ms(line, "timeCreated", row["timeCreated"])
         changed = _ms(line, "timePasswordChanged", row["timePasswordChanged"])
-        _ms(line, "timeLastUsed", row["timeLastUsed"])
+        if row["timeLastUsed"]:
+            _ms(line, "timeLastUsed", row["timeLastUsed"])
         entries.append(
             Entry(
                 id=new_id(),

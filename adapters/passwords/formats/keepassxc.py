@@ -15,9 +15,10 @@ from collections.abc import Sequence
 from .._entry import Entry
 from .._errors import CannotExport, MalformedFile
 from ._common import NewId, extras, iso_to_ms, ms_to_iso, new_uuid
-from ._csv import Table, decode, write_csv
+from ._csv import Table, decode, drop_unknown_columns, write_csv
+from ._loss import Skips
 
-__all__ = ["HEADER", "export_keepassxc", "parse_keepassxc"]
+__all__ = ["HEADER", "HOLDS", "export_keepassxc", "parse_keepassxc"]
 
 NAME = "keepassxc-csv"
 HEADER = (
@@ -33,6 +34,7 @@ HEADER = (
     "Created",
 )
 DEFAULT_ROOT = "Root"
+HOLDS = frozenset({"type:login", "name", "notes", "folder", "totp"})
 _SECONDS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\Z", re.ASCII)
 _ICON = re.compile(r"\d{1,4}\Z", re.ASCII)
 
@@ -44,11 +46,17 @@ def _time(line: int, column: str, value: str) -> int:
     return ms
 
 
-def parse_keepassxc(data: bytes, *, now: int, new_id: NewId = new_uuid) -> list[Entry]:
-    """Every entry; ``now`` is unused (KeePassXC carries its own times)."""
-    table = Table(NAME, decode(NAME, data), [HEADER])
+def parse_keepassxc(
+    data: bytes, *, now: int, new_id: NewId = new_uuid, skips: Skips | None = None
+) -> list[Entry]:
+    """Every entry; ``now`` stands in for a time column that is missing or empty."""
+    table = Table(NAME, decode(NAME, data), HEADER[1:5], (HEADER[0], *HEADER[5:]))
+    drop_unknown_columns(NAME, table, skips or Skips())
     entries = []
     for line, row in table.rows:
+        row["Icon"] = row["Icon"] or "0"
+        for column in ("Last Modified", "Created"):
+            row[column] = row[column] or ms_to_iso(now, millis=False)
         if not _ICON.match(row["Icon"]):
             raise MalformedFile(NAME, line, f"Icon is not a number: {row['Icon']!r}")
         root, _, folder = row["Group"].partition("/")

@@ -41,7 +41,7 @@ PUBLIC = {
     "keystead.core.adapter": ["Adapter", "BrokenAdapter", "Channel", "DeclaresChannels",
                               "DeclaresKeystoreSlot", "DeclaresNamespaces",
                               "HasCapabilityRoutes", "HasQuickCommands", "HasResolver",
-                              "HasRotationHook",
+                              "HasRotationHook", "HasSyncedHook",
                               "HasRouter", "Poster", "ProvidesServices", "broken", "discover"],
     "keystead.core.capabilities": ["AdapterCapabilities", "ChannelClient", "ChannelMessage",
                                    "Confirmer", "KeystoreSlot", "RecordNamespace",

@@ -8,7 +8,8 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from keystead.adapters.passwords._entry import MAX_LINEAGE, Entry, HistoryItem, merge
+from keystead.adapters.passwords._entry import MAX_LINEAGE, Entry, HistoryItem
+from keystead.adapters.passwords._merge import merge
 from keystead.core.errors import FormatError, UnsupportedVersion
 
 BASE = Entry(
@@ -23,10 +24,10 @@ BASE = Entry(
 
 
 def test_bytes_round_trip_and_version() -> None:
-    e = BASE.edit(2_000, password="two", fields=(("PIN", "1"),), otpauth="otpauth://totp/x")
+    e = BASE.edit(2_000, password="two", fields=(("PIN", "1", "hidden"),), otpauth="otpauth://totp/x")
     assert Entry.from_bytes(e.to_bytes()) == e
     doc = json.loads(e.to_bytes())
-    assert doc["v"] == 1 and doc["entry"]["history"] == [["password", "one", 2_000, False]]
+    assert doc["v"] == 2 and doc["entry"]["history"] == [["password", "one", 2_000, False]]
 
 
 @pytest.mark.parametrize(
@@ -34,9 +35,10 @@ def test_bytes_round_trip_and_version() -> None:
     [
         (b"\xff", FormatError),
         (b"[]", FormatError),
-        (b'{"v": 2, "entry": {}}', UnsupportedVersion),
+        (b'{"v": 1, "entry": {}}', UnsupportedVersion),
+        (b'{"v": 3, "entry": {}}', UnsupportedVersion),
         (b'{"v": true, "entry": {}}', FormatError),
-        (b'{"v": 1, "entry": {"id": "x"}}', FormatError),
+        (b'{"v": 2, "entry": {"id": "x"}}', FormatError),
     ],
 )
 def test_bad_bytes_are_refused(data: bytes, error: type[Exception]) -> None:

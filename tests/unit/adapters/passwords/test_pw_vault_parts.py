@@ -8,7 +8,7 @@ from pathlib import Path
 
 from keystead.adapters.passwords import adapter
 from keystead.adapters.passwords._entry import Entry
-from keystead.adapters.passwords._index import Index, entry_tokens, url_tokens
+from keystead.adapters.passwords._index import Index, entry_tokens, name_token, url_tokens
 from keystead.adapters.passwords._vault import resolve
 from keystead.core import Adapter, Record
 
@@ -60,15 +60,19 @@ def test_index_finds_candidates_and_forgets_replaced_ones(tmp_path: Path) -> Non
     key = b"k" * 32
     index = Index(tmp_path / "i.sqlite", key)
     assert index.cursor is None
-    index.replace([("a", Entry(id="a", url="https://a.test/")), ("b", Entry(id="b"))], 7)
+    index.replace([("a", Entry(id="a", url="https://a.test/"), 1), ("b", Entry(id="b"), 1)], 7)
     assert index.cursor == 7
     assert index.candidates(["o:https://a.test"]) == ["a"]
-    index.replace([("a", None)])
+    index.replace([("a", None, 2)])
     assert index.candidates(["o:https://a.test"]) == []
-    index.replace([("c", Entry(id="c", url="https://a.test/x"))])
+    index.replace([("c", Entry(id="c", url="https://a.test/x"), 1)])
+    assert index.versions(["a", "b", "c", "z"]) == {"a": 2, "b": 1, "c": 1}
+    index.replace([("d", Entry(id="d", type="card", name="My Visa"), 1)])
+    assert index.candidates([name_token("my visa")]) == ["d"]  # any case, any type
     index.close()
     # The file holds no URL, and another key cannot use it (it starts again).
     assert b"a.test" not in (tmp_path / "i.sqlite").read_bytes()
+    assert b"visa" not in (tmp_path / "i.sqlite").read_bytes().lower()
     other = Index(tmp_path / "i.sqlite", b"x" * 32)
     assert other.cursor is None and other.candidates(["o:https://a.test"]) == []
     other.close()
