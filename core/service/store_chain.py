@@ -37,13 +37,13 @@ class ChainStore(StoreBase):
         check_name(account, "account name")
         state = verify_chain(entries, account=account)
         try:
-            with self._sessions.begin() as s:
+            with self._write() as s:
                 s.add(Account(name=account, created=now, item_seq=0, recovery_blob=recovery_blob))
                 s.flush()
                 self._write_entries(s, account, entries, state)
         except IntegrityError:
             raise Conflict(f"account {account!r} already exists") from None
-        self._states[account] = state
+        self._remember(account, state)
         return state
 
     def _write_entries(self, s: Session, account: str, entries: Sequence[SignedEntry],
@@ -62,12 +62,14 @@ class ChainStore(StoreBase):
                                 scopes=scopes, signing_key=d.signing_key.raw, live=d.live))
             else:
                 if row.live and not d.live:
+                    self._announce(s, f"removed:{account}:{d.id}")
                     # Enforcement: a removed device loses every delegation at once.
                     s.execute(delete(GrantRow).where(GrantRow.account == account,
                                                      GrantRow.target_kind == "device",
                                                      GrantRow.target == d.id))
                 row.live, row.role, row.scopes = d.live, d.role, scopes
         s.flush()
+        self._announce(s, f"chain:{account}")
 
     def append(self, account: str, entries: Sequence[SignedEntry]) -> ChainState:
         """Append entries (already signed by the account key) after checking them."""
@@ -75,7 +77,7 @@ class ChainStore(StoreBase):
             raise FormatError("nothing to append")
         with self._chain_tx(account) as s:
             state = self._append(s, account, entries)
-        self._states[account] = state
+        self._remember(account, state)
         return state
 
 
@@ -92,7 +94,7 @@ class ChainStore(StoreBase):
             return acct.recovery_blob
 
     def set_recovery_blob(self, account: str, blob: bytes) -> None:
-        with self._sessions.begin() as s:
+        with self._write() as s:
             s.execute(update(Account).where(Account.name == account).values(recovery_blob=blob))
 
     # ---------------------------------------------------------- authentication
@@ -107,7 +109,7 @@ class ChainStore(StoreBase):
     def use_nonce(self, device: str, nonce: str, now: int, window: int) -> None:
         """Record a nonce; a replay within the window is refused."""
         try:
-            with self._sessions.begin() as s:
+            with self._write() as s:
                 s.add(NonceRow(device=device, nonce=nonce, time=now))
                 s.flush()
                 if secrets.randbelow(64) == 0:

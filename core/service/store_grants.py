@@ -58,7 +58,7 @@ class GrantStore(StoreBase):
 
     def put_grants(self, account: str, grants: Sequence[Grant], now: int) -> None:
         """Store grants after verifying each kfrag against the account chain."""
-        with self._sessions.begin() as s:
+        with self._write() as s:
             self._put_grants(s, account, self._state(s, account), grants, now)
 
     def _put_grants(self, s: Session, account: str, owner: ChainState, grants: Sequence[Grant],
@@ -77,7 +77,7 @@ class GrantStore(StoreBase):
                            kfrag=g.kfrag, expires=g.expires, created=now))
 
     def delete_grant(self, account: str, key: str, target_kind: str, target: str) -> bool:
-        with self._sessions.begin() as s:
+        with self._write() as s:
             res = s.execute(delete(GrantRow).where(
                 GrantRow.account == account, GrantRow.key == key,
                 GrantRow.target_kind == target_kind, GrantRow.target == target))
@@ -94,12 +94,21 @@ class GrantStore(StoreBase):
     def reencrypt(self, owner: str, requests: Sequence[tuple[str, bytes]], requester: AuthDevice,
                   context: str, now: int) -> list[tuple[bytes, int]]:
         """Re-encrypt capsules for a live requester holding a grant; audited across accounts."""
+        kfrags = self.reencrypt_grants(owner, {k for k, _ in requests}, requester, context, now)
+        return [(self._reencryptor.reencrypt(capsule, kfrags[key][0]), kfrags[key][1])
+                for key, capsule in requests]
+
+    def reencrypt_grants(self, owner: str, keys: set[str], requester: AuthDevice,
+                         context: str, now: int) -> dict[str, tuple[bytes, int]]:
+        """The database half of :meth:`reencrypt`: the (kfrag, generation) of each key for
+        this requester, or the refusal (audited). The service does the CPU half in its
+        worker pool."""
         cross = requester.account != owner
         audit = cross or bool(context)
         kfrags: dict[str, tuple[bytes, int]] = {}
         refused = ""
-        with self._sessions.begin() as s:
-            for key in sorted({k for k, _ in requests}):
+        with self._write() as s:
+            for key in sorted(keys):
                 # A device of another account needs a grant to that account; the owner's own
                 # devices may hold a device grant or the grant to their own account.
                 targets = [("account", requester.account)]
@@ -132,8 +141,7 @@ class GrantStore(StoreBase):
             if not requester.live:
                 raise DeviceRemoved("this device has been removed from its account")
             raise Forbidden(f"no grant lets this device read {refused!r} of {owner}")
-        return [(self._reencryptor.reencrypt(capsule, kfrags[key][0]), kfrags[key][1])
-                for key, capsule in requests]
+        return kfrags
 
     def _audit(self, s: Session, owner: str, key: str, requester: AuthDevice, context: str,
                allowed: bool, reason: str, now: int) -> None:
