@@ -73,6 +73,8 @@ class ServiceConfig:
     """Capsules per unit of CPU work: accounts take turns at this grain."""
     cpu_queue: int = 200_000
     """Capsules waiting for the CPU pool at most; more is 429 ``cpu_queue``."""
+    access_log: bool = True
+    """One JSON line per request on stderr (logger ``keystead.access``)."""
     shutdown_grace: float = 1.5
     """Seconds a stop waits for requests after waking every long poll."""
 
