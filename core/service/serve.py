@@ -132,6 +132,7 @@ class _Supervisor:
         self.stopping = False
         self.reload = False
         self.crashes: list[float] = []
+        self.pipes: dict[int | None, Connection] = {}
 
     def spawn(self, wait_ready: bool = False) -> Any:
         parent, child = self.ctx.Pipe(duplex=False)
@@ -139,7 +140,7 @@ class _Supervisor:
                                 name="keystead-worker")
         proc.start()
         child.close()
-        proc.ready_pipe = parent  # kept open: the worker writes into it when it serves
+        self.pipes[proc.pid] = parent  # kept open: the worker writes into it when it serves
         if wait_ready:
             ok = parent.poll(60) and parent.recv() == "ready"
             if not ok:
@@ -196,6 +197,7 @@ class _Supervisor:
                 self.stopping = True
                 raise StorageError("workers keep dying; see the log above")
             log.warning("worker %s exited (%s); starting another", p.pid, p.exitcode)
+            self.pipes.pop(p.pid, None)
             self.procs[i] = self.spawn()
 
     def _reload(self) -> None:
@@ -206,4 +208,5 @@ class _Supervisor:
             retired.append(old)
         for old in retired:
             old.join(10)
+            self.pipes.pop(old.pid, None)
         log.warning("reloaded %d workers", len(self.procs))
