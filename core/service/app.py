@@ -405,13 +405,16 @@ def create_app(ctx: ServiceContext, routers: Iterable[APIRouter] = ()) -> FastAP
         if conninfo is not None and ctx.listener is None:
             ctx.listener = PostgresListener(conninfo, ctx.notifier)
             ctx.listener.start()
-        await asyncio.get_running_loop().run_in_executor(None, cpu.start)
+        # workers start in the background: serving does not wait for them
+        warm = asyncio.get_running_loop().run_in_executor(None, cpu.start)
         try:
             yield
         finally:
             ctx.notifier.close()
             if ctx.listener is not None:
                 ctx.listener.stop()
+            if warm.done():
+                warm.exception()
             cpu.close()
 
     app = FastAPI(title="Keystead", version="1", docs_url=None, redoc_url=None,
