@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import new_account, pct, report  # noqa: E402
+from _harness import machine, new_account, pct  # noqa: E402
 from keystead.core._encoding import b64e  # noqa: E402
 from keystead.core.device import Device  # noqa: E402
 from keystead.core.requests import sign_request  # noqa: E402
@@ -49,7 +49,8 @@ async def app(scope, receive, send):
     if scope["type"] != "http":
         return
     await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"application/json")]})
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", b"17")]})
     await send({"type": "http.response.body", "body": b'{"hello":"world"}'})
 '''
 
@@ -468,7 +469,11 @@ def main() -> None:
                     b.stop()
         hello.terminate()
         hello.wait()
-    report("Service under load", rows)
+    print(f"\nService under load  ({machine()})")
+    for row in rows:
+        rest = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+                         for k, v in row.items() if k != "what")
+        print(f"- {row['what']}: {rest}")
 
 
 if __name__ == "__main__":

@@ -54,11 +54,23 @@ class StoreBase:
         self._states_lock = threading.Lock()
         self._reencryptor = ReencryptorCache()
         self._pg = engine.dialect.name == "postgresql"
+        # SQLite has one writer at a time; queueing writers here instead of in SQLite's busy
+        # handler (which sleeps 1-100 ms between tries) keeps a contended write fast.
+        self._one_writer = threading.Lock() if engine.dialect.name == "sqlite" else None
         self.listeners: list[Callable[[list[str]], None]] = []
 
     @contextmanager
     def _write(self) -> Iterator[Session]:
         """One write transaction; announces its topics after the commit."""
+        if self._one_writer is None:
+            with self._write_tx() as s:
+                yield s
+            return
+        with self._one_writer, self._write_tx() as s:
+            yield s
+
+    @contextmanager
+    def _write_tx(self) -> Iterator[Session]:
         with self._sessions.begin() as s:
             s.connection(execution_options={"keystead_write": True})
             yield s
