@@ -264,6 +264,7 @@ def idle_waiters(svc: ServiceProcess, dev: Device, reader_dev: Device, n: int,
             break
         time.sleep(0.5)
     waiting = float(line.split()[1])
+    time.sleep(3)  # the last ones finish authenticating
     assert svc.process is not None
     c0, t0 = tree_cpu(svc.process.pid), time.perf_counter()
     time.sleep(seconds)
