@@ -34,7 +34,6 @@ CLI turns each into one clear line for the person.
 from __future__ import annotations
 
 __all__ = [
-    "ERROR_CODES",
     "Conflict",
     "DecryptionFailed",
     "DeviceRemoved",
