@@ -248,7 +248,9 @@ async def _hold_waiters(port: int, reqs: list[bytes], ready: threading.Event,
 
 def idle_waiters(svc: ServiceProcess, dev: Device, reader_dev: Device, n: int,
                  seconds: float) -> dict[str, Any]:
-    path = f"/v1/accounts/{dev.account}/spool/bench?after=0&wait=60"
+    # Establishing 10,000 signed long polls takes longer than the default 60 s maximum
+    # (each authenticates, a nonce write): the bench service allows 600 s waits.
+    path = f"/v1/accounts/{dev.account}/spool/bench?after=0&wait=600"
     reqs = Signed(dev, "GET", path)(n)
     ready, stop = threading.Event(), threading.Event()
     t = threading.Thread(target=lambda: asyncio.run(_hold_waiters(svc.port, reqs, ready,
@@ -395,7 +397,8 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     secs = args.seconds
     big = {"KEYSTEAD_ACCOUNTS_PER_SOURCE_HOUR": "100000",
-           "KEYSTEAD_REENCRYPT_PER_MINUTE": "100000000", "KEYSTEAD_QUOTA_ITEMS": "10000000"}
+           "KEYSTEAD_REENCRYPT_PER_MINUTE": "100000000", "KEYSTEAD_QUOTA_ITEMS": "10000000",
+           "KEYSTEAD_MAX_WAIT": "600"}
     with tempfile.TemporaryDirectory(prefix="keystead-load-") as tmp:
         root = Path(tmp)
         hello_port = free_port()
