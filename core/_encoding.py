@@ -18,6 +18,10 @@ from .errors import FormatError
 __all__ = ["b64d", "b64e", "canonical_json", "parse_json_object"]
 
 _MAX_SAFE_INT = 2**53 - 1
+MAX_INT_DIGITS = 20
+"""A JSON integer longer than this (sign included) is refused before it is converted."""
+MAX_DEPTH = 32
+"""Objects and lists nested deeper than this are refused."""
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
@@ -77,6 +81,23 @@ def _no_floats(text: str) -> Any:
     raise FormatError("floating point numbers are not accepted")
 
 
+def _bounded_int(text: str) -> int:
+    if len(text) > MAX_INT_DIGITS:
+        raise FormatError("integer too long")
+    return int(text)
+
+
+def _check_depth(value: Any, what: str) -> None:
+    """Iterative (no recursion of our own), and only over containers."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise FormatError(f"{what}: JSON nested too deeply")
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+
+
 def _no_dupes(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in pairs:
@@ -94,9 +115,11 @@ def parse_json_object(data: bytes, *, what: str = "document") -> dict[str, Any]:
             object_pairs_hook=_no_dupes,
             parse_float=_no_floats,
             parse_constant=_no_floats,
+            parse_int=_bounded_int,
         )
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise FormatError(f"{what}: not valid JSON") from e
     if not isinstance(value, dict):
         raise FormatError(f"{what}: expected a JSON object")
+    _check_depth(value, what)
     return value

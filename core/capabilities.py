@@ -23,7 +23,7 @@ service nobody installed raises :class:`ServiceUnavailable` naming it.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
@@ -380,6 +380,18 @@ class ServiceCapabilities:
             raise Forbidden(f"adapter {self.adapter.name!r} may not read grants of {key!r}")
         return [(g.target, g.expires) for g in self._ctx.store.grants(owner, key)
                 if g.target_kind == "account"]
+
+    async def wait_for(self, request: Request, topics: Iterable[str], wait: float,
+                       check: Callable[[], T], ready: Callable[[T], bool] = bool) -> T:
+        """A long poll over the adapter's own channel or records (see
+        ``ServiceContext.wait_for``): an awaited wake-up, never a polling loop."""
+        for topic in topics:
+            kind, _, rest = topic.partition(":")
+            name = rest.split(":", 1)[1] if ":" in rest else ""
+            if not ((kind == "spool" and name in self._channels) or (kind == "record" and any(
+                    name == ns or name.startswith(ns + ".") for ns in self._namespaces))):
+                raise Forbidden(f"adapter {self.adapter.name!r} may not wait on {topic!r}")
+        return await self._ctx.wait_for(request, topics, wait, check, ready)
 
     def require_current_epoch(self, account: str, key: str, sealed: bytes) -> SealedKey:
         """Check that ``sealed`` (a sealed-key record someone hands this adapter's route for

@@ -14,18 +14,12 @@ from urllib.parse import quote, urlencode
 
 from .crypto import SigningKey
 from .errors import (
-    Conflict,
-    DeviceRemoved,
-    Forbidden,
-    FormatError,
-    InvalidSignature,
+    ERROR_CODES,
     KeysteadError,
     NetworkError,
-    NotFound,
+    QuotaExceeded,
     RateLimited,
     ServiceError,
-    UnsupportedVersion,
-    VerificationError,
 )
 from .requests import origin_of, sign_request
 
@@ -34,17 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ServiceClient", "Signer"]
 
-_ERRORS: dict[str, type[KeysteadError]] = {
-    "device_removed": DeviceRemoved,
-    "rate_limited": RateLimited,
-    "conflict": Conflict,
-    "not_found": NotFound,
-    "forbidden": Forbidden,
-    "invalid_signature": InvalidSignature,
-    "verification_failed": VerificationError,
-    "bad_request": FormatError,
-    "unsupported_version": UnsupportedVersion,
-}
+_ERRORS: dict[str, type[KeysteadError]] = ERROR_CODES  # the service's own table
 
 
 class Signer:
@@ -129,13 +113,27 @@ class ServiceClient:
 
 
 def _error(resp: httpx.Response) -> KeysteadError:
+    hint: str | None = None
     try:
         obj = resp.json()
         code, message = str(obj.get("error", "")), str(obj.get("message", ""))
+        hint = str(obj["hint"]) if isinstance(obj.get("hint"), str) else None
+        limit = str(obj.get("limit", ""))
     except (ValueError, AttributeError):
         # Not Keystead's JSON (a proxy's error page): its text is not shown to the person.
-        code, message = "", resp.reason_phrase or "no JSON error"
+        code, message, limit = "", resp.reason_phrase or "no JSON error", ""
     kind = _ERRORS.get(code)
+    if kind is RateLimited:
+        after = resp.headers.get("retry-after", "")
+        return RateLimited(message, limit=limit, hint=hint,
+                           retry_after=int(after) if after.isdigit() else None)
+    if kind is QuotaExceeded:
+        return QuotaExceeded(message, limit=limit, hint=hint)
+    if kind is not None and not issubclass(kind, ServiceError):
+        err = kind(message)
+        err.hint = hint
+        return err
     if kind is not None:
-        return kind(message)
-    return ServiceError(f"service error {resp.status_code}: {message}", resp.status_code, code)
+        return kind(message, resp.status_code, code, hint=hint)
+    return ServiceError(f"service error {resp.status_code}: {message}", resp.status_code, code,
+                        hint=hint)

@@ -30,6 +30,14 @@ def database_url(tmp: Path) -> str:
     return os.environ.get("KEYSTEAD_TEST_DATABASE_URL") or f"sqlite:///{tmp / 'service.sqlite'}"
 
 
+_TEST_LIMITS = {
+    # every test account comes from 127.0.0.1: the per-source limits would stop a suite
+    "KEYSTEAD_ACCOUNTS_PER_SOURCE_HOUR": "1000000",
+    "KEYSTEAD_PAIRINGS_PER_SOURCE_HOUR": "1000000",
+    "KEYSTEAD_ACCESS_LOG": "false",
+}
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as s:
@@ -58,7 +66,7 @@ class ServiceProcess:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "keystead.core.cli", "serve", "--port", str(self.port),
                  "--database-url", self.database_url, "--workers", str(self.workers)],
-                stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
+                stdout=log, stderr=subprocess.STDOUT, env={**_TEST_LIMITS, **os.environ})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

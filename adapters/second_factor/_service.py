@@ -5,13 +5,13 @@ and cannot forge an answer (devices sign them; relying parties verify against
 the account chain). What it enforces: only an allowed RP (or a live device of
 the account) may post prompts, only a live device with the ``confirm`` scope may
 answer, one answer per request (an atomic create-only record), and only the
-poster may read the answer. Long-polls re-check the database (several service
-processes may share it); an in-process event only wakes local waiters early.
+poster may read the answer. Long polls await the service's notifier (woken by the
+commit of a prompt or an answer, in any service process on the same database), then
+re-read the database.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
 from typing import Any
@@ -43,7 +43,6 @@ from ._wire import (
 __all__ = ["confirm_router"]
 
 MAX_WAIT = 60
-POLL = 0.05  # database re-check interval of a long-poll (other processes' writes)
 PURGE_AFTER = 600  # request records are dropped this long after they expire
 _DUMMY_HASH = "0" * 64
 SERVICE_SENDER = "confirm:"  # the sender of every prompt row: the service, for an RP
@@ -57,7 +56,6 @@ def confirm_router(caps: ServiceCapabilities) -> APIRouter:
     rp_records, request_records = caps.records(NS_RP), caps.records(NS_REQUEST)
     answer_records, report_records = caps.records(NS_ANSWER), caps.records(NS_REPORT)
     channel = caps.channel(CHANNEL)
-    answered, posted = _Wakeup(), _Wakeup()
 
     async def relying_party(request: Request, account: str) -> str:
         """The RP an ``Authorization: Bearer`` token stands for, or the requesting device."""
@@ -137,7 +135,6 @@ def confirm_router(caps: ServiceCapabilities) -> APIRouter:
             raise Conflict("a request with this id already exists") from None
         if secrets.randbelow(64) == 0:
             _purge(request_records, answer_records, channel, account, now)
-        posted.notify()
         return {"id": request_id, "expires": expires}
 
     # ---------------------------------------------------------- device: prompts
@@ -146,14 +143,8 @@ def confirm_router(caps: ServiceCapabilities) -> APIRouter:
         """Unanswered, unexpired prompts after spool id ``after``; long-polls up to ``wait``."""
         await ctx.authenticate(request, account=account, scope=CHANNEL)
         after = _int_param(request, "after", 0, 2**62)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + _wait_param(request)
-        while True:
-            msgs = channel.get(account, after, 1000, ctx.now())
-            left = deadline - loop.time()
-            if msgs or left <= 0:
-                break
-            await posted.wait(min(left, POLL))
+        msgs = await caps.wait_for(request, [f"spool:{account}:{CHANNEL}"], _wait_param(request),
+                                   lambda: channel.get(account, after, 1000, ctx.now()))
         out = []
         for m in msgs:
             # Only rows this service wrote for a request count; anything else (a row from
@@ -175,15 +166,11 @@ def confirm_router(caps: ServiceCapabilities) -> APIRouter:
         record = load_request(account, request_id)
         if not secrets.compare_digest(record.rp.encode(), rp.encode()):
             raise NotFound("no such confirmation request")
-        wait = _wait_param(request)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
-        while True:
-            answer = answer_records.get(account, request_id)
-            left = deadline - loop.time()
-            if answer is not None or left <= 0 or ctx.now() >= record.expires:
-                break
-            await answered.wait(min(left, POLL))
+        answer = await caps.wait_for(
+            request, [f"record:{account}:{NS_ANSWER}"],
+            min(_wait_param(request), max(0, record.expires - ctx.now())),
+            lambda: answer_records.get(account, request_id),
+            lambda found: found is not None or ctx.now() >= record.expires)
         return {"id": request_id, "expires": record.expires,
                 "answer": None if answer is None else b64e(answer)}
 
@@ -210,7 +197,6 @@ def confirm_router(caps: ServiceCapabilities) -> APIRouter:
         # The prompt stays in the spool until it expires (devices skip answered ones): on
         # SQLite, deleting the newest spool row lets the next one reuse its id, and a device
         # waiting "after" that id would never see it.
-        answered.notify()
         return {"ok": True}
 
     return r
@@ -265,23 +251,3 @@ def _int_param(request: Request, name: str, low: int, high: int) -> int:
     if not low <= value <= high:
         raise FormatError(f"{name} out of range")
     return value
-
-
-class _Wakeup:
-    """Wakes this process's long-polls when an answer lands; a hint, never the truth."""
-
-    def __init__(self) -> None:
-        self._event: asyncio.Event | None = None
-
-    async def wait(self, timeout: float) -> None:
-        if self._event is None:
-            self._event = asyncio.Event()
-        try:
-            await asyncio.wait_for(self._event.wait(), timeout)
-        except TimeoutError:
-            pass
-
-    def notify(self) -> None:
-        if self._event is not None:
-            self._event.set()
-            self._event = None

@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> None:
     except click.Abort:
         die("aborted", 1)
     except KeysteadError as e:
-        die(str(e) or type(e).__name__)
+        hint = getattr(e, "hint", None)
+        die((str(e) or type(e).__name__) + (f"\n  hint: {hint}" if hint else ""))
     except KeyboardInterrupt:
         die("interrupted", 130)
     except BrokenPipeError:

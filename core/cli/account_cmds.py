@@ -298,38 +298,34 @@ def sync(drop_unreadable: bool, json_out: bool) -> None:
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(0, 65535), default=8470, show_default=True)
-@click.option("--database-url", default=None, help="Any SQLAlchemy URL (default: SQLite file)")
-@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True)
-def serve(host: str, port: int, database_url: str | None, workers: int) -> None:
+@click.option("--database-url", default=None,
+              help="Any SQLAlchemy URL (default: SQLite file). PostgreSQL needs "
+                   "pip install 'keystead[postgres]'")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Service processes (more than 1 needs PostgreSQL)")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="A TOML file of limits (see keystead.core.service.config); KEYSTEAD_* "
+                   "environment variables override it")
+def serve(host: str, port: int, database_url: str | None, workers: int,
+          config_file: str | None) -> None:
     """Run the service (SQLite in the data folder unless --database-url is given)."""
-    import uvicorn
-    from sqlalchemy.exc import SQLAlchemyError
+    from pathlib import Path
 
-    from ..service import app_for, default_database_url, open_context
+    from ..service import ServiceConfig, default_database_url
+    from ..service.serve import run_service
 
+    config = ServiceConfig.load(Path(config_file) if config_file else None)
     url = database_url or default_database_url()
-    try:
-        shown = _redact(url)
-        ctx = open_context(url) if workers == 1 else None
-    except (SQLAlchemyError, OSError, ValueError, ImportError) as e:
-        # a database we cannot open is one line, not a traceback
-        raise StorageError(f"cannot open the database: {e}".splitlines()[0]) from e
-    print(f"keystead service on http://{host}:{port} (database: {shown})",
-          file=sys.stderr, flush=True)
-    if workers > 1:
-        import os
-
-        os.environ["KEYSTEAD_DATABASE_URL"] = url
-        uvicorn.run("keystead.core.service:app_from_env", factory=True, host=host, port=port,
-                    workers=workers, log_level="warning")
-        return
-    assert ctx is not None
-    uvicorn.run(app_for(ctx), host=host, port=port, log_level="warning")
+    run_service(url, host, port, workers, config, shown=_redact(url))
 
 
 def _redact(url: str) -> str:
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
 
-    return make_url(url).render_as_string(hide_password=True)
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        raise StorageError("cannot open the database: not a database URL") from None
 
 

@@ -8,13 +8,14 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from .app import create_app
+from .config import ServiceConfig
 from .context import ServiceContext
 from .db import make_engine, migrate
 from .store import Store
 
 __all__ = [
-    "ServiceContext", "Store", "app_for", "build_app", "create_app", "default_database_url",
-    "open_context",
+    "ServiceConfig", "ServiceContext", "Store", "app_for", "build_app", "create_app",
+    "default_database_url", "make_context", "open_context",
 ]
 
 
@@ -28,9 +29,17 @@ def default_database_url() -> str:
 
 def open_context(database_url: str) -> ServiceContext:
     """Connect to the database and bring its schema up to date."""
-    engine = make_engine(database_url)
-    migrate(engine)
-    return ServiceContext(Store(engine))
+    return make_context(database_url, ServiceConfig())
+
+
+def make_context(database_url: str, config: ServiceConfig, *,
+                 migrate_schema: bool = True) -> ServiceContext:
+    """A context on ``database_url`` with ``config``'s pools and limits."""
+    engine = make_engine(database_url, pool_size=config.db_pool_size,
+                         max_overflow=config.db_pool_overflow)
+    if migrate_schema:
+        migrate(engine)
+    return ServiceContext(Store(engine, config), max_skew=config.max_skew, config=config)
 
 
 def app_for(ctx: ServiceContext) -> FastAPI:
@@ -57,4 +66,7 @@ def build_app(database_url: str) -> FastAPI:
 
 
 def app_from_env() -> FastAPI:
-    return build_app(os.environ["KEYSTEAD_DATABASE_URL"])
+    """For ``uvicorn --factory keystead.core.service:app_from_env`` (schema migrated already)."""
+    ctx = make_context(os.environ["KEYSTEAD_DATABASE_URL"], ServiceConfig.load(),
+                       migrate_schema=False)
+    return app_for(ctx)

@@ -1,19 +1,30 @@
 """The Keystead service: FastAPI routes over :class:`Store`.
 
 Every route is versioned under ``/v1``. Bad input is a 4xx JSON error
-``{"error": CODE, "message": TEXT}``; nothing is stored unless the whole
-request is valid. Adapters add their own routers through the adapter interface.
+``{"error": CODE, "message": TEXT}`` (plus ``limit`` naming the limit of a 413/429, and
+``hint``); the code and status come from the error class itself (:mod:`keystead.core.errors`).
+Nothing is stored unless the whole request is valid. Adapters add their own routers
+through the adapter interface.
+
+The event loop only parses, verifies signatures and waits: database work runs in the
+thread pool (``ctx.run``), re-encryption in the CPU pool, long polls await the notifier.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+import logging
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import _umbral
@@ -27,45 +38,47 @@ from ..chain import (
     verify_pairing_request,
 )
 from ..errors import (
-    Conflict,
-    DeviceRemoved,
     Forbidden,
     FormatError,
-    InvalidSignature,
     KeysteadError,
     NotFound,
+    QuotaExceeded,
     RateLimited,
-    VerificationError,
+    Unavailable,
 )
 from ..items import SealedItem
+from .config import ServiceConfig
 from .context import ServiceContext, dumps, require
+from .notify import PostgresListener
+from .observe import AccessLog, Metrics
 from .protocol import PROTOCOL_VERSION, ProtocolVersion
 from .store import Bundle, Grant
 
 __all__ = ["create_app"]
 
-MAX_BODY = 32 * 1024 * 1024
-MAX_BATCH = 20_000
-MAX_WAIT = 60
+MAX_BODY = ServiceConfig().max_body
+MAX_BATCH = ServiceConfig().max_batch
+MAX_WAIT = ServiceConfig().max_wait
 
-_STATUS: list[tuple[type[KeysteadError], int, str]] = [
-    (DeviceRemoved, 403, "device_removed"),
-    (RateLimited, 429, "rate_limited"),
-    (InvalidSignature, 401, "invalid_signature"),
-    (VerificationError, 400, "verification_failed"),
-    (Conflict, 409, "conflict"),
-    (NotFound, 404, "not_found"),
-    (Forbidden, 403, "forbidden"),
-    (FormatError, 400, "bad_request"),
-    (KeysteadError, 400, "bad_request"),
-]
+log = logging.getLogger("keystead.service")
+
+PAIRING_BODY = 16 * 1024
+"""A pairing request (unauthenticated) is one device's public keys and names: small."""
+ACCOUNT_BODY = 1024 * 1024
+"""An account's first chain entries and its recovery blob (unauthenticated)."""
 
 
 def error_response(exc: KeysteadError) -> JSONResponse:
-    for kind, status, code in _STATUS:
-        if isinstance(exc, kind):
-            return JSONResponse({"error": code, "message": str(exc)}, status_code=status)
-    raise AssertionError("unreachable")  # pragma: no cover
+    """The one error table: code and status are attributes of the error's class."""
+    body: dict[str, Any] = {"error": exc.code, "message": str(exc)}
+    headers = {}
+    if isinstance(exc, (RateLimited, QuotaExceeded)) and exc.limit:
+        body["limit"] = exc.limit
+    if isinstance(exc, RateLimited) and exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)
+    if exc.hint:
+        body["hint"] = exc.hint
+    return JSONResponse(body, status_code=exc.status, headers=headers)
 
 
 class BodyLimit:
@@ -103,7 +116,8 @@ class _TooLarge(Exception):
 
 
 async def _too_large(send: Send) -> None:
-    resp = JSONResponse({"error": "too_large", "message": "request body too large"}, 413)
+    resp = JSONResponse({"error": "too_large", "message": "request body too large (max_body)",
+                         "limit": "max_body"}, 413)
     await send({"type": "http.response.start", "status": 413,
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(resp.body)).encode())]})
@@ -180,19 +194,41 @@ def core_router(ctx: ServiceContext, channels: Mapping[str, Channel]) -> APIRout
 
     @r.get("/health")
     async def health() -> dict[str, Any]:
+        """Liveness: the process answers (no database work)."""
         return {"ok": True, "version": 1, "protocol": PROTOCOL_VERSION}
+
+    @r.get("/ready")
+    async def ready() -> JSONResponse:
+        """Readiness: the database answers (and, on PostgreSQL, notifications arrive)."""
+        def ping() -> None:
+            with store.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+
+        try:
+            await ctx.run(ping)
+        except (DBAPIError, PoolTimeout):
+            return JSONResponse({"ready": False, "reason": "database"}, 503)
+        listener = ctx.listener
+        if listener is not None and not listener.connected.is_set():
+            return JSONResponse({"ready": False, "reason": "notifications"}, 503)
+        return JSONResponse({"ready": True})
 
     @r.post("/accounts", status_code=201)
     async def create_account(request: Request) -> dict[str, Any]:
-        obj = await ctx.json_body(request)
-        state = store.create_account(require(obj, "account", str), _bundle(obj, base=False),
-                                     ctx.now())
+        cfg = ctx.config
+        obj = await ctx.json_body(request, limit=ACCOUNT_BODY)
+        name, parsed = require(obj, "account", str), _bundle(obj, base=False)
+        _recovery_blob(ctx, obj.get("recovery_blob"))  # bounded before anything is stored
+        await ctx.run(store.hit, f"accounts:{ctx.source(request)}",
+                      cfg.accounts_per_source_hour, 3600, ctx.now(),
+                      name="accounts_per_source_hour")
+        state = await ctx.run(store.create_account, name, parsed, ctx.now())
         return {"seq": state.seq, "head": state.head}
 
     @r.get("/accounts/{account}/chain")
     async def chain(account: str, request: Request) -> dict[str, Any]:
         after = _int_param(request, "after", -1, -1, 2**31)
-        return {"entries": [e.to_json() for e in store.chain(account, after)]}
+        return {"entries": [e.to_json() for e in await ctx.run(store.chain, account, after)]}
 
     @r.post("/accounts/{account}/bundle")
     async def bundle(account: str, request: Request) -> dict[str, Any]:
@@ -202,33 +238,36 @@ def core_router(ctx: ServiceContext, channels: Mapping[str, Channel]) -> APIRout
         parsed = _bundle(obj)
         if "recovery_sig" in obj:
             sig = b64d(obj.get("recovery_sig"), what="recovery signature")
-            _umbral.verify(store.chain_state(account).recovery_key, bundle_digest(obj), sig)
+            state = await ctx.run(store.chain_state, account)
+            _umbral.verify(state.recovery_key, bundle_digest(obj), sig)
             writer = None
         else:
             writer = (await ctx.authenticate(request, account=account, admin=True)).id
-        state = store.apply_bundle(account, parsed, writer, ctx.now())
+        if obj.get("recovery_blob") is not None:
+            _recovery_blob(ctx, obj.get("recovery_blob"))
+        _batch(ctx, len(parsed.grants) + len(parsed.items), "grants and items in one bundle")
+        state = await ctx.run(store.apply_bundle, account, parsed, writer, ctx.now())
         return {"seq": state.seq, "head": state.head}
 
     @r.get("/accounts/{account}/recovery")
     async def recovery(account: str) -> dict[str, Any]:
-        return {"blob": b64e(store.recovery_blob(account))}
+        return {"blob": b64e(await ctx.run(store.recovery_blob, account))}
 
     @r.get("/accounts/{account}/collections/{collection}/items")
     async def changes(account: str, collection: str, request: Request) -> dict[str, Any]:
         await ctx.authenticate(request, account=account, scope=collection)
         after = _int_param(request, "after", 0, 0, 2**62)
-        limit = _int_param(request, "limit", 1000, 1, MAX_BATCH)
-        items = store.changes(account, collection, after, limit)
+        limit = _int_param(request, "limit", 1000, 1, ctx.config.max_batch)
+        items = await ctx.run(store.changes, account, collection, after, limit)
         return {"items": [i.to_json() for i in items]}
 
     @r.post("/accounts/{account}/collections/{collection}/items")
     async def put_items(account: str, collection: str, request: Request) -> dict[str, Any]:
         device = await ctx.authenticate(request, account=account, scope=collection)
         raw = require(await ctx.json_body(request), "items", list)
-        if len(raw) > MAX_BATCH:
-            raise FormatError(f"at most {MAX_BATCH} items in one write")
+        _batch(ctx, len(raw), "items in one write")
         items = [SealedItem.from_json(i) for i in raw]
-        return {"seqs": store.put_items(account, collection, items, device.id)}
+        return {"seqs": await ctx.run(store.put_items, account, collection, items, device.id)}
 
     @r.get("/accounts/{account}/grants")
     async def list_grants(account: str, request: Request) -> dict[str, Any]:
@@ -237,7 +276,7 @@ def core_router(ctx: ServiceContext, channels: Mapping[str, Channel]) -> APIRout
         return {"grants": [
             {"key": g.key, "epoch": g.epoch, "target_kind": g.target_kind, "target": g.target,
              "target_generation": g.target_generation, "expires": g.expires}
-            for g in store.grants(account, key)]}
+            for g in await ctx.run(store.grants, account, key)]}
 
     @r.post("/accounts/{account}/reencrypt")
     async def reencrypt(account: str, request: Request) -> dict[str, Any]:
@@ -245,19 +284,23 @@ def core_router(ctx: ServiceContext, channels: Mapping[str, Channel]) -> APIRout
         device = await ctx.authenticate(request, live=False)
         obj = await ctx.json_body(request)
         reqs = require(obj, "requests", list)
-        if not reqs or len(reqs) > MAX_BATCH:
-            raise FormatError(f"between 1 and {MAX_BATCH} capsules per request")
-        pairs = []
-        for q in reqs:
-            if not isinstance(q, dict):
-                raise FormatError("reencrypt request: expected an object")
-            pairs.append((require(q, "key", str), require(q, "epoch", int),
-                          b64d(q.get("capsule"), size=CAPSULE_SIZE, what="capsule")))
+        if not reqs:
+            raise FormatError("at least one capsule per request")
+        _batch(ctx, len(reqs), "capsules per request")
+        pairs = await ctx.run(_capsules, reqs)
         context = obj.get("context", "")
         if not isinstance(context, str):
             raise FormatError("context must be a string")
-        out = store.reencrypt(account, pairs, device, context, ctx.now())
-        return {"cfrags": [{"cfrag": b64e(c), "generation": g} for c, g in out]}
+        await ctx.run(store.hit, f"reencrypt:{device.account}", ctx.config.reencrypt_per_minute,
+                      60, ctx.now(), len(pairs), name="reencrypt_per_minute")
+        kfrags = await ctx.run(store.reencrypt_grants, account, pairs, device, context,
+                               ctx.now())
+        cfrags = await asyncio.wrap_future(ctx.pool.reencrypt(
+            device.account, [(kfrags[(k, e)][0], capsule) for k, e, capsule in pairs]))
+        if ctx.metrics is not None:
+            ctx.metrics.reencryptions.inc(len(cfrags))
+        return {"cfrags": [{"cfrag": b64e(c), "generation": kfrags[(k, e)][1]}
+                           for c, (k, e, _) in zip(cfrags, pairs, strict=True)]}
 
     @r.get("/accounts/{account}/audit")
     async def audit(account: str, request: Request) -> dict[str, Any]:
@@ -266,36 +309,40 @@ def core_router(ctx: ServiceContext, channels: Mapping[str, Channel]) -> APIRout
         outcome = q.get("outcome")
         if outcome not in (None, "allowed", "refused"):
             raise FormatError("outcome is 'allowed' or 'refused'")
-        records = store.audit(account, q.get("prefix", ""),
-                              after=_int_param(request, "after", 0, 0, 2**62),
-                              limit=_int_param(request, "limit", 1000, 1, 1000),
-                              grantee=q.get("grantee"),
-                              allowed=None if outcome is None else outcome == "allowed")
+        records = await ctx.run(
+            store.audit, account, q.get("prefix", ""),
+            after=_int_param(request, "after", 0, 0, 2**62),
+            limit=_int_param(request, "limit", 1000, 1, 1000), grantee=q.get("grantee"),
+            allowed=None if outcome is None else outcome == "allowed")
         return {"records": [r.__dict__ for r in records]}
 
     @r.post("/accounts/{account}/pairing", status_code=201)
     async def pairing(account: str, request: Request) -> dict[str, Any]:
-        obj = await ctx.json_body(request)
-        code, token = store.create_pairing(account, _pairing_request(account, obj), ctx.now())
+        obj = await ctx.json_body(request, limit=PAIRING_BODY)
+        pairing_request = _pairing_request(account, obj)
+        await ctx.run(store.hit, f"pairings:{ctx.source(request)}",
+                      ctx.config.pairings_per_source_hour, 3600, ctx.now(),
+                      name="pairings_per_source_hour")
+        code, token = await ctx.run(store.create_pairing, account, pairing_request, ctx.now())
         return {"code": code, "token": token}
 
     @r.get("/accounts/{account}/pairing/{code}")
     async def pairing_get(account: str, code: str, request: Request) -> dict[str, Any]:
         await ctx.authenticate(request, account=account, admin=True)
-        return {"request": b64e(store.pairing_request(account, code, ctx.now()))}
+        return {"request": b64e(await ctx.run(store.pairing_request, account, code, ctx.now()))}
 
     @r.post("/accounts/{account}/pairing/{code}/approve")
     async def pairing_approve(account: str, code: str, request: Request) -> dict[str, Any]:
         await ctx.authenticate(request, account=account, admin=True)
         obj = await ctx.json_body(request)
-        store.approve_pairing(account, code, require(obj, "device_id", str), _entries(obj),
-                              _grants(obj), ctx.now())
+        await ctx.run(store.approve_pairing, account, code, require(obj, "device_id", str),
+                      _entries(obj), _grants(obj), ctx.now())
         return {"ok": True}
 
     @r.get("/pairing/{code}/status")
     async def pairing_status(code: str, request: Request) -> dict[str, Any]:
         token = request.query_params.get("token", "")
-        return {"status": store.pairing_status(code, token, ctx.now())}
+        return {"status": await ctx.run(store.pairing_status, code, token, ctx.now())}
 
     @r.post("/accounts/{account}/spool/{channel}", status_code=201)
     async def spool_put(account: str, channel: str, request: Request) -> dict[str, Any]:
@@ -310,22 +357,19 @@ def core_router(ctx: ServiceContext, channels: Mapping[str, Channel]) -> APIRout
         if expires is not None and not isinstance(expires, int):
             raise FormatError("expires must be an integer")
         body = b64d(obj.get("body"), what="spool body")
-        msg_id = store.spool_put(account, check_collection(channel),
-                                 f"{device.account}/{device.id}", body, ctx.now(), expires)
+        msg_id = await ctx.run(store.spool_put, account, check_collection(channel),
+                               f"{device.account}/{device.id}", body, ctx.now(), expires)
         return {"id": msg_id}
 
     @r.get("/accounts/{account}/spool/{channel}")
     async def spool_get(account: str, channel: str, request: Request) -> dict[str, Any]:
         await ctx.authenticate(request, account=account, scope=channel)
         after = _int_param(request, "after", 0, 0, 2**62)
-        wait = _int_param(request, "wait", 0, 0, MAX_WAIT)
-        limit = _int_param(request, "limit", 1000, 1, MAX_BATCH)
-        deadline = asyncio.get_running_loop().time() + wait
-        while True:
-            msgs = store.spool_get(account, channel, after, limit, ctx.now())
-            if msgs or asyncio.get_running_loop().time() >= deadline:
-                break
-            await asyncio.sleep(0.05)
+        wait = _int_param(request, "wait", 0, 0, ctx.config.max_wait)
+        limit = _int_param(request, "limit", 1000, 1, ctx.config.max_batch)
+        msgs = await ctx.wait_for(
+            request, [f"spool:{account}:{channel}"], wait,
+            lambda: store.spool_get(account, channel, after, limit, ctx.now()))
         return {"messages": [{"id": m.id, "sender": m.sender, "body": b64e(m.body),
                               "created": m.created} for m in msgs]}
 
@@ -333,11 +377,35 @@ def core_router(ctx: ServiceContext, channels: Mapping[str, Channel]) -> APIRout
     async def spool_delete(account: str, channel: str, message_id: int,
                            request: Request) -> dict[str, Any]:
         await ctx.authenticate(request, account=account, scope=channel)
-        if not store.spool_delete(account, channel, message_id):
+        if not await ctx.run(store.spool_delete, account, channel, message_id):
             raise NotFound("no such message")
         return {"ok": True}
 
     return r
+
+
+def _capsules(reqs: list[Any]) -> list[tuple[str, int, bytes]]:
+    out = []
+    for q in reqs:
+        if not isinstance(q, dict):
+            raise FormatError("reencrypt request: expected an object")
+        out.append((require(q, "key", str), require(q, "epoch", int),
+                    b64d(q.get("capsule"), size=CAPSULE_SIZE, what="capsule")))
+    return out
+
+
+def _batch(ctx: ServiceContext, n: int, what: str) -> None:
+    if n > ctx.config.max_batch:
+        raise QuotaExceeded(f"at most {ctx.config.max_batch} {what} (max_batch)",
+                            limit="max_batch")
+
+
+def _recovery_blob(ctx: ServiceContext, raw: Any) -> bytes:
+    blob = b64d(raw, what="recovery blob")
+    if len(blob) > ctx.config.max_recovery_blob:
+        raise QuotaExceeded(f"the recovery blob is over {ctx.config.max_recovery_blob} bytes "
+                            "(max_recovery_blob)", limit="max_recovery_blob")
+    return blob
 
 
 def _pairing_request(account: str, obj: dict[str, Any]) -> bytes:
@@ -348,21 +416,71 @@ def _pairing_request(account: str, obj: dict[str, Any]) -> bytes:
 
 def create_app(ctx: ServiceContext, routers: Iterable[APIRouter] = (), *,
                channels: Mapping[str, Channel] | None = None) -> FastAPI:
-    """The ASGI app: core routes plus any adapter routers; ``channels`` are the spool
-    channels the adapters declared (none: the generic spool route takes no posts)."""
-    app = FastAPI(title="Keystead", version="1", docs_url=None, redoc_url=None)
+    """The ASGI app: core routes plus any adapter routers, metrics and health; ``channels``
+    are the spool channels the adapters declared (none: the generic spool route takes no
+    posts)."""
+    from anyio import to_thread
+
+    cpu = ctx.pool
+    metrics = ctx.metrics = Metrics(ctx.notifier, cpu)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        to_thread.current_default_thread_limiter().total_tokens = ctx.config.db_threads
+        from .db import listen_conninfo
+
+        conninfo = listen_conninfo(ctx.store.engine)
+        if conninfo is not None and ctx.listener is None:
+            ctx.listener = PostgresListener(conninfo, ctx.notifier)
+            ctx.listener.start()
+        # workers start in the background: serving does not wait for them
+        warm = asyncio.get_running_loop().run_in_executor(None, cpu.start)
+        try:
+            yield
+        finally:
+            ctx.notifier.close()
+            if ctx.listener is not None:
+                ctx.listener.stop()
+            if warm.done():
+                warm.exception()
+            cpu.close()
+
+    app = FastAPI(title="Keystead", version="1", docs_url=None, redoc_url=None,
+                  lifespan=lifespan)
     app.include_router(core_router(ctx, channels or {}))
     for router in routers:
         app.include_router(router)
 
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus() -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
     @app.exception_handler(KeysteadError)
     async def _keystead_error(request: Request, exc: KeysteadError) -> JSONResponse:
+        if isinstance(exc, (RateLimited, QuotaExceeded)):
+            metrics.refusals.labels(exc.limit or exc.code).inc()
         return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"error": "bad_request", "message": "malformed request"}, 400)
 
-    app.add_middleware(BodyLimit)
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code,
+                                                                  "bad_request")
+        message = "no such route" if exc.status_code == 404 else str(exc.detail)
+        return JSONResponse({"error": code, "message": message}, exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable: %s", str(exc).splitlines()[0] if str(exc) else exc)
+        return error_response(Unavailable())
+
+    for kind in (OperationalError, InterfaceError, PoolTimeout):
+        app.add_exception_handler(kind, _database_down)
+
+    app.add_middleware(BodyLimit, limit=ctx.config.max_body)
+    app.add_middleware(AccessLog, metrics=metrics)
     app.add_middleware(ProtocolVersion)
     return app

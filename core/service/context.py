@@ -1,36 +1,85 @@
-"""What a route (core or adapter) needs: the store, the clock and request authentication."""
+"""What a route (core or adapter) needs: the store, the clock, request authentication,
+the thread pool for database work, the notifier for long polls and the CPU pool."""
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 
 from .._encoding import parse_json_object
-from ..errors import DeviceRemoved, Forbidden, FormatError
+from ..errors import DeviceRemoved, Forbidden, FormatError, QuotaExceeded
 from ..requests import MAX_SKEW, parse_auth
+from .config import ServiceConfig
+from .notify import Notifier, PostgresListener
+from .observe import Metrics
 from .store import AuthDevice, Store
+from .workers import CpuPool
 
 __all__ = ["ServiceContext"]
+
+T = TypeVar("T")
+_BIG_BODY = 64 * 1024  # bodies over this are parsed in a worker thread
 
 
 @dataclass
 class ServiceContext:
-    """Shared by every route; holds no per-request state (so processes can scale out)."""
+    """Shared by every route; holds no state another process would need (so processes can
+    scale out): what must be shared lives in the database."""
 
     store: Store
     clock: Callable[[], float] = field(default=time.time)
     max_skew: int = MAX_SKEW
+    config: ServiceConfig = field(default_factory=ServiceConfig)
+    notifier: Notifier = field(default_factory=Notifier)
+    cpu: CpuPool | None = None
+    metrics: Metrics | None = None  # set by create_app
+    listener: PostgresListener | None = None  # started by the app on PostgreSQL
+
+    def __post_init__(self) -> None:
+        if self.cpu is None:
+            self.cpu = CpuPool(self.config.cpu_workers, self.config.cpu_chunk,
+                               self.config.cpu_queue)
+        self.store.config = self.config
+        if self.notifier.publish not in self.store.listeners:
+            self.store.listeners.append(self.notifier.publish)
+
+    @property
+    def pool(self) -> CpuPool:
+        if self.cpu is None:  # pragma: no cover - set in __post_init__
+            raise RuntimeError("no CPU pool")
+        return self.cpu
 
     def now(self) -> int:
         return int(self.clock())
 
-    async def json_body(self, request: Request) -> dict[str, Any]:
-        return parse_json_object(await request.body(), what="request body")
+    async def run(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+        """Run blocking (database) work in the thread pool, off the event loop."""
+        return await run_in_threadpool(fn, *args, **kw)
+
+    async def json_body(self, request: Request, *, limit: int | None = None) -> dict[str, Any]:
+        body = await request.body()
+        if limit is not None and len(body) > limit:
+            raise QuotaExceeded(f"request body over {limit} bytes for this route",
+                                limit="max_body")
+        if len(body) > _BIG_BODY:
+            return await self.run(parse_json_object, body, what="request body")
+        return parse_json_object(body, what="request body")
+
+    def source(self, request: Request) -> str:
+        """The client's address; behind a trusted local proxy, the one it forwarded."""
+        host = request.client.host if request.client else "unknown"
+        fwd = request.headers.get("x-forwarded-for")
+        if fwd and self.config.trust_forwarded_for and _loopback(host):
+            host = fwd.rsplit(",", 1)[-1].strip() or host
+        return host
 
     async def authenticate(self, request: Request, *, account: str | None = None,
                            scope: str | None = None, admin: bool = False,
@@ -42,7 +91,7 @@ class ServiceContext:
         auth = parse_auth({k.lower(): v for k, v in request.headers.items()})
         if auth is None:
             raise Forbidden("this request must be signed by a device")
-        device = self.store.device(auth.account, auth.device)
+        device = await self.run(self.store.device, auth.account, auth.device)
         path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1")
         if request.scope.get("query_string"):
             path += "?" + request.scope["query_string"].decode("latin-1")
@@ -53,8 +102,8 @@ class ServiceContext:
                     body=await request.body(), now=self.now(), max_skew=self.max_skew)
         if live and not device.live:
             raise DeviceRemoved("this device has been removed from its account")
-        self.store.use_nonce(f"{auth.account}/{auth.device}", auth.nonce, self.now(),
-                             self.max_skew)
+        await self.run(self.store.use_nonce, f"{auth.account}/{auth.device}", auth.nonce,
+                       self.now(), self.max_skew)
         if account is not None and device.account != account:
             raise Forbidden("this device belongs to another account")
         if scope is not None and scope not in device.scopes:
@@ -62,6 +111,42 @@ class ServiceContext:
         if admin and device.role != "admin":
             raise Forbidden("only an admin device may do this")
         return device
+
+    async def wait_for(self, request: Request, topics: Iterable[str], wait: float,
+                       check: Callable[[], T], ready: Callable[[T], bool] = bool) -> T:
+        """A long poll: ``check()`` (run in the thread pool) until ``ready`` says its result
+        is worth answering, a post on one of ``topics`` waking it in between. Answers with
+        the last result at the deadline, at a stop, or when the client has gone away."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(wait, self.config.max_wait)
+        topics = tuple(topics)
+        while True:
+            waiter = self.notifier.subscribe(topics)  # before the read: no lost wake-up
+            try:
+                result = await self.run(check)
+                left = deadline - loop.time()
+                if ready(result) or left <= 0 or self.notifier.closed:
+                    return result
+                why = await self.notifier.wait(waiter, left, lambda: _gone(request))
+                if why in ("closed", "gone"):
+                    return result if why == "gone" else await self.run(check)
+            finally:
+                self.notifier.unsubscribe(waiter)
+
+
+async def _gone(request: Request) -> None:
+    """Returns when the client disconnects (the body was read already)."""
+    while True:
+        msg = await request.receive()
+        if msg["type"] == "http.disconnect":
+            return
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def dumps(obj: Any) -> bytes:

@@ -152,3 +152,22 @@ class RecordRow(Base):
     key: Mapped[str] = mapped_column(String(256), primary_key=True)
     value: Mapped[bytes] = mapped_column(LargeBinary)
     created: Mapped[int] = mapped_column(BigInteger)
+
+
+class CollectionSeqRow(Base):
+    """The newest change number of one collection: numbers are unique and gap-free per
+    collection because a write takes them while holding this row (or SQLite's write lock)."""
+
+    __tablename__ = "collection_seqs"
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    collection: Mapped[str] = mapped_column(String(128), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class CounterRow(Base):
+    """Rate-limit counters shared by every service process: hits of ``key`` in ``window``."""
+
+    __tablename__ = "counters"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)

@@ -48,7 +48,7 @@ class BundleStore(ChainStore, GrantStore, DataStore):
         state = verify_chain(bundle.entries, account=account)
         admins = {d.id for d in state.live_devices if d.role == "admin"}
         try:
-            with self._sessions.begin() as s:
+            with self._write() as s:
                 s.add(Account(name=account, created=now, item_seq=0,
                               recovery_blob=_blob(bundle.recovery_blob)))
                 s.flush()
@@ -56,7 +56,7 @@ class BundleStore(ChainStore, GrantStore, DataStore):
                 self._rest(s, account, state, bundle, admins, now)
         except IntegrityError:
             raise Conflict(f"account {account!r} already exists") from None
-        self._states[account] = state
+        self._remember(account, state)
         return state
 
     def apply_bundle(self, account: str, bundle: Bundle, writer: str | None,
@@ -80,7 +80,7 @@ class BundleStore(ChainStore, GrantStore, DataStore):
                 # Every kfrag was signed by the old signer: the bundle re-makes what stays.
                 s.execute(delete(GrantRow).where(GrantRow.account == account))
             self._rest(s, account, new, bundle, writers, now)
-        self._states[account] = new
+        self._remember(account, new)
         return new
 
     def _rest(self, s: Session, account: str, state: ChainState, bundle: Bundle,

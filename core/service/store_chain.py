@@ -49,12 +49,14 @@ class ChainStore(StoreBase):
                                 scopes=scopes, signing_key=d.signing_key.raw, live=d.live))
             else:
                 if row.live and not d.live:
+                    self._announce(s, f"removed:{account}:{d.id}")
                     # Enforcement: a removed device loses every delegation at once.
                     s.execute(delete(GrantRow).where(GrantRow.account == account,
                                                      GrantRow.target_kind == "device",
                                                      GrantRow.target == d.id))
                 row.live, row.role, row.scopes = d.live, d.role, scopes
         s.flush()
+        self._announce(s, f"chain:{account}")
 
     def append(self, account: str, entries: Sequence[SignedEntry]) -> ChainState:
         """Append entries (already signed by the account key) after checking them."""
@@ -62,7 +64,7 @@ class ChainStore(StoreBase):
             raise FormatError("nothing to append")
         with self._chain_tx(account) as s:
             state = self._append(s, account, entries)
-        self._states[account] = state
+        self._remember(account, state)
         return state
 
 
@@ -90,7 +92,7 @@ class ChainStore(StoreBase):
     def use_nonce(self, device: str, nonce: str, now: int, window: int) -> None:
         """Record a nonce; a replay within the window is refused."""
         try:
-            with self._sessions.begin() as s:
+            with self._write() as s:
                 s.add(NonceRow(device=device, nonce=nonce, time=now))
                 s.flush()
                 if secrets.randbelow(64) == 0:

@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..chain import ChainState
-from ..errors import Conflict, Forbidden, FormatError, NotFound
+from ..errors import Conflict, Forbidden, FormatError, NotFound, QuotaExceeded
 from ..items import ItemVerifier, SealedItem
 from ._store_base import StoreBase
-from .models import Account, ItemRow, RecordRow, SpoolRow
+from .models import Account, CollectionSeqRow, ItemRow, RecordRow, SpoolRow
 
 __all__ = ["SPOOL_MAX_BODY", "DataStore", "SpoolMessage"]
 
@@ -39,7 +39,7 @@ class DataStore(StoreBase):
         one above the stored one (0: new) and sealed under the collection's current epoch."""
         if not items:
             return []
-        with self._sessions.begin() as s:
+        with self._write() as s:
             state = self._state(s, account)
             return self._put_items(s, account, state, collection, items, {writer})
 
@@ -54,7 +54,7 @@ class DataStore(StoreBase):
         verifier = ItemVerifier()
         for item in items:
             _check_item(state, coll.name, coll.current_epoch, item, writers, verifier)
-        acct = s.scalars(select(Account).where(Account.name == account).with_for_update()).one()
+        counter = self._collection_seq(s, account, collection)
         current = {
             r.item_id: r
             for chunk in _chunks(ids, 500)
@@ -66,18 +66,52 @@ class DataStore(StoreBase):
                  if i.version != (current[i.id].version + 1 if i.id in current else 1)]
         if stale:
             raise Conflict(f"stale write for item {stale[0]} (sync first)")
+        self._check_item_quota(s, account, items, current)
         seqs = []
         for item in items:
-            acct.item_seq += 1
-            seqs.append(acct.item_seq)
+            counter.seq += 1
+            seqs.append(counter.seq)
             row = current.get(item.id)
             if row is None:
                 row = ItemRow(account=account, collection=collection, item_id=item.id)
                 s.add(row)
             row.version, row.epoch = item.version, item.epoch
-            row.ciphertext, row.deleted, row.seq = item.ciphertext, item.deleted, acct.item_seq
+            row.ciphertext, row.deleted, row.seq = item.ciphertext, item.deleted, counter.seq
             row.writer, row.signature, row.proof = item.writer, item.signature, item.proof
+        self._announce(s, f"items:{account}:{collection}")
         return seqs
+
+    def _collection_seq(self, s: Session, account: str, collection: str) -> CollectionSeqRow:
+        """The collection's change counter, locked until the commit (created at 0)."""
+        row = s.get(CollectionSeqRow, (account, collection), with_for_update=True)
+        if row is None:
+            try:
+                with s.begin_nested():
+                    s.add(CollectionSeqRow(account=account, collection=collection, seq=0))
+            except IntegrityError:  # another writer created it first: take its lock
+                pass
+            row = s.get(CollectionSeqRow, (account, collection), with_for_update=True,
+                        populate_existing=True)
+            if row is None:  # pragma: no cover - the row was just created
+                raise Conflict("the collection moved on meanwhile; retry")
+        return row
+
+    def _check_item_quota(self, s: Session, account: str, items: Sequence[SealedItem],
+                          current: dict[str, ItemRow]) -> None:
+        count, size = s.execute(select(
+            func.count(), func.coalesce(func.sum(func.length(ItemRow.ciphertext)), 0))
+            .where(ItemRow.account == account)).one()
+        count += sum(1 for i in items if i.id not in current)
+        size += sum(len(i.ciphertext) - (len(current[i.id].ciphertext) if i.id in current else 0)
+                    for i in items)
+        cfg = self.config
+        if count > cfg.quota_items:
+            raise QuotaExceeded(f"account {account} would hold more than {cfg.quota_items} "
+                                "items (quota_items)", limit="quota_items")
+        if size > cfg.quota_item_bytes:
+            raise QuotaExceeded(f"account {account} would store more than "
+                                f"{cfg.quota_item_bytes} bytes of items (quota_item_bytes)",
+                                limit="quota_item_bytes")
 
     def changes(self, account: str, collection: str, after: int, limit: int) -> list[SealedItem]:
         with self._sessions() as s:
@@ -99,16 +133,37 @@ class DataStore(StoreBase):
         """Deliver to several accounts' spools in one transaction: all or none."""
         if any(len(body) > SPOOL_MAX_BODY for _, body in messages):
             raise FormatError("spool messages are 1 MiB at most")
-        with self._sessions.begin() as s:
-            rows = []
-            for account, body in messages:
+        with self._write() as s:
+            # Ids of one spool must be handed out in commit order, or a reader waiting
+            # "after" a newer id would skip an older one that commits later (PostgreSQL).
+            for account in sorted({a for a, _ in messages}):
+                self._lock(s, f"spool:{account}")
                 if s.get(Account, account) is None:
                     raise NotFound(f"no account {account!r} on this service")
-                rows.append(SpoolRow(account=account, channel=channel, sender=sender,
-                                     body=body, created=now, expires=expires))
+                self._check_spool_quota(s, account, [b for a, b in messages if a == account],
+                                        now)
+            rows = [SpoolRow(account=account, channel=channel, sender=sender, body=body,
+                             created=now, expires=expires) for account, body in messages]
             s.add_all(rows)
             s.flush()
+            for account in {a for a, _ in messages}:
+                self._announce(s, f"spool:{account}:{channel}")
             return [r.id for r in rows]
+
+    def _check_spool_quota(self, s: Session, account: str, bodies: list[bytes],
+                           now: int) -> None:
+        count, size = s.execute(select(
+            func.count(), func.coalesce(func.sum(func.length(SpoolRow.body)), 0))
+            .where(SpoolRow.account == account)
+            .where((SpoolRow.expires.is_(None)) | (SpoolRow.expires > now))).one()
+        cfg = self.config
+        if count + len(bodies) > cfg.quota_spool_messages:
+            raise QuotaExceeded(f"the spools of {account} hold {cfg.quota_spool_messages} "
+                                "messages already (quota_spool_messages)",
+                                limit="quota_spool_messages")
+        if size + sum(map(len, bodies)) > cfg.quota_spool_bytes:
+            raise QuotaExceeded(f"the spools of {account} are full (quota_spool_bytes)",
+                                limit="quota_spool_bytes")
 
     def spool_get(self, account: str, channel: str, after: int, limit: int,
                   now: int) -> list[SpoolMessage]:
@@ -120,7 +175,7 @@ class DataStore(StoreBase):
                     if r.expires is None or r.expires > now]
 
     def spool_delete(self, account: str, channel: str, message_id: int) -> bool:
-        with self._sessions.begin() as s:
+        with self._write() as s:
             res = s.execute(delete(SpoolRow).where(
                 SpoolRow.account == account, SpoolRow.channel == channel,
                 SpoolRow.id == message_id))
@@ -130,7 +185,7 @@ class DataStore(StoreBase):
     def record_put(self, account: str, namespace: str, key: str, value: bytes, now: int,
                    *, create_only: bool = False) -> None:
         try:
-            with self._sessions.begin() as s:
+            with self._write() as s:
                 row = s.get(RecordRow, (account, namespace, key))
                 if row is not None and create_only:
                     raise Conflict(f"{namespace} record {key!r} already exists")
@@ -139,6 +194,8 @@ class DataStore(StoreBase):
                                     created=now))
                 else:
                     row.value = value
+                s.flush()
+                self._announce(s, f"record:{account}:{namespace}")
         except IntegrityError:
             raise Conflict(f"{namespace} record {key!r} already exists") from None
 
@@ -155,7 +212,7 @@ class DataStore(StoreBase):
             return [(r.key, r.value) for r in rows]
 
     def record_delete(self, account: str, namespace: str, key: str) -> bool:
-        with self._sessions.begin() as s:
+        with self._write() as s:
             res = s.execute(delete(RecordRow).where(
                 RecordRow.account == account, RecordRow.namespace == namespace,
                 RecordRow.key == key))

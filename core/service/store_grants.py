@@ -67,7 +67,7 @@ class GrantStore(StoreBase):
 
     def put_grants(self, account: str, grants: Sequence[Grant], now: int) -> None:
         """Store grants after verifying each kfrag against the account chain."""
-        with self._sessions.begin() as s:
+        with self._write() as s:
             self._put_grants(s, account, self._state(s, account), grants, now)
 
     def _put_grants(self, s: Session, account: str, owner: ChainState, grants: Sequence[Grant],
@@ -99,7 +99,7 @@ class GrantStore(StoreBase):
                     GrantRow.epoch != coll.current_epoch))
 
     def delete_grant(self, account: str, key: str, target_kind: str, target: str) -> bool:
-        with self._sessions.begin() as s:
+        with self._write() as s:
             res = s.execute(delete(GrantRow).where(
                 GrantRow.account == account, GrantRow.key == key,
                 GrantRow.target_kind == target_kind, GrantRow.target == target))
@@ -116,7 +116,16 @@ class GrantStore(StoreBase):
     def reencrypt(self, owner: str, requests: Sequence[tuple[str, int, bytes]],
                   requester: AuthDevice, context: str, now: int) -> list[tuple[bytes, int]]:
         """Re-encrypt capsules for a live requester holding a grant on the capsule's epoch;
-        audited across accounts.
+        audited across accounts (the service itself does the CPU half in its worker pool)."""
+        kfrags = self.reencrypt_grants(owner, requests, requester, context, now)
+        return [(self._reencryptor.reencrypt(capsule, kfrags[(key, epoch)][0]),
+                 kfrags[(key, epoch)][1]) for key, epoch, capsule in requests]
+
+    def reencrypt_grants(self, owner: str, requests: Sequence[tuple[str, int, bytes]],
+                         requester: AuthDevice, context: str,
+                         now: int) -> dict[tuple[str, int], tuple[bytes, int]]:
+        """The database half of :meth:`reencrypt`: the (kfrag, generation) of each (key,
+        epoch) for this requester, or the refusal.
 
         A requester that holds a grant gets one audit row per request (with the digest of
         the capsules, whatever context it claims); one without is counted into one row per
@@ -125,7 +134,7 @@ class GrantStore(StoreBase):
         audit = cross or bool(context)
         kfrags: dict[tuple[str, int], tuple[bytes, int]] = {}
         refused = ""
-        with self._sessions.begin() as s:
+        with self._write() as s:
             state = self._state(s, owner)
             for key, epoch in sorted({(k, e) for k, e, _ in requests}):
                 # A device of another account needs a grant to that account; the owner's own
@@ -173,8 +182,7 @@ class GrantStore(StoreBase):
             if not requester.live:
                 raise DeviceRemoved("this device has been removed from its account")
             raise Forbidden(f"no grant lets this device read {refused!r} of {owner}")
-        return [(self._reencryptor.reencrypt(capsule, kfrags[(key, epoch)][0]),
-                 kfrags[(key, epoch)][1]) for key, epoch, capsule in requests]
+        return kfrags
 
     def _audit(self, s: Session, owner: str, key: str, requester: AuthDevice, context: str,
                allowed: bool, reason: str, now: int, capsule: str = "") -> None:

@@ -28,7 +28,7 @@ class PairingStore(ChainStore, GrantStore):
 
     def create_pairing(self, account: str, request: bytes, now: int) -> tuple[str, str]:
         """Store a joining device's request; returns (code, poll token)."""
-        with self._sessions.begin() as s:
+        with self._write() as s:
             if s.get(Account, account) is None:
                 raise NotFound(f"no account {account!r} on this service")
             s.execute(delete(PairingRow).where(PairingRow.expires < now))
@@ -50,7 +50,7 @@ class PairingStore(ChainStore, GrantStore):
         """The pending request for ``code``; wrong codes count towards a rate limit."""
         code = code.strip().upper()
         found: bytes | None = None
-        with self._sessions.begin() as s:
+        with self._write() as s:
             self._check_rate(s, account, now)
             row = s.get(PairingRow, code)
             if row is None or row.account != account or row.status != "pending" \
@@ -83,7 +83,7 @@ class PairingStore(ChainStore, GrantStore):
                 raise VerificationError("the approval does not add the code's device")
             self._put_grants(s, account, state, grants, now)
             row.status = "approved"
-        self._states[account] = state
+        self._remember(account, state)
 
     def pairing_status(self, code: str, token: str, now: int) -> str:
         with self._sessions() as s:

@@ -17,7 +17,7 @@ import httpx
 from keystead.core import account as acct
 from keystead.core.device import Device
 from keystead.core.home import Home
-from keystead.core.service import ServiceContext, Store, create_app
+from keystead.core.service import ServiceConfig, ServiceContext, Store, create_app
 
 PASSPHRASE = "unit test passphrase"
 BASE_URL = "http://keystead.test"
@@ -91,7 +91,9 @@ class InProcessService:
     url: str = BASE_URL
 
     def __post_init__(self) -> None:
-        self.ctx = ServiceContext(self.store, clock=self.clock)
+        # CPU work in one thread: no worker processes per test (the pool is tested on its own)
+        self.ctx = ServiceContext(self.store, clock=self.clock,
+                                  config=ServiceConfig(cpu_workers=0))
         self.app = create_app(self.ctx)
         self.transport = TamperingTransport(SyncASGITransport(self.app))
 

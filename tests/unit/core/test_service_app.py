@@ -626,3 +626,207 @@ def test_bundle_with_a_negative_base_is_400(svc: InProcessService, alice: Device
     r = _post_bundle(svc, alice, wire)
     assert r.status_code == 400 and r.json()["error"] == "bad_request", r.text
     assert full_snapshot(svc, alice.account) == before
+
+
+# ---------------------------------------------------------------- one error table, bounds
+def test_every_error_class_round_trips_through_the_wire() -> None:
+    """The service answers with the class's own code and status; the client maps the code
+    back to the same class (one table, not two kept in step by hand)."""
+    from keystead.core.client import _error
+    from keystead.core.errors import ERROR_CODES, QuotaExceeded, Unavailable
+    from keystead.core.service.app import error_response
+
+    for code, kind in ERROR_CODES.items():
+        if kind is ServiceError:
+            continue
+        exc = (kind("boom", limit="x") if kind in (RateLimited, QuotaExceeded)
+               else kind() if kind is Unavailable else kind("boom"))
+        exc.hint = "do this"
+        resp = error_response(exc)
+        back = _error(httpx.Response(resp.status_code, content=resp.body,
+                                     headers=dict(resp.headers)))
+        assert type(back) is kind, code
+        assert resp.status_code == kind.status and back.hint == "do this"
+    assert ERROR_CODES["unavailable"].status == 503
+    assert ERROR_CODES["quota_exceeded"].status == 413
+
+
+def test_huge_integers_deep_nesting_and_unknown_routes_are_json_4xx(
+        svc: InProcessService) -> None:
+    with svc.http() as http:
+        r = http.post("/v1/accounts", content=b'{"account":"x","entries":' + b"9" * 5000 + b"}")
+        assert r.status_code == 400 and r.json()["error"] == "bad_request"
+        deep = b'{"account":"x","entries":' + b"[" * 5000 + b"]" * 5000 + b"}"
+        r = http.post("/v1/accounts", content=deep)
+        assert r.status_code == 400 and r.json()["error"] == "bad_request"
+        r = http.get("/v2/nothing")
+        assert r.status_code == 404 and set(r.json()) == {"error", "message"}
+        r = http.delete("/v1/health")
+        assert r.status_code == 405 and set(r.json()) == {"error", "message"}
+
+
+def _svc_with(svc: InProcessService, **limits: Any) -> InProcessService:
+    """The same store behind an app with other limits."""
+    from core_harness import InProcessService as Svc
+    from keystead.core.service import ServiceConfig, create_app
+    from keystead.core.service.context import ServiceContext
+
+    other = Svc(svc.store, svc.clock, svc.tmp)
+    other.ctx = ServiceContext(svc.store, clock=svc.clock,
+                               config=ServiceConfig(cpu_workers=0, **limits))
+    other.app = create_app(other.ctx)
+    from core_harness import SyncASGITransport, TamperingTransport
+
+    other.transport = TamperingTransport(SyncASGITransport(other.app))
+    return other
+
+
+def test_account_creation_per_source_is_limited_with_429(svc: InProcessService) -> None:
+    limited = _svc_with(svc, accounts_per_source_hour=2)
+    limited.create("one")
+    limited.create("two")
+    with pytest.raises(RateLimited) as e:
+        limited.create("three")
+    assert e.value.limit == "accounts_per_source_hour" and e.value.retry_after
+    limited.clock.advance(3600)
+    limited.create("three")
+
+
+def test_unauthenticated_fields_are_bounded(svc: InProcessService, alice: Device) -> None:
+    from keystead.core.errors import QuotaExceeded
+
+    limited = _svc_with(svc, max_recovery_blob=10)
+    with pytest.raises(QuotaExceeded) as e:
+        limited.create("bigblob")
+    assert e.value.limit == "max_recovery_blob"
+    with svc.http() as http:
+        r = http.post(f"/v1/accounts/{alice.account}/pairing",
+                      json={"device": {"name": "x" * 20_000}, "statement_sig": "AA"})
+    assert r.status_code == 413 and r.json()["limit"] == "max_body"
+
+
+def test_reencryption_rate_per_account_answers_429_with_retry_after(
+        svc: InProcessService) -> None:
+    limited = _svc_with(svc, reencrypt_per_minute=3)
+    dev, _ = limited.create("busy")
+    capsule = dev.chain().collection("notes").epochs[1][0]
+    dev.reencrypt(dev.account, [("notes", capsule)] * 2)
+    path = f"/v1/accounts/{dev.account}/reencrypt"
+    body = json.dumps({"requests": [{"key": "notes", "capsule": acct.b64e(capsule)}] * 2})
+    with limited.http() as http:
+        r = http.post(path, content=body, headers=signed(dev, "POST", path, body.encode()))
+    assert r.status_code == 429 and r.json()["limit"] == "reencrypt_per_minute"
+    assert 0 < int(r.headers["retry-after"]) <= 60
+    metrics = httpx.Client(transport=limited.transport, base_url=limited.url).get("/metrics")
+    assert 'keystead_refusals_total{limit="reencrypt_per_minute"} 1.0' in metrics.text
+
+
+# ---------------------------------------------------------------- long polls
+def _spool_wait(svc: InProcessService, dev: Device, wait: int) -> tuple[str, dict[str, str]]:
+    path = f"/v1/accounts/{dev.account}/spool/notes?after=0&wait={wait}"
+    return path, signed(dev, "GET", path, b"")
+
+
+def test_a_long_poll_is_woken_by_a_post_not_by_polling(svc: InProcessService,
+                                                       alice: Device) -> None:
+    import time
+
+    async def run() -> tuple[float, Any]:
+        transport = httpx.ASGITransport(app=svc.app)
+        async with httpx.AsyncClient(transport=transport, base_url=svc.url) as http:
+            path, headers = _spool_wait(svc, alice, 30)
+            start = time.monotonic()
+            waiting = asyncio.ensure_future(http.get(path, headers=headers))
+            for _ in range(200):
+                await asyncio.sleep(0.01)
+                if svc.ctx.notifier.waiting:
+                    break
+            assert svc.ctx.notifier.waiting == 1
+            await asyncio.sleep(0.2)  # its first read is done
+            checks = svc.store.spool_get  # no database re-reads while nothing was posted
+            reads = []
+            svc.store.spool_get = lambda *a: reads.append(a) or checks(*a)  # type: ignore
+            await asyncio.sleep(0.3)
+            assert reads == []
+            await asyncio.to_thread(svc.store.spool_put, alice.account, "notes", "x", b"hi",
+                                    svc.ctx.now())
+            r = await waiting
+            del svc.store.spool_get
+            return time.monotonic() - start, r.json()
+
+    took, answer = asyncio.run(run())
+    assert [m["body"] for m in answer["messages"]] == [acct.b64e(b"hi")]
+    assert took < 5
+    assert svc.ctx.notifier.waiting == 0
+
+
+def test_a_stop_answers_every_waiter_at_once(svc: InProcessService, alice: Device) -> None:
+    import time
+
+    async def run() -> float:
+        transport = httpx.ASGITransport(app=svc.app)
+        async with httpx.AsyncClient(transport=transport, base_url=svc.url) as http:
+            polls = []
+            for _ in range(20):
+                path, headers = _spool_wait(svc, alice, 60)
+                polls.append(asyncio.ensure_future(http.get(path, headers=headers)))
+            for _ in range(300):
+                await asyncio.sleep(0.01)
+                if svc.ctx.notifier.waiting == 20:
+                    break
+            start = time.monotonic()
+            svc.ctx.notifier.close()
+            answers = await asyncio.gather(*polls)
+            assert all(r.status_code == 200 and r.json()["messages"] == [] for r in answers)
+            return time.monotonic() - start
+
+    assert asyncio.run(run()) < 2
+    assert svc.ctx.notifier.waiting == 0
+
+
+def test_a_client_that_goes_away_leaves_no_waiter(svc: InProcessService,
+                                                  alice: Device) -> None:
+    path, headers = _spool_wait(svc, alice, 60)
+    sent: list[dict[str, Any]] = []
+
+    async def run() -> None:
+        gone = asyncio.Event()
+        calls = 0
+
+        async def receive() -> dict[str, Any]:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(msg: dict[str, Any]) -> None:
+            sent.append(msg)
+
+        raw, _, query = path.partition("?")
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+                 "method": "GET", "scheme": "http", "path": raw, "raw_path": raw.encode(),
+                 "query_string": query.encode(), "root_path": "",
+                 "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+                 "client": ("127.0.0.1", 1), "server": ("keystead.test", 80)}
+        task = asyncio.ensure_future(svc.app(scope, receive, send))
+        for _ in range(300):
+            await asyncio.sleep(0.01)
+            if svc.ctx.notifier.waiting:
+                break
+        assert svc.ctx.notifier.waiting == 1
+        gone.set()
+        await asyncio.wait_for(task, 2)
+
+    asyncio.run(run())
+    assert svc.ctx.notifier.waiting == 0
+
+
+def test_metrics_and_openapi(svc: InProcessService, alice: Device) -> None:
+    with svc.http() as http:
+        text = http.get("/metrics").text
+        assert "keystead_request_seconds_bucket" in text and "keystead_waiters" in text
+        assert 'route="/v1/accounts/{account}/collections/{collection}/items"' in text
+        paths = http.get("/openapi.json").json()["paths"]
+    assert "/v1/accounts/{account}/spool/{channel}" in paths and "/v1/ready" in paths

@@ -798,3 +798,102 @@ def test_refusals_without_a_grant_are_counted_not_logged_one_by_one(a: Acct) -> 
     assert [r.id for r in a.store.audit(a.name, after=records[0].id, limit=1)] == [records[1].id]
     assert [r.reason for r in a.store.audit(a.name, allowed=True)] == [""]
     assert len(a.store.audit(a.name, allowed=False)) == 2
+
+
+# ------------------------------------------------------------------------- concurrency
+def test_concurrent_editors_lose_no_acknowledged_write(a: Acct, database_url: str) -> None:
+    """Three editors, each with its own engine (as separate processes would have), edit one
+    item: every write the store acknowledged is in the history, change numbers are unique
+    and gap-free, and the final version counts exactly the acknowledged writes."""
+    import threading
+
+    from keystead.core.service.db import make_engine
+
+    a.store.put_items(a.name, "notes", [item("shared", 1, b"v1")])
+    acked: list[tuple[int, int, bytes]] = []
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def editor(n: int) -> None:
+        engine = make_engine(database_url)
+        store = Store(engine)
+        try:
+            for k in range(12):
+                while True:
+                    cur = [i for i in store.changes(a.name, "notes", 0, 1000)
+                           if i.id == "shared"][0]
+                    body = f"e{n}-{k}".encode()
+                    try:
+                        seq = store.put_items(a.name, "notes",
+                                              [item("shared", cur.version + 1, body)])[0]
+                    except Conflict:
+                        continue
+                    with lock:
+                        acked.append((cur.version + 1, seq, body))
+                    break
+        except BaseException as e:  # surfaced below, with the thread's traceback
+            errors.append(e)
+        finally:
+            engine.dispose()
+
+    threads = [threading.Thread(target=editor, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    final = [i for i in a.store.changes(a.name, "notes", 0, 1000) if i.id == "shared"][0]
+    assert final.version == 1 + len(acked) == 37
+    assert sorted(v for v, _, _ in acked) == list(range(2, 38))  # each version acked once
+    assert sorted(s for _, s, _ in acked) == list(range(2, 38))  # seq 1 was the first write
+    newest = max(acked)
+    assert final.ciphertext == newest[2] and final.seq == newest[1]
+
+
+def test_change_numbers_are_per_collection_and_gap_free(a: Acct) -> None:
+    s = a.store
+    assert s.put_items(a.name, "notes", [item("a", 1)]) == [1]
+    assert s.put_items(a.name, "ssh", [item("k", 1)]) == [1]
+    assert s.put_items(a.name, "notes", [item("b", 1), item("a", 2)]) == [2, 3]
+    assert [i.seq for i in s.changes(a.name, "ssh", 0, 10)] == [1]
+
+
+def test_rate_counters_are_shared_by_stores_on_one_database(store: Store,
+                                                            database_url: str) -> None:
+    from keystead.core.service.db import make_engine
+
+    other = Store(make_engine(database_url))
+    key = f"test:{uuid.uuid4().hex}"
+    store.hit(key, 3, 60, NOW, name="three")
+    other.hit(key, 3, 60, NOW, 2, name="three")
+    with pytest.raises(RateLimited) as e:
+        store.hit(key, 3, 60, NOW + 1, name="three")
+    assert e.value.limit == "three" and e.value.retry_after == 60 - (NOW + 1) % 60
+    other.hit(key, 3, 60, NOW + 60, 3)  # the next window starts empty
+    other.engine.dispose()
+
+
+def test_item_and_spool_quotas_refuse_with_the_limit_named(a: Acct) -> None:
+    from keystead.core.errors import QuotaExceeded
+    from keystead.core.service.config import ServiceConfig
+
+    s = a.store
+    s.config = ServiceConfig(quota_items=2, quota_item_bytes=100, quota_spool_messages=2,
+                             quota_spool_bytes=10)
+    s.put_items(a.name, "notes", [item("a", 1, b"x" * 40), item("b", 1, b"x" * 40)])
+    with pytest.raises(QuotaExceeded) as e:
+        s.put_items(a.name, "notes", [item("c", 1, b"x")])
+    assert e.value.limit == "quota_items"
+    with pytest.raises(QuotaExceeded) as e:
+        s.put_items(a.name, "notes", [item("a", 2, b"x" * 61)])
+    assert e.value.limit == "quota_item_bytes"
+    s.put_items(a.name, "notes", [item("a", 2, b"x" * 60)])  # replacing counts the difference
+    s.spool_put(a.name, "inbox", "x", b"12345", NOW)
+    with pytest.raises(QuotaExceeded) as e:
+        s.spool_put(a.name, "inbox", "x", b"123456", NOW)
+    assert e.value.limit == "quota_spool_bytes"
+    s.spool_put(a.name, "inbox", "x", b"1", NOW)
+    with pytest.raises(QuotaExceeded) as e:
+        s.spool_put(a.name, "inbox", "x", b"1", NOW)
+    assert e.value.limit == "quota_spool_messages"
+    assert len(s.spool_get(a.name, "inbox", 0, 10, NOW)) == 2

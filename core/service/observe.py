@@ -1,0 +1,81 @@
+"""What operators see: Prometheus metrics at ``/metrics`` and one JSON access-log line per
+request (logger ``keystead.access``).
+
+The metrics live in a registry per app (several apps in one test process do not collide);
+with ``--workers N`` each process serves its own numbers, as Prometheus expects of
+separately scraped targets.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from .notify import Notifier
+    from .workers import CpuPool
+
+__all__ = ["AccessLog", "Metrics"]
+
+access_log = logging.getLogger("keystead.access")
+
+
+class Metrics:
+    def __init__(self, notifier: Notifier, cpu: CpuPool) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("keystead_requests", "Requests by route and status",
+                                ["method", "route", "status"], registry=r)
+        self.latency = Histogram(
+            "keystead_request_seconds", "Time to answer, by route", ["route"], registry=r,
+            buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60))
+        self.reencryptions = Counter("keystead_reencryptions", "Capsules re-encrypted",
+                                     registry=r)
+        self.refusals = Counter("keystead_refusals", "Requests refused by a limit or quota",
+                                ["limit"], registry=r)
+        Gauge("keystead_waiters", "Long polls waiting now", registry=r).set_function(
+            lambda: notifier.waiting)
+        Gauge("keystead_cpu_queue", "Capsules queued or in progress in the CPU pool",
+              registry=r).set_function(lambda: cpu.queued)
+
+    def render(self) -> bytes:
+        return bytes(generate_latest(self.registry))
+
+
+class AccessLog:
+    """ASGI middleware: counts, times and logs every HTTP request by its route template."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def sending(msg: Message) -> None:
+            nonlocal status
+            if msg["type"] == "http.response.start":
+                status = msg["status"]
+            await send(msg)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            took = time.perf_counter() - start
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(scope["method"], route, str(status)).inc()
+            self.metrics.latency.labels(route).observe(took)
+            if access_log.isEnabledFor(logging.INFO):
+                client = scope.get("client") or ("", 0)
+                access_log.info(json.dumps({
+                    "t": round(time.time(), 3), "client": client[0], "method": scope["method"],
+                    "path": scope["path"], "route": route, "status": status,
+                    "ms": round(took * 1000, 2)}, separators=(",", ":")))

@@ -1,0 +1,212 @@
+"""Running the service: migrations once, then one process or a supervisor of N.
+
+The parent migrates the schema before any worker serves, so workers never race to do it
+and a database that cannot be opened is one line and exit 1, whatever ``--workers`` says.
+It binds the listening socket itself with ``TCP_NODELAY`` (uvicorn's own multi-worker
+socket is created without a protocol number, so asyncio never set ``TCP_NODELAY`` on its
+connections, and every keep-alive answer waited ~40 ms for the client's delayed ACK).
+
+Signals to the parent: TERM/INT stop every worker (each answers its long polls at once);
+HUP replaces the workers one by one, each new one serving before its old one stops (a
+graceful reload). A worker that dies (even by SIGKILL) is replaced.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import multiprocessing.connection
+import signal
+import socket
+import sys
+import time
+from multiprocessing.connection import Connection
+from types import FrameType
+from typing import Any
+
+import uvicorn
+
+from ..errors import StorageError
+from .config import ServiceConfig
+from .context import ServiceContext
+
+__all__ = ["KeysteadServer", "bind", "run_service"]
+
+log = logging.getLogger("keystead.service")
+
+
+class KeysteadServer(uvicorn.Server):
+    """uvicorn's server, whose stop signal also answers every waiting long poll at once."""
+
+    def __init__(self, config: uvicorn.Config, ctx: ServiceContext,
+                 ready: Connection | None = None) -> None:
+        super().__init__(config)
+        self.ctx, self.ready = ctx, ready
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self.ctx.notifier.close()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.ready is not None:
+            try:
+                self.ready.send("ready")
+            except OSError:
+                pass  # the supervisor stopped listening: nothing to tell
+            self.ready.close()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by connections
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        raise StorageError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _logging(config: ServiceConfig) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access = logging.getLogger("keystead.access")
+    access.handlers[:] = [handler]
+    access.propagate = False
+    access.setLevel(logging.INFO if config.access_log else logging.WARNING)
+    service = logging.getLogger("keystead.service")
+    service.handlers[:] = [handler]
+    service.setLevel(logging.INFO)
+
+
+def _serve(url: str, config: ServiceConfig, sock: socket.socket,
+           ready: Connection | None = None) -> None:
+    """One worker: the app on the shared socket (the schema is already migrated)."""
+    from . import app_for, make_context
+
+    _logging(config)
+    ctx = make_context(url, config, migrate_schema=False)
+    server = KeysteadServer(uvicorn.Config(
+        app_for(ctx), log_level="warning", access_log=False, lifespan="on",
+        timeout_graceful_shutdown=max(1, int(config.shutdown_grace)),
+        timeout_keep_alive=5, backlog=2048), ctx, ready)
+    server.run(sockets=[sock])
+
+
+def run_service(url: str, host: str, port: int, workers: int, config: ServiceConfig,
+                *, shown: str = "") -> None:
+    """Migrate, bind, then serve in this process or supervise ``workers`` processes."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .db import make_engine, migrate
+
+    if workers > 1 and url.startswith("sqlite"):
+        raise StorageError("--workers above 1 needs PostgreSQL (SQLite is for one process): "
+                           "use --database-url postgresql+psycopg://...")
+    try:
+        engine = make_engine(url)
+        migrate(engine)
+        engine.dispose()
+    except (SQLAlchemyError, OSError, ValueError) as e:
+        raise StorageError(f"cannot open the database: {e}".splitlines()[0]) from e
+    sock = bind(host, port)
+    print(f"keystead service on http://{host}:{sock.getsockname()[1]} (database: "
+          f"{shown or 'given'}, {workers} process{'es' if workers > 1 else ''})",
+          file=sys.stderr, flush=True)
+    if workers == 1:
+        _serve(url, config, sock)
+        return
+    _Supervisor(url, config, sock, workers).run()
+
+
+class _Supervisor:
+    def __init__(self, url: str, config: ServiceConfig, sock: socket.socket,
+                 workers: int) -> None:
+        self.url, self.config, self.sock, self.n = url, config, sock, workers
+        self.ctx = multiprocessing.get_context("spawn")
+        self.procs: list[Any] = []
+        self.stopping = False
+        self.reload = False
+        self.crashes: list[float] = []
+        self.pipes: dict[int | None, Connection] = {}
+
+    def spawn(self, wait_ready: bool = False) -> Any:
+        parent, child = self.ctx.Pipe(duplex=False)
+        proc = self.ctx.Process(target=_serve, args=(self.url, self.config, self.sock, child),
+                                name="keystead-worker")
+        proc.start()
+        child.close()
+        self.pipes[proc.pid] = parent  # kept open: the worker writes into it when it serves
+        if wait_ready:
+            ok = parent.poll(60) and parent.recv() == "ready"
+            if not ok:
+                proc.terminate()
+                proc.join(5)
+                raise StorageError("a new worker did not start")
+        return proc
+
+    def _signal(self, sig: int, _frame: FrameType | None) -> None:
+        if sig == signal.SIGHUP:
+            self.reload = True
+        else:
+            self.stopping = True
+
+    def run(self) -> None:
+        rfd, wfd = socket.socketpair()
+        rfd.setblocking(False)
+        wfd.setblocking(False)
+        signal.set_wakeup_fd(wfd.fileno())
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self._signal)
+        self.procs = [self.spawn() for _ in range(self.n)]
+        try:
+            while not self.stopping:
+                multiprocessing.connection.wait([p.sentinel for p in self.procs] + [rfd])
+                try:
+                    rfd.recv(512)
+                except BlockingIOError:
+                    pass
+                if self.stopping:
+                    break
+                if self.reload:
+                    self.reload = False
+                    self._reload()
+                self._replace_dead()
+        finally:
+            for p in self.procs:
+                if p.is_alive():
+                    p.terminate()
+            deadline = time.monotonic() + 10
+            for p in self.procs:
+                p.join(max(0.1, deadline - time.monotonic()))
+                if p.is_alive():
+                    p.kill()
+                    p.join()
+
+    def _replace_dead(self) -> None:
+        for i, p in enumerate(self.procs):
+            if p.is_alive() or self.stopping:
+                continue
+            now = time.monotonic()
+            self.crashes = [t for t in self.crashes if now - t < 30] + [now]
+            if len(self.crashes) > 5 * self.n:
+                self.stopping = True
+                raise StorageError("workers keep dying; see the log above")
+            log.warning("worker %s exited (%s); starting another", p.pid, p.exitcode)
+            self.pipes.pop(p.pid, None)
+            self.procs[i] = self.spawn()
+
+    def _reload(self) -> None:
+        retired: list[Any] = []
+        for i, old in enumerate(list(self.procs)):
+            self.procs[i] = self.spawn(wait_ready=True)
+            old.terminate()  # answers its long polls at once; its clients come back to another
+            retired.append(old)
+        for old in retired:
+            old.join(10)
+            self.pipes.pop(old.pid, None)
+        log.warning("reloaded %d workers", len(self.procs))

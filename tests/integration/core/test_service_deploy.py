@@ -1,0 +1,270 @@
+"""Several real service processes on one PostgreSQL, behind a real nginx (deploy/nginx.conf).
+
+A device waiting on one process is woken by a post to another (LISTEN/NOTIFY); a stop
+answers every waiter at once; a process killed with SIGKILL mid-write loses nothing it
+acknowledged; database connections cut under load are 503 JSON, then service resumes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from keystead.core.account import create_account
+from keystead.core.client import ServiceClient, Signer
+from keystead.core.device import Device
+from keystead.core.errors import Unavailable
+from keystead.core.home import Home
+from keystead.core.testing import ServiceProcess, free_port
+
+ROOT = Path(__file__).resolve().parents[3]
+PG = os.environ.get("KEYSTEAD_TEST_DATABASE_URL", "")
+needs_pg = pytest.mark.skipif(not PG.startswith("postgresql"),
+                              reason="KEYSTEAD_TEST_DATABASE_URL is not a PostgreSQL URL")
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+def _render(listen: int, backends: list[int]) -> str:
+    sys.path.insert(0, str(ROOT / "deploy"))
+    try:
+        import render
+    finally:
+        sys.path.pop(0)
+    return str(render.render(listen, backends))
+
+
+@pytest.fixture
+def two_behind_nginx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                     ) -> Iterator[tuple[str, list[ServiceProcess]]]:
+    if not os.path.exists(NGINX):
+        pytest.skip("nginx is not installed (apt-get install nginx)")
+    monkeypatch.setenv("KEYSTEAD_TRUST_FORWARDED_FOR", "true")
+    procs = [ServiceProcess(PG, tmp_path / f"p{i}") for i in range(2)]
+    for p in procs:
+        p.workdir.mkdir()
+        p.start()
+    prefix = tmp_path / "nginx"
+    prefix.mkdir()
+    port = free_port()
+    conf = prefix / "nginx.conf"
+    conf.write_text(_render(port, [p.port for p in procs]))
+    with open(prefix / "error.log", "wb") as errlog:
+        nginx = subprocess.Popen([NGINX, "-p", str(prefix), "-c", str(conf)], stderr=errlog)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                if httpx.get(url + "/v1/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        yield url, procs
+    finally:
+        nginx.terminate()
+        nginx.wait(10)
+        for p in procs:
+            p.stop()
+
+
+def _device(tmp: Path, url: str) -> Device:
+    # our own transport, closed after the test (create_account leaves its first client open)
+    transport = httpx.HTTPTransport()
+    _transports.append(transport)
+    dev, _ = create_account(Home(tmp / "home"), url, f"d-{uuid.uuid4().hex[:8]}", "laptop",
+                            "pass phrase for tests", collections=("notes",),
+                            transport=transport)
+    _devices.append(dev)
+    return dev
+
+
+_clients: list[ServiceClient] = []
+_devices: list[Device] = []
+_transports: list[httpx.HTTPTransport] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _clients:
+        _clients.pop().close()
+    while _devices:
+        _devices.pop().close()
+    while _transports:
+        _transports.pop().close()
+
+
+def _client(dev: Device, url: str) -> ServiceClient:
+    client = ServiceClient(url, signer=Signer(dev.account, dev.device_id, dev.keys.signing))
+    _clients.append(client)
+    return client
+
+
+def _wait_in_thread(client: ServiceClient, account: str, wait: int, after: int = 0
+                    ) -> tuple[threading.Thread, dict[str, object]]:
+    out: dict[str, object] = {}
+
+    def run() -> None:
+        start = time.monotonic()
+        out["answer"] = client.get(f"/accounts/{account}/spool/notes",
+                                   params={"after": after, "wait": wait}, timeout=wait + 10)
+        out["took"] = time.monotonic() - start
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t, out
+
+
+def _waiters(proc: ServiceProcess) -> float:
+    text = httpx.get(proc.url + "/metrics", timeout=5).text
+    line = next(x for x in text.splitlines() if x.startswith("keystead_waiters "))
+    return float(line.split()[1])
+
+
+@needs_pg
+def test_a_waiter_on_one_process_is_woken_by_a_post_to_the_other(
+        two_behind_nginx: tuple[str, list[ServiceProcess]], tmp_path: Path) -> None:
+    url, (a, b) = two_behind_nginx
+    dev = _device(tmp_path, url)  # created through nginx
+    t, out = _wait_in_thread(_client(dev, a.url), dev.account, 30)
+    for _ in range(100):
+        if _waiters(a) == 1:
+            break
+        time.sleep(0.05)
+    assert _waiters(a) == 1 and _waiters(b) == 0
+    posted = time.monotonic()
+    _client(dev, b.url).post(f"/accounts/{dev.account}/spool/notes", {"body": "aGk"})
+    t.join(20)
+    woke = time.monotonic() - posted
+    answer = out["answer"]
+    assert isinstance(answer, dict) and [m["body"] for m in answer["messages"]] == ["aGk"]
+    assert woke < 2, woke  # LISTEN/NOTIFY, not the 30 s timeout
+    assert _waiters(a) == 0
+
+    # through nginx: whichever process holds the wait, a post to either wakes it
+    for target in (a, b):
+        cursor = answer["messages"][-1]["id"]
+        t, out = _wait_in_thread(_client(dev, url), dev.account, 30, cursor)
+        time.sleep(0.5)
+        _client(dev, target.url).post(f"/accounts/{dev.account}/spool/notes", {"body": "eW8"})
+        t.join(20)
+        answer = out["answer"]
+        assert isinstance(answer, dict) and any(m["id"] > cursor for m in answer["messages"])
+        assert float(str(out["took"])) < 5
+
+
+@needs_pg
+def test_stop_answers_every_waiter_and_a_killed_process_loses_no_acknowledged_write(
+        two_behind_nginx: tuple[str, list[ServiceProcess]], tmp_path: Path) -> None:
+    url, (a, b) = two_behind_nginx
+    dev = _device(tmp_path, url)
+    threads = [_wait_in_thread(_client(dev, a.url), dev.account, 60) for _ in range(30)]
+    for _ in range(100):
+        if _waiters(a) == 30:
+            break
+        time.sleep(0.05)
+    assert a.process is not None
+    start = time.monotonic()
+    a.process.send_signal(signal.SIGTERM)
+    a.process.wait(10)
+    for t, _ in threads:
+        t.join(10)
+    assert time.monotonic() - start < 2
+    assert all(isinstance(out.get("answer"), dict) for _, out in threads)
+    a.start()  # rejoins without anything else
+
+    # writes through nginx while process b is SIGKILLed: each acknowledged one is stored
+    acked: list[int] = []
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def writer() -> None:
+        client = _client(dev, url)
+        while not stop.is_set():
+            try:
+                r = client.post(f"/accounts/{dev.account}/spool/notes", {"body": "d3I"})
+                acked.append(int(r["id"]))
+            except Exception as e:  # noqa: BLE001 - a refused or cut write is allowed
+                errors.append(type(e).__name__)
+
+    ws = [threading.Thread(target=writer) for _ in range(4)]
+    for w in ws:
+        w.start()
+    time.sleep(1.5)
+    assert b.process is not None
+    b.process.kill()
+    b.process.wait(10)
+    time.sleep(1.5)
+    stop.set()
+    for w in ws:
+        w.join(30)
+    stored = {m["id"] for m in _client(dev, a.url).get(
+        f"/accounts/{dev.account}/spool/notes", params={"after": 0, "limit": 20000})["messages"]}
+    assert len(acked) > 10
+    assert set(acked) <= stored
+    b.start()
+    assert httpx.get(b.url + "/v1/ready", timeout=5).status_code == 200
+
+
+@needs_pg
+def test_database_connections_cut_under_load_are_503_json_then_recover(
+        tmp_path: Path) -> None:
+    from sqlalchemy import create_engine, text
+
+    with ServiceProcess(PG, tmp_path) as svc:
+        dev = _device(tmp_path, svc.url)
+        client = _client(dev, svc.url)
+        statuses: list[str] = []
+        stop = threading.Event()
+
+        def reader() -> None:
+            while not stop.is_set():
+                try:
+                    client.get(f"/accounts/{dev.account}/collections/notes/items")
+                    statuses.append("ok")
+                except Unavailable:
+                    statuses.append("503")
+
+        ts = [threading.Thread(target=reader) for _ in range(4)]
+        for t in ts:
+            t.start()
+        time.sleep(1)
+        admin = create_engine(PG)
+        with admin.begin() as conn:  # every connection of the service, the listener's too
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+        admin.dispose()
+        time.sleep(2)
+        stop.set()
+        for t in ts:
+            t.join(30)
+        assert statuses[-1] == "ok"  # recovered without a restart
+        assert httpx.get(svc.url + "/v1/ready", timeout=5).status_code == 200
+        log = (tmp_path / "service.log").read_text()
+        assert "Traceback" not in log
+
+
+def test_bad_database_url_and_sqlite_with_workers_are_one_line_and_exit_1(
+        tmp_path: Path) -> None:
+    cli = [sys.executable, "-m", "keystead.core.cli", "serve", "--port", str(free_port())]
+    for args, expect in [
+        (["--database-url", "postgresql+psycopg://nobody@127.0.0.1:1/x", "--workers", "2"],
+         "cannot open the database"),
+        (["--database-url", f"sqlite:///{tmp_path / 's.sqlite'}", "--workers", "2"],
+         "needs PostgreSQL"),
+        (["--database-url", "not a url"], "not a database URL"),
+    ]:
+        proc = subprocess.run(cli + args, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 1, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and expect in lines[0], proc.stderr
