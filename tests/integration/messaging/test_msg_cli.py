@@ -1,7 +1,9 @@
 """``keystead msg`` against a real service process, with several accounts and device homes.
 
-Bad entries are injected through the real service by devices opened with the library
-(another account's device, or the sender's own device signing something wrong).
+Bad entries are posted through the real service's direct-message route by devices opened
+with the library (another account's device, or the sender's own device signing something
+wrong); what that route refuses outright (a copy sealed to another account's key) is written
+into the spool the way a hostile service could, to show the recipient refuses it too.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 import time
 from typing import Any
 
+import pytest
 from keystead.adapters.messaging import _inbox
 from keystead.adapters.messaging._envelope import (
     Group,
@@ -18,7 +21,15 @@ from keystead.adapters.messaging._envelope import (
     new_message_id,
     seal_body,
 )
-from keystead.core import Device, b64d, b64e, canonical_json, random_bytes, seal_to_key
+from keystead.core import (
+    Device,
+    FormatError,
+    b64d,
+    b64e,
+    canonical_json,
+    random_bytes,
+    seal_to_key,
+)
 from keystead.core import Home as CoreHome
 from keystead.core.client import path
 
@@ -38,9 +49,31 @@ def _inbox_json(home: Any) -> list[dict[str, Any]]:
     return out
 
 
+_SERVICE: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def _the_service(service: Any) -> None:
+    _SERVICE[:] = [service]
+
+
 def _post(dev: Device, to_account: str, wire: bytes) -> int:
-    resp = dev.client.post(path("accounts", to_account, "spool", "messages"), {"body": b64e(wire)})
-    return int(resp["id"])
+    """Post where ``msg send`` posts; what that route refuses before storing (a key sealed
+    for another account) goes into the spool as a hostile service would put it."""
+    try:
+        resp = dev.client.post(path("messaging", "direct", to_account), {"body": b64e(wire)})
+        return int(resp["id"])
+    except FormatError:
+        from keystead.core.service.db import make_engine
+        from keystead.core.service.store import Store
+
+        engine = make_engine(_SERVICE[0].database_url)
+        try:
+            return Store(engine).spool_put(to_account, "messages",
+                                           f"{dev.account}/{dev.device_id}", wire,
+                                           int(time.time()))
+        finally:
+            engine.dispose()
 
 
 def _wire(

@@ -74,7 +74,7 @@ def _post_claiming(mallory: Any, bob: Any, sender: str) -> None:
         body = seal_body(mk, "hello", body_ad(mid, sender, m.device_id, now, None))
         wire = make_envelope(m.keys.signing, message_id=mid, sender=sender, device=m.device_id,
                              to=to, time=now, group=None, sealed_key=sealed, body=body)
-        m.client.post(path("accounts", bob.name, "spool", "messages"), {"body": b64e(wire)})
+        m.client.post(path("messaging", "direct", bob.name), {"body": b64e(wire)})
     finally:
         m.close()
 
