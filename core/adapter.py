@@ -100,9 +100,15 @@ class Channel:
 class Adapter(Protocol):
     """One application on top of the core: what every adapter must have."""
 
-    name: str
-    collections: tuple[str, ...]
-    commands: tuple[str, ...]
+    # Read-only members: an adapter may declare them as plain class attributes.
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def collections(self) -> tuple[str, ...]: ...
+
+    @property
+    def commands(self) -> tuple[str, ...]: ...
 
     def cli_groups(self) -> Mapping[str, click.Command]:
         """CLI groups by command name (``ssh``, ``passwords``...). Imported lazily by the CLI."""

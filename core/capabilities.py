@@ -277,11 +277,13 @@ class AdapterCapabilities:
                            frozenset({self.adapter.name, *self.adapter.collections}), server)
 
     # -- other adapters' services
-    def service(self, kind: type[T]) -> T:
-        """The installed provider of ``kind``; :class:`ServiceUnavailable` if none is."""
+    def service(self, kind: Callable[..., T]) -> T:
+        """The installed provider of ``kind`` (a service Protocol such as :class:`Confirmer`);
+        :class:`ServiceUnavailable` if none is."""
         adapters = self._adapters if self._adapters is not None else discover()
-        other = provider_of(kind, adapters, wanted_by=self.adapter.name)
-        factory = other.services()[kind]
+        wanted: type[Any] = kind  # type: ignore[assignment]  # a Protocol class is a type
+        other = provider_of(wanted, adapters, wanted_by=self.adapter.name)
+        factory = other.services()[wanted]
         return factory(AdapterCapabilities(self._device, other, adapters))  # type: ignore[no-any-return]
 
 

@@ -265,7 +265,7 @@ def audit(label: str | None, after: int, limit: int, grantee: str | None, outcom
         records = [r for r in page.records
                    if label_of(r.key) is not None and (key is None or r.key == key)]
         names = _device_names(dev, {r.account for r in records})
-    rows = [{"id": r.id, "time": iso_time(r.time), "label": label_of(r.key),
+    rows: list[dict[str, Any]] = [{"id": r.id, "time": iso_time(r.time), "label": label_of(r.key),
              "document_id": r.context, "capsule_sha256": r.capsule or None,
              "account": r.account, "device": r.device, "device_name": names.get(r.device),
              "allowed": r.allowed, "reason": r.reason, "count": r.count} for r in records]
