@@ -45,7 +45,10 @@ def test_the_installed_adapters_declare_their_channels() -> None:
     policies = channel_policies(adapters)
     assert not policies["confirm"].accepts_device(own=False)
     assert not policies["confirm"].accepts_device(own=True)
-    assert policies["messages"].accepts_device(own=False)
+    # the messaging routes do all posting to the spool: no device posts there directly
+    assert not policies["messages"].accepts_device(own=False)
+    assert not policies["messages"].accepts_device(own=True)
+    assert Poster.SERVICE in policies["messages"].posters
     assert isinstance(adapters["passwords"], HasQuickCommands)
     assert isinstance(adapters["passwords"], HasResolver)
     assert not isinstance(adapters["ssh"], HasResolver)
