@@ -709,10 +709,12 @@ def test_reencryption_rate_per_account_answers_429_with_retry_after(
         svc: InProcessService) -> None:
     limited = _svc_with(svc, reencrypt_per_minute=3)
     dev, _ = limited.create("busy")
-    capsule = dev.chain().collection("notes").epochs[1][0]
-    dev.reencrypt(dev.account, [("notes", capsule)] * 2)
+    info = dev.chain().collection("notes").current
+    assert info.capsule is not None
+    dev.reencrypt(dev.account, [("notes", info.epoch, info.capsule)] * 2)
     path = f"/v1/accounts/{dev.account}/reencrypt"
-    body = json.dumps({"requests": [{"key": "notes", "capsule": acct.b64e(capsule)}] * 2})
+    body = json.dumps({"requests": [{"key": "notes", "epoch": info.epoch,
+                                     "capsule": acct.b64e(info.capsule)}] * 2})
     with limited.http() as http:
         r = http.post(path, content=body, headers=signed(dev, "POST", path, body.encode()))
     assert r.status_code == 429 and r.json()["limit"] == "reencrypt_per_minute"
@@ -724,7 +726,7 @@ def test_reencryption_rate_per_account_answers_429_with_retry_after(
 # ---------------------------------------------------------------- long polls
 def _spool_wait(svc: InProcessService, dev: Device, wait: int) -> tuple[str, dict[str, str]]:
     path = f"/v1/accounts/{dev.account}/spool/notes?after=0&wait={wait}"
-    return path, signed(dev, "GET", path, b"")
+    return path, {**signed(dev, "GET", path, b""), "keystead-protocol": "2"}
 
 
 def test_a_long_poll_is_woken_by_a_post_not_by_polling(svc: InProcessService,
@@ -808,14 +810,15 @@ def test_a_client_that_goes_away_leaves_no_waiter(svc: InProcessService,
         scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
                  "method": "GET", "scheme": "http", "path": raw, "raw_path": raw.encode(),
                  "query_string": query.encode(), "root_path": "",
-                 "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+                 "headers": [(b"host", b"keystead.test"),  # requests are signed to an origin
+                             *((k.lower().encode(), v.encode()) for k, v in headers.items())],
                  "client": ("127.0.0.1", 1), "server": ("keystead.test", 80)}
         task = asyncio.ensure_future(svc.app(scope, receive, send))
         for _ in range(300):
             await asyncio.sleep(0.01)
             if svc.ctx.notifier.waiting:
                 break
-        assert svc.ctx.notifier.waiting == 1
+        assert svc.ctx.notifier.waiting == 1, sent
         gone.set()
         await asyncio.wait_for(task, 2)
 

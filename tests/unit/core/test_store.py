@@ -405,11 +405,12 @@ def test_bundle_items_must_name_the_requesting_device(a: Acct) -> None:
 
 # -------------------------------------------------------------------------------- items
 def test_items_versions_and_changes(a: Acct) -> None:
-    assert a.put([a.item("a", 1), a.item("b", 1)]) == [2, 3]  # 1: the _admin secrets
-    assert a.put([a.item("a", 2, b"y")]) == [4]
+    # change numbers count per collection (the _admin secrets are 1 in _admin, not in notes)
+    assert a.put([a.item("a", 1), a.item("b", 1)]) == [1, 2]
+    assert a.put([a.item("a", 2, b"y")]) == [3]
     changes = a.store.changes(a.name, "notes", 0, 100)
-    assert [(i.id, i.version, i.seq) for i in changes] == [("b", 1, 3), ("a", 2, 4)]
-    assert [i.id for i in a.store.changes(a.name, "notes", 3, 100)] == ["a"]
+    assert [(i.id, i.version, i.seq) for i in changes] == [("b", 1, 2), ("a", 2, 3)]
+    assert [i.id for i in a.store.changes(a.name, "notes", 2, 100)] == ["a"]
     assert a.store.changes(a.name, "ssh", 0, 100) == []
     stored = changes[-1]
     assert stored.writer == a.admin.device_id
@@ -427,7 +428,7 @@ def test_stale_write_is_a_conflict_and_changes_nothing(a: Acct,
     with pytest.raises(Conflict):
         a.put([a.item(i, v) for i, v in stale])
     assert a.snapshot() == before
-    assert a.put([a.item("z", 1)]) == [4]  # seq not consumed
+    assert a.put([a.item("z", 1)]) == [3]  # seq not consumed
 
 
 def test_same_item_twice_in_one_write_is_refused(a: Acct) -> None:
@@ -776,14 +777,15 @@ def test_a_spooled_body_over_1_mib_is_refused_and_nothing_stored(a: Acct) -> Non
 def test_refusals_without_a_grant_are_counted_not_logged_one_by_one(a: Acct) -> None:
     import hashlib
 
-    keys, ch = a.device_entry("phone")
-    a.store.append(a.name, ch.entries)
-    capsule = a.store.chain_state(a.name).collection("notes").epochs[1][0]
+    keys, plan = a.device_entry("phone")
+    a.apply(plan)
+    epoch, capsule = _capsule(a)
     for i in range(50):  # no grant: one row, counted (the context it names is not kept)
         with pytest.raises(Forbidden):
-            a.store.reencrypt(a.name, [("notes", capsule)], auth(a, keys), f"ctx{i}", NOW + i)
+            a.store.reencrypt(a.name, [("notes", epoch, capsule)], auth(a, keys), f"ctx{i}",
+                              NOW + i)
     a.store.put_grants(a.name, a.grants(keys, ["notes"]), NOW)
-    a.store.reencrypt(a.name, [("notes", capsule)], auth(a, keys), "doc", NOW + 60)
+    a.store.reencrypt(a.name, [("notes", epoch, capsule)], auth(a, keys), "doc", NOW + 60)
     records = a.store.audit(a.name)
     assert [(r.allowed, r.reason, r.count, r.context) for r in records] == [
         (False, "no grant", 50, ""), (True, "", 1, "doc")]
@@ -791,7 +793,7 @@ def test_refusals_without_a_grant_are_counted_not_logged_one_by_one(a: Acct) -> 
     # an hour later, a new counted row
     assert a.store.delete_grant(a.name, "notes", "device", keys.device_id)
     with pytest.raises(Forbidden):
-        a.store.reencrypt(a.name, [("notes", capsule)], auth(a, keys), "x", NOW + 3700)
+        a.store.reencrypt(a.name, [("notes", epoch, capsule)], auth(a, keys), "x", NOW + 3700)
     # pages and filters
     page = a.store.audit(a.name, limit=1)
     assert [r.id for r in page] == [records[0].id]
@@ -809,7 +811,7 @@ def test_concurrent_editors_lose_no_acknowledged_write(a: Acct, database_url: st
 
     from keystead.core.service.db import make_engine
 
-    a.store.put_items(a.name, "notes", [item("shared", 1, b"v1")])
+    a.put([a.item("shared", 1, b"v1")])
     acked: list[tuple[int, int, bytes]] = []
     lock = threading.Lock()
     errors: list[BaseException] = []
@@ -817,19 +819,19 @@ def test_concurrent_editors_lose_no_acknowledged_write(a: Acct, database_url: st
     def editor(n: int) -> None:
         engine = make_engine(database_url)
         store = Store(engine)
+        mine = replace(a, store=store)
         try:
             for k in range(12):
                 while True:
                     cur = [i for i in store.changes(a.name, "notes", 0, 1000)
                            if i.id == "shared"][0]
-                    body = f"e{n}-{k}".encode()
+                    new = mine.item("shared", cur.version + 1, f"e{n}-{k}".encode())
                     try:
-                        seq = store.put_items(a.name, "notes",
-                                              [item("shared", cur.version + 1, body)])[0]
+                        seq = mine.put([new])[0]
                     except Conflict:
                         continue
                     with lock:
-                        acked.append((cur.version + 1, seq, body))
+                        acked.append((cur.version + 1, seq, new.ciphertext))
                     break
         except BaseException as e:  # surfaced below, with the thread's traceback
             errors.append(e)
@@ -852,10 +854,11 @@ def test_concurrent_editors_lose_no_acknowledged_write(a: Acct, database_url: st
 
 def test_change_numbers_are_per_collection_and_gap_free(a: Acct) -> None:
     s = a.store
-    assert s.put_items(a.name, "notes", [item("a", 1)]) == [1]
-    assert s.put_items(a.name, "ssh", [item("k", 1)]) == [1]
-    assert s.put_items(a.name, "notes", [item("b", 1), item("a", 2)]) == [2, 3]
+    assert a.put([a.item("a", 1)]) == [1]
+    assert a.put([a.item("k", 1, collection="ssh")], "ssh") == [1]
+    assert a.put([a.item("b", 1), a.item("a", 2)]) == [2, 3]
     assert [i.seq for i in s.changes(a.name, "ssh", 0, 10)] == [1]
+    assert [i.seq for i in s.changes(a.name, "_admin", 0, 10)] == [1]  # the secrets
 
 
 def test_rate_counters_are_shared_by_stores_on_one_database(store: Store,
@@ -878,16 +881,21 @@ def test_item_and_spool_quotas_refuse_with_the_limit_named(a: Acct) -> None:
     from keystead.core.service.config import ServiceConfig
 
     s = a.store
-    s.config = ServiceConfig(quota_items=2, quota_item_bytes=100, quota_spool_messages=2,
-                             quota_spool_bytes=10)
-    s.put_items(a.name, "notes", [item("a", 1, b"x" * 40), item("b", 1, b"x" * 40)])
+    held = [i for c in COLLECTIONS for i in s.changes(a.name, c, 0, 1000)]  # the secrets
+    first = [a.item("a", 1, b"x" * 40), a.item("b", 1, b"x" * 40)]
+    overhead = len(first[0].ciphertext) - 40  # what sealing adds to a plaintext
+    used = sum(len(i.ciphertext) for i in held) + sum(len(i.ciphertext) for i in first)
+    s.config = ServiceConfig(quota_items=len(held) + 2, quota_item_bytes=used + 20,
+                             quota_spool_messages=2, quota_spool_bytes=10)
+    a.put(first)
     with pytest.raises(QuotaExceeded) as e:
-        s.put_items(a.name, "notes", [item("c", 1, b"x")])
+        a.put([a.item("c", 1, b"x")])
     assert e.value.limit == "quota_items"
     with pytest.raises(QuotaExceeded) as e:
-        s.put_items(a.name, "notes", [item("a", 2, b"x" * 61)])
+        a.put([a.item("a", 2, b"x" * 61)])
     assert e.value.limit == "quota_item_bytes"
-    s.put_items(a.name, "notes", [item("a", 2, b"x" * 60)])  # replacing counts the difference
+    assert len(a.item("a", 2, b"x" * 60).ciphertext) == 60 + overhead
+    a.put([a.item("a", 2, b"x" * 60)])  # replacing counts the difference
     s.spool_put(a.name, "inbox", "x", b"12345", NOW)
     with pytest.raises(QuotaExceeded) as e:
         s.spool_put(a.name, "inbox", "x", b"123456", NOW)
