@@ -60,6 +60,7 @@ __all__ = [
     "ServiceCapabilities",
     "ServiceChannel",
     "ServiceUnavailable",
+    "SshKeySource",
     "capabilities_for",
     "provider_of",
 ]
@@ -85,6 +86,17 @@ class Confirmer(Protocol):
 
     def confirm(self, message: str, *, wait: int = 60, number_matching: bool = True,
                 show_number: Callable[[int], None] | None = None) -> bool: ...
+
+
+@runtime_checkable
+class SshKeySource(Protocol):
+    """Private SSH keys kept by another application (the password vault's SSH-key items),
+    for ``keystead ssh import --from-vault NAME``."""
+
+    def ssh_private_key(self, name: str) -> bytes:
+        """The key file's bytes (OpenSSH or PEM) of the item called ``name``;
+        ``NotFound`` if there is none."""
+        ...
 
 
 # ================================================================== device side

@@ -6,7 +6,7 @@ the formats and the Public Suffix List load only when a command needs them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -36,6 +36,15 @@ class _Adapter:
         from ._vault import resolve
 
         return resolve if collection == "passwords" else None
+
+    def services(self) -> Mapping[type[Any], Callable[[Any], Any]]:
+        """Provides :class:`~keystead.core.capabilities.SshKeySource` (``keystead ssh import
+        --from-vault``): the SSH-key items of the vault."""
+        from keystead.core.capabilities import SshKeySource
+
+        from ._ssh_keys import VaultSshKeys
+
+        return {SshKeySource: VaultSshKeys}
 
     def synced(self, device: Any, collection: str) -> None:
         """After ``keystead sync``: bring the lookup index up to the new items now, so the

@@ -163,7 +163,10 @@ def authorized_keys(
 
 # ---------------------------------------------------------------- imported keys
 @ssh.command("import")
-@click.argument("keyfile", type=click.Path(allow_dash=True, dir_okay=False, path_type=Path))
+@click.argument("keyfile", type=click.Path(allow_dash=True, dir_okay=False, path_type=Path),
+                required=False)
+@click.option("--from-vault", "from_vault", metavar="NAME", default=None,
+              help="Import the SSH-key item NAME of the password vault")
 @click.option("--passphrase-stdin", is_flag=True, help="Read the key file's passphrase from stdin")
 @click.option(
     "--passphrase-file",
@@ -173,10 +176,11 @@ def authorized_keys(
 )
 @click.option("--comment", default=None, help="Label for the key (default: its .pub, else name)")
 def import_key(
-    keyfile: Path, passphrase_stdin: bool, passphrase_file: Path | None, comment: str | None
+    keyfile: Path | None, passphrase_stdin: bool, passphrase_file: Path | None,
+    comment: str | None, from_vault: str | None
 ) -> None:
-    """Import a private key (KEYFILE, or '-' for stdin): every device with the ssh scope
-    serves it. OpenSSH, PEM and PKCS#8 files; Ed25519, ECDSA and RSA keys."""
+    """Import a private key (KEYFILE, '-' for stdin, or --from-vault NAME): every device with
+    the ssh scope serves it. OpenSSH, PEM and PKCS#8 files; Ed25519, ECDSA and RSA keys."""
     from ._device import SshItems
     from ._items import encode_key, key_item_id
     from ._keys import (
@@ -188,6 +192,8 @@ def import_key(
     )
     from ._publish import publish_imported, require_admin_secrets
 
+    if (keyfile is None) == (from_vault is None):
+        die("give a key file (or '-' for stdin) or --from-vault NAME, one of the two")
     from_stdin = str(keyfile) == "-"
     if from_stdin and passphrase_stdin:
         die("the key comes from stdin: give its passphrase with --passphrase-file")
@@ -198,12 +204,15 @@ def import_key(
         lines = passphrase_file.read_bytes().splitlines()
         secret = lines[0] if lines else b""
     data = sys.stdin.buffer.read(1024 * 1024) if from_stdin else None
-    if data is None and not keyfile.is_file():
+    if from_vault is not None:
+        data = _from_vault(from_vault)
+    elif data is None and keyfile is not None and not keyfile.is_file():
         die(f"cannot read {keyfile}: no such file")
 
     def load(passphrase: bytes | None) -> AgentKey:
         if data is not None:
-            return load_private_key(data, passphrase, comment or "stdin")
+            return load_private_key(data, passphrase, comment or from_vault or "stdin")
+        assert keyfile is not None
         return load_private_key_file(keyfile, passphrase)
 
     try:
@@ -233,6 +242,17 @@ def import_key(
         published = publish_imported(dev, items)
     print(f"imported {key.public.fingerprint} ({key.public.algorithm}) {key.comment}".rstrip())
     print(f"published {len(published.keys)} imported public key(s)", file=sys.stderr)
+
+
+def _from_vault(name: str) -> bytes:
+    """The key file of the vault's SSH-key item ``name``, through the named service the
+    passwords adapter provides (this adapter does not import it)."""
+    from keystead.core.capabilities import SshKeySource, capabilities_for
+
+    from . import adapter
+
+    with open_device() as dev:
+        return capabilities_for(dev, adapter).service(SshKeySource).ssh_private_key(name)
 
 
 def _controlling_terminal() -> bool:

@@ -186,3 +186,25 @@ def test_keystead_sync_leaves_the_lookup_index_current(make_account, tmp_path) -
         index.close()
     finally:
         dev.close()
+
+
+def test_an_ssh_key_item_moves_into_the_ssh_adapter(make_account) -> None:  # type: ignore[no-untyped-def]
+    """`keystead ssh import --from-vault NAME` (through the named service the passwords
+    adapter provides; the ssh adapter imports no other adapter), and by a pipe."""
+    a = make_account("bwssh").admin
+    sample = SAMPLES / "bitwarden-all-types.json"
+    a.run("passwords", "import", str(sample), "--format", "bitwarden-json")
+    public = json.loads(sample.read_text())["items"][4]["sshKey"]["publicKey"]
+    out = a.run("ssh", "import", "--from-vault", "Deploy Key")  # the name in any case
+    assert "imported SHA256:" in out.stdout
+    listed = a.run("ssh", "keys").stdout
+    fingerprint = out.stdout.split()[1]
+    assert fingerprint in listed
+    served = a.run("ssh", "authorized-keys", a.json("account", "show", "--json")["account"],
+                   "--server", a.json("account", "show", "--json")["server"]).stdout
+    assert public.split()[1] in served
+    missing = a.run("ssh", "import", "--from-vault", "no such key", check=False)
+    assert missing.returncode != 0 and len(missing.stderr.strip().splitlines()) == 1
+    assert "no SSH-key item" in missing.stderr
+    both = a.run("ssh", "import", "-", "--from-vault", "deploy key", check=False)
+    assert both.returncode != 0 and "one of the two" in both.stderr
