@@ -14,7 +14,7 @@ __all__ = ["HEADER", "PROTOCOL_VERSION", "ProtocolVersion"]
 
 PROTOCOL_VERSION = 2
 HEADER = "keystead-protocol"
-_EXEMPT = ("/v1/health", "/metrics", "/openapi.json", "/app/")
+_EXEMPT = ("/v1/health", "/v1/ready", "/metrics", "/openapi.json", "/app/")
 
 
 class ProtocolVersion:

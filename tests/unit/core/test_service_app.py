@@ -833,3 +833,12 @@ def test_metrics_and_openapi(svc: InProcessService, alice: Device) -> None:
         assert 'route="/v1/accounts/{account}/collections/{collection}/items"' in text
         paths = http.get("/openapi.json").json()["paths"]
     assert "/v1/accounts/{account}/spool/{channel}" in paths and "/v1/ready" in paths
+
+
+def test_health_and_readiness_probes_need_no_protocol_header(svc: InProcessService) -> None:
+    """Load balancers and orchestrators probe without Keystead's header; the API refuses."""
+    with httpx.Client(transport=svc.transport, base_url=svc.url) as bare:
+        assert bare.get("/v1/health").status_code == 200
+        r = bare.get("/v1/ready")
+        assert r.status_code == 200 and r.json() == {"ready": True}
+        assert bare.get("/v1/pairing/x/status").json()["error"] == "unsupported_version"
