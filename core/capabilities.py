@@ -407,6 +407,11 @@ class ServiceCapabilities:
                 raise Forbidden(f"adapter {self.adapter.name!r} may not wait on {topic!r}")
         return await self._ctx.wait_for(request, topics, wait, check, ready)
 
+    async def run(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+        """Blocking work (the records, the channel) in the service's thread pool, off the
+        event loop."""
+        return await self._ctx.run(fn, *args, **kw)
+
     def require_current_epoch(self, account: str, key: str, sealed: bytes) -> SealedKey:
         """Check that ``sealed`` (a sealed-key record someone hands this adapter's route for
         ``account``) is sealed to the current epoch of the adapter's ``key``: 409 otherwise,

@@ -52,9 +52,9 @@ def messaging_router(caps: ServiceCapabilities) -> APIRouter:
         """A direct message to ``account``, from any live device of any account."""
         device = await ctx.authenticate(request)
         body = b64d((await ctx.json_body(request)).get("body"), what="message body")
-        caps.require_current_epoch(account, _labels.CHANNEL, sealed_key_of(body))
+        await caps.run(caps.require_current_epoch, account, _labels.CHANNEL, sealed_key_of(body))
         sender, now = f"{device.account}/{device.id}", ctx.now()
-        return {"id": channel.put(account, sender, body, now)}
+        return {"id": await caps.run(channel.put, account, sender, body, now)}
 
     @r.post("/deliver", status_code=201)
     async def deliver(request: Request) -> dict[str, Any]:
@@ -78,9 +78,9 @@ def messaging_router(caps: ServiceCapabilities) -> APIRouter:
             record = SealedKey.from_bytes(sealed)
             if not record.key.startswith(_labels.GROUP_PREFIX):
                 raise FormatError("a group delivery must be sealed to a group key")
-            caps.require_current_epoch(record.owner, record.key, sealed)
+            await caps.run(caps.require_current_epoch, record.owner, record.key, sealed)
         sender, now = f"{device.account}/{device.id}", ctx.now()
-        ids = channel.put_many(sender, parsed, now)
+        ids = await caps.run(channel.put_many, sender, parsed, now)
         return {"ids": ids}
 
     return r

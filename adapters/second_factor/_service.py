@@ -122,19 +122,24 @@ def confirm_router(caps: ServiceCapabilities) -> APIRouter:
         rp = await relying_party(request, account)
         now = ctx.now()
         request_id, expires, sealed = parse_new_request(await ctx.json_body(request), now)
-        # Sealed to an older epoch, a removed device could read it: 409, the RP seals again.
-        caps.require_current_epoch(account, CHANNEL, sealed)
         envelope = Envelope(request_id, rp, expires, sealed)
-        spool_id = channel.put(account, SERVICE_SENDER + rp, envelope.to_bytes(), now, expires)
-        try:
-            request_records.put(account, request_id,
-                         RequestRecord(rp, now, expires, spool_id).to_bytes(), now,
-                         create_only=True)
-        except Conflict:
-            channel.delete(account, spool_id)
-            raise Conflict("a request with this id already exists") from None
-        if secrets.randbelow(64) == 0:
-            _purge(request_records, answer_records, channel, account, now)
+
+        def store() -> None:  # database work, in the thread pool
+            # Sealed to an older epoch, a removed device could read it: 409, the RP seals again.
+            caps.require_current_epoch(account, CHANNEL, sealed)
+            spool_id = channel.put(account, SERVICE_SENDER + rp, envelope.to_bytes(), now,
+                                   expires)
+            try:
+                request_records.put(account, request_id,
+                                    RequestRecord(rp, now, expires, spool_id).to_bytes(), now,
+                                    create_only=True)
+            except Conflict:
+                channel.delete(account, spool_id)
+                raise Conflict("a request with this id already exists") from None
+            if secrets.randbelow(64) == 0:
+                _purge(request_records, answer_records, channel, account, now)
+
+        await caps.run(store)
         return {"id": request_id, "expires": expires}
 
     # ---------------------------------------------------------- device: prompts
@@ -187,13 +192,16 @@ def confirm_router(caps: ServiceCapabilities) -> APIRouter:
             raise FormatError("expected {answer}")
         answer = b64d(obj["answer"], what="answer")
         body = _check_answer(answer, device.id, device.signing_key, request_id, record.rp)
-        try:
-            answer_records.put(account, request_id, answer, now, create_only=True)
-        except Conflict:
-            raise Conflict("this request has already been answered") from None
-        if body["decision"] == Decision.REPORT:
-            report_records.put(account, request_id, canonical_json(
-                {"rp": record.rp, "device": device.name, "at": now}), now)
+        def store() -> None:  # database work, in the thread pool
+            try:
+                answer_records.put(account, request_id, answer, now, create_only=True)
+            except Conflict:
+                raise Conflict("this request has already been answered") from None
+            if body["decision"] == Decision.REPORT:
+                report_records.put(account, request_id, canonical_json(
+                    {"rp": record.rp, "device": device.name, "at": now}), now)
+
+        await caps.run(store)
         # The prompt stays in the spool until it expires (devices skip answered ones): on
         # SQLite, deleting the newest spool row lets the next one reuse its id, and a device
         # waiting "after" that id would never see it.
