@@ -133,7 +133,7 @@ class RollbackProxy:
             def _forward(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
                 keep = {k: v for k, v in self.headers.items()
-                        if k.lower() in ("authorization", "content-type")
+                        if k.lower() in ("authorization", "content-type", "keystead-protocol")
                         or k.lower().startswith("x-keystead")}
                 r = httpx.request(self.command, proxy.upstream + self.path, headers=keep,
                                   content=body, timeout=90)
