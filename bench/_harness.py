@@ -47,10 +47,10 @@ def service(database_url: str | None = None, workers: int = 1) -> Iterator[Servi
             yield svc
 
 
-def new_account(svc: ServiceProcess, root: Path, name: str,
-                collections: tuple[str, ...]) -> Device:
-    dev, _ = create_account(Home(root / name / "admin"), svc.url, name, "admin", PASSPHRASE,
-                            collections=collections)
+def new_account(svc: ServiceProcess, root: Path, name: str, collections: tuple[str, ...]) -> Device:
+    dev, _ = create_account(
+        Home(root / name / "admin"), svc.url, name, "admin", PASSPHRASE, collections=collections
+    )
     return dev
 
 
@@ -89,5 +89,3 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:,.3f}" if v < 100 else f"{v:,.0f}"
     return str(v)
-
-

@@ -39,8 +39,9 @@ def main() -> None:
     with service() as svc, tempfile.TemporaryDirectory() as tmp:
         admin = new_account(svc, Path(tmp), "bench", ("confirm", "totp"))
         token = new_rp_token("bank.example")
-        admin.client.put(path("confirm", "bench", "rps", "bank.example"),
-                         {"token_sha256": token_hash(token)})
+        admin.client.put(
+            path("confirm", "bench", "rps", "bank.example"), {"token_sha256": token_hash(token)}
+        )
         for role in ("member", "admin"):
             phone = join(admin, Path(tmp), f"phone-{role}", role=role)
             stop = threading.Event()
@@ -59,12 +60,17 @@ def main() -> None:
             t.join(5)
             phone.close()
             total = sum(times)
-            rows.append({"answering device": role, "prompts": len(times),
-                         "p50 ms": pct(times, 50) * 1000, "p99 ms": pct(times, 99) * 1000,
-                         "prompts/s": len(times) / total})
+            rows.append(
+                {
+                    "answering device": role,
+                    "prompts": len(times),
+                    "p50 ms": pct(times, 50) * 1000,
+                    "p99 ms": pct(times, 99) * 1000,
+                    "prompts/s": len(times) / total,
+                }
+            )
         admin.close()
-    report("confirm round trip (RP request -> verified approval), loopback, SQLite", rows,
-           args.out)
+    report("confirm round trip (RP request -> verified approval), loopback, SQLite", rows, args.out)
 
 
 if __name__ == "__main__":

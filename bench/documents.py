@@ -86,12 +86,16 @@ def _wired_home(tmp: Path) -> subprocess.Popen[bytes] | None:
     svc.start()
     os.environ.update(KEYSTEAD_HOME=str(tmp / "home"), KEYSTEAD_PASSPHRASE="bench passphrase")
     cli = [sys.executable, "-m", "keystead.core.cli"]
-    subprocess.run([*cli, "account", "create", "bench", "--server", svc.url, "--device", "b"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [*cli, "account", "create", "bench", "--server", svc.url, "--device", "b"],
+        check=True,
+        capture_output=True,
+    )
     label = tmp / "label.txt"
     label.write_bytes(b"create the label once, outside the measurements")
-    subprocess.run([*cli, "doc", "protect", str(label), "--label", "bench"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [*cli, "doc", "protect", str(label), "--label", "bench"], check=True, capture_output=True
+    )
     return svc.process
 
 
@@ -147,8 +151,11 @@ def main() -> int:
     parser.add_argument("--no-1g", action="store_true", help="skip sizes of 1 GiB and more")
     parser.add_argument("--runs", type=int, default=3, help="runs per operation (best wall)")
     parser.add_argument("--dir", default=None, help="where to create the temporary files")
-    parser.add_argument("--no-service", action="store_true",
-                        help="bare Umbral key instead of a device, label and service")
+    parser.add_argument(
+        "--no-service",
+        action="store_true",
+        help="bare Umbral key instead of a device, label and service",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if not (args.no_1g and int(s) >= 1024)]
     for tool in ("age", "age-keygen"):

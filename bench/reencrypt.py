@@ -28,8 +28,14 @@ def raw_rates(n: int) -> tuple[float, float]:
     """(reencrypt alone, parse + reencrypt + serialize) per second."""
     alice, bob, signer = (umbral_pre.SecretKey.random() for _ in range(3))
     kfrag = umbral_pre.generate_kfrags(
-        delegating_sk=alice, receiving_pk=bob.public_key(), signer=umbral_pre.Signer(signer),
-        threshold=1, shares=1, sign_delegating_key=True, sign_receiving_key=True)[0]
+        delegating_sk=alice,
+        receiving_pk=bob.public_key(),
+        signer=umbral_pre.Signer(signer),
+        threshold=1,
+        shares=1,
+        sign_delegating_key=True,
+        sign_receiving_key=True,
+    )[0]
     capsules = [umbral_pre.encrypt(alice.public_key(), b"k" * 32)[0] for _ in range(n)]
     wire = [bytes(c) for c in capsules]
     t = time.perf_counter()
@@ -76,17 +82,32 @@ def main() -> None:
     many = service_rate(cores, args.batch, args.batches, args.database_url)
     raw2 = raw_rates(args.batch)
     alone, with_wire = (raw1[0] + raw2[0]) / 2, (raw1[1] + raw2[1]) / 2
-    report("re-encryption throughput", [
-        {"path": "raw umbral_pre.reencrypt (1 core)", "per_second": alone, "ratio": 1.0},
-        {"path": "raw incl. capsule parse + cfrag bytes (1 core)", "per_second": with_wire,
-         "ratio": with_wire / alone},
-        {"path": f"service, 1 worker, {args.batch}/request", "per_second": one,
-         "ratio": one / alone},
-        {"path": f"service, {cores} workers, {cores} clients", "per_second": many,
-         "ratio": many / alone},
-    ], Path(__file__).parent / "results" / "reencrypt.json")
-    print(f"target >= 0.6 of raw: 1 worker {one / alone:.2f}, {cores} workers "
-          f"{many / alone:.2f}; the wire floor (parsing capsules) is {with_wire / alone:.2f}")
+    report(
+        "re-encryption throughput",
+        [
+            {"path": "raw umbral_pre.reencrypt (1 core)", "per_second": alone, "ratio": 1.0},
+            {
+                "path": "raw incl. capsule parse + cfrag bytes (1 core)",
+                "per_second": with_wire,
+                "ratio": with_wire / alone,
+            },
+            {
+                "path": f"service, 1 worker, {args.batch}/request",
+                "per_second": one,
+                "ratio": one / alone,
+            },
+            {
+                "path": f"service, {cores} workers, {cores} clients",
+                "per_second": many,
+                "ratio": many / alone,
+            },
+        ],
+        Path(__file__).parent / "results" / "reencrypt.json",
+    )
+    print(
+        f"target >= 0.6 of raw: 1 worker {one / alone:.2f}, {cores} workers "
+        f"{many / alone:.2f}; the wire floor (parsing capsules) is {with_wire / alone:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ from keystead.core.requests import origin_of, sign_request  # noqa: E402
 from keystead.core.testing import ServiceProcess, free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-HELLO = '''
+HELLO = """
 async def app(scope, receive, send):
     if scope["type"] != "http":
         return
@@ -59,7 +59,7 @@ async def app(scope, receive, send):
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", b"17")]})
     await send({"type": "http.response.body", "body": b'{"hello":"world"}'})
-'''
+"""
 
 
 # ------------------------------------------------------------------ the load generator
@@ -67,13 +67,16 @@ PROTOCOL_HEADER, PROTOCOL_VERSION = "keystead-protocol", "2"
 
 
 def _request(method: str, path: str, body: bytes, headers: dict[str, str], host: str) -> bytes:
-    lines = [f"{method} {path} HTTP/1.1", f"host: {host}",
-             f"content-length: {len(body)}", *(f"{k}: {v}" for k, v in headers.items())]
+    lines = [
+        f"{method} {path} HTTP/1.1",
+        f"host: {host}",
+        f"content-length: {len(body)}",
+        *(f"{k}: {v}" for k, v in headers.items()),
+    ]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    raw: bytes) -> int:
+async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: bytes) -> int:
     writer.write(raw)
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
@@ -85,8 +88,9 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
     return status
 
 
-async def _drive(port: int, reqs: list[bytes], conns: int, seconds: float
-                 ) -> tuple[int, list[float], int]:
+async def _drive(
+    port: int, reqs: list[bytes], conns: int, seconds: float
+) -> tuple[int, list[float], int]:
     """Send the prepared requests over ``conns`` keep-alive connections for ``seconds``."""
     it = iter(reqs)
     lat: list[float] = []
@@ -120,31 +124,38 @@ def _gen_proc(port: int, make: Any, n: int, conns: int, seconds: float, q: Any) 
     q.put(asyncio.run(_drive(port, reqs, conns, seconds)))
 
 
-def load(port: int, make: Any, *, rate_guess: int, conns: int = 32, seconds: float = 5,
-         procs: int = 2) -> dict[str, Any]:
+def load(
+    port: int, make: Any, *, rate_guess: int, conns: int = 32, seconds: float = 5, procs: int = 2
+) -> dict[str, Any]:
     """Run ``procs`` generator processes; ``make(n)`` builds n prepared requests."""
     ctx = multiprocessing.get_context("fork")
     q = ctx.Queue()
     n = int(rate_guess * seconds / procs) + 200
-    ps = [ctx.Process(target=_gen_proc, args=(port, make, n, max(1, conns // procs), seconds,
-                                              q))
-          for _ in range(procs)]
+    ps = [
+        ctx.Process(target=_gen_proc, args=(port, make, n, max(1, conns // procs), seconds, q))
+        for _ in range(procs)
+    ]
     for p in ps:
         p.start()
     results = [q.get() for _ in ps]
     for p in ps:
         p.join()
     lat = [x for _, ls, _ in results for x in ls]
-    return {"rate": sum(r for r, _, _ in results), "p50_ms": pct(lat, 50) * 1000,
-            "p99_ms": pct(lat, 99) * 1000, "errors": sum(b for _, _, b in results)}
+    return {
+        "rate": sum(r for r, _, _ in results),
+        "p50_ms": pct(lat, 50) * 1000,
+        "p99_ms": pct(lat, 99) * 1000,
+        "errors": sum(b for _, _, b in results),
+    }
 
 
 class Signed:
     """Picklable request factory: n requests signed by one device (unique nonces), for the
     service at ``base_url`` (protocol version 2: the signature covers its origin)."""
 
-    def __init__(self, dev: Device, base_url: str, method: str, path: str,
-                 body: Any = None) -> None:
+    def __init__(
+        self, dev: Device, base_url: str, method: str, path: str, body: Any = None
+    ) -> None:
         self.account, self.device = dev.account, dev.device_id
         self.key = dev.keys.signing
         self.origin, self.host = origin_of(base_url), urlsplit(base_url).netloc
@@ -153,12 +164,24 @@ class Signed:
     def __call__(self, n: int) -> list[bytes]:
         out = []
         for i in range(n):
-            body = b"" if self.body is None else json.dumps(
-                self.body(i), separators=(",", ":")).encode()
-            h = {PROTOCOL_HEADER: PROTOCOL_VERSION,
-                 **sign_request(self.key, account=self.account, device=self.device,
-                                method=self.method, origin=self.origin, path=self.path,
-                                body=body, time=int(time.time()))}
+            body = (
+                b""
+                if self.body is None
+                else json.dumps(self.body(i), separators=(",", ":")).encode()
+            )
+            h = {
+                PROTOCOL_HEADER: PROTOCOL_VERSION,
+                **sign_request(
+                    self.key,
+                    account=self.account,
+                    device=self.device,
+                    method=self.method,
+                    origin=self.origin,
+                    path=self.path,
+                    body=body,
+                    time=int(time.time()),
+                ),
+            }
             if body:
                 h["content-type"] = "application/json"
             out.append(_request(self.method, self.path, body, h, self.host))
@@ -171,11 +194,11 @@ class Signed:
         raw = self(1)[0]
         head, _, body = raw.partition(b"\r\n\r\n")
         headers = dict(line.split(": ", 1) for line in head.decode().split("\r\n")[1:])
-        resp = httpx.request(self.method, f"http://{self.host}{self.path}", content=body,
-                             headers=headers, timeout=60)
+        resp = httpx.request(
+            self.method, f"http://{self.host}{self.path}", content=body, headers=headers, timeout=60
+        )
         if resp.status_code >= 400:
             raise SystemExit(f"{self.method} {self.path}: {resp.status_code} {resp.text}")
-
 
 
 class Plain:
@@ -198,11 +221,19 @@ class NewItems:
         self.data_key = dev.epoch_keys(collection, [self.epoch])[self.epoch]
 
     def __call__(self, i: int) -> dict[str, Any]:
-        item = seal_item(self.data_key, account=self.account, collection=self.collection,
-                         item_id=f"w{os.getpid()}-{i}-{time.monotonic_ns()}", version=1,
-                         epoch=self.epoch, plaintext=os.urandom(self.size), writer=self.writer)
-        signed = sign_items(self.key, account=self.account, collection=self.collection,
-                            items=[item])
+        item = seal_item(
+            self.data_key,
+            account=self.account,
+            collection=self.collection,
+            item_id=f"w{os.getpid()}-{i}-{time.monotonic_ns()}",
+            version=1,
+            epoch=self.epoch,
+            plaintext=os.urandom(self.size),
+            writer=self.writer,
+        )
+        signed = sign_items(
+            self.key, account=self.account, collection=self.collection, items=[item]
+        )
         return {"items": [x.to_json() for x in signed]}
 
 
@@ -218,11 +249,18 @@ def direct_message(sender: Device, to: Device, text: str = "wake") -> dict[str, 
 
     chain = to.chain(refresh=False)
     key, message_id, now = os.urandom(32), new_message_id(), int(time.time())
-    body = seal_body(key, text, body_ad(message_id, sender.address, sender.device_id, now,
-                                        None))
-    wire = make_envelope(sender.keys.signing, message_id=message_id, sender=sender.address,
-                         device=sender.device_id, to=to.address, time=now, group=None,
-                         sealed_key=seal_to_key(chain, "messages", key), body=body)
+    body = seal_body(key, text, body_ad(message_id, sender.address, sender.device_id, now, None))
+    wire = make_envelope(
+        sender.keys.signing,
+        message_id=message_id,
+        sender=sender.address,
+        device=sender.device_id,
+        to=to.address,
+        time=now,
+        group=None,
+        sealed_key=seal_to_key(chain, "messages", key),
+        body=body,
+    )
     return {"body": b64e(wire)}
 
 
@@ -254,9 +292,20 @@ def start_service(url: str, work: Path, workers: int = 1, **env: str) -> Service
 
 def hello_server(port: int, work: Path) -> subprocess.Popen[bytes]:
     (work / "hello_app.py").write_text(HELLO)
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "hello_app:app", "--port",
-                             str(port), "--log-level", "warning", "--no-access-log"],
-                            cwd=work)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "hello_app:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=work,
+    )
     import httpx
 
     for _ in range(200):
@@ -285,8 +334,14 @@ def _items(dev: Device) -> str:
 
 
 # ------------------------------------------------------------------ scenarios
-async def _hold_waiters(port: int, make: Signed, n: int, ready: threading.Event,
-                        stop: threading.Event, out: dict[str, Any]) -> None:
+async def _hold_waiters(
+    port: int,
+    make: Signed,
+    n: int,
+    ready: threading.Event,
+    stop: threading.Event,
+    out: dict[str, Any],
+) -> None:
     out.update(opened=0, answered_early=0, failed=0)
 
     async def one(raw: bytes) -> None:
@@ -325,8 +380,9 @@ def _waiters(url: str) -> float:
     return float(line.split()[1])
 
 
-def idle_waiters(svc: ServiceProcess, dev: Device, reader_dev: Device, n: int,
-                 seconds: float) -> dict[str, Any]:
+def idle_waiters(
+    svc: ServiceProcess, dev: Device, reader_dev: Device, n: int, seconds: float
+) -> dict[str, Any]:
     # Establishing 10,000 signed long polls takes longer than the default 60 s maximum
     # (each authenticates, a nonce write): the bench service allows 600 s waits.
     path = f"/v1/accounts/{dev.account}/spool/messages?after=0&wait=600"
@@ -334,8 +390,9 @@ def idle_waiters(svc: ServiceProcess, dev: Device, reader_dev: Device, n: int,
     ready, stop = threading.Event(), threading.Event()
     held: dict[str, Any] = {}
     t0 = time.perf_counter()
-    t = threading.Thread(target=lambda: asyncio.run(_hold_waiters(svc.port, make, n, ready,
-                                                                  stop, held)))
+    t = threading.Thread(
+        target=lambda: asyncio.run(_hold_waiters(svc.port, make, n, ready, stop, held))
+    )
     t.start()
     ready.wait()
     best, since = 0.0, time.perf_counter()
@@ -363,14 +420,26 @@ def idle_waiters(svc: ServiceProcess, dev: Device, reader_dev: Device, n: int,
     c0, w0 = tree_cpu(svc.process.pid), time.perf_counter()
     time.sleep(seconds)
     cpu = (tree_cpu(svc.process.pid) - c0) / (time.perf_counter() - w0)
-    reads = load(svc.port, Signed(reader_dev, svc.url, "GET", _items(reader_dev)),
-                 rate_guess=1500, conns=2, seconds=seconds, procs=1)
+    reads = load(
+        svc.port,
+        Signed(reader_dev, svc.url, "GET", _items(reader_dev)),
+        rate_guess=1500,
+        conns=2,
+        seconds=seconds,
+        procs=1,
+    )
     still = _waiters(svc.url)
     stop.set()
     t.join()
-    return {"asked": n, "waiters": int(waiting), "still_waiting": int(still),
-            "established_s": established_s, "idle_cpu_pct": cpu * 100, **held,
-            **{f"read_{k}": v for k, v in reads.items()}}
+    return {
+        "asked": n,
+        "waiters": int(waiting),
+        "still_waiting": int(still),
+        "established_s": established_s,
+        "idle_cpu_pct": cpu * 100,
+        **held,
+        **{f"read_{k}": v for k, v in reads.items()},
+    }
 
 
 def _capsule_request(dev: Device) -> dict[str, Any]:
@@ -379,8 +448,9 @@ def _capsule_request(dev: Device) -> dict[str, Any]:
     return {"key": "notes", "epoch": 1, "capsule": b64e(info.capsule)}
 
 
-def isolation(svc: ServiceProcess, heavy: Device, reader_dev: Device,
-              seconds: float) -> dict[str, Any]:
+def isolation(
+    svc: ServiceProcess, heavy: Device, reader_dev: Device, seconds: float
+) -> dict[str, Any]:
     from keystead.core.client import ServiceClient, Signer
 
     body = {"requests": [_capsule_request(heavy)] * 20_000}
@@ -389,8 +459,9 @@ def isolation(svc: ServiceProcess, heavy: Device, reader_dev: Device,
     took = [0.0]
 
     def hammer() -> None:
-        client = ServiceClient(svc.url, signer=Signer(heavy.account, heavy.device_id,
-                                                      heavy.keys.signing), timeout=300)
+        client = ServiceClient(
+            svc.url, signer=Signer(heavy.account, heavy.device_id, heavy.keys.signing), timeout=300
+        )
         t = time.perf_counter()
         while not stop.is_set():
             client.post(f"/accounts/{heavy.account}/reencrypt", body)
@@ -401,33 +472,60 @@ def isolation(svc: ServiceProcess, heavy: Device, reader_dev: Device,
     t = threading.Thread(target=hammer)
     t.start()
     time.sleep(2)
-    reads = load(svc.port, Signed(reader_dev, svc.url, "GET", _items(reader_dev)),
-                 rate_guess=1500, conns=2, seconds=seconds, procs=1)
+    reads = load(
+        svc.port,
+        Signed(reader_dev, svc.url, "GET", _items(reader_dev)),
+        rate_guess=1500,
+        conns=2,
+        seconds=seconds,
+        procs=1,
+    )
     stop.set()
     t.join()
-    return {"capsules_done": done[0], "capsules_per_s": done[0] / took[0],
-            **{f"read_{k}": v for k, v in reads.items()}}
+    return {
+        "capsules_done": done[0],
+        "capsules_per_s": done[0] / took[0],
+        **{f"read_{k}": v for k, v in reads.items()},
+    }
 
 
-def wake_latency(a: ServiceProcess, b: ServiceProcess, dev: Device, sender: Device,
-                 rounds: int, via: str | None = None) -> dict[str, Any]:
+def wake_latency(
+    a: ServiceProcess,
+    b: ServiceProcess,
+    dev: Device,
+    sender: Device,
+    rounds: int,
+    via: str | None = None,
+) -> dict[str, Any]:
     """``dev`` long-polls its ``messages`` spool on B; ``sender`` posts a direct message to
     it on A (both through ``via`` when given); latency from the post to the wake."""
     from keystead.core.client import ServiceClient, Signer
 
-    waiter = ServiceClient(via or b.url,
-                           signer=Signer(dev.account, dev.device_id, dev.keys.signing))
-    poster = ServiceClient(via or a.url, signer=Signer(sender.account, sender.device_id,
-                                                       sender.keys.signing))
-    cursor = max([m["id"] for m in waiter.get(f"/accounts/{dev.account}/spool/messages",
-                                              params={"after": 0})["messages"]] or [0])
+    waiter = ServiceClient(
+        via or b.url, signer=Signer(dev.account, dev.device_id, dev.keys.signing)
+    )
+    poster = ServiceClient(
+        via or a.url, signer=Signer(sender.account, sender.device_id, sender.keys.signing)
+    )
+    cursor = max(
+        [
+            m["id"]
+            for m in waiter.get(f"/accounts/{dev.account}/spool/messages", params={"after": 0})[
+                "messages"
+            ]
+        ]
+        or [0]
+    )
     lat = []
     for _ in range(rounds):
         out: dict[str, Any] = {}
 
         def wait(after: int = cursor, out: dict[str, Any] = out) -> None:
-            out["r"] = waiter.get(f"/accounts/{dev.account}/spool/messages",
-                                  params={"after": after, "wait": 10}, timeout=20)
+            out["r"] = waiter.get(
+                f"/accounts/{dev.account}/spool/messages",
+                params={"after": after, "wait": 10},
+                timeout=20,
+            )
             out["t"] = time.perf_counter()
 
         message = direct_message(sender, dev)
@@ -451,16 +549,23 @@ def reencrypt_rates(svc: ServiceProcess, dev: Device, batches: int) -> dict[str,
 
     alice, bob, signer = (umbral_pre.SecretKey.random() for _ in range(3))
     kfrag = umbral_pre.generate_kfrags(
-        delegating_sk=alice, receiving_pk=bob.public_key(), signer=umbral_pre.Signer(signer),
-        threshold=1, shares=1, sign_delegating_key=True, sign_receiving_key=True)[0]
+        delegating_sk=alice,
+        receiving_pk=bob.public_key(),
+        signer=umbral_pre.Signer(signer),
+        threshold=1,
+        shares=1,
+        sign_delegating_key=True,
+        sign_receiving_key=True,
+    )[0]
     capsules = [umbral_pre.encrypt(alice.public_key(), b"k" * 32)[0] for _ in range(2000)]
     t = time.perf_counter()
     for c in capsules:
         umbral_pre.reencrypt(c, kfrag)
     raw = len(capsules) / (time.perf_counter() - t)
     body = {"requests": [_capsule_request(dev)] * 10_000}
-    client = ServiceClient(svc.url, signer=Signer(dev.account, dev.device_id,
-                                                  dev.keys.signing), timeout=300)
+    client = ServiceClient(
+        svc.url, signer=Signer(dev.account, dev.device_id, dev.keys.signing), timeout=300
+    )
     client.post(f"/accounts/{dev.account}/reencrypt", {"requests": body["requests"][:10]})
     t = time.perf_counter()
     for _ in range(batches):
@@ -480,8 +585,7 @@ def nginx_front(work: Path, backends: list[int]) -> tuple[subprocess.Popen[bytes
     conf = prefix / "nginx.conf"
     conf.write_text(render.render(port, backends))
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    proc = subprocess.Popen([nginx, "-p", str(prefix), "-c", str(conf)],
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([nginx, "-p", str(prefix), "-c", str(conf)], stderr=subprocess.DEVNULL)
     time.sleep(1)
     return proc, f"http://127.0.0.1:{port}"
 
@@ -497,11 +601,14 @@ def prepare_pg(url: str) -> str:
 
     try:
         if url == DEFAULT_PG:
-            admin = create_engine(url.rsplit("/", 1)[0] + "/postgres",
-                                  isolation_level="AUTOCOMMIT")
+            admin = create_engine(url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
             with admin.connect() as conn:
-                if conn.execute(text("SELECT 1 FROM pg_database WHERE datname = "
-                                     "'keystead_bench'")).first() is None:
+                if (
+                    conn.execute(
+                        text("SELECT 1 FROM pg_database WHERE datname = 'keystead_bench'")
+                    ).first()
+                    is None
+                ):
                     conn.execute(text("CREATE DATABASE keystead_bench"))
             admin.dispose()
         eng = create_engine(url)
@@ -549,11 +656,17 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--waiters", type=int, default=10_000)
-    ap.add_argument("--pg", default=os.environ.get("KEYSTEAD_BENCH_DATABASE_URL", DEFAULT_PG),
-                    help="PostgreSQL URL for the multi-process rows ('' leaves them out); "
-                         "its public schema is emptied")
-    ap.add_argument("--only", default="", help="comma-separated sections: reads, writes, "
-                    "reencrypt, isolation, waiters, pg, wake")
+    ap.add_argument(
+        "--pg",
+        default=os.environ.get("KEYSTEAD_BENCH_DATABASE_URL", DEFAULT_PG),
+        help="PostgreSQL URL for the multi-process rows ('' leaves them out); "
+        "its public schema is emptied",
+    )
+    ap.add_argument(
+        "--only",
+        default="",
+        help="comma-separated sections: reads, writes, reencrypt, isolation, waiters, pg, wake",
+    )
     args = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
@@ -565,15 +678,25 @@ def main() -> None:
     table: list[tuple[str, str, str, str, str, str]] = []
     notes: list[str] = []
 
-    def row(figure: str, value: str, side: str = "", ratio: float | None = None,
-            target: str = "", ok: bool | None = None) -> None:
-        table.append((figure, value, side, "" if ratio is None else f"{ratio:.3g}", target,
-                      _met(ok)))
+    def row(
+        figure: str,
+        value: str,
+        side: str = "",
+        ratio: float | None = None,
+        target: str = "",
+        ok: bool | None = None,
+    ) -> None:
+        table.append(
+            (figure, value, side, "" if ratio is None else f"{ratio:.3g}", target, _met(ok))
+        )
 
     secs = args.seconds
-    big = {"KEYSTEAD_ACCOUNTS_PER_SOURCE_HOUR": "100000",
-           "KEYSTEAD_REENCRYPT_PER_MINUTE": "100000000", "KEYSTEAD_QUOTA_ITEMS": "10000000",
-           "KEYSTEAD_MAX_WAIT": "600"}
+    big = {
+        "KEYSTEAD_ACCOUNTS_PER_SOURCE_HOUR": "100000",
+        "KEYSTEAD_REENCRYPT_PER_MINUTE": "100000000",
+        "KEYSTEAD_QUOTA_ITEMS": "10000000",
+        "KEYSTEAD_MAX_WAIT": "600",
+    }
     with tempfile.TemporaryDirectory(prefix="keystead-load-") as tmp:
         root = Path(tmp)
         hello_port = free_port()
@@ -588,73 +711,122 @@ def main() -> None:
             h = load(hello_port, Plain(hello_url, "/"), rate_guess=6000, seconds=secs)
             hs = f"hello {_n(h['rate'], '/s')}"
             row("bare uvicorn hello (32 connections)", _rate(h))
-            health = load(svc.port, Plain(svc.url, "/v1/health"), rate_guess=6000,
-                          seconds=secs)
-            row("service /v1/health (the generator's reach on this server)", _rate(health),
-                hs, health["rate"] / h["rate"])
+            health = load(svc.port, Plain(svc.url, "/v1/health"), rate_guess=6000, seconds=secs)
+            row(
+                "service /v1/health (the generator's reach on this server)",
+                _rate(health),
+                hs,
+                health["rate"] / h["rate"],
+            )
             # the same light load as the latency rows below (2 connections, back to back)
-            hq = load(hello_port, Plain(hello_url, "/"), rate_guess=3000, conns=2,
-                      seconds=secs, procs=1)
+            hq = load(
+                hello_port, Plain(hello_url, "/"), rate_guess=3000, conns=2, seconds=secs, procs=1
+            )
             quiet = load(svc.port, reads_req, rate_guess=1500, conns=2, seconds=secs, procs=1)
             hq_side = f"hello {_lat(hq)}"
-            row("signed read, quiet, 2 connections", _rate(quiet), hq_side,
-                quiet["p99_ms"] / hq["p99_ms"])
+            row(
+                "signed read, quiet, 2 connections",
+                _rate(quiet),
+                hq_side,
+                quiet["p99_ms"] / hq["p99_ms"],
+            )
             peak = 0.0
             if want("reads"):
                 r = load(svc.port, reads_req, rate_guess=1500, seconds=secs)
                 peak = max(peak, r["rate"])
-                row("signed reads, 1 process, SQLite", _rate(r), hs, r["rate"] / h["rate"],
-                    "≥ 0.3 × hello", r["rate"] / h["rate"] >= 0.3 and not r["errors"])
+                row(
+                    "signed reads, 1 process, SQLite",
+                    _rate(r),
+                    hs,
+                    r["rate"] / h["rate"],
+                    "≥ 0.3 × hello",
+                    r["rate"] / h["rate"] >= 0.3 and not r["errors"],
+                )
             if want("writes"):
                 writer = device_on(svc, root, "writer")
-                new_items = Signed(writer, svc.url, "POST", _items(writer),
-                                   NewItems(writer, "notes"))
+                new_items = Signed(
+                    writer, svc.url, "POST", _items(writer), NewItems(writer, "notes")
+                )
                 new_items.check()
                 w = load(svc.port, new_items, rate_guess=800, seconds=secs)
                 peak = max(peak, w["rate"])
-                row("signed single-item writes (new v2 items), 1 process, SQLite", _rate(w),
-                    hs, w["rate"] / h["rate"], "≥ 0.15 × hello",
-                    w["rate"] / h["rate"] >= 0.15 and not w["errors"])
+                row(
+                    "signed single-item writes (new v2 items), 1 process, SQLite",
+                    _rate(w),
+                    hs,
+                    w["rate"] / h["rate"],
+                    "≥ 0.15 × hello",
+                    w["rate"] / h["rate"] >= 0.15 and not w["errors"],
+                )
             if peak:
-                row("generator headroom: /v1/health ÷ fastest signed rate",
-                    _n(health["rate"], "/s"), _n(peak, "/s"), health["rate"] / peak, "≥ 2",
-                    health["rate"] / peak >= 2)
+                row(
+                    "generator headroom: /v1/health ÷ fastest signed rate",
+                    _n(health["rate"], "/s"),
+                    _n(peak, "/s"),
+                    health["rate"] / peak,
+                    "≥ 2",
+                    health["rate"] / peak >= 2,
+                )
             if want("reencrypt"):
                 re = reencrypt_rates(svc, reader, 3)
-                row("re-encryption batch endpoint (10,000 capsules a request)",
+                row(
+                    "re-encryption batch endpoint (10,000 capsules a request)",
                     _n(re["service_per_s"], " capsules/s"),
                     f"raw umbral_pre.reencrypt {_n(re['raw_per_s'], '/s')}; {hs}",
-                    re["ratio"], "≥ 0.6 × raw", re["ratio"] >= 0.6)
+                    re["ratio"],
+                    "≥ 0.6 × raw",
+                    re["ratio"] >= 0.6,
+                )
             if want("isolation"):
                 heavy = device_on(svc, root, "heavy")
                 iso = isolation(svc, heavy, reader, secs)
                 errors = f", {iso['read_errors']} ERRORS" if iso["read_errors"] else ""
-                row("signed read while another account re-encrypts 20,000-capsule batches "
+                row(
+                    "signed read while another account re-encrypts 20,000-capsule batches "
                     f"back to back ({_n(iso['capsules_per_s'], ' capsules/s')})",
                     _lat(iso, "read_") + errors,
                     f"quiet read p99 {_n(quiet['p99_ms'], ' ms')}; {hq_side}",
-                    iso["read_p99_ms"] / quiet["p99_ms"], "p99 < 100 ms",
-                    iso["read_p99_ms"] < 100 and not iso["read_errors"])
+                    iso["read_p99_ms"] / quiet["p99_ms"],
+                    "p99 < 100 ms",
+                    iso["read_p99_ms"] < 100 and not iso["read_errors"],
+                )
             if want("waiters"):
                 idle = device_on(svc, root, "idle")
                 wt = idle_waiters(svc, idle, reader, args.waiters, secs)
                 n = wt["waiters"]
-                row(f"idle long polls held by one process (asked {wt['asked']:,})",
+                row(
+                    f"idle long polls held by one process (asked {wt['asked']:,})",
                     f"{n:,} ({wt['still_waiting']:,} still after the reads)",
                     f"established and settled in {wt['established_s']:.0f} s; {wt['failed']} "
                     f"connections failed, {wt['answered_early']} answered early",
-                    n / wt["asked"], f"{wt['asked']:,}", n >= wt["asked"])
-                row(f"service CPU with {n:,} idle long polls", f"{wt['idle_cpu_pct']:.2g} %",
-                    "", None, "< 5 % of a core", wt["idle_cpu_pct"] < 5)
+                    n / wt["asked"],
+                    f"{wt['asked']:,}",
+                    n >= wt["asked"],
+                )
+                row(
+                    f"service CPU with {n:,} idle long polls",
+                    f"{wt['idle_cpu_pct']:.2g} %",
+                    "",
+                    None,
+                    "< 5 % of a core",
+                    wt["idle_cpu_pct"] < 5,
+                )
                 errors = f", {wt['read_errors']} ERRORS" if wt["read_errors"] else ""
-                row(f"signed read with {n:,} idle long polls", _lat(wt, "read_") + errors,
+                row(
+                    f"signed read with {n:,} idle long polls",
+                    _lat(wt, "read_") + errors,
                     f"quiet read p99 {_n(quiet['p99_ms'], ' ms')}; {hq_side}",
-                    wt["read_p99_ms"] / quiet["p99_ms"], "p99 < 50 ms",
-                    wt["read_p99_ms"] < 50 and not wt["read_errors"])
+                    wt["read_p99_ms"] / quiet["p99_ms"],
+                    "p99 < 50 ms",
+                    wt["read_p99_ms"] < 50 and not wt["read_errors"],
+                )
         finally:
             svc.stop()
-        why = prepare_pg(args.pg) if args.pg and (want("pg") or want("wake")) else \
-            "PostgreSQL rows not asked for"
+        why = (
+            prepare_pg(args.pg)
+            if args.pg and (want("pg") or want("wake"))
+            else "PostgreSQL rows not asked for"
+        )
         if why:
             notes.append(f"PostgreSQL rows left out: {why}")
         else:
@@ -668,14 +840,23 @@ def main() -> None:
                     req.check()
                     r = load(pg.port, req, rate_guess=1500, seconds=secs)
                     pg_rates[workers] = r["rate"]
-                    row(f"signed reads, PostgreSQL, --workers {workers}", _rate(r), hs,
-                        r["rate"] / h["rate"])
+                    row(
+                        f"signed reads, PostgreSQL, --workers {workers}",
+                        _rate(r),
+                        hs,
+                        r["rate"] / h["rate"],
+                    )
                 finally:
                     pg.stop()
             if len(pg_rates) == 2:
-                row("PostgreSQL reads, growth from 1 to 2 processes",
-                    _n(pg_rates[2], "/s"), _n(pg_rates[1], "/s"), pg_rates[2] / pg_rates[1],
-                    "> 1", pg_rates[2] > pg_rates[1])
+                row(
+                    "PostgreSQL reads, growth from 1 to 2 processes",
+                    _n(pg_rates[2], "/s"),
+                    _n(pg_rates[1], "/s"),
+                    pg_rates[2] / pg_rates[1],
+                    "> 1",
+                    pg_rates[2] > pg_rates[1],
+                )
             if want("wake"):
                 a = start_service(args.pg, root / "wa", **big)
                 b = start_service(args.pg, root / "wb", **big)
@@ -683,16 +864,20 @@ def main() -> None:
                 try:
                     dev = device_on(a, root / "wake", "wake")
                     sender = device_on(a, root / "wake", "sender")
-                    for what, base in (("post on A, waiter on B (PostgreSQL NOTIFY)", None),
-                                       ("both through nginx (round robin over A and B)",
-                                        via)):
+                    for what, base in (
+                        ("post on A, waiter on B (PostgreSQL NOTIFY)", None),
+                        ("both through nginx (round robin over A and B)", via),
+                    ):
                         wk = wake_latency(a, b, dev, sender, 100, via=base)
                         for p, limit in (("p50", 20), ("p99", 100)):
-                            row(f"wake latency {p}, {what}, {wk['rounds']} rounds",
+                            row(
+                                f"wake latency {p}, {what}, {wk['rounds']} rounds",
                                 _n(wk[f"{p}_ms"], " ms"),
                                 f"hello round trip {p} {_n(hq[f'{p}_ms'], ' ms')}",
-                                wk[f"{p}_ms"] / hq[f"{p}_ms"], f"< {limit} ms",
-                                wk[f"{p}_ms"] < limit)
+                                wk[f"{p}_ms"] / hq[f"{p}_ms"],
+                                f"< {limit} ms",
+                                wk[f"{p}_ms"] < limit,
+                            )
                 finally:
                     ngx.terminate()
                     ngx.wait()

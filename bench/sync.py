@@ -45,9 +45,14 @@ def main() -> None:
         records = coll.records()
         first = time.perf_counter() - t
         assert fetched == args.first and len(records) == args.first
-        rows.append({"benchmark": f"first sync + decrypt, {args.first:,} items",
-                     "seconds": first, "target": "< 3 s",
-                     "met": "yes" if first < 3 else "NO"})
+        rows.append(
+            {
+                "benchmark": f"first sync + decrypt, {args.first:,} items",
+                "seconds": first,
+                "target": "< 3 s",
+                "met": "yes" if first < 3 else "NO",
+            }
+        )
         # 2. one changed item in collections of growing size
         for size in [int(s) for s in args.sizes.split(",")]:
             admin = new_account(svc, root, f"size{size}", ("notes",))
@@ -66,9 +71,14 @@ def main() -> None:
                 times.append(time.perf_counter() - t)
                 assert got == 1 and rec is not None and rec.plaintext == b"changed %d" % i
             ms = median(times) * 1000
-            rows.append({"benchmark": f"sync one changed item of {size:,}",
-                         "seconds": ms / 1000, "target": "< 0.050 s",
-                         "met": "yes" if ms < 50 else "NO"})
+            rows.append(
+                {
+                    "benchmark": f"sync one changed item of {size:,}",
+                    "seconds": ms / 1000,
+                    "target": "< 0.050 s",
+                    "met": "yes" if ms < 50 else "NO",
+                }
+            )
     report("sync", rows, Path(__file__).parent / "results" / "sync.json")
 
 

@@ -80,12 +80,20 @@ def _device_scopes(role: str, scopes: Iterable[str]) -> list[str]:
     return sorted(out)
 
 
-def _new_home(home: Home, server: str, account: str, name: str, passphrase: str,
-              keys: DeviceKeys, account_key: VerifyKey) -> Keystore:
+def _new_home(
+    home: Home,
+    server: str,
+    account: str,
+    name: str,
+    passphrase: str,
+    keys: DeviceKeys,
+    account_key: VerifyKey,
+) -> Keystore:
     if home.exists:
         raise StorageError(f"{home.path} already holds a device; use another KEYSTEAD_HOME")
-    store = Keystore.create(home.keystore, passphrase,
-                            {"device": keys.to_json(), "account_key": b64e(account_key.raw)})
+    store = Keystore.create(
+        home.keystore, passphrase, {"device": keys.to_json(), "account_key": b64e(account_key.raw)}
+    )
     home.write_device({"server": server.rstrip("/"), "account": account, "name": name})
     return store
 
@@ -96,31 +104,53 @@ def _item_version(device: Device, collection: str, item_id: str) -> int:
 
 
 def _put_secrets(plan: Plan, device: Device) -> None:
-    plan.put_item(ADMIN_COLLECTION, "secrets", plan.secrets.to_bytes(),
-                  _item_version(device, ADMIN_COLLECTION, "secrets"), device.device_id,
-                  device.keys.signing)
+    plan.put_item(
+        ADMIN_COLLECTION,
+        "secrets",
+        plan.secrets.to_bytes(),
+        _item_version(device, ADMIN_COLLECTION, "secrets"),
+        device.device_id,
+        device.keys.signing,
+    )
 
 
-def create_account(home: Home, server: str, account: str, device_name: str, passphrase: str,
-                   *, collections: Iterable[str] = (), transport: httpx.BaseTransport | None = None,
-                   clock: Clock = time.time) -> tuple[Device, str]:
+def create_account(
+    home: Home,
+    server: str,
+    account: str,
+    device_name: str,
+    passphrase: str,
+    *,
+    collections: Iterable[str] = (),
+    transport: httpx.BaseTransport | None = None,
+    clock: Clock = time.time,
+) -> tuple[Device, str]:
     """Create an account with this device as its first admin; returns it and the recovery key.
 
     One request: the chain, the first device's grants, the sharing key and the account
     secrets as items, and the recovery blob, stored in one transaction."""
     check_name(account, "account name")
     check_name(device_name, "device name")
-    names = sorted({check_collection(c) for c in collections} | {ACCOUNT_COLLECTION,
-                                                                  ADMIN_COLLECTION})
+    names = sorted(
+        {check_collection(c) for c in collections} | {ACCOUNT_COLLECTION, ADMIN_COLLECTION}
+    )
     recovery = PRESecretKey.generate()
     secrets = AccountSecrets.generate(recovery.public_key)
     keys = DeviceKeys.generate()
-    genesis = make_entry(secrets.account_key, account=account, seq=0, prev="",
-                         time=int(clock()), type="account-created", body={
-                             "account_key": b64e(secrets.account_key.verify_key.raw),
-                             "kfrag_signer": b64e(secrets.kfrag_signer.public_key.raw),
-                             "recovery_key": b64e(recovery.public_key.raw),
-                             "sharing_key": b64e(secrets.sharing[0].public_key.raw)})
+    genesis = make_entry(
+        secrets.account_key,
+        account=account,
+        seq=0,
+        prev="",
+        time=int(clock()),
+        type="account-created",
+        body={
+            "account_key": b64e(secrets.account_key.verify_key.raw),
+            "kfrag_signer": b64e(secrets.kfrag_signer.public_key.raw),
+            "recovery_key": b64e(recovery.public_key.raw),
+            "sharing_key": b64e(secrets.sharing[0].public_key.raw),
+        },
+    )
     from .chain import verify_chain
 
     plan = Plan(secrets, verify_chain([genesis], account=account), clock)
@@ -130,17 +160,21 @@ def create_account(home: Home, server: str, account: str, device_name: str, pass
     plan.add("device-added", body, sign_device_statement(keys.signing, account, body))
     for name in names:
         plan.grant_device(name, keys.device_id, keys.pre.public_key)
-    plan.put_item(ACCOUNT_COLLECTION, "sharing-0", secrets.sharing[0].to_bytes(), 1,
-                  keys.device_id, keys.signing)
-    plan.put_item(ADMIN_COLLECTION, "secrets", secrets.to_bytes(), 1, keys.device_id,
-                  keys.signing)
+    plan.put_item(
+        ACCOUNT_COLLECTION,
+        "sharing-0",
+        secrets.sharing[0].to_bytes(),
+        1,
+        keys.device_id,
+        keys.signing,
+    )
+    plan.put_item(ADMIN_COLLECTION, "secrets", secrets.to_bytes(), 1, keys.device_id, keys.signing)
     wire = plan.to_json()
     wire["entries"].insert(0, genesis.to_json())
     del wire["base"]
     anon = ServiceClient(server, transport=transport, clock=clock)
     anon.post("/accounts", {"account": account, **wire}, signed=False)
-    _new_home(home, server, account, device_name, passphrase, keys,
-              secrets.account_key.verify_key)
+    _new_home(home, server, account, device_name, passphrase, keys, secrets.account_key.verify_key)
     device = Device.open(home, passphrase, transport=transport, clock=clock)
     device.set_secrets(secrets)
     device.chain()
@@ -150,8 +184,14 @@ def create_account(home: Home, server: str, account: str, device_name: str, pass
 # ----------------------------------------------------------------------------- pairing
 def short_authentication_string(code: str, device_key: bytes, account_key: bytes) -> str:
     """Six digits both sides compute; equal only if neither key was swapped in transit."""
-    d = hashlib.sha256(labels.SAS_LABEL + b"\x00" + code.strip().upper().encode() + b"\x00"
-                       + device_key + account_key).digest()
+    d = hashlib.sha256(
+        labels.SAS_LABEL
+        + b"\x00"
+        + code.strip().upper().encode()
+        + b"\x00"
+        + device_key
+        + account_key
+    ).digest()
     n = int.from_bytes(d[:8], "big") % 1_000_000
     return f"{n // 1000:03d} {n % 1000:03d}"
 
@@ -165,31 +205,50 @@ class JoinTicket:
     device_fingerprint: str
 
 
-def start_join(home: Home, server: str, account: str, device_name: str, passphrase: str, *,
-               transport: httpx.BaseTransport | None = None,
-               clock: Clock = time.time) -> JoinTicket:
+def start_join(
+    home: Home,
+    server: str,
+    account: str,
+    device_name: str,
+    passphrase: str,
+    *,
+    transport: httpx.BaseTransport | None = None,
+    clock: Clock = time.time,
+) -> JoinTicket:
     """Ask to join ``account``: creates this device's keys and a pairing code."""
     check_name(device_name, "device name")
     anon = ServiceClient(server, transport=transport, clock=clock)
     state, _ = fetch_chain(anon, account)
     keys = DeviceKeys.generate()
     body = keys.public_body(device_name)
-    resp = anon.post(path("accounts", account, "pairing"), {
-        "device": body,
-        "statement_sig": b64e(sign_device_statement(keys.signing, account, body))},
-        signed=False)
+    resp = anon.post(
+        path("accounts", account, "pairing"),
+        {"device": body, "statement_sig": b64e(sign_device_statement(keys.signing, account, body))},
+        signed=False,
+    )
     store = _new_home(home, server, account, device_name, passphrase, keys, state.account_key)
     store.data["pairing"] = {"code": resp["code"], "token": resp["token"]}
     store.save()
-    return JoinTicket(resp["code"], resp["token"],
-                      short_authentication_string(resp["code"], keys.signing.verify_key.raw,
-                                                  state.account_key.raw),
-                      state.account_key.fingerprint, keys.signing.verify_key.fingerprint)
+    return JoinTicket(
+        resp["code"],
+        resp["token"],
+        short_authentication_string(
+            resp["code"], keys.signing.verify_key.raw, state.account_key.raw
+        ),
+        state.account_key.fingerprint,
+        keys.signing.verify_key.fingerprint,
+    )
 
 
-def wait_for_approval(home: Home, passphrase: str, wait: float, *,
-                      transport: httpx.BaseTransport | None = None, clock: Clock = time.time,
-                      sleep: Callable[[float], None] = time.sleep) -> Device | None:
+def wait_for_approval(
+    home: Home,
+    passphrase: str,
+    wait: float,
+    *,
+    transport: httpx.BaseTransport | None = None,
+    clock: Clock = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Device | None:
     """Poll until an admin approves; returns the ready device, or None on timeout."""
     device = Device.open(home, passphrase, transport=transport, clock=clock)
     ticket = device.keystore.data.get("pairing")
@@ -197,8 +256,11 @@ def wait_for_approval(home: Home, passphrase: str, wait: float, *,
         return device
     deadline = time.monotonic() + wait
     while True:
-        status = device.client.get(path("pairing", ticket["code"], "status"),
-                                   params={"token": ticket["token"]}, signed=False)["status"]
+        status = device.client.get(
+            path("pairing", ticket["code"], "status"),
+            params={"token": ticket["token"]},
+            signed=False,
+        )["status"]
         if status == "approved":
             break
         if status == "expired":
@@ -235,10 +297,12 @@ def pairing_details(device: Device, code: str) -> PairingDetails:
     """What an admin checks before approving: the joining device's keys, fingerprint and SAS."""
     raw = b64d(device.client.get(path("accounts", device.account, "pairing", code))["request"])
     body, sig, key = verify_pairing_request(
-        device.account, parse_json_object(raw, what="pairing request"))
+        device.account, parse_json_object(raw, what="pairing request")
+    )
     account_key = device.chain().account_key.raw
-    return PairingDetails(code, body, sig, key.fingerprint,
-                          short_authentication_string(code, key.raw, account_key))
+    return PairingDetails(
+        code, body, sig, key.fingerprint, short_authentication_string(code, key.raw, account_key)
+    )
 
 
 def _require_admin(device: Device) -> AccountSecrets:
@@ -311,13 +375,18 @@ def _build_and_send(device: Device, build: Callable[[Plan, ChainState], None]) -
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def approve_device(device: Device, details: PairingDetails, role: str = "member",
-                   scopes: Sequence[str] | None = None) -> DeviceInfo:
+def approve_device(
+    device: Device,
+    details: PairingDetails,
+    role: str = "member",
+    scopes: Sequence[str] | None = None,
+) -> DeviceInfo:
     """Add the joining device to the chain and grant it the newest epoch of its scopes."""
     secrets = _require_admin(device)
     state = device.chain()
-    available = sorted(n for n, c in state.collections.items()
-                       if not n.startswith("_") and c.kind == "items")
+    available = sorted(
+        n for n, c in state.collections.items() if not n.startswith("_") and c.kind == "items"
+    )
     wanted = available if scopes is None else [check_collection(s) for s in scopes]
     unknown = sorted(set(wanted) - set(available))
     if unknown:
@@ -331,8 +400,10 @@ def approve_device(device: Device, details: PairingDetails, role: str = "member"
     pre = PREPublicKey(b64d(body["pre_key"], size=33, what="pre key"))
     for name in final:
         plan.grant_device(name, body["id"], pre)
-    device.client.post(path("accounts", device.account, "pairing", details.code, "approve"), {
-        "device_id": body["id"], **plan.to_json(with_recovery=False)})
+    device.client.post(
+        path("accounts", device.account, "pairing", details.code, "approve"),
+        {"device_id": body["id"], **plan.to_json(with_recovery=False)},
+    )
     return device.chain().devices[body["id"]]
 
 
@@ -357,23 +428,26 @@ def ensure_collections(device: Device, names: Iterable[str], kind: str = "items"
                     plan.grant_device(name, d.id, d.pre_key)
         else:
             for name in created:
-                plan.grant(name, 1, "account", state.account, state.sharing_generation,
-                           state.sharing_key)
+                plan.grant(
+                    name, 1, "account", state.account, state.sharing_generation, state.sharing_key
+                )
         _put_secrets(plan, device)
 
     _build_and_send(device, build)
     return created
 
 
-def _regrant_keys(plan: Plan, device: Device, name: str, grants: Sequence[dict[str, Any]],
-                  *, all_epochs: bool) -> None:
+def _regrant_keys(
+    plan: Plan, device: Device, name: str, grants: Sequence[dict[str, Any]], *, all_epochs: bool
+) -> None:
     """Account grants of keys collection ``name`` for its newest epoch (or every epoch), to
     this account's newest sharing key and each other grantee's current one."""
     state = plan.state
     coll = state.collection(name)
     epochs = sorted(coll.epochs) if all_epochs else [coll.current_epoch]
     targets: dict[str, tuple[int, PREPublicKey, int | None]] = {
-        state.account: (state.sharing_generation, state.sharing_key, None)}
+        state.account: (state.sharing_generation, state.sharing_key, None)
+    }
     for g in grants:
         if g["key"] == name and g["target_kind"] == "account" and g["target"] != state.account:
             peer = device.peer_chain(g["target"])
@@ -394,7 +468,8 @@ def remove_device(device: Device, name: str) -> DeviceInfo:
     to the remaining devices only; a new sharing key; the labels and groups re-granted."""
     state = device.chain()
     target = state.device_by_name(name) or (
-        state.devices.get(name) if name in state.devices and state.devices[name].live else None)
+        state.devices.get(name) if name in state.devices and state.devices[name].live else None
+    )
     if target is None:
         raise NotFound(f"no live device named {name!r}")
     if target.id == device.device_id:
@@ -421,8 +496,14 @@ def remove_device(device: Device, name: str) -> DeviceInfo:
                         plan.grant_device(coll, d.id, d.pre_key)
         for coll in keys_colls:
             _regrant_keys(plan, device, coll, grants, all_epochs=True)
-        plan.put_item(ACCOUNT_COLLECTION, f"sharing-{gen}", sharing.to_bytes(), 1,
-                      device.device_id, device.keys.signing)
+        plan.put_item(
+            ACCOUNT_COLLECTION,
+            f"sharing-{gen}",
+            sharing.to_bytes(),
+            1,
+            device.device_id,
+            device.keys.signing,
+        )
         _put_secrets(plan, device)
 
     _build_and_send(device, build)
@@ -440,8 +521,11 @@ def refresh_grants(device: Device) -> list[str]:
     for g in grants:
         if g["target_kind"] != "account":
             continue
-        current = (device.chain(refresh=False).sharing_generation if g["target"] == device.account
-                   else device.peer_chain(g["target"]).sharing_generation)
+        current = (
+            device.chain(refresh=False).sharing_generation
+            if g["target"] == device.account
+            else device.peer_chain(g["target"]).sharing_generation
+        )
         if g["target_generation"] < current:
             stale.add(g["key"])
     if not stale:
@@ -457,8 +541,9 @@ def refresh_grants(device: Device) -> list[str]:
     return sorted(stale)
 
 
-def grant_keys(device: Device, key: str, account: str, *, expires: int | None = None,
-               server: str | None = None) -> None:
+def grant_keys(
+    device: Device, key: str, account: str, *, expires: int | None = None, server: str | None = None
+) -> None:
     """Let ``account`` (its current sharing key) open what is sealed to any epoch of ``key``."""
     state = device.chain()
     if key not in state.collections or state.collections[key].kind != "keys":
@@ -467,8 +552,9 @@ def grant_keys(device: Device, key: str, account: str, *, expires: int | None = 
 
     def build(plan: Plan, state: ChainState) -> None:
         for e in sorted(state.collection(key).epochs):
-            plan.grant(key, e, "account", account, other.sharing_generation, other.sharing_key,
-                       expires)
+            plan.grant(
+                key, e, "account", account, other.sharing_generation, other.sharing_key, expires
+            )
 
     _build_and_send(device, build)
 
@@ -477,8 +563,9 @@ def revoke_keys(device: Device, key: str, account: str) -> None:
     """Delete ``account``'s grants to ``key`` and start a new epoch, granted to the others:
     the revoked account, even holding an old kfrag, opens nothing sealed afterwards."""
     grants = _grants(device)
-    if not any(g["key"] == key and g["target_kind"] == "account" and g["target"] == account
-               for g in grants):
+    if not any(
+        g["key"] == key and g["target_kind"] == "account" and g["target"] == account for g in grants
+    ):
         raise NotFound("no such grant")
     rest = [g for g in grants if not (g["target_kind"] == "account" and g["target"] == account)]
 
@@ -491,10 +578,17 @@ def revoke_keys(device: Device, key: str, account: str) -> None:
     _build_and_send(device, build)
 
 
-def recover_account(home: Home, server: str, account: str, recovery_key: str,
-                    device_name: str, passphrase: str, *,
-                    transport: httpx.BaseTransport | None = None,
-                    clock: Clock = time.time) -> Device:
+def recover_account(
+    home: Home,
+    server: str,
+    account: str,
+    recovery_key: str,
+    device_name: str,
+    passphrase: str,
+    *,
+    transport: httpx.BaseTransport | None = None,
+    clock: Clock = time.time,
+) -> Device:
     """Restore the account's secrets with the recovery key onto a new admin device: one
     bundle (the device entry and its grants), authorized by the recovery key's signature.
 
@@ -517,8 +611,9 @@ def recover_account(home: Home, server: str, account: str, recovery_key: str,
     if secrets.account_key.verify_key != state.signing_key:
         raise VerificationError("the recovered secrets do not match the account chain")
     keys = DeviceKeys.generate()
-    names = sorted(n for n, c in state.collections.items()
-                   if not n.startswith("_") and c.kind == "items")
+    names = sorted(
+        n for n, c in state.collections.items() if not n.startswith("_") and c.kind == "items"
+    )
     scopes = _device_scopes("admin", names)
     body = {**keys.public_body(device_name), "role": "admin", "scopes": scopes}
     plan = Plan(secrets, state, clock)
@@ -534,8 +629,14 @@ def recover_account(home: Home, server: str, account: str, recovery_key: str,
     return _finish_recovery(home, anon, account, passphrase, transport, clock)
 
 
-def _finish_recovery(home: Home, anon: ServiceClient, account: str, passphrase: str,
-                     transport: httpx.BaseTransport | None, clock: Clock) -> Device:
+def _finish_recovery(
+    home: Home,
+    anon: ServiceClient,
+    account: str,
+    passphrase: str,
+    transport: httpx.BaseTransport | None,
+    clock: Clock,
+) -> Device:
     device = Device.open(home, passphrase, transport=transport, clock=clock)
     wire = device.keystore.data.get("recovering")
     if device.account != account or wire is None:
@@ -546,8 +647,9 @@ def _finish_recovery(home: Home, anon: ServiceClient, account: str, passphrase: 
         # Applied already (only the answer was lost) if our device is in the chain.
         state, _ = fetch_chain(anon, account)
         if device.device_id not in state.devices:
-            raise Conflict("the account changed while recovering: remove this home and run "
-                           "the recovery again") from None
+            raise Conflict(
+                "the account changed while recovering: remove this home and run the recovery again"
+            ) from None
     del device.keystore.data["recovering"]
     device.save()
     device.chain()

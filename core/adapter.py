@@ -237,8 +237,9 @@ def _report(bad: tuple[BrokenAdapter, ...]) -> None:
 def check_adapter(obj: object) -> str | None:
     """Why ``obj`` is not a usable adapter, or None."""
     if not isinstance(obj, Adapter):
-        missing = [m for m in ("name", "collections", "commands", "cli_groups")
-                   if not hasattr(obj, m)]
+        missing = [
+            m for m in ("name", "collections", "commands", "cli_groups") if not hasattr(obj, m)
+        ]
         return f"it does not implement the Adapter interface (missing {', '.join(missing)})"
     if not isinstance(obj.name, str) or not obj.name:
         return "its name is not a non-empty string"
@@ -251,8 +252,10 @@ def check_adapter(obj: object) -> str | None:
             return "channels is not a tuple of Channel"
         for c in obj.channels:
             if c.name not in obj.collections:
-                return (f"channel {c.name!r} is not one of its collections (devices read a "
-                        "channel with the scope of the same name)")
+                return (
+                    f"channel {c.name!r} is not one of its collections (devices read a "
+                    "channel with the scope of the same name)"
+                )
     return None
 
 
@@ -309,8 +312,9 @@ def channel_policies(adapters: Mapping[str, Adapter]) -> dict[str, Channel]:
 
 
 def quick_commands(adapters: Mapping[str, Adapter]) -> list[tuple[str, ...]]:
-    return [q for a in adapters.values() if isinstance(a, HasQuickCommands)
-            for q in a.quick_commands]
+    return [
+        q for a in adapters.values() if isinstance(a, HasQuickCommands) for q in a.quick_commands
+    ]
 
 
 def resolvers(adapters: Mapping[str, Adapter]) -> dict[str, Resolver]:

@@ -52,9 +52,11 @@ class Address:
         if not isinstance(self.host, str):
             raise FormatError("the host is text")
         _check_host(self.host)
-        if self.port is not None and (isinstance(self.port, bool) or
-                                      not isinstance(self.port, int) or
-                                      not 0 < self.port < 65536):
+        if self.port is not None and (
+            isinstance(self.port, bool)
+            or not isinstance(self.port, int)
+            or not 0 < self.port < 65536
+        ):
             raise FormatError("a port is 1 to 65535")
 
     @classmethod

@@ -38,9 +38,18 @@ class AuditRecord:
     @classmethod
     def from_json(cls, r: Any) -> AuditRecord:
         try:
-            rec = cls(r["id"], r["key"], r["grantee_account"], r["grantee_device"], r["context"],
-                      r["allowed"], r["reason"], r["time"], r.get("count", 1),
-                      r.get("capsule", ""))
+            rec = cls(
+                r["id"],
+                r["key"],
+                r["grantee_account"],
+                r["grantee_device"],
+                r["context"],
+                r["allowed"],
+                r["reason"],
+                r["time"],
+                r.get("count", 1),
+                r.get("capsule", ""),
+            )
         except (KeyError, TypeError):
             raise FormatError("the service answered with a malformed audit record") from None
         types = (int, str, str, str, str, bool, str, int, int, str)
@@ -56,8 +65,15 @@ class AuditPage:
     """Pass as ``after`` for the next page; None when this page was the last."""
 
 
-def read_audit(device: Device, *, prefix: str = "", after: int = 0, limit: int = MAX_PAGE,
-               grantee: str | None = None, outcome: str | None = None) -> AuditPage:
+def read_audit(
+    device: Device,
+    *,
+    prefix: str = "",
+    after: int = 0,
+    limit: int = MAX_PAGE,
+    grantee: str | None = None,
+    outcome: str | None = None,
+) -> AuditPage:
     """One page of this account's audit trail (``outcome``: "allowed" or "refused")."""
     from .client import path
 
@@ -65,9 +81,16 @@ def read_audit(device: Device, *, prefix: str = "", after: int = 0, limit: int =
         raise ValueError(f"limit is 1 to {MAX_PAGE}")
     if outcome not in (None, "allowed", "refused"):
         raise ValueError("outcome is 'allowed' or 'refused'")
-    resp = device.client.get(path("accounts", device.account, "audit"), params={
-        "prefix": prefix or None, "after": after or None, "limit": limit,
-        "grantee": grantee, "outcome": outcome})
+    resp = device.client.get(
+        path("accounts", device.account, "audit"),
+        params={
+            "prefix": prefix or None,
+            "after": after or None,
+            "limit": limit,
+            "grantee": grantee,
+            "outcome": outcome,
+        },
+    )
     raw = resp.get("records") if isinstance(resp, dict) else None
     if not isinstance(raw, list):
         raise FormatError("the service answered with a malformed audit page")

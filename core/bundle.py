@@ -60,11 +60,24 @@ class Plan:
         return self.state.account
 
     # ------------------------------------------------------------------ chain
-    def add(self, kind: str, body: dict[str, Any], device_signature: bytes | None = None,
-            new_account_key: SigningKey | None = None) -> None:
-        e = make_entry(self.secrets.account_key, account=self.account, seq=self.state.seq + 1,
-                       prev=self.state.head, time=int(self.clock()), type=kind, body=body,
-                       device_signature=device_signature, new_account_key=new_account_key)
+    def add(
+        self,
+        kind: str,
+        body: dict[str, Any],
+        device_signature: bytes | None = None,
+        new_account_key: SigningKey | None = None,
+    ) -> None:
+        e = make_entry(
+            self.secrets.account_key,
+            account=self.account,
+            seq=self.state.seq + 1,
+            prev=self.state.head,
+            time=int(self.clock()),
+            type=kind,
+            body=body,
+            device_signature=device_signature,
+            new_account_key=new_account_key,
+        )
         self.state = self.state.extend([e])  # every entry checked as the service will
         self.entries.append(e)
 
@@ -79,8 +92,7 @@ class Plan:
         current = self.secrets.current_secret(name)
         if coll.kind == "items" and number > 1 and (current is None or current[0] != number - 1):
             raise KeyError(f"this admin lacks the newest secret of {name!r}")
-        made = new_epoch(self.account, name, coll.kind, number,
-                         current[1] if current else None)
+        made = new_epoch(self.account, name, coll.kind, number, current[1] if current else None)
         self.add("epoch", made.body)
         self.secrets.epochs.setdefault(name, {})[number] = made.secret
         if made.data_key is not None:
@@ -91,9 +103,15 @@ class Plan:
         """A new account key and kfrag signer (admin removal): signed by the old and new."""
         new_key, new_signer = SigningKey.generate(), _umbral.PRESecretKey.generate()
         gen = self.secrets.key_generation + 1
-        self.add("account-key-rotated",
-                 {"generation": gen, "account_key": b64e(new_key.verify_key.raw),
-                  "kfrag_signer": b64e(new_signer.public_key.raw)}, new_account_key=new_key)
+        self.add(
+            "account-key-rotated",
+            {
+                "generation": gen,
+                "account_key": b64e(new_key.verify_key.raw),
+                "kfrag_signer": b64e(new_signer.public_key.raw),
+            },
+            new_account_key=new_key,
+        )
         self.secrets.account_key, self.secrets.kfrag_signer = new_key, new_signer
         self.secrets.key_generation = gen
 
@@ -102,15 +120,31 @@ class Plan:
         return self.state.key_generation != self.base.key_generation
 
     # ----------------------------------------------------------------- grants
-    def grant(self, key: str, epoch: int, target_kind: str, target: str, generation: int,
-              receiving: PREPublicKey, expires: int | None = None) -> None:
+    def grant(
+        self,
+        key: str,
+        epoch: int,
+        target_kind: str,
+        target: str,
+        generation: int,
+        receiving: PREPublicKey,
+        expires: int | None = None,
+    ) -> None:
         secret = self.secrets.epoch_secret(key, epoch)
         if secret is None:
             raise KeyError(f"this admin lacks epoch {epoch} of {key!r}")
         kfrag = _umbral.make_kfrag(secret, receiving, self.secrets.kfrag_signer)
-        self.grants.append({"key": key, "epoch": epoch, "target_kind": target_kind,
-                            "target": target, "target_generation": generation,
-                            "kfrag": b64e(kfrag), "expires": expires})
+        self.grants.append(
+            {
+                "key": key,
+                "epoch": epoch,
+                "target_kind": target_kind,
+                "target": target,
+                "target_generation": generation,
+                "kfrag": b64e(kfrag),
+                "expires": expires,
+            }
+        )
 
     def grant_device(self, key: str, device_id: str, pre: PREPublicKey) -> None:
         """A device reads an items collection through its newest epoch only."""
@@ -120,8 +154,15 @@ class Plan:
         self.deletes.append({"key": key, "target_kind": target_kind, "target": target})
 
     # ------------------------------------------------------------------ items
-    def put_item(self, collection: str, item_id: str, plaintext: bytes, version: int,
-                 writer: str, signer: SigningKey) -> None:
+    def put_item(
+        self,
+        collection: str,
+        item_id: str,
+        plaintext: bytes,
+        version: int,
+        writer: str,
+        signer: SigningKey,
+    ) -> None:
         coll = self.state.collection(collection)
         key = self.data_keys.get((collection, coll.current_epoch))
         secret = self.secrets.epoch_secret(collection, coll.current_epoch)
@@ -130,9 +171,22 @@ class Plan:
         if key is None:
             raise KeyError(f"no data key for the current epoch of {collection!r}")
         epoch = coll.current_epoch
-        self.items.append((collection, seal_item(
-            key, account=self.account, collection=collection, item_id=item_id,
-            version=version, epoch=epoch, plaintext=plaintext, writer=writer), signer))
+        self.items.append(
+            (
+                collection,
+                seal_item(
+                    key,
+                    account=self.account,
+                    collection=collection,
+                    item_id=item_id,
+                    version=version,
+                    epoch=epoch,
+                    plaintext=plaintext,
+                    writer=writer,
+                ),
+                signer,
+            )
+        )
 
     def _signed_items(self) -> list[tuple[str, SealedItem]]:
         """The items, signed per (collection, writer) as the writes they are."""
@@ -141,17 +195,23 @@ class Plan:
         for coll, item, signer in self.items:
             groups.setdefault((coll, item.writer), []).append(item)
             signers[item.writer] = signer
-        return [(coll, signed) for (coll, writer), items in groups.items()
-                for signed in sign_items(signers[writer], account=self.account, collection=coll,
-                                         items=items)]
+        return [
+            (coll, signed)
+            for (coll, writer), items in groups.items()
+            for signed in sign_items(
+                signers[writer], account=self.account, collection=coll, items=items
+            )
+        ]
 
     # ---------------------------------------------------------------- the wire
     def to_json(self, *, with_recovery: bool = True) -> dict[str, Any]:
         body: dict[str, Any] = {
             "base": {"seq": self.base.seq, "head": self.base.head},
             "entries": [e.to_json() for e in self.entries],
-            "grants": self.grants, "delete_grants": self.deletes,
-            "items": [{"collection": c, **i.to_json()} for c, i in self._signed_items()]}
+            "grants": self.grants,
+            "delete_grants": self.deletes,
+            "items": [{"collection": c, **i.to_json()} for c, i in self._signed_items()],
+        }
         if with_recovery:
             body["recovery_blob"] = b64e(recovery_blob(self.secrets))
         return body

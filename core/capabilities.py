@@ -84,8 +84,14 @@ class Confirmer(Protocol):
     (the default), ``show_number`` is called with the number the person must pick on
     the device; it must reach the person (a terminal), never the device's screen."""
 
-    def confirm(self, message: str, *, wait: int = 60, number_matching: bool = True,
-                show_number: Callable[[int], None] | None = None) -> bool: ...
+    def confirm(
+        self,
+        message: str,
+        *,
+        wait: int = 60,
+        number_matching: bool = True,
+        show_number: Callable[[int], None] | None = None,
+    ) -> bool: ...
 
 
 @runtime_checkable
@@ -113,8 +119,9 @@ class ChannelMessage:
 class ChannelClient:
     """One declared channel of one account, over this device's signed client."""
 
-    def __init__(self, device: Device, channel: Channel, account: str,
-                 server: str | None = None) -> None:
+    def __init__(
+        self, device: Device, channel: Channel, account: str, server: str | None = None
+    ) -> None:
         self._device, self.channel, self.account, self._server = device, channel, account, server
 
     def _url(self, *more: str) -> str:
@@ -125,21 +132,29 @@ class ChannelClient:
     def post(self, body: bytes, *, expires: int | None = None) -> int:
         """Post ``body``; the service refuses a poster the channel does not accept (403)."""
         resp = self._device.client_for(self._server).post(
-            self._url(), {"body": b64e(body), "expires": expires})
+            self._url(), {"body": b64e(body), "expires": expires}
+        )
         return int(resp["id"])
 
     def read(self, *, after: int = 0, limit: int = 1000, wait: int = 0) -> list[ChannelMessage]:
         """Rows after ``after`` (long-polling ``wait`` seconds); this account's channels only.
         A malformed row is skipped, never a reason to fail the whole listing."""
         resp = self._device.client_for(self._server).get(
-            self._url(), params={"after": after, "limit": limit, "wait": wait or None},
-            timeout=wait + 30)
+            self._url(),
+            params={"after": after, "limit": limit, "wait": wait or None},
+            timeout=wait + 30,
+        )
         out = []
         for m in resp.get("messages", []) if isinstance(resp, dict) else []:
             try:
-                out.append(ChannelMessage(_int(m["id"]), _str(m["sender"]),
-                                          b64d(m["body"], what="spool body"),
-                                          _int(m["created"])))
+                out.append(
+                    ChannelMessage(
+                        _int(m["id"]),
+                        _str(m["sender"]),
+                        b64d(m["body"], what="spool body"),
+                        _int(m["created"]),
+                    )
+                )
             except (KeyError, TypeError, FormatError):
                 continue
         return out
@@ -218,21 +233,29 @@ class RouteClient:
     def __init__(self, device: Device, prefixes: frozenset[str], server: str | None) -> None:
         self._device, self._prefixes, self._server = device, prefixes, server
 
-    def request(self, method: str, *parts: str, body: Any = None,
-                params: Mapping[str, Any] | None = None, timeout: float | None = None) -> Any:
+    def request(
+        self,
+        method: str,
+        *parts: str,
+        body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
         from .client import path
 
         if not parts or parts[0] not in self._prefixes:
             raise Forbidden(f"route /{parts[0] if parts else ''} is not one of this adapter's")
         return self._device.client_for(self._server).request(
-            method, path(*parts), body=body, params=params, timeout=timeout)
+            method, path(*parts), body=body, params=params, timeout=timeout
+        )
 
 
 class AdapterCapabilities:
     """What one adapter may use on this device: exactly what it declared."""
 
-    def __init__(self, device: Device, adapter: Adapter,
-                 adapters: Mapping[str, Adapter] | None = None) -> None:
+    def __init__(
+        self, device: Device, adapter: Adapter, adapters: Mapping[str, Adapter] | None = None
+    ) -> None:
         self._device, self.adapter = device, adapter
         self._adapters = adapters
         self._channels = {c.name: c for c in channels_of(adapter)}
@@ -270,8 +293,9 @@ class AdapterCapabilities:
             raise Forbidden(f"adapter {self.adapter.name!r} did not declare collection {name!r}")
         return Collection(self._device, name)
 
-    def channel(self, name: str, account: str | None = None,
-                server: str | None = None) -> ChannelClient:
+    def channel(
+        self, name: str, account: str | None = None, server: str | None = None
+    ) -> ChannelClient:
         """Channel ``name`` of ``account`` (default: this one) at ``server`` (default: own)."""
         spec = self._channels.get(name)
         if spec is None:
@@ -285,8 +309,9 @@ class AdapterCapabilities:
 
     def routes(self, server: str | None = None) -> RouteClient:
         """The adapter's own routes: ``/v1/NAME/...`` or ``/v1/COLLECTION/...``."""
-        return RouteClient(self._device,
-                           frozenset({self.adapter.name, *self.adapter.collections}), server)
+        return RouteClient(
+            self._device, frozenset({self.adapter.name, *self.adapter.collections}), server
+        )
 
     # -- other adapters' services
     def service(self, kind: Callable[..., T]) -> T:
@@ -299,8 +324,9 @@ class AdapterCapabilities:
         return factory(AdapterCapabilities(self._device, other, adapters))  # type: ignore[no-any-return]
 
 
-def provider_of(kind: type[Any], adapters: Mapping[str, Adapter] | None = None, *,
-                wanted_by: str = "") -> _Provider:
+def provider_of(
+    kind: type[Any], adapters: Mapping[str, Adapter] | None = None, *, wanted_by: str = ""
+) -> _Provider:
     """The installed adapter that provides service ``kind`` (check at start-up, so a missing
     provider is one clear line before anything runs); :class:`ServiceUnavailable` if none."""
     for other in (adapters if adapters is not None else discover()).values():
@@ -309,11 +335,13 @@ def provider_of(kind: type[Any], adapters: Mapping[str, Adapter] | None = None, 
     who = f" (adapter {wanted_by!r} needs it)" if wanted_by else ""
     raise ServiceUnavailable(
         f"no installed adapter provides {kind.__name__}{who}: install one that does, "
-        "e.g. keystead's second_factor adapter")
+        "e.g. keystead's second_factor adapter"
+    )
 
 
-def capabilities_for(device: Device, adapter: str | Adapter,
-                     adapters: Mapping[str, Adapter] | None = None) -> AdapterCapabilities:
+def capabilities_for(
+    device: Device, adapter: str | Adapter, adapters: Mapping[str, Adapter] | None = None
+) -> AdapterCapabilities:
     """The capabilities of installed adapter ``adapter`` (a name, or the object) on ``device``."""
     if isinstance(adapter, str):
         found = (adapters if adapters is not None else discover()).get(adapter)
@@ -333,10 +361,10 @@ class RecordNamespace:
     def get(self, account: str, key: str) -> bytes | None:
         return self._store.record_get(account, self.namespace, key)
 
-    def put(self, account: str, key: str, value: bytes, now: int, *,
-            create_only: bool = False) -> None:
-        self._store.record_put(account, self.namespace, key, value, now,
-                               create_only=create_only)
+    def put(
+        self, account: str, key: str, value: bytes, now: int, *, create_only: bool = False
+    ) -> None:
+        self._store.record_put(account, self.namespace, key, value, now, create_only=create_only)
 
     def list(self, account: str) -> list[tuple[str, bytes]]:
         return self._store.record_list(account, self.namespace)
@@ -352,8 +380,9 @@ class ServiceChannel:
     def __init__(self, ctx: ServiceContext, channel: Channel) -> None:
         self._store, self.channel = ctx.store, channel
 
-    def put(self, account: str, sender: str, body: bytes, now: int,
-            expires: int | None = None) -> int:
+    def put(
+        self, account: str, sender: str, body: bytes, now: int, expires: int | None = None
+    ) -> int:
         return self._store.spool_put(account, self.channel.name, sender, body, now, expires)
 
     def put_many(self, sender: str, deliveries: list[tuple[str, bytes]], now: int) -> list[int]:
@@ -361,8 +390,10 @@ class ServiceChannel:
         return self._store.spool_put_many(self.channel.name, sender, deliveries, now)
 
     def get(self, account: str, after: int, limit: int, now: int) -> list[ChannelMessage]:
-        return [ChannelMessage(m.id, m.sender, m.body, m.created)
-                for m in self._store.spool_get(account, self.channel.name, after, limit, now)]
+        return [
+            ChannelMessage(m.id, m.sender, m.body, m.created)
+            for m in self._store.spool_get(account, self.channel.name, after, limit, now)
+        ]
 
     def delete(self, account: str, message_id: int) -> bool:
         return self._store.spool_delete(account, self.channel.name, message_id)
@@ -379,8 +410,14 @@ class ServiceCapabilities:
     def now(self) -> int:
         return self._ctx.now()
 
-    async def authenticate(self, request: Request, *, account: str | None = None,
-                           scope: str | None = None, admin: bool = False) -> AuthDevice:
+    async def authenticate(
+        self,
+        request: Request,
+        *,
+        account: str | None = None,
+        scope: str | None = None,
+        admin: bool = False,
+    ) -> AuthDevice:
         """A live device's signed request (of ``account``, with ``scope``, admin)."""
         return await self._ctx.authenticate(request, account=account, scope=scope, admin=admin)
 
@@ -392,18 +429,32 @@ class ServiceCapabilities:
         read it (read-only; the key must be named under one of the adapter's collections)."""
         if key.split("/", 1)[0] not in self.adapter.collections:
             raise Forbidden(f"adapter {self.adapter.name!r} may not read grants of {key!r}")
-        return [(g.target, g.expires) for g in self._ctx.store.grants(owner, key)
-                if g.target_kind == "account"]
+        return [
+            (g.target, g.expires)
+            for g in self._ctx.store.grants(owner, key)
+            if g.target_kind == "account"
+        ]
 
-    async def wait_for(self, request: Request, topics: Iterable[str], wait: float,
-                       check: Callable[[], T], ready: Callable[[T], bool] = bool) -> T:
+    async def wait_for(
+        self,
+        request: Request,
+        topics: Iterable[str],
+        wait: float,
+        check: Callable[[], T],
+        ready: Callable[[T], bool] = bool,
+    ) -> T:
         """A long poll over the adapter's own channel or records (see
         ``ServiceContext.wait_for``): an awaited wake-up, never a polling loop."""
         for topic in topics:
             kind, _, rest = topic.partition(":")
             name = rest.split(":", 1)[1] if ":" in rest else ""
-            if not ((kind == "spool" and name in self._channels) or (kind == "record" and any(
-                    name == ns or name.startswith(ns + ".") for ns in self._namespaces))):
+            if not (
+                (kind == "spool" and name in self._channels)
+                or (
+                    kind == "record"
+                    and any(name == ns or name.startswith(ns + ".") for ns in self._namespaces)
+                )
+            ):
                 raise Forbidden(f"adapter {self.adapter.name!r} may not wait on {topic!r}")
         return await self._ctx.wait_for(request, topics, wait, check, ready)
 
@@ -423,10 +474,10 @@ class ServiceCapabilities:
         return require_current_epoch(self._ctx.store, account, key, sealed)
 
     def records(self, namespace: str) -> RecordNamespace:
-        if not any(namespace == ns or namespace.startswith(ns + ".")
-                   for ns in self._namespaces):
-            raise Forbidden(f"adapter {self.adapter.name!r} did not declare namespace "
-                            f"{namespace!r}")
+        if not any(namespace == ns or namespace.startswith(ns + ".") for ns in self._namespaces):
+            raise Forbidden(
+                f"adapter {self.adapter.name!r} did not declare namespace {namespace!r}"
+            )
         return RecordNamespace(self._ctx, namespace)
 
     def channel(self, name: str) -> ServiceChannel:

@@ -88,17 +88,24 @@ class SignedEntry:
 
     @classmethod
     def from_json(cls, obj: object) -> SignedEntry:
-        if not isinstance(obj, Mapping) or not set(obj) <= {"entry", "sig", "device_sig",
-                                                            "new_key_sig"}:
+        if not isinstance(obj, Mapping) or not set(obj) <= {
+            "entry",
+            "sig",
+            "device_sig",
+            "new_key_sig",
+        }:
             raise FormatError("chain entry: unexpected fields")
         entry = b64d(obj.get("entry"), what="chain entry")
         if len(entry) > MAX_ENTRY_BYTES:
             raise FormatError("chain entry too large")
         sig = b64d(obj.get("sig"), size=64, what="chain signature")
         dsig, nsig = obj.get("device_sig"), obj.get("new_key_sig")
-        return cls(entry, sig,
-                   None if dsig is None else b64d(dsig, size=64, what="device signature"),
-                   None if nsig is None else b64d(nsig, size=64, what="new key signature"))
+        return cls(
+            entry,
+            sig,
+            None if dsig is None else b64d(dsig, size=64, what="device signature"),
+            None if nsig is None else b64d(nsig, size=64, what="new key signature"),
+        )
 
 
 @dataclass(frozen=True)
@@ -249,13 +256,20 @@ def make_entry(
     over its :func:`device_statement` (made on the device, see ``sign_device_statement``);
     an ``account-key-rotated`` entry is signed by the old key and ``new_account_key``."""
     raw = canonical_json(
-        {"v": CHAIN_VERSION, "account": account, "seq": seq, "prev": prev, "time": time,
-         "type": type, "body": body}
+        {
+            "v": CHAIN_VERSION,
+            "account": account,
+            "seq": seq,
+            "prev": prev,
+            "time": time,
+            "type": type,
+            "body": body,
+        }
     )
-    new_sig = None if new_account_key is None else new_account_key.sign(
-        labels.CHAIN_KEY_ROTATION, raw)
-    return SignedEntry(raw, account_key.sign(labels.CHAIN_ENTRY, raw), device_signature,
-                       new_sig)
+    new_sig = (
+        None if new_account_key is None else new_account_key.sign(labels.CHAIN_KEY_ROTATION, raw)
+    )
+    return SignedEntry(raw, account_key.sign(labels.CHAIN_ENTRY, raw), device_signature, new_sig)
 
 
 _STATEMENT_FIELDS = ("id", "name", "signing_key", "pre_key", "ssh_key")
@@ -268,8 +282,9 @@ def device_statement(account: str, body: Mapping[str, Any]) -> bytes:
     return canonical_json({"account": account, **{k: body.get(k) for k in _STATEMENT_FIELDS}})
 
 
-def verify_pairing_request(account: str, obj: Mapping[str, Any]) -> tuple[dict[str, Any], bytes,
-                                                                     VerifyKey]:
+def verify_pairing_request(
+    account: str, obj: Mapping[str, Any]
+) -> tuple[dict[str, Any], bytes, VerifyKey]:
     """Check a joining device's request ``{device, statement_sig}``: the device proves it
     holds its signing key and binds its keys to ``account``. Returns (device, sig, key)."""
     device = obj.get("device")
@@ -297,7 +312,8 @@ def _parse(raw: bytes) -> dict[str, Any]:
     if obj.get("v") != CHAIN_VERSION:
         raise UnsupportedVersion(
             f"chain entry of protocol version {obj.get('v')!r}; this Keystead speaks version "
-            f"{CHAIN_VERSION} (pre-release: version 1 accounts must be created again)")
+            f"{CHAIN_VERSION} (pre-release: version 1 accounts must be created again)"
+        )
     if set(obj) != {"v", "account", "seq", "prev", "time", "type", "body"}:
         raise FormatError("chain entry: unexpected fields")
     if canonical_json(obj) != raw:
@@ -330,8 +346,9 @@ def _scopes(value: object) -> tuple[str, ...]:
     return tuple(sorted({check_collection(s) for s in value}))
 
 
-def verify_chain(entries: Iterable[SignedEntry], *, account: str,
-                 account_key: VerifyKey | None = None) -> ChainState:
+def verify_chain(
+    entries: Iterable[SignedEntry], *, account: str, account_key: VerifyKey | None = None
+) -> ChainState:
     """Verify a whole chain from its first entry. ``account_key`` pins the expected key."""
     it = iter(entries)
     first = next(it, None)
@@ -350,11 +367,19 @@ def verify_chain(entries: Iterable[SignedEntry], *, account: str,
     if first.device_signature is not None or first.new_key_signature is not None:
         raise FormatError("account-created carries only the account signature")
     state = ChainState(
-        account=account, account_key=key, signing_key=key, key_generation=0,
+        account=account,
+        account_key=key,
+        signing_key=key,
+        key_generation=0,
         kfrag_signer=_pk(body, "kfrag_signer"),
-        recovery_key=_pk(body, "recovery_key"), devices={}, collections={},
-        sharing_keys={0: _pk(body, "sharing_key")}, seq=0, head=first.digest,
-        created=obj["time"], digests=(first.digest,),
+        recovery_key=_pk(body, "recovery_key"),
+        devices={},
+        collections={},
+        sharing_keys={0: _pk(body, "sharing_key")},
+        seq=0,
+        head=first.digest,
+        created=obj["time"],
+        digests=(first.digest,),
     )
     return state.extend(it)
 
@@ -384,7 +409,8 @@ def _apply(state: ChainState, e: SignedEntry) -> ChainState:
         if e.device_signature is None:
             raise InvalidSignature("device entry lacks the device's countersignature")
         signing.verify(
-            labels.CHAIN_DEVICE_COUNTERSIGN, device_statement(state.account, body),
+            labels.CHAIN_DEVICE_COUNTERSIGN,
+            device_statement(state.account, body),
             e.device_signature,
         )
         name = check_name(body.get("name", ""), "device name")
@@ -394,10 +420,15 @@ def _apply(state: ChainState, e: SignedEntry) -> ChainState:
         if role not in ROLES:
             raise FormatError(f"unknown role {role!r}")
         devices[dev_id] = DeviceInfo(
-            id=dev_id, name=name, role=role, scopes=_scopes(body.get("scopes")),
-            signing_key=signing, pre_key=_pk(body, "pre_key"),
+            id=dev_id,
+            name=name,
+            role=role,
+            scopes=_scopes(body.get("scopes")),
+            signing_key=signing,
+            pre_key=_pk(body, "pre_key"),
             ssh_key=b64d(body.get("ssh_key"), size=32, what="ssh_key"),
-            added_seq=seq, added_time=obj["time"],
+            added_seq=seq,
+            added_time=obj["time"],
         )
     elif e.device_signature is not None:
         raise FormatError("only device-added entries carry a countersignature")
@@ -433,8 +464,13 @@ def _apply(state: ChainState, e: SignedEntry) -> ChainState:
     else:
         raise FormatError(f"unknown chain entry type {kind!r}")
     return replace(
-        state, devices=devices, collections=collections, sharing_keys=sharing,
-        seq=seq, head=e.digest, digests=state.digests + (e.digest,),
+        state,
+        devices=devices,
+        collections=collections,
+        sharing_keys=sharing,
+        seq=seq,
+        head=e.digest,
+        digests=state.digests + (e.digest,),
     )
 
 
@@ -452,20 +488,24 @@ def _epoch(coll: CollectionInfo, body: Mapping[str, Any], seq: int) -> EpochInfo
         want.add("previous")
     if set(body) != want:
         raise FormatError(f"an epoch of an items collection carries {', '.join(sorted(want))}")
-    previous = b64d(body["previous"], size=_PREVIOUS_SIZE, what="previous secret") \
-        if epoch > 1 else None
-    return EpochInfo(epoch, pk, seq, b64d(body.get("capsule"), size=CAPSULE_SIZE,
-                                          what="capsule"),
-                     b64d(body.get("ciphertext"), size=_DATA_KEY_CT_SIZE,
-                          what="epoch key ciphertext"), previous)
+    previous = (
+        b64d(body["previous"], size=_PREVIOUS_SIZE, what="previous secret") if epoch > 1 else None
+    )
+    return EpochInfo(
+        epoch,
+        pk,
+        seq,
+        b64d(body.get("capsule"), size=CAPSULE_SIZE, what="capsule"),
+        b64d(body.get("ciphertext"), size=_DATA_KEY_CT_SIZE, what="epoch key ciphertext"),
+        previous,
+    )
 
 
 _PREVIOUS_SIZE = 12 + 32 + 16  # nonce, a 32-byte secret key, tag
 _DATA_KEY_CT_SIZE = 32 + 16 + 24  # a 32-byte key under Umbral's DEM (tag, nonce)
 
 
-def _rotate_key(state: ChainState, e: SignedEntry, body: Mapping[str, Any],
-                seq: int) -> ChainState:
+def _rotate_key(state: ChainState, e: SignedEntry, body: Mapping[str, Any], seq: int) -> ChainState:
     """A new account key and kfrag signer, signed by the old key (checked by the caller) and
     by the new one, so neither a stolen old key nor a made-up new one rotates alone."""
     if set(body) != {"generation", "account_key", "kfrag_signer"}:
@@ -476,9 +516,15 @@ def _rotate_key(state: ChainState, e: SignedEntry, body: Mapping[str, Any],
     if e.new_key_signature is None:
         raise InvalidSignature("a key rotation lacks the new key's signature")
     new.verify(labels.CHAIN_KEY_ROTATION, e.entry, e.new_key_signature)
-    return replace(state, signing_key=new, key_generation=body["generation"],
-                   kfrag_signer=_pk(body, "kfrag_signer"), seq=seq, head=e.digest,
-                   digests=state.digests + (e.digest,))
+    return replace(
+        state,
+        signing_key=new,
+        key_generation=body["generation"],
+        kfrag_signer=_pk(body, "kfrag_signer"),
+        seq=seq,
+        head=e.digest,
+        digests=state.digests + (e.digest,),
+    )
 
 
 def device_id_for(signing_key: VerifyKey) -> str:

@@ -46,9 +46,15 @@ def path(*parts: str) -> str:
 class ServiceClient:
     """One service, optionally signing as one device."""
 
-    def __init__(self, base_url: str, *, signer: Signer | None = None,
-                 transport: httpx.BaseTransport | None = None,
-                 clock: Callable[[], float] = time.time, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        signer: Signer | None = None,
+        transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
+        timeout: float = 30.0,
+    ) -> None:
         import httpx
 
         self.base_url = base_url.rstrip("/")
@@ -60,15 +66,28 @@ class ServiceClient:
         # A plain-http service (loopback, tests) needs no TLS context: building one loads the
         # CA bundle, about 60 ms of every command. https URLs keep full verification.
         tls = self.base_url.startswith("https:")
-        self._http = httpx.Client(base_url=self.base_url, transport=transport, timeout=timeout,
-                                  limits=httpx.Limits(keepalive_expiry=2.0), verify=tls)
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            transport=transport,
+            timeout=timeout,
+            limits=httpx.Limits(keepalive_expiry=2.0),
+            verify=tls,
+        )
 
     def close(self) -> None:
         self._http.close()
 
-    def request(self, method: str, url_path: str, *, params: Mapping[str, Any] | None = None,
-                body: Any = None, signed: bool = True, timeout: float | None = None,
-                headers: Mapping[str, str] | None = None) -> Any:
+    def request(
+        self,
+        method: str,
+        url_path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        signed: bool = True,
+        timeout: float | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
         """Send one request; returns the decoded JSON answer or raises a typed error."""
         target = "/v1" + url_path
         # No "?" when every parameter is None: the service would sign a path without it.
@@ -83,16 +102,28 @@ class ServiceClient:
         if signed:
             if self.signer is None:
                 raise ValueError("this client has no device to sign with")
-            headers.update(sign_request(
-                self.signer.key, account=self.signer.account, device=self.signer.device_id,
-                method=method, origin=self._origin, path=target, body=content,
-                time=int(self._clock())))
+            headers.update(
+                sign_request(
+                    self.signer.key,
+                    account=self.signer.account,
+                    device=self.signer.device_id,
+                    method=method,
+                    origin=self._origin,
+                    path=target,
+                    body=content,
+                    time=int(self._clock()),
+                )
+            )
         import httpx
 
         try:
             resp = self._http.request(
-                method, target, content=content, headers=headers,
-                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT)
+                method,
+                target,
+                content=content,
+                headers=headers,
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            )
         except httpx.TransportError as e:
             raise NetworkError(f"cannot reach the service at {self.base_url}") from e
         if resp.status_code >= 400:
@@ -125,8 +156,9 @@ def _error(resp: httpx.Response) -> KeysteadError:
     kind = _ERRORS.get(code)
     if kind is RateLimited:
         after = resp.headers.get("retry-after", "")
-        return RateLimited(message, limit=limit, hint=hint,
-                           retry_after=int(after) if after.isdigit() else None)
+        return RateLimited(
+            message, limit=limit, hint=hint, retry_after=int(after) if after.isdigit() else None
+        )
     if kind is QuotaExceeded:
         return QuotaExceeded(message, limit=limit, hint=hint)
     if kind is not None and not issubclass(kind, ServiceError):
@@ -135,5 +167,6 @@ def _error(resp: httpx.Response) -> KeysteadError:
         return err
     if kind is not None:
         return kind(message, resp.status_code, code, hint=hint)
-    return ServiceError(f"service error {resp.status_code}: {message}", resp.status_code, code,
-                        hint=hint)
+    return ServiceError(
+        f"service error {resp.status_code}: {message}", resp.status_code, code, hint=hint
+    )

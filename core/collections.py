@@ -96,8 +96,9 @@ class Collection:
         instead of leaving the item for ``--drop-unreadable`` to delete."""
         cache = self.device.cache
         still = cache.unreadable(self.name)
-        items = [i for i in (cache.item(self.name, x) for x in sorted(ids & set(still)))
-                 if i is not None]
+        items = [
+            i for i in (cache.item(self.name, x) for x in sorted(ids & set(still))) if i is not None
+        ]
         if items:
             cache.store(self.name, items, cache.cursor(self.name), self._screen(items))
 
@@ -137,8 +138,9 @@ class Collection:
         writer = state.devices.get(item.writer)
         if writer is None:
             raise VerificationError("written by a device the chain does not know")
-        self._verifier.verify(item, writer.signing_key, account=self.device.account,
-                              collection=self.name)
+        self._verifier.verify(
+            item, writer.signing_key, account=self.device.account, collection=self.name
+        )
         epoch = state.collection(self.name).epoch(item.epoch)
         if writer.removed_seq is not None and epoch.seq > writer.removed_seq:
             raise VerificationError(f"written by {writer.name} after its removal")
@@ -150,8 +152,10 @@ class Collection:
         """Check fetched items once (writer, signature, epoch, decryption): id -> why not."""
         state = self.device.chain(refresh=False)
         # Written under an epoch, or by a device, newer than our chain: refresh it first.
-        if any(i.epoch not in state.collection(self.name).epochs or i.writer not in state.devices
-               for i in items):
+        if any(
+            i.epoch not in state.collection(self.name).epochs or i.writer not in state.devices
+            for i in items
+        ):
             state = self.device.chain()
         bad: dict[str, str] = {}
         keys: dict[int, bytes] = {}
@@ -160,8 +164,7 @@ class Collection:
                 self._check(state, i)
                 if i.epoch not in keys:
                     keys.update(self.device.epoch_keys(self.name, [i.epoch]))
-                open_item(keys[i.epoch], account=self.device.account, collection=self.name,
-                          item=i)
+                open_item(keys[i.epoch], account=self.device.account, collection=self.name, item=i)
             except (VerificationError, DecryptionFailed, FormatError) as e:
                 bad[i.id] = str(e) or "does not decrypt"
         return bad
@@ -174,10 +177,16 @@ class Collection:
         out = []
         for i in items:
             writer = state.devices.get(i.writer)
-            out.append(Record(i.id, i.version,
-                              open_item(keys[i.epoch], account=acct, collection=self.name,
-                                        item=i),
-                              i.deleted, i.writer, writer is not None and writer.role == "admin"))
+            out.append(
+                Record(
+                    i.id,
+                    i.version,
+                    open_item(keys[i.epoch], account=acct, collection=self.name, item=i),
+                    i.deleted,
+                    i.writer,
+                    writer is not None and writer.role == "admin",
+                )
+            )
         return out
 
     def _open(self, item: SealedItem) -> Record:
@@ -187,13 +196,14 @@ class Collection:
         """Every live item this device can open and trust (from the local cache: sync
         first); the rest are left out and listed by :meth:`unreadable`."""
         bad = self.device.cache.unreadable(self.name)
-        return self._open_many([i for i in self.device.cache.items(self.name)
-                                if i.id not in bad])
+        return self._open_many([i for i in self.device.cache.items(self.name) if i.id not in bad])
 
     def unreadable(self) -> list[Unreadable]:
         """Items in the local cache that this device cannot open or trust, one line each."""
-        return [Unreadable(i, w, r)
-                for i, (w, r) in sorted(self.device.cache.unreadable(self.name).items())]
+        return [
+            Unreadable(i, w, r)
+            for i, (w, r) in sorted(self.device.cache.unreadable(self.name).items())
+        ]
 
     def drop(self, item_ids: Iterable[str]) -> int:
         """Replace unreadable items by deletions (an admin's ``sync --drop-unreadable``)."""
@@ -208,8 +218,11 @@ class Collection:
     def get(self, item_id: str, *, include_deleted: bool = False) -> Record | None:
         """One item; None if absent, deleted, or not one this device can open and trust."""
         item = self.device.cache.item(self.name, check_item_id(item_id))
-        if item is None or (item.deleted and not include_deleted) \
-                or item_id in self.device.cache.unreadable(self.name):
+        if (
+            item is None
+            or (item.deleted and not include_deleted)
+            or item_id in self.device.cache.unreadable(self.name)
+        ):
             return None
         return self._open(item)
 
@@ -218,13 +231,22 @@ class Collection:
         state = self.device.chain(refresh=False)
         epoch = state.collection(self.name).current_epoch
         key = self.device.epoch_keys(self.name, [epoch])[epoch]
-        return seal_item(key, account=self.device.account, collection=self.name,
-                         item_id=item_id, version=version, epoch=epoch, plaintext=plaintext,
-                         deleted=deleted, writer=self.device.device_id)
+        return seal_item(
+            key,
+            account=self.device.account,
+            collection=self.name,
+            item_id=item_id,
+            version=version,
+            epoch=epoch,
+            plaintext=plaintext,
+            deleted=deleted,
+            writer=self.device.device_id,
+        )
 
     def _sign(self, items: Sequence[SealedItem]) -> list[SealedItem]:
-        return sign_items(self.device.keys.signing, account=self.device.account,
-                          collection=self.name, items=items)
+        return sign_items(
+            self.device.keys.signing, account=self.device.account, collection=self.name, items=items
+        )
 
     def _post(self, items: Sequence[SealedItem]) -> None:
         try:
@@ -234,8 +256,9 @@ class Collection:
                 raise
             # Our chain predates a rotation: learn the new epoch and seal again under it.
             self.device.chain()
-            items = self._sign([self._seal(i.id, self._open(i).plaintext, i.version, i.deleted)
-                                for i in items])
+            items = self._sign(
+                [self._seal(i.id, self._open(i).plaintext, i.version, i.deleted) for i in items]
+            )
             resp = self.device.client.post(self._url, {"items": [i.to_json() for i in items]})
         seqs = resp["seqs"]
         stored = [replace(i, seq=s) for i, s in zip(items, seqs, strict=True)]
@@ -248,8 +271,15 @@ class Collection:
         current = self.device.cache.item(self.name, item_id)
         return current.version + 1 if current else 1
 
-    def put(self, item_id: str, plaintext: bytes, *, base_version: int | None = None,
-            deleted: bool = False, offline: bool = False) -> Record:
+    def put(
+        self,
+        item_id: str,
+        plaintext: bytes,
+        *,
+        base_version: int | None = None,
+        deleted: bool = False,
+        offline: bool = False,
+    ) -> Record:
         """Write a new version of an item. ``Conflict`` if someone else wrote first.
 
         With ``offline``, a write the service cannot take now is queued for the next sync.
@@ -265,13 +295,14 @@ class Collection:
             self.device.cache.queue(self.name, item)
         return Record(item_id, version, plaintext, deleted)
 
-    def delete(self, item_id: str, *, base_version: int | None = None,
-               offline: bool = False) -> Record:
+    def delete(
+        self, item_id: str, *, base_version: int | None = None, offline: bool = False
+    ) -> Record:
         return self.put(item_id, b"", base_version=base_version, deleted=True, offline=offline)
 
     def put_many(self, records: Iterable[tuple[str, bytes]], *, batch: int = 20_000) -> int:
         """Write many new items (or new versions) in all-or-nothing batches."""
         sealed = [self._seal(i, p, self._next_version(i, None), False) for i, p in records]
         for start in range(0, len(sealed), batch):
-            self._post(self._sign(sealed[start:start + batch]))
+            self._post(self._sign(sealed[start : start + batch]))
         return len(sealed)

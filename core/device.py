@@ -39,20 +39,32 @@ if TYPE_CHECKING:
 __all__ = ["Device", "fetch_chain"]
 
 
-def fetch_chain(client: ServiceClient, account: str, *, cached: Sequence[SignedEntry] = (),
-                pinned_key: VerifyKey | None = None, base: ChainState | None = None
-                ) -> tuple[ChainState, list[SignedEntry]]:
+def fetch_chain(
+    client: ServiceClient,
+    account: str,
+    *,
+    cached: Sequence[SignedEntry] = (),
+    pinned_key: VerifyKey | None = None,
+    base: ChainState | None = None,
+) -> tuple[ChainState, list[SignedEntry]]:
     """Fetch and verify an account chain, extending ``cached`` entries when given. ``base``,
     the verified state of exactly ``cached``, spares verifying them again: only what is new
     is checked, as its continuation."""
     entries = list(cached)
-    new = [SignedEntry.from_json(e) for e in
-           client.get(path("accounts", account, "chain"),
-                      params={"after": len(entries) - 1}, signed=False)["entries"]]
+    new = [
+        SignedEntry.from_json(e)
+        for e in client.get(
+            path("accounts", account, "chain"), params={"after": len(entries) - 1}, signed=False
+        )["entries"]
+    ]
     entries += new
     # Entries are hash-linked: the same head digest means the same chain up to it.
-    if base is not None and cached and base.seq == len(cached) - 1 \
-            and base.head == cached[-1].digest:
+    if (
+        base is not None
+        and cached
+        and base.seq == len(cached) - 1
+        and base.head == cached[-1].digest
+    ):
         return base.extend(new), entries
     return verify_chain(entries, account=account, account_key=pinned_key), entries
 
@@ -60,9 +72,14 @@ def fetch_chain(client: ServiceClient, account: str, *, cached: Sequence[SignedE
 class Device:
     """An unlocked device. Not thread-safe; one per process is the normal use."""
 
-    def __init__(self, home: Home, keystore: Keystore, *,
-                 transport: httpx.BaseTransport | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        home: Home,
+        keystore: Keystore,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.home = home
         self.keystore = keystore
         info = home.read_device()
@@ -124,8 +141,9 @@ class Device:
         pinned = VerifyKey(b64d(data["account_key"], size=32, what="pinned account key"))
         cached = self.home.read_chain()
         if refresh:
-            state, entries = fetch_chain(self.client, self.account, cached=cached,
-                                         pinned_key=pinned, base=self._chain)
+            state, entries = fetch_chain(
+                self.client, self.account, cached=cached, pinned_key=pinned, base=self._chain
+            )
         else:
             entries = cached
             state = verify_chain(entries, account=self.account, account_key=pinned)
@@ -165,22 +183,34 @@ class Device:
         client = self._clients.get(url)
         if client is None:
             client = self._clients[url] = ServiceClient(
-                server, transport=self._transport, clock=self.clock,
-                signer=Signer(self.account, self.device_id, self.keys.signing))
+                server,
+                transport=self._transport,
+                clock=self.clock,
+                signer=Signer(self.account, self.device_id, self.keys.signing),
+            )
         return client
 
-    def reencrypt(self, owner: str, requests: Sequence[tuple[str, int, bytes]], *,
-                  context: str = "", server: str | None = None) -> list[tuple[bytes, int]]:
+    def reencrypt(
+        self,
+        owner: str,
+        requests: Sequence[tuple[str, int, bytes]],
+        *,
+        context: str = "",
+        server: str | None = None,
+    ) -> list[tuple[bytes, int]]:
         """Ask ``owner``'s service for cfrags, one per (key, epoch, capsule); in order. Each
         comes with the generation of the key it was made for (the sharing key's, for grants
         to an account)."""
         out: list[tuple[bytes, int]] = []
         for start in range(0, len(requests), 10_000):
-            chunk = requests[start:start + 10_000]
+            chunk = requests[start : start + 10_000]
             resp = self.client_for(server).post(
                 path("accounts", owner, "reencrypt"),
-                {"requests": [{"key": k, "epoch": e, "capsule": b64e(c)} for k, e, c in chunk],
-                 "context": context})
+                {
+                    "requests": [{"key": k, "epoch": e, "capsule": b64e(c)} for k, e, c in chunk],
+                    "context": context,
+                },
+            )
             cfrags = resp.get("cfrags")
             if not isinstance(cfrags, list) or len(cfrags) != len(chunk):
                 raise FormatError("the service answered with the wrong number of cfrags")
@@ -195,8 +225,7 @@ class Device:
         """Data keys of ``collection``'s epochs: from the keystore cache, else one
         re-encryption of the newest epoch's key (or an admin's own secret), walking back."""
         cache: dict[str, str] = self.keystore.data.setdefault("epoch_keys", {})
-        out = {e: b64d(cache[f"{collection}:{e}"]) for e in epochs
-               if f"{collection}:{e}" in cache}
+        out = {e: b64d(cache[f"{collection}:{e}"]) for e in epochs if f"{collection}:{e}" in cache}
         missing = set(epochs) - set(out)
         if not missing:
             return out
@@ -220,21 +249,39 @@ class Device:
             return data_key(own, info)
         assert info.capsule is not None and info.ciphertext is not None  # items epoch
         [(cfrag, _)] = self.reencrypt(self.account, [(coll.name, info.epoch, info.capsule)])
-        key = self._open_reencrypted(state, info.public_key, self.keys.pre, info.capsule,
-                                     info.ciphertext, cfrag)
+        key = self._open_reencrypted(
+            state, info.public_key, self.keys.pre, info.capsule, info.ciphertext, cfrag
+        )
         if len(key) != 32:
             raise DecryptionFailed()
         return key
 
-    def _open_reencrypted(self, owner: ChainState, delegating: PREPublicKey,
-                          receiver: PRESecretKey, capsule: bytes, ciphertext: bytes,
-                          cfrag: bytes) -> bytes:
-        _umbral.verify_cfrag(cfrag, capsule=capsule, signer=owner.kfrag_signer,
-                             delegating=delegating, receiving=receiver.public_key)
+    def _open_reencrypted(
+        self,
+        owner: ChainState,
+        delegating: PREPublicKey,
+        receiver: PRESecretKey,
+        capsule: bytes,
+        ciphertext: bytes,
+        cfrag: bytes,
+    ) -> bytes:
+        _umbral.verify_cfrag(
+            cfrag,
+            capsule=capsule,
+            signer=owner.kfrag_signer,
+            delegating=delegating,
+            receiving=receiver.public_key,
+        )
         return _umbral.decrypt_reencrypted(receiver, delegating, capsule, [cfrag], ciphertext)
 
-    def open_sealed(self, owner: ChainState, sealed: Sequence[SealedKey], *, context: str = "",
-                    server: str | None = None) -> list[bytes]:
+    def open_sealed(
+        self,
+        owner: ChainState,
+        sealed: Sequence[SealedKey],
+        *,
+        context: str = "",
+        server: str | None = None,
+    ) -> list[bytes]:
         """Open sealed-key records of ``owner``'s account (this one's or another's).
 
         This account's items collections: an admin's own epoch secrets, else the device's
@@ -255,9 +302,12 @@ class Device:
                     continue
             remote.append(i)
         if remote:
-            cfrags = self.reencrypt(owner.account, [(sealed[i].key, sealed[i].epoch,
-                                                     sealed[i].capsule) for i in remote],
-                                    context=context, server=server)
+            cfrags = self.reencrypt(
+                owner.account,
+                [(sealed[i].key, sealed[i].epoch, sealed[i].capsule) for i in remote],
+                context=context,
+                server=server,
+            )
             mine = self.chain(refresh=False)
             for i, (cfrag, gen) in zip(remote, cfrags, strict=True):
                 rec = sealed[i]
@@ -269,8 +319,9 @@ class Device:
                     receiver = self.sharing_secret(gen)
                 else:
                     raise VerificationError("a cfrag for an unknown sharing key generation")
-                out[i] = self._open_reencrypted(owner, pk, receiver, rec.capsule,
-                                                rec.ciphertext, cfrag)
+                out[i] = self._open_reencrypted(
+                    owner, pk, receiver, rec.capsule, rec.ciphertext, cfrag
+                )
         return [o for o in out if o is not None]
 
     def _own_epoch_secret(self, coll: CollectionInfo, epoch: int) -> PRESecretKey | None:
@@ -316,7 +367,6 @@ class Device:
         if pin:
             check_head(state, pin["seq"], pin["head"])
         if pin is None or pin["seq"] != state.seq:
-            peers[ref] = {"key": b64e(state.account_key.raw), "seq": state.seq,
-                          "head": state.head}
+            peers[ref] = {"key": b64e(state.account_key.raw), "seq": state.seq, "head": state.head}
             self.save()
         return state

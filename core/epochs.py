@@ -34,16 +34,21 @@ class NewEpoch:
 
 
 def _previous_ad(account: str, collection: str, epoch: int) -> bytes:
-    return b"\x00".join((labels.EPOCH_PREVIOUS, account.encode(), collection.encode(),
-                         struct.pack(">Q", epoch)))
+    return b"\x00".join(
+        (labels.EPOCH_PREVIOUS, account.encode(), collection.encode(), struct.pack(">Q", epoch))
+    )
 
 
-def new_epoch(account: str, coll: str, kind: str, epoch: int,
-              previous: PRESecretKey | None) -> NewEpoch:
+def new_epoch(
+    account: str, coll: str, kind: str, epoch: int, previous: PRESecretKey | None
+) -> NewEpoch:
     """Epoch ``epoch`` of ``coll``; ``previous`` is epoch ``epoch - 1``'s secret (items)."""
     sk = PRESecretKey.generate()
-    body: dict[str, Any] = {"collection": coll, "epoch": epoch,
-                            "public_key": b64e(sk.public_key.raw)}
+    body: dict[str, Any] = {
+        "collection": coll,
+        "epoch": epoch,
+        "public_key": b64e(sk.public_key.raw),
+    }
     if kind == "keys":
         return NewEpoch(body, sk, None)
     key = random_bytes(32)
@@ -52,8 +57,7 @@ def new_epoch(account: str, coll: str, kind: str, epoch: int,
     if epoch > 1:
         if previous is None:
             raise ValueError("an items epoch after the first wraps the previous secret")
-        body["previous"] = b64e(seal(key, previous.to_bytes(),
-                                     _previous_ad(account, coll, epoch)))
+        body["previous"] = b64e(seal(key, previous.to_bytes(), _previous_ad(account, coll, epoch)))
     return NewEpoch(body, sk, key)
 
 
@@ -67,8 +71,7 @@ def data_key(secret: PRESecretKey, info: EpochInfo) -> bytes:
     return key
 
 
-def previous_secret(account: str, coll: CollectionInfo, epoch: int,
-                    key: bytes) -> PRESecretKey:
+def previous_secret(account: str, coll: CollectionInfo, epoch: int, key: bytes) -> PRESecretKey:
     """Epoch ``epoch - 1``'s secret key, unwrapped with epoch ``epoch``'s data key."""
     info = coll.epoch(epoch)
     if info.previous is None:
@@ -77,8 +80,9 @@ def previous_secret(account: str, coll: CollectionInfo, epoch: int,
     return PRESecretKey(raw)
 
 
-def walk_back(account: str, coll: CollectionInfo, newest: int, key: bytes,
-              wanted: set[int]) -> dict[int, bytes]:
+def walk_back(
+    account: str, coll: CollectionInfo, newest: int, key: bytes, wanted: set[int]
+) -> dict[int, bytes]:
     """Data keys of the ``wanted`` epochs (all below or at ``newest``), from ``newest``'s."""
     out = {newest: key}
     epoch = newest

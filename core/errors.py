@@ -128,8 +128,9 @@ class ServiceError(KeysteadError):
     code = "service_error"
     status = 500
 
-    def __init__(self, message: str, status: int = 0, code: str = "",
-                 *, hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, status: int = 0, code: str = "", *, hint: str | None = None
+    ) -> None:
         super().__init__(message, hint=hint)
         self.status = status
         self.code = code
@@ -141,9 +142,14 @@ class Unavailable(ServiceError):
     code = "unavailable"
     status = 503
 
-    def __init__(self, message: str = "the service is temporarily unavailable",
-                 status: int = 503, code: str = "unavailable",
-                 *, hint: str | None = "try again in a few seconds") -> None:
+    def __init__(
+        self,
+        message: str = "the service is temporarily unavailable",
+        status: int = 503,
+        code: str = "unavailable",
+        *,
+        hint: str | None = "try again in a few seconds",
+    ) -> None:
         super().__init__(message, status, code, hint=hint)
 
 
@@ -176,8 +182,14 @@ class RateLimited(KeysteadError):
     code = "rate_limited"
     status = 429
 
-    def __init__(self, message: str = "too many requests", *, limit: str = "",
-                 retry_after: int | None = None, hint: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str = "too many requests",
+        *,
+        limit: str = "",
+        retry_after: int | None = None,
+        hint: str | None = None,
+    ) -> None:
         super().__init__(message, hint=hint)
         self.limit = limit
         self.retry_after = retry_after
@@ -189,8 +201,9 @@ class QuotaExceeded(KeysteadError):
     code = "quota_exceeded"
     status = 413
 
-    def __init__(self, message: str = "over quota", *, limit: str = "",
-                 hint: str | None = None) -> None:
+    def __init__(
+        self, message: str = "over quota", *, limit: str = "", hint: str | None = None
+    ) -> None:
         super().__init__(message, hint=hint)
         self.limit = limit
 

@@ -53,7 +53,8 @@ class Home:
         except FileNotFoundError:
             raise StorageError(
                 f"no device in {self.path}: run 'keystead account create' or "
-                "'keystead device join' first") from None
+                "'keystead device join' first"
+            ) from None
         except ValueError as e:
             raise FormatError(f"{self.path / 'device.json'} is corrupt") from e
         if obj.get("v") != 1:
@@ -73,9 +74,12 @@ class Home:
         return [SignedEntry.from_json(e) for e in raw]
 
     def write_chain(self, entries: Iterable[SignedEntry]) -> None:
-        atomic_write(self.path / "chain.json",
-                     json.dumps([e.to_json() for e in entries]).encode(), mode=0o644,
-                     durable=False)
+        atomic_write(
+            self.path / "chain.json",
+            json.dumps([e.to_json() for e in entries]).encode(),
+            mode=0o644,
+            durable=False,
+        )
 
     def cache(self) -> LocalCache:
         self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -91,8 +95,18 @@ def _item(r: tuple[Any, ...]) -> SealedItem:
 
 
 def _row(collection: str, i: SealedItem) -> tuple[Any, ...]:
-    return (collection, i.id, i.version, i.epoch, i.ciphertext, int(i.deleted), i.seq, i.writer,
-            i.signature, i.proof)
+    return (
+        collection,
+        i.id,
+        i.version,
+        i.epoch,
+        i.ciphertext,
+        int(i.deleted),
+        i.seq,
+        i.writer,
+        i.signature,
+        i.proof,
+    )
 
 
 class LocalCache:
@@ -124,12 +138,18 @@ class LocalCache:
         self._db.close()
 
     def cursor(self, collection: str) -> int:
-        row = self._db.execute("SELECT seq FROM cursors WHERE collection=?",
-                               (collection,)).fetchone()
+        row = self._db.execute(
+            "SELECT seq FROM cursors WHERE collection=?", (collection,)
+        ).fetchone()
         return int(row[0]) if row else 0
 
-    def store(self, collection: str, items: Iterable[SealedItem], cursor: int,
-              unreadable: Mapping[str, str] | None = None) -> None:
+    def store(
+        self,
+        collection: str,
+        items: Iterable[SealedItem],
+        cursor: int,
+        unreadable: Mapping[str, str] | None = None,
+    ) -> None:
         """Store fetched items and advance the cursor, atomically; ``unreadable`` names the
         ones this device could not verify or open, with why (checked once, at fetch).
 
@@ -138,24 +158,34 @@ class LocalCache:
         ids = [i.id for i in items]
         known: dict[str, int] = {}
         for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            known.update(self._db.execute(
-                f"SELECT id, version FROM items WHERE collection=? AND id IN "
-                f"({','.join('?' * len(chunk))})", (collection, *chunk)).fetchall())
+            chunk = ids[start : start + 500]
+            known.update(
+                self._db.execute(
+                    f"SELECT id, version FROM items WHERE collection=? AND id IN "
+                    f"({','.join('?' * len(chunk))})",
+                    (collection, *chunk),
+                ).fetchall()
+            )
         for i in items:
             if known.get(i.id, 0) > i.version:
                 raise RollbackDetected(
                     f"the service sent version {i.version} of {collection}/{i.id}, "
-                    f"older than version {known[i.id]} seen before")
+                    f"older than version {known[i.id]} seen before"
+                )
         with self._tx():
-            self._db.executemany("INSERT OR REPLACE INTO items VALUES (?,?,?,?,?,?,?,?,?,?)",
-                                 [_row(collection, i) for i in items])
-            self._db.executemany("DELETE FROM unreadable WHERE collection=? AND id=?",
-                                 [(collection, i.id) for i in items])
+            self._db.executemany(
+                "INSERT OR REPLACE INTO items VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [_row(collection, i) for i in items],
+            )
+            self._db.executemany(
+                "DELETE FROM unreadable WHERE collection=? AND id=?",
+                [(collection, i.id) for i in items],
+            )
             bad = unreadable or {}
-            self._db.executemany("INSERT INTO unreadable VALUES (?,?,?,?)",
-                                 [(collection, i.id, i.writer, bad[i.id]) for i in items
-                                  if i.id in bad])
+            self._db.executemany(
+                "INSERT INTO unreadable VALUES (?,?,?,?)",
+                [(collection, i.id, i.writer, bad[i.id]) for i in items if i.id in bad],
+            )
             self._db.execute("INSERT OR REPLACE INTO cursors VALUES (?,?)", (collection, cursor))
 
     def items(self, collection: str, *, include_deleted: bool = False) -> Iterator[SealedItem]:
@@ -166,22 +196,32 @@ class LocalCache:
             yield _item(r)
 
     def item(self, collection: str, item_id: str) -> SealedItem | None:
-        r = self._db.execute(f"SELECT {_COLUMNS} FROM items WHERE collection=? AND id=?",
-                             (collection, item_id)).fetchone()
+        r = self._db.execute(
+            f"SELECT {_COLUMNS} FROM items WHERE collection=? AND id=?", (collection, item_id)
+        ).fetchone()
         return None if r is None else _item(r)
 
     def unreadable(self, collection: str) -> dict[str, tuple[str, str]]:
         """Items that failed their check at fetch: id -> (writer, reason)."""
-        return {r[0]: (r[1], r[2]) for r in self._db.execute(
-            "SELECT id, writer, reason FROM unreadable WHERE collection=?", (collection,))}
+        return {
+            r[0]: (r[1], r[2])
+            for r in self._db.execute(
+                "SELECT id, writer, reason FROM unreadable WHERE collection=?", (collection,)
+            )
+        }
 
     def queue(self, collection: str, item: SealedItem) -> None:
-        self._db.execute("INSERT OR REPLACE INTO pending VALUES (?,?,?,?,?,?,?,?,?,?)",
-                         _row(collection, item))
+        self._db.execute(
+            "INSERT OR REPLACE INTO pending VALUES (?,?,?,?,?,?,?,?,?,?)", _row(collection, item)
+        )
 
     def pending(self, collection: str) -> list[SealedItem]:
-        return [_item(r) for r in self._db.execute(
-            f"SELECT {_COLUMNS} FROM pending WHERE collection=? ORDER BY id", (collection,))]
+        return [
+            _item(r)
+            for r in self._db.execute(
+                f"SELECT {_COLUMNS} FROM pending WHERE collection=? ORDER BY id", (collection,)
+            )
+        ]
 
     def unqueue(self, collection: str, item_id: str) -> None:
         self._db.execute("DELETE FROM pending WHERE collection=? AND id=?", (collection, item_id))

@@ -23,8 +23,16 @@ from ._encoding import b64d, b64e
 from .crypto import SigningKey, VerifyKey, open_sealed, seal
 from .errors import DecryptionFailed, FormatError, InvalidSignature
 
-__all__ = ["GROUP", "ItemVerifier", "SealedItem", "check_item_id", "item_message", "open_item",
-           "seal_item", "sign_items"]
+__all__ = [
+    "GROUP",
+    "ItemVerifier",
+    "SealedItem",
+    "check_item_id",
+    "item_message",
+    "open_item",
+    "seal_item",
+    "sign_items",
+]
 
 _ID_RE = re.compile(r"^[A-Za-z0-9._:~-]{1,128}$")
 MAX_ITEM_BYTES = 1024 * 1024
@@ -54,9 +62,17 @@ class SealedItem:
     (none for a tree of one)."""
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "version": self.version, "epoch": self.epoch,
-                "ciphertext": b64e(self.ciphertext), "deleted": self.deleted, "seq": self.seq,
-                "writer": self.writer, "sig": b64e(self.signature), "proof": b64e(self.proof)}
+        return {
+            "id": self.id,
+            "version": self.version,
+            "epoch": self.epoch,
+            "ciphertext": b64e(self.ciphertext),
+            "deleted": self.deleted,
+            "seq": self.seq,
+            "writer": self.writer,
+            "sig": b64e(self.signature),
+            "proof": b64e(self.proof),
+        }
 
     @classmethod
     def from_json(cls, obj: Any) -> SealedItem:
@@ -76,8 +92,9 @@ class SealedItem:
         proof = b64d(obj.get("proof"), what="item proof")
         if len(proof) < 4 or (len(proof) - 4) % 32 or len(proof) > 4 + 32 * _MAX_DEPTH:
             raise FormatError("item: malformed Merkle proof")
-        return cls(check_item_id(obj.get("id", "")), version, epoch, ct, deleted, seq, writer,
-                   sig, proof)
+        return cls(
+            check_item_id(obj.get("id", "")), version, epoch, ct, deleted, seq, writer, sig, proof
+        )
 
 
 def _int(obj: dict[str, Any], key: str, default: int | None = None) -> int:
@@ -91,12 +108,26 @@ MIN_CIPHERTEXT = 12 + 16  # nonce and tag: an empty plaintext
 _WRITER_RE = re.compile(r"^[0-9a-f]{16}$")
 
 
-def _ad(account: str, collection: str, item_id: str, version: int, epoch: int,
-        deleted: bool, writer: str) -> bytes:
+def _ad(
+    account: str,
+    collection: str,
+    item_id: str,
+    version: int,
+    epoch: int,
+    deleted: bool,
+    writer: str,
+) -> bytes:
     # Names are validated to exclude NUL, so NUL-separated fields are unambiguous.
-    return b"\x00".join((labels.ITEM_AD, account.encode(), collection.encode(),
-                         item_id.encode(), _FIXED.pack(version, epoch, deleted),
-                         writer.encode()))
+    return b"\x00".join(
+        (
+            labels.ITEM_AD,
+            account.encode(),
+            collection.encode(),
+            item_id.encode(),
+            _FIXED.pack(version, epoch, deleted),
+            writer.encode(),
+        )
+    )
 
 
 _FIXED = struct.Struct(">QQ?")
@@ -104,19 +135,33 @@ _FIXED = struct.Struct(">QQ?")
 
 def item_message(account: str, collection: str, item: SealedItem) -> bytes:
     """What the writer signs: the associated data and the SHA-256 of the ciphertext."""
-    return _ad(account, collection, item.id, item.version, item.epoch, item.deleted,
-               item.writer) + b"\x00" + hashlib.sha256(item.ciphertext).digest()
+    return (
+        _ad(account, collection, item.id, item.version, item.epoch, item.deleted, item.writer)
+        + b"\x00"
+        + hashlib.sha256(item.ciphertext).digest()
+    )
 
 
-def seal_item(epoch_key: bytes, *, account: str, collection: str, item_id: str, version: int,
-              epoch: int, plaintext: bytes, writer: str, deleted: bool = False) -> SealedItem:
+def seal_item(
+    epoch_key: bytes,
+    *,
+    account: str,
+    collection: str,
+    item_id: str,
+    version: int,
+    epoch: int,
+    plaintext: bytes,
+    writer: str,
+    deleted: bool = False,
+) -> SealedItem:
     """Encrypt ``plaintext`` as version ``version`` of ``item_id`` by ``writer``; unsigned until
     :func:`sign_items` signs it with the others of its write."""
     check_item_id(item_id)
     if len(plaintext) > MAX_ITEM_BYTES - 64:
         raise FormatError("item too large (1 MiB at most)")
-    ct = seal(epoch_key, plaintext,
-              _ad(account, collection, item_id, version, epoch, deleted, writer))
+    ct = seal(
+        epoch_key, plaintext, _ad(account, collection, item_id, version, epoch, deleted, writer)
+    )
     return SealedItem(item_id, version, epoch, ct, deleted, 0, writer)
 
 
@@ -140,17 +185,22 @@ def _levels(leaves: list[bytes]) -> list[list[bytes]]:
     levels = [leaves]
     while len(levels[-1]) > 1:
         cur = levels[-1]
-        levels.append([_node(cur[i], cur[i + 1]) if i + 1 < len(cur) else cur[i]
-                       for i in range(0, len(cur), 2)])
+        levels.append(
+            [
+                _node(cur[i], cur[i + 1]) if i + 1 < len(cur) else cur[i]
+                for i in range(0, len(cur), 2)
+            ]
+        )
     return levels
 
 
-def sign_items(signer: SigningKey, *, account: str, collection: str,
-               items: Sequence[SealedItem]) -> list[SealedItem]:
+def sign_items(
+    signer: SigningKey, *, account: str, collection: str, items: Sequence[SealedItem]
+) -> list[SealedItem]:
     """Sign the items of one write, in groups of at most :data:`GROUP` under one signature."""
     out: list[SealedItem] = []
     for start in range(0, len(items), GROUP):
-        group = list(items[start:start + GROUP])
+        group = list(items[start : start + GROUP])
         levels = _levels([_leaf(account, collection, i) for i in group])
         sig = signer.sign(labels.ITEM_SIGNATURE, levels[-1][0])
         for index, item in enumerate(group):
@@ -175,7 +225,7 @@ def _root(leaf: bytes, proof: bytes) -> bytes:
         if index ^ 1 < size:
             if k + 32 > len(proof):
                 raise InvalidSignature()
-            sibling = proof[k:k + 32]
+            sibling = proof[k : k + 32]
             k += 32
             node = _node(sibling, node) if index & 1 else _node(node, sibling)
         index, size = index // 2, (size + 1) // 2
@@ -204,8 +254,10 @@ class ItemVerifier:
 def open_item(epoch_key: bytes, *, account: str, collection: str, item: SealedItem) -> bytes:
     """Decrypt an item; ``DecryptionFailed`` if it was altered, moved or replayed."""
     try:
-        return open_sealed(epoch_key, item.ciphertext,
-                           _ad(account, collection, item.id, item.version, item.epoch,
-                               item.deleted, item.writer))
+        return open_sealed(
+            epoch_key,
+            item.ciphertext,
+            _ad(account, collection, item.id, item.version, item.epoch, item.deleted, item.writer),
+        )
     except DecryptionFailed:
         raise DecryptionFailed(f"item {item.id} in {collection} failed to decrypt") from None

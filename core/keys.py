@@ -48,14 +48,19 @@ class DeviceKeys:
         }
 
     def to_json(self) -> dict[str, str]:
-        return {"signing": b64e(self.signing.to_bytes()), "pre": b64e(self.pre.to_bytes()),
-                "ssh": b64e(self.ssh.to_bytes())}
+        return {
+            "signing": b64e(self.signing.to_bytes()),
+            "pre": b64e(self.pre.to_bytes()),
+            "ssh": b64e(self.ssh.to_bytes()),
+        }
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> DeviceKeys:
-        return cls(SigningKey(b64d(obj.get("signing"), size=32, what="signing key")),
-                   PRESecretKey(b64d(obj.get("pre"), size=32, what="PRE key")),
-                   SigningKey(b64d(obj.get("ssh"), size=32, what="SSH key")))
+        return cls(
+            SigningKey(b64d(obj.get("signing"), size=32, what="signing key")),
+            PRESecretKey(b64d(obj.get("pre"), size=32, what="PRE key")),
+            SigningKey(b64d(obj.get("ssh"), size=32, what="SSH key")),
+        )
 
 
 @dataclass
@@ -75,8 +80,14 @@ class AccountSecrets:
 
     @classmethod
     def generate(cls, recovery_key: PREPublicKey) -> AccountSecrets:
-        return cls(SigningKey.generate(), PRESecretKey.generate(), recovery_key, 0,
-                   {}, {0: PRESecretKey.generate()})
+        return cls(
+            SigningKey.generate(),
+            PRESecretKey.generate(),
+            recovery_key,
+            0,
+            {},
+            {0: PRESecretKey.generate()},
+        )
 
     def epoch_secret(self, collection: str, epoch: int) -> PRESecretKey | None:
         return self.epochs.get(collection, {}).get(epoch)
@@ -93,23 +104,32 @@ class AccountSecrets:
         newer = other if other.key_generation > self.key_generation else self
         epochs = {c: dict(e) for c, e in self.epochs.items()}
         for c, e in other.epochs.items():
-            epochs.setdefault(c, {}).update({k: v for k, v in e.items()
-                                             if k not in epochs[c]})
+            epochs.setdefault(c, {}).update({k: v for k, v in e.items() if k not in epochs[c]})
         sharing = {**other.sharing, **self.sharing}
-        return AccountSecrets(newer.account_key, newer.kfrag_signer, self.recovery_key,
-                              newer.key_generation, epochs, sharing)
+        return AccountSecrets(
+            newer.account_key,
+            newer.kfrag_signer,
+            self.recovery_key,
+            newer.key_generation,
+            epochs,
+            sharing,
+        )
 
     def to_bytes(self) -> bytes:
-        return canonical_json({
-            "v": SECRETS_VERSION,
-            "account_key": b64e(self.account_key.to_bytes()),
-            "key_generation": self.key_generation,
-            "kfrag_signer": b64e(self.kfrag_signer.to_bytes()),
-            "recovery_key": b64e(self.recovery_key.raw),
-            "epochs": {c: {str(k): b64e(v.to_bytes()) for k, v in e.items()}
-                       for c, e in self.epochs.items()},
-            "sharing": {str(k): b64e(v.to_bytes()) for k, v in self.sharing.items()},
-        })
+        return canonical_json(
+            {
+                "v": SECRETS_VERSION,
+                "account_key": b64e(self.account_key.to_bytes()),
+                "key_generation": self.key_generation,
+                "kfrag_signer": b64e(self.kfrag_signer.to_bytes()),
+                "recovery_key": b64e(self.recovery_key.raw),
+                "epochs": {
+                    c: {str(k): b64e(v.to_bytes()) for k, v in e.items()}
+                    for c, e in self.epochs.items()
+                },
+                "sharing": {str(k): b64e(v.to_bytes()) for k, v in self.sharing.items()},
+            }
+        )
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> AccountSecrets:
@@ -117,20 +137,29 @@ class AccountSecrets:
         if obj.get("v") != SECRETS_VERSION:
             raise UnsupportedVersion(
                 f"account secrets of version {obj.get('v')!r}; this Keystead reads "
-                f"version {SECRETS_VERSION}")
+                f"version {SECRETS_VERSION}"
+            )
         epochs, sharing, gen = obj.get("epochs"), obj.get("sharing"), obj.get("key_generation")
-        if not isinstance(epochs, dict) or not isinstance(sharing, dict) \
-                or type(gen) is not int or not all(isinstance(e, dict) for e in epochs.values()):
+        if (
+            not isinstance(epochs, dict)
+            or not isinstance(sharing, dict)
+            or type(gen) is not int
+            or not all(isinstance(e, dict) for e in epochs.values())
+        ):
             raise FormatError("account secrets: malformed")
         return cls(
             SigningKey(b64d(obj.get("account_key"), size=32, what="account key")),
             PRESecretKey(b64d(obj.get("kfrag_signer"), size=32, what="kfrag signer")),
             PREPublicKey(b64d(obj.get("recovery_key"), size=33, what="recovery key")),
             gen,
-            {c: {_gen(k): PRESecretKey(b64d(v, size=32, what="epoch key"))
-                 for k, v in e.items()} for c, e in epochs.items()},
-            {_gen(k): PRESecretKey(b64d(v, size=32, what="sharing key"))
-             for k, v in sharing.items()},
+            {
+                c: {_gen(k): PRESecretKey(b64d(v, size=32, what="epoch key")) for k, v in e.items()}
+                for c, e in epochs.items()
+            },
+            {
+                _gen(k): PRESecretKey(b64d(v, size=32, what="sharing key"))
+                for k, v in sharing.items()
+            },
         )
 
 
@@ -163,4 +192,3 @@ def parse_recovery_key(text: str) -> PRESecretKey:
     if len(raw) != 32:
         raise FormatError("recovery key: wrong length")
     return PRESecretKey(raw)
-

@@ -90,11 +90,13 @@ class Keystore:
             raise FormatError("keystore KDF parameters out of range")
         salt = b64d(kdf.get("salt"), size=16, what="keystore salt")
         return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(  # type: ignore[arg-type]
-            passphrase.encode())
+            passphrase.encode()
+        )
 
     @classmethod
-    def create(cls, path: Path, passphrase: str, data: dict[str, Any],
-               *, scrypt_n: int | None = None) -> Keystore:
+    def create(
+        cls, path: Path, passphrase: str, data: dict[str, Any], *, scrypt_n: int | None = None
+    ) -> Keystore:
         if not passphrase:
             raise KeystoreLocked("an empty passphrase would leave the keystore unprotected")
         if path.exists():
@@ -107,8 +109,9 @@ class Keystore:
         return store
 
     @classmethod
-    def open(cls, path: Path, passphrase: str | None = None, *,
-             key: bytes | None = None) -> Keystore:
+    def open(
+        cls, path: Path, passphrase: str | None = None, *, key: bytes | None = None
+    ) -> Keystore:
         """Unlock with the passphrase, or with an already derived ``key`` (the unlock agent)."""
         if (passphrase is None) == (key is None):
             raise ValueError("give exactly one of passphrase and key")
@@ -121,7 +124,8 @@ class Keystore:
         if found != VERSION:
             raise UnsupportedVersion(
                 f"{path} is a keystore of version {found!r}; this Keystead reads version "
-                f"{VERSION} (pre-release: create or join the account again)")
+                f"{VERSION} (pre-release: create or join the account again)"
+            )
         kdf = obj.get("kdf")
         if not isinstance(kdf, dict):
             raise FormatError("keystore: missing KDF parameters")
@@ -142,6 +146,9 @@ class Keystore:
     def save(self, *, durable: bool = True) -> None:
         """Write the contents back; ``durable=False`` for cache updates that can be redone."""
         plain = json.dumps(self.data, separators=(",", ":")).encode()
-        doc = {"keystead-keystore": VERSION, "kdf": self._kdf,
-               "sealed": b64e(seal(self._key, plain, labels.KEYSTORE_AD))}
+        doc = {
+            "keystead-keystore": VERSION,
+            "kdf": self._kdf,
+            "sealed": b64e(seal(self._key, plain, labels.KEYSTORE_AD)),
+        }
         atomic_write(self.path, json.dumps(doc).encode(), durable=durable)

@@ -1,6 +1,6 @@
 """Lazy re-exports for a package's ``__init__``: quick commands import only what they use.
 
-    __getattr__, __dir__ = lazy_exports(__name__, globals(), {"Name": ".module", ...})
+__getattr__, __dir__ = lazy_exports(__name__, globals(), {"Name": ".module", ...})
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ if TYPE_CHECKING:
 __all__ = ["lazy_exports"]
 
 
-def lazy_exports(package: str, namespace: dict[str, Any], names: Mapping[str, str]
-                 ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+def lazy_exports(
+    package: str, namespace: dict[str, Any], names: Mapping[str, str]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """Module ``__getattr__``/``__dir__`` that import ``names[name]`` (relative) on first use."""
 
     def __getattr__(name: str) -> Any:

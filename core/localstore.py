@@ -35,8 +35,13 @@ BUSY_TIMEOUT = 30.0
 class LocalStore:
     """One SQLite file; ``migrations[i]`` brings the schema from version i to i + 1."""
 
-    def __init__(self, path: str | os.PathLike[str], migrations: Sequence[Migration], *,
-                 busy_timeout: float = BUSY_TIMEOUT) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        migrations: Sequence[Migration],
+        *,
+        busy_timeout: float = BUSY_TIMEOUT,
+    ) -> None:
         if not migrations:
             raise ValueError("a local store needs at least one migration (its schema)")
         self.path = Path(path)
@@ -44,8 +49,9 @@ class LocalStore:
         if not self.path.exists():  # created 0600: it may hold sealed secrets and metadata
             os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
         try:
-            self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None,
-                                       check_same_thread=False)
+            self._db = sqlite3.connect(
+                self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+            )
             self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
             self._db.execute("PRAGMA journal_mode=WAL")
         except sqlite3.Error as e:
@@ -58,7 +64,8 @@ class LocalStore:
             if current > len(migrations):
                 raise UnsupportedVersion(
                     f"{self.path} has schema version {current}; this Keystead knows up to "
-                    f"{len(migrations)} (it was written by a newer version)")
+                    f"{len(migrations)} (it was written by a newer version)"
+                )
             for step in migrations[current:]:
                 if callable(step):
                     step(db)

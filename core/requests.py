@@ -19,8 +19,14 @@ from ._encoding import b64d, b64e
 from .crypto import SigningKey, VerifyKey, random_bytes
 from .errors import FormatError, InvalidSignature
 
-__all__ = ["HEADER_DEVICE", "RequestAuth", "origin_of", "parse_auth", "request_message",
-           "sign_request"]
+__all__ = [
+    "HEADER_DEVICE",
+    "RequestAuth",
+    "origin_of",
+    "parse_auth",
+    "request_message",
+    "sign_request",
+]
 
 HEADER_DEVICE = "keystead-device"
 HEADER_TIME = "keystead-time"
@@ -38,21 +44,44 @@ def origin_of(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
-def request_message(method: str, origin: str, path: str, digest: str, time: int, nonce: str,
-                    account: str, device: str) -> bytes:
-    return "\n".join([method.upper(), origin, path, digest, str(time), nonce, account,
-                      device]).encode()
+def request_message(
+    method: str,
+    origin: str,
+    path: str,
+    digest: str,
+    time: int,
+    nonce: str,
+    account: str,
+    device: str,
+) -> bytes:
+    return "\n".join(
+        [method.upper(), origin, path, digest, str(time), nonce, account, device]
+    ).encode()
 
 
-def sign_request(key: SigningKey, *, account: str, device: str, method: str, origin: str,
-                 path: str, body: bytes, time: int) -> dict[str, str]:
+def sign_request(
+    key: SigningKey,
+    *,
+    account: str,
+    device: str,
+    method: str,
+    origin: str,
+    path: str,
+    body: bytes,
+    time: int,
+) -> dict[str, str]:
     """Headers that authenticate one request to the service at ``origin``."""
     nonce = b64e(random_bytes(16))
     digest = hashlib.sha256(body).hexdigest()
     message = request_message(method, origin, path, digest, time, nonce, account, device)
     sig = key.sign(labels.REQUEST, message)
-    return {HEADER_DEVICE: f"{account}/{device}", HEADER_TIME: str(time), HEADER_NONCE: nonce,
-            HEADER_DIGEST: digest, HEADER_SIGNATURE: b64e(sig)}
+    return {
+        HEADER_DEVICE: f"{account}/{device}",
+        HEADER_TIME: str(time),
+        HEADER_NONCE: nonce,
+        HEADER_DIGEST: digest,
+        HEADER_SIGNATURE: b64e(sig),
+    }
 
 
 @dataclass(frozen=True)
@@ -66,17 +95,36 @@ class RequestAuth:
     digest: str
     signature: bytes
 
-    def verify(self, key: VerifyKey, *, method: str, origin: str, path: str, body: bytes,
-               now: int, max_skew: int = MAX_SKEW) -> None:
+    def verify(
+        self,
+        key: VerifyKey,
+        *,
+        method: str,
+        origin: str,
+        path: str,
+        body: bytes,
+        now: int,
+        max_skew: int = MAX_SKEW,
+    ) -> None:
         """Check digest, time window and signature (the nonce is the caller's to check)."""
         if hashlib.sha256(body).hexdigest() != self.digest:
             raise FormatError("the request body does not match its digest")
         if abs(now - self.time) > max_skew:
             raise InvalidSignature("request time is outside the allowed window")
-        key.verify(labels.REQUEST,
-                   request_message(method, origin.lower(), path, self.digest, self.time,
-                                   self.nonce, self.account, self.device),
-                   self.signature)
+        key.verify(
+            labels.REQUEST,
+            request_message(
+                method,
+                origin.lower(),
+                path,
+                self.digest,
+                self.time,
+                self.nonce,
+                self.account,
+                self.device,
+            ),
+            self.signature,
+        )
 
 
 def parse_auth(headers: dict[str, str]) -> RequestAuth | None:

@@ -38,9 +38,16 @@ class SealedKey:
     ciphertext: bytes
 
     def to_bytes(self) -> bytes:
-        return canonical_json({"v": VERSION, "owner": self.owner, "key": self.key,
-                               "epoch": self.epoch, "capsule": b64e(self.capsule),
-                               "ciphertext": b64e(self.ciphertext)})
+        return canonical_json(
+            {
+                "v": VERSION,
+                "owner": self.owner,
+                "key": self.key,
+                "epoch": self.epoch,
+                "capsule": b64e(self.capsule),
+                "ciphertext": b64e(self.ciphertext),
+            }
+        )
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> SealedKey:
@@ -50,7 +57,8 @@ class SealedKey:
         if obj.get("v") != VERSION:
             raise UnsupportedVersion(
                 f"sealed key record of version {obj.get('v')!r}; this Keystead reads "
-                f"version {VERSION}")
+                f"version {VERSION}"
+            )
         if set(obj) != _FIELDS:
             raise FormatError("sealed key record: unexpected fields")
         epoch = obj["epoch"]
@@ -59,8 +67,13 @@ class SealedKey:
         ct = b64d(obj["ciphertext"], what="sealed key ciphertext")
         if not 40 <= len(ct) <= MAX_SEALED_PLAINTEXT + 40:
             raise FormatError("sealed key record: impossible ciphertext length")
-        return cls(check_name(obj["owner"], "account name"), check_collection(obj["key"]), epoch,
-                   b64d(obj["capsule"], size=CAPSULE_SIZE, what="capsule"), ct)
+        return cls(
+            check_name(obj["owner"], "account name"),
+            check_collection(obj["key"]),
+            epoch,
+            b64d(obj["capsule"], size=CAPSULE_SIZE, what="capsule"),
+            ct,
+        )
 
 
 def seal_key(chain: ChainState, key: str, plaintext: bytes) -> SealedKey:

@@ -39,8 +39,15 @@ def seal_to_key(chain: ChainState, key: str, plaintext: bytes) -> bytes:
     return seal_key(chain, key, plaintext).to_bytes()
 
 
-def open_sealed_to_key(device: Device, owner: ChainState, key: str, sealed: list[bytes], *,
-                       context: str = "", server: str | None = None) -> list[bytes]:
+def open_sealed_to_key(
+    device: Device,
+    owner: ChainState,
+    key: str,
+    sealed: list[bytes],
+    *,
+    context: str = "",
+    server: str | None = None,
+) -> list[bytes]:
     """Open what :func:`seal_to_key` made, through this device's grants (one re-encryption
     batch at most). Works for the owner's own devices and for grantee accounts' devices."""
     records = [SealedKey.from_bytes(s) for s in sealed]
@@ -56,8 +63,9 @@ def create_shared_key(device: Device, name: str) -> bool:
     return bool(ensure_collections(device, [check_collection(name)], kind="keys"))
 
 
-def grant_account(device: Device, key: str, account: str, *, expires: int | None = None,
-                  server: str | None = None) -> None:
+def grant_account(
+    device: Device, key: str, account: str, *, expires: int | None = None, server: str | None = None
+) -> None:
     """Let ``account`` (its current sharing key) open what is sealed to ``key``."""
     grant_keys(device, key, account, expires=expires, server=server)
 
@@ -77,8 +85,9 @@ class GrantInfo:
 
 def list_grants(device: Device, key: str | None = None) -> list[GrantInfo]:
     resp = device.client.get(path("accounts", device.account, "grants"), params={"key": key})
-    return [GrantInfo(g["key"], g["target_kind"], g["target"], g["expires"])
-            for g in resp["grants"]]
+    return [
+        GrantInfo(g["key"], g["target_kind"], g["target"], g["expires"]) for g in resp["grants"]
+    ]
 
 
 @dataclass(frozen=True)
@@ -94,9 +103,18 @@ class AuditEntry:
 
 def audit_log(device: Device, prefix: str = "") -> list[AuditEntry]:
     """Who opened what under this account's keys (admin only), oldest first."""
-    resp = device.client.get(path("accounts", device.account, "audit"),
-                             params={"prefix": prefix or None})
-    return [AuditEntry(r["key"], r["grantee_account"], r["grantee_device"], r["context"],
-                       r["allowed"], r["reason"], r["time"]) for r in resp["records"]]
-
-
+    resp = device.client.get(
+        path("accounts", device.account, "audit"), params={"prefix": prefix or None}
+    )
+    return [
+        AuditEntry(
+            r["key"],
+            r["grantee_account"],
+            r["grantee_device"],
+            r["context"],
+            r["allowed"],
+            r["reason"],
+            r["time"],
+        )
+        for r in resp["records"]
+    ]

@@ -13,8 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CLI", "PASSPHRASE", "DeviceHome", "ServiceProcess", "database_url", "free_port",
-           "unique"]
+__all__ = [
+    "CLI",
+    "PASSPHRASE",
+    "DeviceHome",
+    "ServiceProcess",
+    "database_url",
+    "free_port",
+    "unique",
+]
 
 CLI = [sys.executable, "-m", "keystead.core.launch"]  # what the `keystead` script runs
 PASSPHRASE = "correct horse battery staple"
@@ -64,9 +71,22 @@ class ServiceProcess:
 
         with open(self.workdir / "service.log", "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "keystead.core.cli", "serve", "--port", str(self.port),
-                 "--database-url", self.database_url, "--workers", str(self.workers)],
-                stdout=log, stderr=subprocess.STDOUT, env={**_TEST_LIMITS, **os.environ})
+                [
+                    sys.executable,
+                    "-m",
+                    "keystead.core.cli",
+                    "serve",
+                    "--port",
+                    str(self.port),
+                    "--database-url",
+                    self.database_url,
+                    "--workers",
+                    str(self.workers),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**_TEST_LIMITS, **os.environ},
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -105,25 +125,43 @@ class DeviceHome:
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("KEYSTEAD_")}
-        env.update({"KEYSTEAD_HOME": str(self.path), "KEYSTEAD_PASSPHRASE": self.passphrase,
-                    "KEYSTEAD_SCRYPT_N": str(2**14),
-                    **extra})
+        env.update(
+            {
+                "KEYSTEAD_HOME": str(self.path),
+                "KEYSTEAD_PASSPHRASE": self.passphrase,
+                "KEYSTEAD_SCRYPT_N": str(2**14),
+                **extra,
+            }
+        )
         return env
 
-    def run(self, *args: str, input: str | None = None, check: bool = True,
-            timeout: float = 60, env: dict[str, str] | None = None
-            ) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([*CLI, *args], input=input, capture_output=True, text=True,
-                              timeout=timeout, env=env or self.env())
+    def run(
+        self,
+        *args: str,
+        input: str | None = None,
+        check: bool = True,
+        timeout: float = 60,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [*CLI, *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env or self.env(),
+        )
         if check and proc.returncode != 0:
             raise AssertionError(
                 f"keystead {' '.join(args)} exited {proc.returncode}\n"
-                f"stdout: {proc.stdout}\nstderr: {proc.stderr}")
+                f"stdout: {proc.stdout}\nstderr: {proc.stderr}"
+            )
         return proc
 
     def json(self, *args: str) -> Any:
         return json.loads(self.run(*args).stdout)
 
     def spawn(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, env=self.env())
+        return subprocess.Popen(
+            [*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env()
+        )

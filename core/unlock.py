@@ -47,12 +47,21 @@ if TYPE_CHECKING:
         def is_quick(self, argv: Sequence[str]) -> bool: ...
         def __call__(self, argv: list[str], env: dict[str, str]) -> QuickResult: ...
 
+
 QuickResult = tuple[int, list[tuple[int, bytes]]]
 """A command's exit status, and its output as (1 for stdout or 2 for stderr, bytes) chunks in
 the order it wrote them: a terminal shows them as if the command had run there."""
 
-__all__ = ["AgentLost", "QuickResult", "agent_socket", "fetch_key", "lock", "run_quick", "serve",
-           "spawn"]
+__all__ = [
+    "AgentLost",
+    "QuickResult",
+    "agent_socket",
+    "fetch_key",
+    "lock",
+    "run_quick",
+    "serve",
+    "spawn",
+]
 
 _KEY = b"K"
 _LOCK = b"L"
@@ -162,8 +171,11 @@ def run_quick(home: str | os.PathLike[str], argv: Sequence[str]) -> QuickResult 
     s = _connect(home)
     if s is None:
         return None
-    env = {k: v for k, v in os.environ.items()
-           if k.startswith("KEYSTEAD_") and k not in ("KEYSTEAD_HOME", "KEYSTEAD_PASSPHRASE")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k.startswith("KEYSTEAD_") and k not in ("KEYSTEAD_HOME", "KEYSTEAD_PASSPHRASE")
+    }
     body = _encode_request(argv, env)
     try:
         s.sendall(_RUN + struct.pack(">I", len(body)) + body)
@@ -248,8 +260,14 @@ class _Agent:
         with self.running:
             code, chunks = self.runner(argv, env)
         conn.settimeout(30)
-        conn.sendall(b"".join([_RESULT.pack(code, len(chunks)),
-                               *(_CHUNK.pack(fd, len(b)) + b for fd, b in chunks)]))
+        conn.sendall(
+            b"".join(
+                [
+                    _RESULT.pack(code, len(chunks)),
+                    *(_CHUNK.pack(fd, len(b)) + b for fd, b in chunks),
+                ]
+            )
+        )
 
 
 class _NoCommands:
@@ -262,8 +280,9 @@ class _NoCommands:
         raise AssertionError("not a quick command")
 
 
-def serve(home: str | os.PathLike[str], key: bytes, seconds: float,
-          runner: Runner | None = None) -> None:
+def serve(
+    home: str | os.PathLike[str], key: bytes, seconds: float, runner: Runner | None = None
+) -> None:
     """Serve ``key`` (and quick commands, through ``runner``) to same-user clients until
     ``seconds`` pass or a lock request comes."""
     import socket
@@ -315,8 +334,13 @@ def spawn(home: str | os.PathLike[str], key: bytes, seconds: float) -> None:
     env = {k: v for k, v in os.environ.items() if k != "KEYSTEAD_PASSPHRASE"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "keystead.core.cli.agent", os.path.realpath(home), str(seconds)],
-        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True, close_fds=True, env=env)
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        close_fds=True,
+        env=env,
+    )
     assert proc.stdin is not None
     proc.stdin.write(key)
     proc.stdin.close()
@@ -326,5 +350,7 @@ def spawn(home: str | os.PathLike[str], key: bytes, seconds: float) -> None:
         if proc.poll() is not None:
             break
         time.sleep(0.02)
-    raise StorageError(f"the unlock agent did not start (is {home} writable, and its path "
-                       "short enough for a UNIX socket?)")
+    raise StorageError(
+        f"the unlock agent did not start (is {home} writable, and its path "
+        "short enough for a UNIX socket?)"
+    )

@@ -13,9 +13,9 @@ TEMPLATE = Path(__file__).with_name("nginx.conf")
 
 def render(listen: int, backends: list[int]) -> str:
     upstreams = "\n        ".join(
-        f"server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;" for p in backends)
-    return (TEMPLATE.read_text().replace("@@UPSTREAMS@@", upstreams)
-            .replace("@@PORT@@", str(listen)))
+        f"server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;" for p in backends
+    )
+    return TEMPLATE.read_text().replace("@@UPSTREAMS@@", upstreams).replace("@@PORT@@", str(listen))
 
 
 if __name__ == "__main__":

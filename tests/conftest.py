@@ -55,12 +55,22 @@ class Account:
     recovery_key: str
     tmp: Path
 
-    def join(self, device: str, *, role: str = "member",
-             scopes: Sequence[str] | None = None) -> Home:
+    def join(
+        self, device: str, *, role: str = "member", scopes: Sequence[str] | None = None
+    ) -> Home:
         """Join a new device through the real pairing flow, approved by the admin."""
         home = Home(self.tmp / device)
-        proc = home.spawn("device", "join", self.name, "--server", self.service.url,
-                          "--device", device, "--wait", "60")
+        proc = home.spawn(
+            "device",
+            "join",
+            self.name,
+            "--server",
+            self.service.url,
+            "--device",
+            device,
+            "--wait",
+            "60",
+        )
         assert proc.stdout is not None
         line = proc.stdout.readline()
         assert line.startswith("pairing code: "), line + (proc.stderr.read() if proc.stderr else "")
@@ -82,8 +92,9 @@ def make_account(service: Service, tmp_path: Path) -> Any:
     def make(prefix: str = "acct", device: str = "laptop") -> Account:
         name = unique(prefix)
         admin = Home(tmp_path / f"{name}-{device}")
-        out = admin.run("account", "create", name, "--server", service.url,
-                        "--device", device).stdout
+        out = admin.run(
+            "account", "create", name, "--server", service.url, "--device", device
+        ).stdout
         key = out.strip().split("recovery key: ", 1)[1]
         return Account(name, service, admin, key, tmp_path)
 

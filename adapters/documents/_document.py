@@ -76,16 +76,18 @@ def open_stream(
 
 
 @contextlib.contextmanager
-def _atomic_output(out_path: Path, overwrite: bool, durable: bool,
-                   journal: Journal | None = None) -> Iterator[BinaryIO]:
+def _atomic_output(
+    out_path: Path, overwrite: bool, durable: bool, journal: Journal | None = None
+) -> Iterator[BinaryIO]:
     """Yield a 0600 temporary file beside ``out_path``; put it in place only on success.
     With a ``journal``, the temporary file is entered there before it exists (so a later
     run removes it if this process is killed)."""
     if not overwrite and os.path.lexists(out_path):
         raise FileExistsError(f"{out_path} already exists")
     if journal is None:
-        fd, tmp_name = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.",
-                                        suffix=".tmp")
+        fd, tmp_name = tempfile.mkstemp(
+            dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp"
+        )
         with _placed(Path(tmp_name), fd, out_path, overwrite, durable) as f:
             yield f
         return
@@ -97,8 +99,9 @@ def _atomic_output(out_path: Path, overwrite: bool, durable: bool,
 
 
 @contextlib.contextmanager
-def _placed(tmp: Path, fd: int, out_path: Path, overwrite: bool,
-            durable: bool) -> Iterator[BinaryIO]:
+def _placed(
+    tmp: Path, fd: int, out_path: Path, overwrite: bool, durable: bool
+) -> Iterator[BinaryIO]:
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
@@ -163,6 +166,8 @@ def open_to_path(
     ``journal``, even after SIGKILL, by the next :meth:`Journal.sweep`).
     The opened file keeps mode 0600. ``durable`` as for ``protect_to_path``.
     """
-    with open(src_path, "rb") as src, \
-            _atomic_output(Path(out_path), overwrite, durable, journal) as dst:
+    with (
+        open(src_path, "rb") as src,
+        _atomic_output(Path(out_path), overwrite, durable, journal) as dst,
+    ):
         return open_stream(src, dst, data_key_provider, progress=progress)

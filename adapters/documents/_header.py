@@ -51,8 +51,11 @@ _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 def _check_owner(owner: str) -> None:
     """The core's one address grammar (``keystead.core.address``), in its one spelling."""
     try:
-        ok = isinstance(owner, str) and len(owner) <= _MAX_OWNER and \
-            str(Address.parse(owner)) == owner
+        ok = (
+            isinstance(owner, str)
+            and len(owner) <= _MAX_OWNER
+            and str(Address.parse(owner)) == owner
+        )
     except FormatError:
         ok = False
     if not ok:
@@ -225,9 +228,10 @@ def _check_magic(first: bytes) -> None:
         raise FormatError("not a Keystead document")
     if len(first) < len(MAGIC_PREFIX) or MAGIC_V2.startswith(first):
         raise FormatError("document is truncated")
-    found = first[len(MAGIC_PREFIX):].split(b"\n")[0].decode("ascii", "replace")
-    raise UnsupportedVersion(f"a Keystead document of version {found}; this Keystead reads "
-                             "version 2")
+    found = first[len(MAGIC_PREFIX) :].split(b"\n")[0].decode("ascii", "replace")
+    raise UnsupportedVersion(
+        f"a Keystead document of version {found}; this Keystead reads version 2"
+    )
 
 
 def _read_exact(src: BinaryIO, n: int) -> bytes:

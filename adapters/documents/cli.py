@@ -56,8 +56,11 @@ def _file_errors(name: str | os.PathLike[str]) -> Iterator[None]:
     except DecryptionFailed:
         die(f"{os.fspath(name)} {_TAMPERED}")
     except FileExistsError as e:
-        die(f"{e.filename}: already exists (use --force or -o)" if e.filename
-            else f"{e} (use --force or -o)")
+        die(
+            f"{e.filename}: already exists (use --force or -o)"
+            if e.filename
+            else f"{e} (use --force or -o)"
+        )
     except OSError as e:
         die(f"{e.filename or os.fspath(name)}: {e.strerror or e}")
 
@@ -65,8 +68,14 @@ def _file_errors(name: str | os.PathLike[str]) -> Iterator[None]:
 @doc.command("protect")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--label", "-l", default=None, help="The label to protect under (default: default)")
-@click.option("-o", "--output", "out", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="Where to write (default: FILE.kst)")
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write (default: FILE.kst)",
+)
 @force_option
 def protect(file: Path, label: str | None, out: Path | None, force: bool) -> None:
     """Encrypt FILE to one of this account's labels; grantees of the label can open it."""
@@ -77,10 +86,14 @@ def protect(file: Path, label: str | None, out: Path | None, force: bool) -> Non
     with _file_errors(file):
         total = file.stat().st_size
         with open_device() as dev, terminal_progress(total, "protect") as progress:
-            header, size = protect_document(dev, file, out, label=label or DEFAULT_LABEL,
-                                            progress=progress, overwrite=force)
-    print(f"protected {file} -> {out} (label {header.label!r}, {size} bytes, "
-          f"id {header.document_id.hex()})", file=sys.stderr)
+            header, size = protect_document(
+                dev, file, out, label=label or DEFAULT_LABEL, progress=progress, overwrite=force
+            )
+    print(
+        f"protected {file} -> {out} (label {header.label!r}, {size} bytes, "
+        f"id {header.document_id.hex()})",
+        file=sys.stderr,
+    )
 
 
 def _default_open_target(file: Path) -> Path:
@@ -91,8 +104,14 @@ def _default_open_target(file: Path) -> Path:
 
 @doc.command("open")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", "out", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="Where to write (default: FILE without .kst)")
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write (default: FILE without .kst)",
+)
 @force_option
 def open_(file: Path, out: Path | None, force: bool) -> None:
     """Decrypt FILE.kst through this device's grant (recorded in the owner's audit trail)."""
@@ -107,10 +126,14 @@ def open_(file: Path, out: Path | None, force: bool) -> None:
             body = os.fstat(f.fileno()).st_size - len(read_header(f).to_bytes())
         # The service, not this device, decides about removed devices: its refusal is audited.
         with open_device(refresh_chain=False) as dev, terminal_progress(body, "open") as progress:
-            opened = open_document(dev, file, out, progress=progress, overwrite=force,
-                                   journal=_journal())
-    print(f"opened {file} -> {opened.path} (owner {opened.header.owner}, "
-          f"label {opened.header.label!r})", file=sys.stderr)
+            opened = open_document(
+                dev, file, out, progress=progress, overwrite=force, journal=_journal()
+            )
+    print(
+        f"opened {file} -> {opened.path} (owner {opened.header.owner}, "
+        f"label {opened.header.label!r})",
+        file=sys.stderr,
+    )
 
 
 def _plaintext_size(header: Header, file_size: int) -> int | None:
@@ -149,8 +172,7 @@ def info(file: Path, json_out: bool) -> None:
         return
     for k, v in data.items():
         print(f"{k:<12} {'?' if v is None else printable(v, 2100)}")
-    print("(claims of the header: only opening the document authenticates them)",
-          file=sys.stderr)
+    print("(claims of the header: only opening the document authenticates them)", file=sys.stderr)
 
 
 def _grantee(dev: Device, account: str) -> str:
@@ -166,8 +188,11 @@ def _grantee(dev: Device, account: str) -> str:
 @doc.command("grant")
 @click.argument("label")
 @click.argument("account")
-@click.option("--expires", default=None,
-              help="When the grant ends: a duration (12h, 7d, 2w) or an ISO date/time (UTC)")
+@click.option(
+    "--expires",
+    default=None,
+    help="When the grant ends: a duration (12h, 7d, 2w) or an ISO date/time (UTC)",
+)
 def grant(label: str, account: str, expires: str | None) -> None:
     """Let ACCOUNT's devices open documents under LABEL (admin device)."""
     from keystead.core import grant_account
@@ -216,39 +241,73 @@ def labels(json_out: bool) -> None:
     with open_device() as dev:
         state = dev.chain(refresh=False)
         found: dict[str, list[dict[str, Any]]] = {
-            lbl: [] for lbl in map(label_of, state.collections) if lbl is not None}
+            lbl: [] for lbl in map(label_of, state.collections) if lbl is not None
+        }
         for g in list_grants(dev):
             lbl = label_of(g.key)
             if lbl is None or g.target_kind != "account":
                 continue
-            found.setdefault(lbl, []).append({
-                "account": g.target, "own": g.target == dev.account,
-                "expires": None if g.expires is None else iso_time(g.expires),
-                "expired": g.expires is not None and g.expires <= now})
+            found.setdefault(lbl, []).append(
+                {
+                    "account": g.target,
+                    "own": g.target == dev.account,
+                    "expires": None if g.expires is None else iso_time(g.expires),
+                    "expired": g.expires is not None and g.expires <= now,
+                }
+            )
     if json_out:
         print_json([{"label": k, "grantees": v} for k, v in sorted(found.items())])
         return
     for lbl, grantees in sorted(found.items()):
         others = [g for g in grantees if not g["own"]]
-        names = ", ".join(
-            g["account"] + (" (expired)" if g["expired"] else
-                            f" (until {g['expires']})" if g["expires"] else "")
-            for g in others) or "-"
+        names = (
+            ", ".join(
+                g["account"]
+                + (
+                    " (expired)"
+                    if g["expired"]
+                    else f" (until {g['expires']})"
+                    if g["expires"]
+                    else ""
+                )
+                for g in others
+            )
+            or "-"
+        )
         print(printable(f"{lbl:<20} {names}", 4000))
 
 
 @doc.command("audit")
 @click.option("--label", "-l", default=None, help="Only this label")
-@click.option("--after", type=click.IntRange(0), default=0,
-              help="Only records after this id (page on with the id printed last)")
-@click.option("--limit", type=click.IntRange(1, 1000), default=1000, show_default=True,
-              help="At most this many records")
+@click.option(
+    "--after",
+    type=click.IntRange(0),
+    default=0,
+    help="Only records after this id (page on with the id printed last)",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 1000),
+    default=1000,
+    show_default=True,
+    help="At most this many records",
+)
 @click.option("--grantee", default=None, help="Only requests from this account")
-@click.option("--outcome", type=click.Choice(["allowed", "refused"]), default=None,
-              help="Only allowed or only refused requests")
+@click.option(
+    "--outcome",
+    type=click.Choice(["allowed", "refused"]),
+    default=None,
+    help="Only allowed or only refused requests",
+)
 @json_option
-def audit(label: str | None, after: int, limit: int, grantee: str | None, outcome: str | None,
-          json_out: bool) -> None:
+def audit(
+    label: str | None,
+    after: int,
+    limit: int,
+    grantee: str | None,
+    outcome: str | None,
+    json_out: bool,
+) -> None:
     """Who opened which document, from which device, when; allowed or refused (admin).
 
     Oldest first; ``capsule`` is the digest of what was really opened (the document id is
@@ -260,15 +319,29 @@ def audit(label: str | None, after: int, limit: int, grantee: str | None, outcom
     key = label_key(label) if label is not None else None
     with open_device() as dev:
         who = None if grantee is None else _grantee(dev, grantee)
-        page = read_audit(dev, prefix=key or "documents/", after=after, limit=limit,
-                          grantee=who, outcome=outcome)
-        records = [r for r in page.records
-                   if label_of(r.key) is not None and (key is None or r.key == key)]
+        page = read_audit(
+            dev, prefix=key or "documents/", after=after, limit=limit, grantee=who, outcome=outcome
+        )
+        records = [
+            r for r in page.records if label_of(r.key) is not None and (key is None or r.key == key)
+        ]
         names = _device_names(dev, {r.account for r in records})
-    rows: list[dict[str, Any]] = [{"id": r.id, "time": iso_time(r.time), "label": label_of(r.key),
-             "document_id": r.context, "capsule_sha256": r.capsule or None,
-             "account": r.account, "device": r.device, "device_name": names.get(r.device),
-             "allowed": r.allowed, "reason": r.reason, "count": r.count} for r in records]
+    rows: list[dict[str, Any]] = [
+        {
+            "id": r.id,
+            "time": iso_time(r.time),
+            "label": label_of(r.key),
+            "document_id": r.context,
+            "capsule_sha256": r.capsule or None,
+            "account": r.account,
+            "device": r.device,
+            "device_name": names.get(r.device),
+            "allowed": r.allowed,
+            "reason": r.reason,
+            "count": r.count,
+        }
+        for r in records
+    ]
     if json_out:
         print_json(rows)
     for r in [] if json_out else rows:
@@ -277,9 +350,14 @@ def audit(label: str | None, after: int, limit: int, grantee: str | None, outcom
             verdict += f" x{r['count']}"
         dev_name = f" ({r['device_name']})" if r["device_name"] else ""
         capsule = f" capsule {r['capsule_sha256'][:16]}" if r["capsule_sha256"] else ""
-        print(printable(f"{r['id']:>6}  {r['time']}  {verdict:<22} {r['label']:<12} "
-                        f"{r['document_id'] or '-'}{capsule}  {r['account']} "
-                        f"{r['device'][:16]}{dev_name}", 1000))
+        print(
+            printable(
+                f"{r['id']:>6}  {r['time']}  {verdict:<22} {r['label']:<12} "
+                f"{r['document_id'] or '-'}{capsule}  {r['account']} "
+                f"{r['device'][:16]}{dev_name}",
+                1000,
+            )
+        )
     if page.next_after is not None:
         print(f"more records: --after {page.next_after}", file=sys.stderr)
 

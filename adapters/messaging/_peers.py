@@ -70,8 +70,10 @@ class Peers:
         if a.netloc == self._own.netloc:
             return a.name, None
         if a.netloc not in self._allowed:
-            raise PeerNotAllowed(f"the service {a.netloc} is not allowed: "
-                                 f"'keystead msg peers allow {a.netloc}' to talk to it")
+            raise PeerNotAllowed(
+                f"the service {a.netloc} is not allowed: "
+                f"'keystead msg peers allow {a.netloc}' to talk to it"
+            )
         return a.name, a.service_url(self._scheme)
 
     def chain(self, address: str, *, fresh: bool = False) -> ChainState:

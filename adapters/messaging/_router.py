@@ -41,8 +41,13 @@ def messaging_router(caps: ServiceCapabilities) -> APIRouter:
         device = await ctx.authenticate(request)
         key = Group(f"{owner}@x", name).key  # checks the name
         now = ctx.now()
-        accounts = sorted({account for account, expires in caps.account_grants(owner, key)
-                           if expires is None or expires > now})
+        accounts = sorted(
+            {
+                account
+                for account, expires in caps.account_grants(owner, key)
+                if expires is None or expires > now
+            }
+        )
         if device.account != owner and device.account not in accounts:
             raise Forbidden(f"this account is not a member of group {name!r} of {owner}")
         return {"members": accounts}

@@ -101,12 +101,21 @@ def send_direct(
             message_key = random_bytes(32)
             sealed = seal_to_key(chain, _labels.CHANNEL, message_key)
         body = seal_body(message_key, text, body_ad(message_id, me, device.device_id, now, None))
-        wire = make_envelope(device.keys.signing, message_id=message_id, sender=me,
-                             device=device.device_id, to=address, time=now, group=None,
-                             sealed_key=sealed, body=body)
+        wire = make_envelope(
+            device.keys.signing,
+            message_id=message_id,
+            sender=me,
+            device=device.device_id,
+            to=address,
+            time=now,
+            group=None,
+            sealed_key=sealed,
+            body=body,
+        )
         try:
-            _caps(device).routes(server).request("POST", "messaging", "direct", name,
-                                                 body={"body": b64e(wire)})
+            _caps(device).routes(server).request(
+                "POST", "messaging", "direct", name, body={"body": b64e(wire)}
+            )
             break
         except Conflict as e:
             # Sealed to an epoch that is no longer current (the recipient removed a device
@@ -119,8 +128,11 @@ def send_direct(
 def group_members(device: Device, group: Group, peers: Peers) -> list[str]:
     """The member addresses, from the owner's service (owner or member devices)."""
     owner, server = peers.locate(group.owner)
-    resp = _caps(device).routes(server).request("GET", "messaging", "groups", owner, group.name,
-                                                "members")
+    resp = (
+        _caps(device)
+        .routes(server)
+        .request("GET", "messaging", "groups", owner, group.name, "members")
+    )
     host = group.owner.partition("@")[2]
     return [f"{m}@{host}" for m in resp["members"]]
 
@@ -133,17 +145,24 @@ def send_group(device: Device, ref: str, text: str, *, peers: Peers | None = Non
     _, server = peers.locate(group.owner)
     for fresh in (False, True):
         try:
-            return _deliver_group(device, group, text, members, peers.chain(group.owner,
-                                                                            fresh=fresh),
-                                  peers, server)
+            return _deliver_group(
+                device, group, text, members, peers.chain(group.owner, fresh=fresh), peers, server
+            )
         except Conflict as e:
             if fresh or "epoch" not in str(e):  # the group key moved on: seal to the new
                 raise
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _deliver_group(device: Device, group: Group, text: str, members: list[str],
-                   chain: ChainState, peers: Peers, server: str | None) -> Sent:
+def _deliver_group(
+    device: Device,
+    group: Group,
+    text: str,
+    members: list[str],
+    chain: ChainState,
+    peers: Peers,
+    server: str | None,
+) -> Sent:
     if group.key not in chain.collections:
         raise NotFound(f"no group {group}")
     message_key, message_id = random_bytes(32), new_message_id()
@@ -171,8 +190,9 @@ def _deliver_group(device: Device, group: Group, text: str, members: list[str],
     ]
     routes = _caps(device).routes(server)
     for start in range(0, len(deliveries), 1000):
-        routes.request("POST", "messaging", "deliver",
-                       body={"deliveries": deliveries[start : start + 1000]})
+        routes.request(
+            "POST", "messaging", "deliver", body={"deliveries": deliveries[start : start + 1000]}
+        )
     return Sent(message_id, tuple(members))
 
 

@@ -96,7 +96,8 @@ class MessageStore:
 
     def __init__(self, device: Device) -> None:
         key = KeystoreSlot(device, "messaging").get_or_create(
-            "store_key", lambda: b64e(random_bytes(32)))
+            "store_key", lambda: b64e(random_bytes(32))
+        )
         self._key = b64d(key, size=32, what="message store key")
         self._ad = _labels.STORE_AD + b"\x00" + device.account.encode()
         self._db = LocalStore(device.home.path / "messaging.sqlite", MIGRATIONS)

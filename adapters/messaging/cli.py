@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = ["msg"]
 
+
 @click.group("msg")
 def msg() -> None:
     """Direct and group messages, end to end encrypted and signed by the sending device."""
@@ -58,10 +59,14 @@ def _line(m: Message) -> str:
     where = f" [{printable(m.group, 200)}]" if m.group else ""
     if not m.verified:
         who = printable(m.sender or "unknown sender", 200)
-        return (f"{m.local}  {iso_time(m.received)}  REFUSED ({printable(m.reason, 300)}); "
-                f"claims to be from {who}")
-    return (f"{m.local}  {iso_time(m.time)}  {printable(m.sender, 200)} (verified){where}: "
-            f"{printable(m.text, 2000)}")
+        return (
+            f"{m.local}  {iso_time(m.received)}  REFUSED ({printable(m.reason, 300)}); "
+            f"claims to be from {who}"
+        )
+    return (
+        f"{m.local}  {iso_time(m.time)}  {printable(m.sender, 200)} (verified){where}: "
+        f"{printable(m.text, 2000)}"
+    )
 
 
 @msg.command("send")

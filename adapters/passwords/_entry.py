@@ -39,9 +39,24 @@ DETAIL_KEYS: dict[str, frozenset[str]] = {
     "card": frozenset({"cardholderName", "brand", "number", "expMonth", "expYear", "code"}),
     "identity": frozenset(
         {
-            "title", "firstName", "middleName", "lastName", "address1", "address2",
-            "address3", "city", "state", "postalCode", "country", "company", "email",
-            "phone", "ssn", "username", "passportNumber", "licenseNumber",
+            "title",
+            "firstName",
+            "middleName",
+            "lastName",
+            "address1",
+            "address2",
+            "address3",
+            "city",
+            "state",
+            "postalCode",
+            "country",
+            "company",
+            "email",
+            "phone",
+            "ssn",
+            "username",
+            "passportNumber",
+            "licenseNumber",
         }
     ),
     "ssh-key": frozenset({"privateKey", "publicKey", "keyFingerprint"}),
@@ -204,8 +219,12 @@ class Entry:
         for passkey in self.passkeys:
             _check_sorted_pairs("passkey", passkey)
         if self.type != "login" and (
-            self.url or self.other_urls or self.username or self.password
-            or self.otpauth is not None or self.passkeys
+            self.url
+            or self.other_urls
+            or self.username
+            or self.password
+            or self.otpauth is not None
+            or self.passkeys
         ):
             raise ValueError(f"a {self.type} has no URL, username, password, TOTP or passkey")
 

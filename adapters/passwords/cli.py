@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["passwords"]
 
+
 @click.group("passwords")
 def passwords() -> None:
     """The password vault: add, get, list, edit, import, export, browser autofill."""

@@ -50,8 +50,10 @@ def rps(json_out: bool) -> None:
     """The relying parties allowed to send prompts (and how often people reported them)."""
     with open_device() as dev:
         items = dev.client.get(path("confirm", dev.account, "rps"))["rps"]
-    out = [{"name": r["name"], "allowed": iso_time(r["created"]), "reports": r["reports"]}
-           for r in items]
+    out = [
+        {"name": r["name"], "allowed": iso_time(r["created"]), "reports": r["reports"]}
+        for r in items
+    ]
     if json_out:
         print_json(out)
         return
@@ -72,21 +74,48 @@ def disallow(rp: str) -> None:
 @confirm.command("request")
 @click.argument("account")
 @click.option("--server", required=True, help="The account's service URL")
-@click.option("--rp-token", required=True, envvar="KEYSTEAD_RP_TOKEN",
-              help="The token 'keystead confirm allow' printed (or KEYSTEAD_RP_TOKEN)")
+@click.option(
+    "--rp-token",
+    required=True,
+    envvar="KEYSTEAD_RP_TOKEN",
+    help="The token 'keystead confirm allow' printed (or KEYSTEAD_RP_TOKEN)",
+)
 @click.option("--message", required=True, help="What the person is asked to confirm")
-@click.option("--wait", type=click.IntRange(1, 3600), default=120, show_default=True,
-              help="Seconds the prompt lives and this command waits")
-@click.option("--number-matching/--no-number-matching", default=True, show_default=True,
-              help="Print a two-digit number the person must pick on the device, among "
-                   "9 choices (a blind guess wins 1 time in 9)")
-@click.option("--fingerprint", default=None,
-              help="The account key (keystead account show); without it the key is pinned on "
-                   "first use in KEYSTEAD_HOME/rp-pins (or the platform data folder)")
-@click.option("--insecure-http", is_flag=True,
-              help="Allow plain http:// to a service that is not on a loopback address")
-def request(account: str, server: str, rp_token: str, message: str, wait: int,
-            number_matching: bool, fingerprint: str | None, insecure_http: bool) -> None:
+@click.option(
+    "--wait",
+    type=click.IntRange(1, 3600),
+    default=120,
+    show_default=True,
+    help="Seconds the prompt lives and this command waits",
+)
+@click.option(
+    "--number-matching/--no-number-matching",
+    default=True,
+    show_default=True,
+    help="Print a two-digit number the person must pick on the device, among "
+    "9 choices (a blind guess wins 1 time in 9)",
+)
+@click.option(
+    "--fingerprint",
+    default=None,
+    help="The account key (keystead account show); without it the key is pinned on "
+    "first use in KEYSTEAD_HOME/rp-pins (or the platform data folder)",
+)
+@click.option(
+    "--insecure-http",
+    is_flag=True,
+    help="Allow plain http:// to a service that is not on a loopback address",
+)
+def request(
+    account: str,
+    server: str,
+    rp_token: str,
+    message: str,
+    wait: int,
+    number_matching: bool,
+    fingerprint: str | None,
+    insecure_http: bool,
+) -> None:
     """Ask ACCOUNT to confirm; prints approved (exit 0), denied, or expired (non-zero)."""
     from ._client import RelyingPartyClient
     from ._pins import PinMismatch, check_service_url, default_pin_folder
@@ -97,13 +126,20 @@ def request(account: str, server: str, rp_token: str, message: str, wait: int,
         die(str(e))
     pins = None if fingerprint else default_pin_folder()
     try:
-        with RelyingPartyClient(server, account, rp_token, pins=pins, fingerprint=fingerprint,
-                                insecure_http=insecure_http) as rp:
+        with RelyingPartyClient(
+            server,
+            account,
+            rp_token,
+            pins=pins,
+            fingerprint=fingerprint,
+            insecure_http=insecure_http,
+        ) as rp:
             pending = rp.start(message, lifetime=wait, number_matching=number_matching)
             if pending.number is not None:
                 print(f"number: {pending.number}", flush=True)
-                print("the person must pick this number on their device", file=sys.stderr,
-                      flush=True)
+                print(
+                    "the person must pick this number on their device", file=sys.stderr, flush=True
+                )
             try:
                 outcome = rp.wait(pending)
             except PinMismatch:
@@ -115,8 +151,7 @@ def request(account: str, server: str, rp_token: str, message: str, wait: int,
         die(str(e), EXIT_PIN)
     if outcome.reported:
         print("denied")
-        print("keystead: the person reported this request as not made by them",
-              file=sys.stderr)
+        print("keystead: the person reported this request as not made by them", file=sys.stderr)
     else:
         print(outcome.status)
     raise SystemExit(EXIT[outcome.status])
@@ -131,8 +166,14 @@ def _source() -> Any:
 
 def _prompt_json(r: Any) -> dict[str, Any]:
     p = r.pending
-    return {"id": p.request_id, "rp": p.rp, "message": p.message, "created": iso_time(p.created),
-            "expires": iso_time(p.expires), "choices": list(p.choices)}
+    return {
+        "id": p.request_id,
+        "rp": p.rp,
+        "message": p.message,
+        "created": iso_time(p.created),
+        "expires": iso_time(p.expires),
+        "choices": list(p.choices),
+    }
 
 
 @confirm.command("list")
@@ -148,22 +189,27 @@ def list_(json_out: bool) -> None:
         print("no pending prompts", file=sys.stderr)
     for p in out:
         choices = f"  pick one of {', '.join(map(str, p['choices']))}" if p["choices"] else ""
-        print(f"{p['id']}  {printable(p['rp'], 100)}: {printable(p['message'], 1000)}  "
-              f"(expires {p['expires']}){choices}")
+        print(
+            f"{p['id']}  {printable(p['rp'], 100)}: {printable(p['message'], 1000)}  "
+            f"(expires {p['expires']}){choices}"
+        )
 
 
 @confirm.command("approve")
 @click.argument("request_id")
-@click.option("--number", type=click.IntRange(10, 99), default=None,
-              help="The number the relying party shows (number matching)")
+@click.option(
+    "--number",
+    type=click.IntRange(10, 99),
+    default=None,
+    help="The number the relying party shows (number matching)",
+)
 def approve(request_id: str, number: int | None) -> None:
     """Approve a prompt (signed by this device)."""
     with open_device() as dev:
         src = _source()(dev)
         rp = src.find(request_id).prompt.rp
         if src.find(request_id).prompt.choices and number is None:
-            die("this prompt uses number matching: pass --number with the number "
-                f"{rp} shows")
+            die(f"this prompt uses number matching: pass --number with the number {rp} shows")
         _send(lambda: src.approve(request_id, number))
     print(f"approved: {printable(rp, 100)}")
 
@@ -200,8 +246,9 @@ def watch(once: bool) -> None:
         while True:
             for r in pending:
                 p = r.prompt
-                click.echo(f"\n{printable(p.rp, 100)} asks: "
-                           f"{printable(p.message, 1000, newlines=True)}")
+                click.echo(
+                    f"\n{printable(p.rp, 100)} asks: {printable(p.message, 1000, newlines=True)}"
+                )
                 number: int | None = None
                 decision = Decision.DENY
                 if click.confirm("Approve?", default=False):
@@ -211,7 +258,8 @@ def watch(once: bool) -> None:
                             f"Pick the number {printable(p.rp, 100)} shows "
                             f"({', '.join(map(str, sorted(p.choices)))})",
                             type=click.Choice([str(c) for c in sorted(p.choices)]),
-                            show_choices=False)
+                            show_choices=False,
+                        )
                         number = int(picked)
                 elif click.confirm("Report this request as not made by you?", default=False):
                     decision = Decision.REPORT
@@ -226,8 +274,9 @@ def watch(once: bool) -> None:
 
 
 @confirm.command("ui")
-@click.option("--port", type=click.IntRange(0, 65535), default=0,
-              help="Local port (default: any free one)")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=0, help="Local port (default: any free one)"
+)
 def ui(port: int) -> None:
     """Answer prompts on a local web page (127.0.0.1 only)."""
     from .ui import UiServer

@@ -42,8 +42,10 @@ def _collection(dev: Device, *, offline_ok: bool) -> Collection:
         if not offline_ok:
             raise
         dev.me(dev.chain(refresh=False))
-        print("keystead: the service is unreachable; using this device's cached codes",
-              file=sys.stderr)
+        print(
+            "keystead: the service is unreachable; using this device's cached codes",
+            file=sys.stderr,
+        )
     return coll
 
 
@@ -63,8 +65,11 @@ def _find(coll: Collection, name: str) -> tuple[Record, OtpAuth]:
 
 @totp.command("add")
 @click.argument("uri")
-@click.option("--account", default=None,
-              help="Name for a steam:// secret, which carries none (default: Steam)")
+@click.option(
+    "--account",
+    default=None,
+    help="Name for a steam:// secret, which carries none (default: Steam)",
+)
 def add(uri: str, account: str | None) -> None:
     """Add an otpauth:// URI (as a QR code carries it) or a steam:// secret."""
     from ._otpauth import OtpAuth
@@ -88,11 +93,21 @@ def list_(json_out: bool) -> None:
     with open_device(refresh_chain=False) as dev:
         creds = [c for _, c in _credentials(_collection(dev, offline_ok=True))]
     out: list[dict[str, Any]] = sorted(
-        ({"name": c.name, "issuer": c.issuer, "account": c.account, "kind": c.kind,
-          "digits": c.digits, "algorithm": c.algorithm,
-          **({"encoder": c.encoder} if c.encoder else {}),
-          **({"period": c.period} if c.kind == "totp" else {"counter": c.counter})}
-         for c in creds), key=lambda d: d["name"].casefold())
+        (
+            {
+                "name": c.name,
+                "issuer": c.issuer,
+                "account": c.account,
+                "kind": c.kind,
+                "digits": c.digits,
+                "algorithm": c.algorithm,
+                **({"encoder": c.encoder} if c.encoder else {}),
+                **({"period": c.period} if c.kind == "totp" else {"counter": c.counter}),
+            }
+            for c in creds
+        ),
+        key=lambda d: d["name"].casefold(),
+    )
     if json_out:
         print_json(out)
         return
@@ -102,8 +117,12 @@ def list_(json_out: bool) -> None:
 
 @totp.command("code")
 @click.argument("name")
-@click.option("--at", type=click.IntRange(min=0), default=None,
-              help="Unix time to compute the code for (default: now)")
+@click.option(
+    "--at",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Unix time to compute the code for (default: now)",
+)
 def code(name: str, at: int | None) -> None:
     """Print the current code of NAME (works offline from the cache)."""
     from ._totp_items import credential_to_item, take_code
@@ -113,8 +132,9 @@ def code(name: str, at: int | None) -> None:
         record, otp = _find(coll, name)
         value, advanced = take_code(otp, int(time.time()) if at is None else at)
         if advanced is not None:  # HOTP: never show one counter value twice
-            coll.put(record.id, credential_to_item(advanced), base_version=record.version,
-                     offline=True)
+            coll.put(
+                record.id, credential_to_item(advanced), base_version=record.version, offline=True
+            )
     print(value)
 
 
@@ -137,6 +157,7 @@ def qr(name: str) -> None:
 
     with open_device(refresh_chain=False) as dev:
         _, otp = _find(_collection(dev, offline_ok=True), name)
-    print("keystead: this QR code holds the secret; do not let anyone photograph it",
-          file=sys.stderr)
+    print(
+        "keystead: this QR code holds the secret; do not let anyone photograph it", file=sys.stderr
+    )
     sys.stdout.write(render_qr(otp.to_uri()))

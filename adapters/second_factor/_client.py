@@ -98,22 +98,37 @@ class _Asker(ABC):
         return self._sealing[1]
 
     @abstractmethod
-    def _request(self, method: str, url_path: str, body: Any = None,
-                 params: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
+    def _request(
+        self,
+        method: str,
+        url_path: str,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
         """One authenticated request to the confirm routes."""
 
-    def start(self, message: str, *, lifetime: int = 120,
-              number_matching: bool = True) -> PendingRequest:
+    def start(
+        self, message: str, *, lifetime: int = 120, number_matching: bool = True
+    ) -> PendingRequest:
         """Seal a fresh prompt to the account's ``confirm`` key and hand it to the service."""
         prompt = RelyingParty(self.name, lifetime, number_matching).create_prompt(
-            message, int(self.clock()))
+            message, int(self.clock())
+        )
         prompt_bytes = prompt.to_bytes()
         for fresh in (False, True):
             sealed = seal_to_key(self._sealing_chain(fresh=fresh), CHANNEL, prompt_bytes)
             try:
-                self._request("POST", self._url("requests"), {
-                    "v": VERSION, "id": prompt.request_id, "expires": prompt.expires,
-                    "sealed": b64e(sealed)})
+                self._request(
+                    "POST",
+                    self._url("requests"),
+                    {
+                        "v": VERSION,
+                        "id": prompt.request_id,
+                        "expires": prompt.expires,
+                        "sealed": b64e(sealed),
+                    },
+                )
                 break
             except Conflict as e:
                 if fresh or "epoch" not in str(e):
@@ -125,16 +140,23 @@ class _Asker(ABC):
 
         An answer that does not verify raises an ``AnswerRejected`` (or
         ``InvalidSignature``); it is never taken for a denial silently."""
-        deadline = pending.prompt.expires if timeout is None else \
-            min(pending.prompt.expires, self.clock() + timeout)
+        deadline = (
+            pending.prompt.expires
+            if timeout is None
+            else min(pending.prompt.expires, self.clock() + timeout)
+        )
         answer: bytes | None = None
         while answer is None:
             left = deadline - self.clock()
             if left <= 0:
                 return Outcome("expired")
             wait = min(left, POLL_SLICE)
-            resp = self._request("GET", self._url("requests", pending.request_id, "answer"),
-                                 params={"wait": f"{wait:.3f}"}, timeout=wait + 30)
+            resp = self._request(
+                "GET",
+                self._url("requests", pending.request_id, "answer"),
+                params={"wait": f"{wait:.3f}"},
+                timeout=wait + 30,
+            )
             raw = resp.get("answer") if isinstance(resp, dict) else None
             answer = None if raw is None else b64d(raw, what="answer")
         return self.verify(pending, answer)
@@ -143,14 +165,24 @@ class _Asker(ABC):
         """Check an answer against the account's devices live *now* with the confirm scope."""
         chain = self._chain()
         live = {d.id: d.signing_key for d in chain.live_devices if CHANNEL in d.scopes}
-        result = RelyingParty(self.name).verify(answer, pending.prompt_bytes,
-                                                int(self.clock()), live, self._used)
-        status = {Decision.APPROVE: "approved", Decision.DENY: "denied",
-                  Decision.REPORT: "reported"}[result.decision]
+        result = RelyingParty(self.name).verify(
+            answer, pending.prompt_bytes, int(self.clock()), live, self._used
+        )
+        status = {
+            Decision.APPROVE: "approved",
+            Decision.DENY: "denied",
+            Decision.REPORT: "reported",
+        }[result.decision]
         return Outcome(status, result)
 
-    def request(self, message: str, *, lifetime: int = 120, number_matching: bool = True,
-                show_number: Callable[[int], None] | None = None) -> Outcome:
+    def request(
+        self,
+        message: str,
+        *,
+        lifetime: int = 120,
+        number_matching: bool = True,
+        show_number: Callable[[int], None] | None = None,
+    ) -> Outcome:
         """:meth:`start`, show the number (if any) through ``show_number``, :meth:`wait`."""
         pending = self.start(message, lifetime=lifetime, number_matching=number_matching)
         if pending.number is not None and show_number is not None:
@@ -172,15 +204,24 @@ class RelyingPartyClient(_Asker):
     before anything is sent or believed. ``server`` must be https, or http to a
     loopback address, unless ``insecure_http``."""
 
-    def __init__(self, server: str, account: str, token: str, *,
-                 pins: str | os.PathLike[str] | None = None, fingerprint: str | None = None,
-                 insecure_http: bool = False, clock: Callable[[], float] = time.time,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        server: str,
+        account: str,
+        token: str,
+        *,
+        pins: str | os.PathLike[str] | None = None,
+        fingerprint: str | None = None,
+        insecure_http: bool = False,
+        clock: Callable[[], float] = time.time,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
 
         super().__init__()
         if pins is None and not fingerprint:
-            raise ValueError("a relying party must pin the account: pass pins (a folder) "
-                             "or fingerprint")
+            raise ValueError(
+                "a relying party must pin the account: pass pins (a folder) or fingerprint"
+            )
         check_service_url(server, insecure_http=insecure_http)
         self.server, self.account, self.clock = server.rstrip("/"), account, clock
         self.name = rp_of_token(token)
@@ -207,27 +248,45 @@ class RelyingPartyClient(_Asker):
         # Within this client the entries verified before are kept and only extended; the
         # pin (or fingerprint) says whether the first chain is the account's at all.
         try:
-            state, entries = fetch_chain(self._service, self.account, cached=self._cached,
-                                         base=self._state)
+            state, entries = fetch_chain(
+                self._service, self.account, cached=self._cached, base=self._state
+            )
         except VerificationError as e:
             if self._state is None:
                 raise
-            raise PinMismatch(f"the chain of {self.account} at {self.server} no longer "
-                              f"continues the one verified before ({e})") from e
+            raise PinMismatch(
+                f"the chain of {self.account} at {self.server} no longer "
+                f"continues the one verified before ({e})"
+            ) from e
         key = state.account_key.fingerprint
         if self.fingerprint is not None and key != self.fingerprint:
-            raise PinMismatch(f"the account key of {self.account} at {self.server} is {key}, "
-                              f"not the fingerprint given ({self.fingerprint})")
+            raise PinMismatch(
+                f"the account key of {self.account} at {self.server} is {key}, "
+                f"not the fingerprint given ({self.fingerprint})"
+            )
         if self.pins is not None:
             self.pins.check(self.server, state)
         self._state, self._cached = state, entries
         return state
 
-    def _request(self, method: str, url_path: str, body: Any = None,
-                 params: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
+    def _request(
+        self,
+        method: str,
+        url_path: str,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
         # An RP is no device: its token authenticates it instead of a request signature.
-        return self._service.request(method, url_path, body=body, params=params,
-                                     timeout=timeout, signed=False, headers=self._auth)
+        return self._service.request(
+            method,
+            url_path,
+            body=body,
+            params=params,
+            timeout=timeout,
+            signed=False,
+            headers=self._auth,
+        )
 
 
 class _DeviceAsker(_Asker):
@@ -244,15 +303,27 @@ class _DeviceAsker(_Asker):
     def _chain(self) -> ChainState:
         return self.caps.chain()
 
-    def _request(self, method: str, url_path: str, body: Any = None,
-                 params: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
-        return self.caps.routes().request(method, *url_path.strip("/").split("/"), body=body,
-                                          params=params, timeout=timeout)
+    def _request(
+        self,
+        method: str,
+        url_path: str,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        return self.caps.routes().request(
+            method, *url_path.strip("/").split("/"), body=body, params=params, timeout=timeout
+        )
 
 
-def request_confirmation(device: Device, message: str, *, wait: int = 60,
-                         number_matching: bool = True,
-                         show_number: Callable[[int], None] | None = None) -> bool:
+def request_confirmation(
+    device: Device,
+    message: str,
+    *,
+    wait: int = 60,
+    number_matching: bool = True,
+    show_number: Callable[[int], None] | None = None,
+) -> bool:
     """Ask the account's devices (those with the ``confirm`` scope) to approve ``message``;
     True only for a verified approval within ``wait`` seconds. The prompt's RP name is
     ``device:NAME`` of the asking device. An answer that fails verification is False."""
@@ -260,15 +331,27 @@ def request_confirmation(device: Device, message: str, *, wait: int = 60,
 
     from . import adapter
 
-    return _ask(_DeviceAsker(capabilities_for(device, adapter)), message, wait=wait,
-                number_matching=number_matching, show_number=show_number)
+    return _ask(
+        _DeviceAsker(capabilities_for(device, adapter)),
+        message,
+        wait=wait,
+        number_matching=number_matching,
+        show_number=show_number,
+    )
 
 
-def _ask(asker: _DeviceAsker, message: str, *, wait: int, number_matching: bool,
-         show_number: Callable[[int], None] | None) -> bool:
+def _ask(
+    asker: _DeviceAsker,
+    message: str,
+    *,
+    wait: int,
+    number_matching: bool,
+    show_number: Callable[[int], None] | None,
+) -> bool:
     try:
-        return asker.request(message, lifetime=wait, number_matching=number_matching,
-                             show_number=show_number).approved
+        return asker.request(
+            message, lifetime=wait, number_matching=number_matching, show_number=show_number
+        ).approved
     except VerificationError:
         return False
 
@@ -280,8 +363,18 @@ class DeviceConfirmer:
     def __init__(self, caps: AdapterCapabilities) -> None:
         self._caps = caps
 
-    def confirm(self, message: str, *, wait: int = 60, number_matching: bool = True,
-                show_number: Callable[[int], None] | None = None) -> bool:
-        return _ask(_DeviceAsker(self._caps), message, wait=wait,
-                    number_matching=number_matching, show_number=show_number)
-
+    def confirm(
+        self,
+        message: str,
+        *,
+        wait: int = 60,
+        number_matching: bool = True,
+        show_number: Callable[[int], None] | None = None,
+    ) -> bool:
+        return _ask(
+            _DeviceAsker(self._caps),
+            message,
+            wait=wait,
+            number_matching=number_matching,
+            show_number=show_number,
+        )

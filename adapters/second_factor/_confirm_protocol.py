@@ -149,9 +149,7 @@ def answer_prompt(
         }
     )
     sig = signing_key.sign(PURPOSE_ANSWER, body)
-    return canonical_json(
-        {"v": VERSION, "device": device_id, "body": b64e(body), "sig": b64e(sig)}
-    )
+    return canonical_json({"v": VERSION, "device": device_id, "body": b64e(body), "sig": b64e(sig)})
 
 
 UsedRequests = MutableSet[str] | Callable[[str], bool]

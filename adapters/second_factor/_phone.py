@@ -71,9 +71,13 @@ class DevicePromptSource:
             resp = self._routes.request("GET", *route, params=params, timeout=wait + 30)
         except NetworkError:  # an idle keep-alive connection the service closed: retry once
             resp = self._routes.request("GET", *route, params=params, timeout=wait + 30)
-        messages = [m for m in resp["prompts"]
-                    if isinstance(m, dict) and isinstance(m.get("id"), int)
-                    and not isinstance(m["id"], bool)]
+        messages = [
+            m
+            for m in resp["prompts"]
+            if isinstance(m, dict)
+            and isinstance(m.get("id"), int)
+            and not isinstance(m["id"], bool)
+        ]
         self._cursor = max(self._cursor, int(resp["cursor"]))
         new = [m for m in messages if m["id"] not in self._known]
         self._open(new)
@@ -83,16 +87,18 @@ class DevicePromptSource:
         envelopes: list[tuple[int, Envelope]] = []
         for m in messages:
             try:
-                envelopes.append((int(str(m["id"])), Envelope.from_bytes(
-                    b64d(m["body"], what="spool body"))))
+                envelopes.append(
+                    (int(str(m["id"])), Envelope.from_bytes(b64d(m["body"], what="spool body")))
+                )
             except KeysteadError:
                 self._refuse(int(str(m["id"])), "a malformed confirmation prompt was skipped")
         if not envelopes:
             return
         state = self.device.chain(refresh=False)
         try:
-            opened: list[bytes | None] = list(open_sealed_to_key(
-                self.device, state, CHANNEL, [e.sealed for _, e in envelopes]))
+            opened: list[bytes | None] = list(
+                open_sealed_to_key(self.device, state, CHANNEL, [e.sealed for _, e in envelopes])
+            )
         except (Forbidden, NetworkError):
             raise
         except KeysteadError:  # one bad row spoils a batch: open them one by one
@@ -103,13 +109,20 @@ class DevicePromptSource:
                     raise FormatError("cannot be opened")
                 prompt = Prompt.from_bytes(prompt_bytes)
             except KeysteadError:
-                self._refuse(spool_id, f"a malformed prompt from {printable(env.rp, 100)!r} "
-                                       "was skipped")
+                self._refuse(
+                    spool_id, f"a malformed prompt from {printable(env.rp, 100)!r} was skipped"
+                )
                 continue
-            if (prompt.request_id, prompt.rp, prompt.expires) != \
-                    (env.request_id, env.rp, env.expires):
-                self._refuse(spool_id, f"a prompt posted by {printable(env.rp, 100)!r} claims "
-                                       f"to come from {printable(prompt.rp, 100)!r}; ignored")
+            if (prompt.request_id, prompt.rp, prompt.expires) != (
+                env.request_id,
+                env.rp,
+                env.expires,
+            ):
+                self._refuse(
+                    spool_id,
+                    f"a prompt posted by {printable(env.rp, 100)!r} claims "
+                    f"to come from {printable(prompt.rp, 100)!r}; ignored",
+                )
                 continue
             self._known[spool_id] = Received(spool_id, prompt, prompt_bytes)
 
@@ -161,12 +174,24 @@ class DevicePromptSource:
         with self._lock:
             received = self.find(request_id)
             dev = self.device
-            answer = answer_prompt(received.prompt_bytes, decision, number,
-                                   device_id=dev.device_id, signing_key=dev.keys.signing,
-                                   now=int(dev.clock()))
+            answer = answer_prompt(
+                received.prompt_bytes,
+                decision,
+                number,
+                device_id=dev.device_id,
+                signing_key=dev.keys.signing,
+                now=int(dev.clock()),
+            )
             try:
-                self._routes.request("POST", "confirm", dev.account, "requests", request_id,
-                                     "answer", body={"answer": b64e(answer)})
+                self._routes.request(
+                    "POST",
+                    "confirm",
+                    dev.account,
+                    "requests",
+                    request_id,
+                    "answer",
+                    body={"answer": b64e(answer)},
+                )
             finally:
                 self._known[received.spool_id] = None
 

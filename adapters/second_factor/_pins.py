@@ -72,9 +72,16 @@ class AccountPin:
     updated: int
 
     def to_json(self) -> dict[str, Any]:
-        return {"v": VERSION, "service": self.service, "account": self.account,
-                "account_key": self.account_key, "seq": self.seq, "head": self.head,
-                "pinned": self.pinned, "updated": self.updated}
+        return {
+            "v": VERSION,
+            "service": self.service,
+            "account": self.account,
+            "account_key": self.account_key,
+            "seq": self.seq,
+            "head": self.head,
+            "pinned": self.pinned,
+            "updated": self.updated,
+        }
 
     @classmethod
     def from_json(cls, obj: object) -> AccountPin:
@@ -82,11 +89,19 @@ class AccountPin:
             raise FormatError(f"not a version {VERSION} relying-party pin")
         strs = [obj[k] for k in ("service", "account", "account_key", "head")]
         ints = [obj[k] for k in ("seq", "pinned", "updated")]
-        if not all(isinstance(x, str) and x for x in strs) or \
-                not all(type(x) is int and x >= 0 for x in ints):
+        if not all(isinstance(x, str) and x for x in strs) or not all(
+            type(x) is int and x >= 0 for x in ints
+        ):
             raise FormatError("a relying-party pin has a bad field")
-        return cls(obj["service"], obj["account"], obj["account_key"], obj["seq"],
-                   obj["head"], obj["pinned"], obj["updated"])
+        return cls(
+            obj["service"],
+            obj["account"],
+            obj["account_key"],
+            obj["seq"],
+            obj["head"],
+            obj["pinned"],
+            obj["updated"],
+        )
 
 
 def service_origin(url: str) -> str:
@@ -123,11 +138,15 @@ def check_service_url(url: str, *, insecure_http: bool = False) -> str:
     ::1, localhost), or ``insecure_http`` allows plain http anywhere; else ValueError."""
     parts = urlsplit(url.strip())
     service_origin(url)  # an http(s) URL with a host
-    if parts.scheme.lower() == "http" and not insecure_http \
-            and not _loopback((parts.hostname or "").lower()):
+    if (
+        parts.scheme.lower() == "http"
+        and not insecure_http
+        and not _loopback((parts.hostname or "").lower())
+    ):
         raise ValueError(
             f"refusing plain http to {parts.hostname}: anyone on the path could read the RP "
-            "token and answer for the service; use https:// (or --insecure-http)")
+            "token and answer for the service; use https:// (or --insecure-http)"
+        )
     return url
 
 
@@ -141,8 +160,9 @@ def default_pin_folder() -> Path:
     return Path(home) / "rp-pins"
 
 
-def check_pin(pin: AccountPin | None, state: ChainState, service: str, now: int,
-              *, where: str = "") -> AccountPin:
+def check_pin(
+    pin: AccountPin | None, state: ChainState, service: str, now: int, *, where: str = ""
+) -> AccountPin:
     """The pin after seeing ``state``: a new one on first use, the old one moved forward when
     the chain continues it; :class:`PinMismatch` when it does not. Pure."""
     key = state.account_key.fingerprint
@@ -157,10 +177,12 @@ def check_pin(pin: AccountPin | None, state: ChainState, service: str, now: int,
         if key != pin.account_key:
             raise PinMismatch(
                 f"the account key of {state.account} at {service} is {key}, not the one pinned "
-                f"on first use ({pin.account_key}): refusing{note}") from e
+                f"on first use ({pin.account_key}): refusing{note}"
+            ) from e
         raise PinMismatch(
             f"the chain of {state.account} at {service} is rolled back or forked: it does not "
-            f"continue entry {pin.seq} seen before{note}") from e
+            f"continue entry {pin.seq} seen before{note}"
+        ) from e
     if (state.seq, state.head, key) == (pin.seq, pin.head, pin.account_key):
         return pin
     # It continues the pinned chain; a new account key came through a chain entry.
@@ -170,8 +192,9 @@ def check_pin(pin: AccountPin | None, state: ChainState, service: str, now: int,
 class PinStore:
     """Pins in a folder, one file per (service, account)."""
 
-    def __init__(self, folder: str | os.PathLike[str],
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, folder: str | os.PathLike[str], clock: Callable[[], float] = time.time
+    ) -> None:
         self.folder = Path(folder)
         self.clock = clock
 
@@ -191,8 +214,9 @@ class PinStore:
         try:
             pin = AccountPin.from_json(json.loads(raw))
         except (ValueError, FormatError) as e:
-            raise FormatError(f"the pin {file} is damaged; refusing (delete it only to "
-                              "pin afresh)") from e
+            raise FormatError(
+                f"the pin {file} is damaged; refusing (delete it only to pin afresh)"
+            ) from e
         if (pin.service, pin.account) != (service_origin(service), account):
             raise FormatError(f"the pin {file} is for another service or account")
         return pin

@@ -41,6 +41,8 @@ def check_request_id(value: object) -> str:
     if not isinstance(value, str) or not _REQUEST_ID.fullmatch(value):
         raise FormatError("a request id is 32 lowercase hex digits")
     return value
+
+
 MAX_LIFETIME = 3600
 MAX_RP_CHARS = 100
 MAX_MESSAGE_CHARS = 1000
@@ -118,10 +120,12 @@ class Prompt:
             return
         if check_int("number", self.number) not in NUMBERS:
             raise FormatError("the number must have two digits")
-        if not MIN_CHOICES <= len(self.choices) <= MAX_CHOICES or \
-                len(set(self.choices)) != len(self.choices):
+        if not MIN_CHOICES <= len(self.choices) <= MAX_CHOICES or len(set(self.choices)) != len(
+            self.choices
+        ):
             raise FormatError(
-                f"number matching needs {MIN_CHOICES} to {MAX_CHOICES} distinct choices")
+                f"number matching needs {MIN_CHOICES} to {MAX_CHOICES} distinct choices"
+            )
         if any(check_int("a choice", c) not in NUMBERS for c in self.choices):
             raise FormatError("every choice must have two digits")
         if self.number not in self.choices:

@@ -85,11 +85,18 @@ def confirm_router(caps: ServiceCapabilities) -> APIRouter:
         await ctx.authenticate(request, account=account, admin=True)
         obj = await ctx.json_body(request)
         digest = obj.get("token_sha256")
-        if not isinstance(digest, str) or len(digest) != 64 or \
-                any(c not in "0123456789abcdef" for c in digest):
+        if (
+            not isinstance(digest, str)
+            or len(digest) != 64
+            or any(c not in "0123456789abcdef" for c in digest)
+        ):
             raise FormatError("token_sha256 must be 64 lower-case hex digits")
-        rp_records.put(account, check_rp_name(rp),
-                canonical_json({"hash": digest, "created": ctx.now()}), ctx.now())
+        rp_records.put(
+            account,
+            check_rp_name(rp),
+            canonical_json({"hash": digest, "created": ctx.now()}),
+            ctx.now(),
+        )
         return {"ok": True}
 
     @r.get("/{account}/rps")
@@ -99,9 +106,16 @@ def confirm_router(caps: ServiceCapabilities) -> APIRouter:
         for _, value in report_records.list(account):
             rp = json.loads(value)["rp"]
             reports[rp] = reports.get(rp, 0) + 1
-        return {"rps": [{"name": name, "created": json.loads(value)["created"],
-                         "reports": reports.get(name, 0)}
-                        for name, value in rp_records.list(account)]}
+        return {
+            "rps": [
+                {
+                    "name": name,
+                    "created": json.loads(value)["created"],
+                    "reports": reports.get(name, 0),
+                }
+                for name, value in rp_records.list(account)
+            ]
+        }
 
     @r.delete("/{account}/rps/{rp}")
     async def disallow(account: str, rp: str, request: Request) -> dict[str, Any]:
@@ -113,8 +127,11 @@ def confirm_router(caps: ServiceCapabilities) -> APIRouter:
     @r.get("/{account}/reports")
     async def reports(account: str, request: Request) -> dict[str, Any]:
         await ctx.authenticate(request, account=account, admin=True)
-        return {"reports": [{"id": key, **json.loads(value)}
-                            for key, value in report_records.list(account)]}
+        return {
+            "reports": [
+                {"id": key, **json.loads(value)} for key, value in report_records.list(account)
+            ]
+        }
 
     # ----------------------------------------------------------- RP: prompts
     @r.post("/{account}/requests", status_code=201)
@@ -127,12 +144,15 @@ def confirm_router(caps: ServiceCapabilities) -> APIRouter:
         def store() -> None:  # database work, in the thread pool
             # Sealed to an older epoch, a removed device could read it: 409, the RP seals again.
             caps.require_current_epoch(account, CHANNEL, sealed)
-            spool_id = channel.put(account, SERVICE_SENDER + rp, envelope.to_bytes(), now,
-                                   expires)
+            spool_id = channel.put(account, SERVICE_SENDER + rp, envelope.to_bytes(), now, expires)
             try:
-                request_records.put(account, request_id,
-                                    RequestRecord(rp, now, expires, spool_id).to_bytes(), now,
-                                    create_only=True)
+                request_records.put(
+                    account,
+                    request_id,
+                    RequestRecord(rp, now, expires, spool_id).to_bytes(),
+                    now,
+                    create_only=True,
+                )
             except Conflict:
                 channel.delete(account, spool_id)
                 raise Conflict("a request with this id already exists") from None
@@ -148,8 +168,12 @@ def confirm_router(caps: ServiceCapabilities) -> APIRouter:
         """Unanswered, unexpired prompts after spool id ``after``; long-polls up to ``wait``."""
         await ctx.authenticate(request, account=account, scope=CHANNEL)
         after = _int_param(request, "after", 0, 2**62)
-        msgs = await caps.wait_for(request, [f"spool:{account}:{CHANNEL}"], _wait_param(request),
-                                   lambda: channel.get(account, after, 1000, ctx.now()))
+        msgs = await caps.wait_for(
+            request,
+            [f"spool:{account}:{CHANNEL}"],
+            _wait_param(request),
+            lambda: channel.get(account, after, 1000, ctx.now()),
+        )
         out = []
         for m in msgs:
             # Only rows this service wrote for a request count; anything else (a row from
@@ -172,12 +196,17 @@ def confirm_router(caps: ServiceCapabilities) -> APIRouter:
         if not secrets.compare_digest(record.rp.encode(), rp.encode()):
             raise NotFound("no such confirmation request")
         answer = await caps.wait_for(
-            request, [f"record:{account}:{NS_ANSWER}"],
+            request,
+            [f"record:{account}:{NS_ANSWER}"],
             min(_wait_param(request), max(0, record.expires - ctx.now())),
             lambda: answer_records.get(account, request_id),
-            lambda found: found is not None or ctx.now() >= record.expires)
-        return {"id": request_id, "expires": record.expires,
-                "answer": None if answer is None else b64e(answer)}
+            lambda found: found is not None or ctx.now() >= record.expires,
+        )
+        return {
+            "id": request_id,
+            "expires": record.expires,
+            "answer": None if answer is None else b64e(answer),
+        }
 
     # -------------------------------------------------------- device: answers
     @r.post("/{account}/requests/{request_id}/answer", status_code=201)
@@ -192,14 +221,19 @@ def confirm_router(caps: ServiceCapabilities) -> APIRouter:
             raise FormatError("expected {answer}")
         answer = b64d(obj["answer"], what="answer")
         body = _check_answer(answer, device.id, device.signing_key, request_id, record.rp)
+
         def store() -> None:  # database work, in the thread pool
             try:
                 answer_records.put(account, request_id, answer, now, create_only=True)
             except Conflict:
                 raise Conflict("this request has already been answered") from None
             if body["decision"] == Decision.REPORT:
-                report_records.put(account, request_id, canonical_json(
-                    {"rp": record.rp, "device": device.name, "at": now}), now)
+                report_records.put(
+                    account,
+                    request_id,
+                    canonical_json({"rp": record.rp, "device": device.name, "at": now}),
+                    now,
+                )
 
         await caps.run(store)
         # The prompt stays in the spool until it expires (devices skip answered ones): on
@@ -210,8 +244,9 @@ def confirm_router(caps: ServiceCapabilities) -> APIRouter:
     return r
 
 
-def _check_answer(answer: bytes, device_id: str, key: Any, request_id: str,
-                  rp: str) -> dict[str, Any]:
+def _check_answer(
+    answer: bytes, device_id: str, key: Any, request_id: str, rp: str
+) -> dict[str, Any]:
     """What the service can check without the prompt: signer, request and RP.
     (The RP checks everything again, with the prompt, against the account chain.)"""
     outer = parse_canonical(answer, 4096, "answer")
@@ -238,8 +273,13 @@ def _wait_param(request: Request) -> float:
     return wait
 
 
-def _purge(requests: RecordNamespace, answers: RecordNamespace, channel: ServiceChannel,
-           account: str, now: int) -> None:
+def _purge(
+    requests: RecordNamespace,
+    answers: RecordNamespace,
+    channel: ServiceChannel,
+    account: str,
+    now: int,
+) -> None:
     """Drop request records, answers and spool messages well past their expiry (reports
     stay), except the newest spool message: its id must not be reused (see post_answer)."""
     records = [(key, RequestRecord.from_bytes(value)) for key, value in requests.list(account)]

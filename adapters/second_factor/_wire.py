@@ -104,9 +104,16 @@ class Envelope:
     sealed: bytes
 
     def to_bytes(self) -> bytes:
-        return canonical_json({"v": VERSION, "type": ENVELOPE_TYPE, "id": self.request_id,
-                               "rp": self.rp, "expires": self.expires,
-                               "sealed": b64e(self.sealed)})
+        return canonical_json(
+            {
+                "v": VERSION,
+                "type": ENVELOPE_TYPE,
+                "id": self.request_id,
+                "rp": self.rp,
+                "expires": self.expires,
+                "sealed": b64e(self.sealed),
+            }
+        )
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Envelope:
@@ -114,8 +121,12 @@ class Envelope:
         check_keys(obj, {"v", "type", "id", "rp", "expires", "sealed"}, ENVELOPE_TYPE)
         if not isinstance(obj["rp"], str):
             raise FormatError("confirm envelope: rp must be a string")
-        return cls(check_request_id(obj["id"]), obj["rp"], check_int("expires", obj["expires"]),
-                   b64d(obj["sealed"], what="sealed prompt"))
+        return cls(
+            check_request_id(obj["id"]),
+            obj["rp"],
+            check_int("expires", obj["expires"]),
+            b64d(obj["sealed"], what="sealed prompt"),
+        )
 
 
 @dataclass(frozen=True)
@@ -128,8 +139,14 @@ class RequestRecord:
     spool_id: int
 
     def to_bytes(self) -> bytes:
-        return canonical_json({"rp": self.rp, "created": self.created, "expires": self.expires,
-                               "spool": self.spool_id})
+        return canonical_json(
+            {
+                "rp": self.rp,
+                "created": self.created,
+                "expires": self.expires,
+                "spool": self.spool_id,
+            }
+        )
 
     @classmethod
     def from_bytes(cls, data: bytes) -> RequestRecord:

@@ -166,8 +166,10 @@ def _current_list(state: ChainState, raw: object, account: str) -> PublishedKeys
     try:
         return verify_published(state.signing_key, raw, account=account)
     except InvalidSignature:
-        log.warning("the imported ssh keys' list is signed by an older account key: "
-                    "listing device keys only until an admin device publishes it again")
+        log.warning(
+            "the imported ssh keys' list is signed by an older account key: "
+            "listing device keys only until an admin device publishes it again"
+        )
         return None
 
 
@@ -212,14 +214,13 @@ def _outage(server: str, error: KeysteadError, timeout: float) -> str:
     return f"{server} is unreachable ({reason[:1].lower() + reason[1:]})"
 
 
-def _offline(
-    known: _Cached | None, problem: str, now: float, max_stale: float
-) -> AuthorizedKeys:
+def _offline(known: _Cached | None, problem: str, now: float, max_stale: float) -> AuthorizedKeys:
     if known is None:
         raise NoFreshList(f"{problem}; no list verified before, so no keys are allowed")
     if known.verified_at is None:
-        raise NoFreshList(f"{problem}; no complete list was verified before, so no keys are "
-                          "allowed")
+        raise NoFreshList(
+            f"{problem}; no complete list was verified before, so no keys are allowed"
+        )
     age = now - known.verified_at
     if age > max_stale or age < -CLOCK_SKEW:
         raise NoFreshList(
@@ -318,8 +319,12 @@ def authorized_keys(
         except _ASKED as e:
             if not _unavailable(e):
                 raise
-            known = _Cached(state, entries, known.published if known else None,
-                            known.verified_at if known else None)
+            known = _Cached(
+                state,
+                entries,
+                known.published if known else None,
+                known.verified_at if known else None,
+            )
             return _offline(known, _outage(server, e, timeout), clock(), max_stale)
         old_seq = known.published.seq if known is not None and known.published else 0
         if (published.seq if published is not None else 0) < old_seq:

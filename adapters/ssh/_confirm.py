@@ -60,8 +60,12 @@ def confirm_hook(approve: Approver, host_names: Callable[[bytes], list[str]]) ->
     return hook
 
 
-def phone_approver(open_device: Callable[[], Device], wait: int = 60, *,
-                   show_number: Callable[[int], None] | None = None) -> Approver:
+def phone_approver(
+    open_device: Callable[[], Device],
+    wait: int = 60,
+    *,
+    show_number: Callable[[int], None] | None = None,
+) -> Approver:
     """Approve through whichever installed adapter provides a ``Confirmer``; without one,
     the first signature fails with one line saying so (``ServiceUnavailable``)."""
     from keystead.core.capabilities import Confirmer, capabilities_for, provider_of
@@ -74,12 +78,14 @@ def phone_approver(open_device: Callable[[], Device], wait: int = 60, *,
     def approve(message: str) -> bool:
         if not holder:
             holder.append(capabilities_for(open_device(), adapter).service(Confirmer))
-        return holder[0].confirm(message, wait=wait, number_matching=True,
-                                 show_number=show_number or _print_number)
+        return holder[0].confirm(
+            message, wait=wait, number_matching=True, show_number=show_number or _print_number
+        )
 
     return approve
 
 
 def _print_number(number: int) -> None:
-    print(f"keystead ssh agent: pick {number} on your device to approve", file=sys.stderr,
-          flush=True)
+    print(
+        f"keystead ssh agent: pick {number} on your device to approve", file=sys.stderr, flush=True
+    )

@@ -86,8 +86,7 @@ T = TypeVar("T")
 
 def admin_only_host(entry: KnownHost) -> bool:
     """A line that speaks for many hosts: a certificate authority, a wildcard or a negation."""
-    return entry.marker == "@cert-authority" or any(
-        c in p for p in entry.patterns for c in "*?!")
+    return entry.marker == "@cert-authority" or any(c in p for p in entry.patterns for c in "*?!")
 
 
 class SshItems:
@@ -101,8 +100,9 @@ class SshItems:
     def sync(self, *, refresh_chain: bool = True) -> None:
         self.collection.sync(refresh_chain=refresh_chain)
 
-    def _decoded(self, prefix: str, decode: Callable[[str, bytes], T],
-                 admin_only: Callable[[T], bool]) -> list[tuple[str, T]]:
+    def _decoded(
+        self, prefix: str, decode: Callable[[str, bytes], T], admin_only: Callable[[T], bool]
+    ) -> list[tuple[str, T]]:
         """Items whose id starts with ``prefix``, decoded once per version (the agent reads
         them every few seconds); an unreadable one is logged and skipped, and so is one that
         ``admin_only`` says only an admin may write but a member wrote."""
@@ -118,16 +118,22 @@ class SshItems:
                     log.warning("skipping unreadable ssh item %s", rec.id)
                     continue
             if not rec.by_admin and admin_only(cast(T, cached)):
-                log.warning("skipping ssh item %s: only an admin device may write it, and "
-                            "device %s is not one", rec.id, rec.writer)
+                log.warning(
+                    "skipping ssh item %s: only an admin device may write it, and "
+                    "device %s is not one",
+                    rec.id,
+                    rec.writer,
+                )
                 continue
             out.append((rec.id, cast(T, cached)))
         return out
 
     def imported_keys(self) -> list[ImportedKey]:
         """Imported keys, as admins wrote them: a member's would log in everywhere."""
-        return sorted((k for _, k in self._decoded(KEY_PREFIX, decode_key, lambda _: True)),
-                      key=lambda k: k.item_id)
+        return sorted(
+            (k for _, k in self._decoded(KEY_PREFIX, decode_key, lambda _: True)),
+            key=lambda k: k.item_id,
+        )
 
     def served_keys(self) -> list[ImportedKey]:
         """The imported keys every agent serves (and sshd is told about): the first

@@ -30,8 +30,13 @@ from keystead.core import (
 
 from ._keys import PublicKey
 
-__all__ = ["PURPOSE_PUBLISHED", "PublishedKeys", "published_seq", "sign_published",
-           "verify_published"]
+__all__ = [
+    "PURPOSE_PUBLISHED",
+    "PublishedKeys",
+    "published_seq",
+    "sign_published",
+    "verify_published",
+]
 
 PURPOSE_PUBLISHED = "keystead/v1/ssh/published-keys"
 VERSION = 1
@@ -79,8 +84,9 @@ def published_seq(obj: object) -> int:
     removal rotated the key). Never a reason to trust its keys."""
     if not isinstance(obj, Mapping):
         raise FormatError("published ssh keys: expected doc and sig")
-    body = parse_json_object(b64d(obj.get("doc"), what="published ssh keys"),
-                             what="published ssh keys")
+    body = parse_json_object(
+        b64d(obj.get("doc"), what="published ssh keys"), what="published ssh keys"
+    )
     seq = body.get("seq")
     if type(seq) is not int or seq < 1:
         raise FormatError("published ssh keys: seq must be a positive integer")

@@ -17,7 +17,6 @@ from ._cli_known_hosts import known_hosts
 __all__ = ["ssh"]
 
 
-
 @click.group("ssh")
 def ssh() -> None:
     """SSH logins with this device's key: agent, authorized keys, imported keys, known hosts."""
@@ -163,10 +162,16 @@ def authorized_keys(
 
 # ---------------------------------------------------------------- imported keys
 @ssh.command("import")
-@click.argument("keyfile", type=click.Path(allow_dash=True, dir_okay=False, path_type=Path),
-                required=False)
-@click.option("--from-vault", "from_vault", metavar="NAME", default=None,
-              help="Import the SSH-key item NAME of the password vault")
+@click.argument(
+    "keyfile", type=click.Path(allow_dash=True, dir_okay=False, path_type=Path), required=False
+)
+@click.option(
+    "--from-vault",
+    "from_vault",
+    metavar="NAME",
+    default=None,
+    help="Import the SSH-key item NAME of the password vault",
+)
 @click.option("--passphrase-stdin", is_flag=True, help="Read the key file's passphrase from stdin")
 @click.option(
     "--passphrase-file",
@@ -176,8 +181,11 @@ def authorized_keys(
 )
 @click.option("--comment", default=None, help="Label for the key (default: its .pub, else name)")
 def import_key(
-    keyfile: Path | None, passphrase_stdin: bool, passphrase_file: Path | None,
-    comment: str | None, from_vault: str | None
+    keyfile: Path | None,
+    passphrase_stdin: bool,
+    passphrase_file: Path | None,
+    comment: str | None,
+    from_vault: str | None,
 ) -> None:
     """Import a private key (KEYFILE, '-' for stdin, or --from-vault NAME): every device with
     the ssh scope serves it. OpenSSH, PEM and PKCS#8 files; Ed25519, ECDSA and RSA keys."""
@@ -219,8 +227,10 @@ def import_key(
         key = load(secret)
     except KeyPassphraseRequired:
         if not (_controlling_terminal() if from_stdin else sys.stdin.isatty()):
-            die("the key is encrypted: give its passphrase with --passphrase-stdin or "
-                "--passphrase-file")
+            die(
+                "the key is encrypted: give its passphrase with --passphrase-stdin or "
+                "--passphrase-file"
+            )
         import getpass
 
         key = load(getpass.getpass("Key passphrase: ").encode())  # asks on /dev/tty

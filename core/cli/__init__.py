@@ -23,8 +23,17 @@ from ._common import (
     print_json,
 )
 
-__all__ = ["cli", "die", "get_passphrase", "home", "iso_time", "json_option", "main",
-           "open_device", "print_json"]
+__all__ = [
+    "cli",
+    "die",
+    "get_passphrase",
+    "home",
+    "iso_time",
+    "json_option",
+    "main",
+    "open_device",
+    "print_json",
+]
 
 _CORE = {
     "account": ("account_cmds", "account"),

@@ -42,8 +42,7 @@ def get_passphrase(*, confirm: bool = False) -> str:
             raise KeystoreLocked("KEYSTEAD_PASSPHRASE is set but empty")
         return env
     if not sys.stdin.isatty():
-        raise KeystoreLocked(
-            "the keystore is locked: set KEYSTEAD_PASSPHRASE or run on a terminal")
+        raise KeystoreLocked("the keystore is locked: set KEYSTEAD_PASSPHRASE or run on a terminal")
     import getpass
 
     first = getpass.getpass("Keystead passphrase: ")

@@ -32,8 +32,9 @@ def device() -> None:
     """Join, approve, list and remove devices."""
 
 
-server_option = click.option("--server", required=True,
-                             help="The service URL, e.g. http://127.0.0.1:8470")
+server_option = click.option(
+    "--server", required=True, help="The service URL, e.g. http://127.0.0.1:8470"
+)
 device_option = click.option("--device", "device_name", default=None, help="This device's name")
 
 
@@ -51,11 +52,18 @@ def account_create(name: str, server: str, device_name: str | None) -> None:
     from ..account import create_account
 
     passphrase = get_passphrase(confirm=True)
-    dev, recovery = create_account(home(), server, name, device_name or _default_device_name(),
-                                   passphrase, collections=all_collections(discover()))
+    dev, recovery = create_account(
+        home(),
+        server,
+        name,
+        device_name or _default_device_name(),
+        passphrase,
+        collections=all_collections(discover()),
+    )
     with dev:
-        print(f"account {dev.account} created; this device is {dev.name!r} (admin)",
-              file=sys.stderr)
+        print(
+            f"account {dev.account} created; this device is {dev.name!r} (admin)", file=sys.stderr
+        )
         print("write the recovery key down now: it is shown only this once", file=sys.stderr)
         print(f"recovery key: {recovery}")
 
@@ -69,12 +77,19 @@ def account_show(json_out: bool) -> None:
         state, cached = _chain_or_cached(dev)
         me = dev.me(state)
         info = {
-            "account": dev.account, "address": dev.address, "server": dev.server,
+            "account": dev.account,
+            "address": dev.address,
+            "server": dev.server,
             "account_fingerprint": state.account_key.fingerprint,
             "fingerprint": state.signing_key.fingerprint,
             "key_generation": state.key_generation,
-            "device": {"name": me.name, "id": me.id, "role": me.role,
-                       "scopes": list(me.scopes), "fingerprint": me.fingerprint},
+            "device": {
+                "name": me.name,
+                "id": me.id,
+                "role": me.role,
+                "scopes": list(me.scopes),
+                "fingerprint": me.fingerprint,
+            },
             "devices": len(state.live_devices),
             "collections": sorted(state.collections),
             "chain": {"seq": state.seq, "head": state.head, "cached": cached},
@@ -87,8 +102,10 @@ def account_show(json_out: bool) -> None:
     print(f"current key  {info['fingerprint']} (generation {state.key_generation})")
     print(f"this device  {me.name} ({me.role}), {me.fingerprint}")
     print(f"devices      {info['devices']} live")
-    print(f"chain        entry {state.seq}, head {state.head[:16]}"
-          + (" (cached: the service could not be reached)" if cached else ""))
+    print(
+        f"chain        entry {state.seq}, head {state.head[:16]}"
+        + (" (cached: the service could not be reached)" if cached else "")
+    )
 
 
 def _chain_or_cached(dev: Any) -> tuple[Any, bool]:
@@ -117,8 +134,9 @@ def account_recover(name: str, server: str, device_name: str | None) -> None:
     else:
         key = sys.stdin.readline()
     passphrase = get_passphrase(confirm=True)
-    with recover_account(home(), server, name, key, device_name or _default_device_name(),
-                         passphrase) as dev:
+    with recover_account(
+        home(), server, name, key, device_name or _default_device_name(), passphrase
+    ) as dev:
         print(f"recovered account {dev.account}; this device is {dev.name!r} (admin)")
 
 
@@ -126,8 +144,13 @@ def account_recover(name: str, server: str, device_name: str | None) -> None:
 @click.argument("name")
 @server_option
 @device_option
-@click.option("--wait", type=click.FloatRange(min=0), default=300.0, show_default=True,
-              help="Seconds to wait for approval")
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=300.0,
+    show_default=True,
+    help="Seconds to wait for approval",
+)
 def device_join(name: str, server: str, device_name: str | None, wait: float) -> None:
     """Ask to join ACCOUNT; prints a pairing code for an admin device to approve."""
     from ..account import start_join, wait_for_approval
@@ -139,12 +162,18 @@ def device_join(name: str, server: str, device_name: str | None, wait: float) ->
         print(f"pairing code: {ticket.code}", flush=True)
         print(f"verification: {ticket.sas}", flush=True)
         print(f"fingerprint: {ticket.device_fingerprint}", flush=True)
-        print("on an admin device run: keystead device approve CODE (check that the "
-              "verification numbers match)", file=sys.stderr, flush=True)
+        print(
+            "on an admin device run: keystead device approve CODE (check that the "
+            "verification numbers match)",
+            file=sys.stderr,
+            flush=True,
+        )
     dev = wait_for_approval(h, passphrase, wait)
     if dev is None:
-        die("not approved yet; run 'keystead device join' again with the same "
-            "KEYSTEAD_HOME to keep waiting")
+        die(
+            "not approved yet; run 'keystead device join' again with the same "
+            "KEYSTEAD_HOME to keep waiting"
+        )
     with dev:
         me = dev.me()
         print(f"approved: {me.name} joined {dev.account} as {me.role}")
@@ -152,8 +181,7 @@ def device_join(name: str, server: str, device_name: str | None, wait: float) ->
 
 @device.command("approve")
 @click.argument("code")
-@click.option("--role", type=click.Choice(["admin", "member"]), default="member",
-              show_default=True)
+@click.option("--role", type=click.Choice(["admin", "member"]), default="member", show_default=True)
 @click.option("--scopes", default=None, help="Comma-separated collections (default: all)")
 @click.option("--yes", "-y", is_flag=True, help="Approve without asking")
 def device_approve(code: str, role: str, scopes: str | None, yes: bool) -> None:
@@ -172,15 +200,22 @@ def device_approve(code: str, role: str, scopes: str | None, yes: bool) -> None:
         if wanted is not None and not wanted:
             die("--scopes needs at least one collection")
         info = approve_device(dev, details, role, wanted)
-        print(f"approved {info.name} as {info.role} with scopes "
-              f"{', '.join(s for s in info.scopes if not s.startswith('_'))}")
+        print(
+            f"approved {info.name} as {info.role} with scopes "
+            f"{', '.join(s for s in info.scopes if not s.startswith('_'))}"
+        )
 
 
 def _device_json(d: Any, me: str) -> dict[str, Any]:
-    return {"name": d.name, "id": d.id, "role": d.role,
-            "scopes": [s for s in d.scopes if not s.startswith("_")],
-            "fingerprint": d.fingerprint, "added": iso_time(d.added_time),
-            "this": d.id == me}
+    return {
+        "name": d.name,
+        "id": d.id,
+        "role": d.role,
+        "scopes": [s for s in d.scopes if not s.startswith("_")],
+        "fingerprint": d.fingerprint,
+        "added": iso_time(d.added_time),
+        "this": d.id == me,
+    }
 
 
 @device.command("list")
@@ -193,8 +228,10 @@ def device_list(json_out: bool) -> None:
         dev.me(state)
         devices = [_device_json(d, dev.device_id) for d in state.live_devices]
     if cached:
-        print(f"keystead: the service could not be reached; cached chain (entry {state.seq})",
-              file=sys.stderr)
+        print(
+            f"keystead: the service could not be reached; cached chain (entry {state.seq})",
+            file=sys.stderr,
+        )
     if json_out:
         print_json(devices)
         return
@@ -203,8 +240,13 @@ def device_list(json_out: bool) -> None:
 
     table = Table("name", "role", "scopes", "fingerprint", "added")
     for d in devices:
-        table.add_row(d["name"] + (" (this)" if d["this"] else ""), d["role"],
-                      ",".join(d["scopes"]), d["fingerprint"], d["added"])
+        table.add_row(
+            d["name"] + (" (this)" if d["this"] else ""),
+            d["role"],
+            ",".join(d["scopes"]),
+            d["fingerprint"],
+            d["added"],
+        )
     Console().print(table)
 
 
@@ -217,9 +259,14 @@ def device_remove(name: str) -> None:
     with open_device() as dev:
         info = remove_device(dev, name)
         state = dev.chain(refresh=False)
-        print(f"removed {info.name}; every collection it could read moved to a new epoch"
-              + (f"; the account key moved to generation {state.key_generation}"
-                 if info.role == "admin" else ""))
+        print(
+            f"removed {info.name}; every collection it could read moved to a new epoch"
+            + (
+                f"; the account key moved to generation {state.key_generation}"
+                if info.role == "admin"
+                else ""
+            )
+        )
         if info.role == "admin":
             _after_rotation(dev)
 
@@ -234,17 +281,22 @@ def _after_rotation(dev: Any) -> None:
             try:
                 line = adapter.after_account_key_rotation(dev)
             except KeysteadError as e:
-                print(f"keystead: {adapter.name} could not re-sign its state under the new "
-                      f"account key ({e}); run 'keystead {adapter.name} publish'",
-                      file=sys.stderr)
+                print(
+                    f"keystead: {adapter.name} could not re-sign its state under the new "
+                    f"account key ({e}); run 'keystead {adapter.name} publish'",
+                    file=sys.stderr,
+                )
                 continue
             if line:
                 print(line)
 
 
 @click.command("sync")
-@click.option("--drop-unreadable", is_flag=True,
-              help="Admin: replace items no device can open or trust by deletions.")
+@click.option(
+    "--drop-unreadable",
+    is_flag=True,
+    help="Admin: replace items no device can open or trust by deletions.",
+)
 @json_option
 def sync(drop_unreadable: bool, json_out: bool) -> None:
     """Verify the newest chain and fetch every collection this device can read.
@@ -257,16 +309,23 @@ def sync(drop_unreadable: bool, json_out: bool) -> None:
 
     adapters = discover()
     resolvers = adapter_resolvers(adapters)
-    synced = {coll: a.synced for a in adapters.values() if isinstance(a, HasSyncedHook)
-              for coll in a.collections}
+    synced = {
+        coll: a.synced
+        for a in adapters.values()
+        if isinstance(a, HasSyncedHook)
+        for coll in a.collections
+    }
     with open_device() as dev:
         finish_pending(dev)
         me = dev.me(dev.chain())
         if drop_unreadable and me.role != "admin":
             die("only an admin device can drop unreadable items")
         renewed = refresh_grants(dev)
-        result: dict[str, Any] = {"chain": dev.chain(refresh=False).seq, "collections": {},
-                                  "renewed_grants": renewed}
+        result: dict[str, Any] = {
+            "chain": dev.chain(refresh=False).seq,
+            "collections": {},
+            "renewed_grants": renewed,
+        }
         for scope in me.scopes:
             if scope.startswith("_"):
                 continue
@@ -276,21 +335,34 @@ def sync(drop_unreadable: bool, json_out: bool) -> None:
             if scope in synced:
                 synced[scope](dev, scope)  # e.g. the vault's lookup index, kept current
             result["collections"][scope] = {
-                "fetched": r.fetched, "pushed": r.pushed, "conflicts": r.conflicts,
-                "unreadable": [{"id": u.id, "writer": u.writer, "reason": u.reason}
-                               for u in r.unreadable], "dropped": dropped}
+                "fetched": r.fetched,
+                "pushed": r.pushed,
+                "conflicts": r.conflicts,
+                "unreadable": [
+                    {"id": u.id, "writer": u.writer, "reason": u.reason} for u in r.unreadable
+                ],
+                "dropped": dropped,
+            }
     if json_out:
         print_json(result)
         return
     for scope, c in result["collections"].items():
         for u in c["unreadable"]:
-            print(f"keystead: skipped {scope}/{u['id']} (written by device {u['writer']}): "
-                  f"{u['reason']}" + ("; dropped" if c["dropped"] else
-                                      "; an admin can drop it: keystead sync --drop-unreadable"),
-                  file=sys.stderr)
+            print(
+                f"keystead: skipped {scope}/{u['id']} (written by device {u['writer']}): "
+                f"{u['reason']}"
+                + (
+                    "; dropped"
+                    if c["dropped"]
+                    else "; an admin can drop it: keystead sync --drop-unreadable"
+                ),
+                file=sys.stderr,
+            )
     n = sum(c["fetched"] for c in result["collections"].values())
-    print(f"synced: chain entry {result['chain']}, {n} changed items in "
-          f"{len(result['collections'])} collections")
+    print(
+        f"synced: chain entry {result['chain']}, {n} changed items in "
+        f"{len(result['collections'])} collections"
+    )
     if renewed:
         print(f"renewed grants of {', '.join(renewed)} (a grantee removed a device)")
 
@@ -298,16 +370,30 @@ def sync(drop_unreadable: bool, json_out: bool) -> None:
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(0, 65535), default=8470, show_default=True)
-@click.option("--database-url", default=None,
-              help="Any SQLAlchemy URL (default: SQLite file). PostgreSQL needs "
-                   "pip install 'keystead[postgres]'")
-@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Service processes (more than 1 needs PostgreSQL)")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
-              help="A TOML file of limits (see keystead.core.service.config); KEYSTEAD_* "
-                   "environment variables override it")
-def serve(host: str, port: int, database_url: str | None, workers: int,
-          config_file: str | None) -> None:
+@click.option(
+    "--database-url",
+    default=None,
+    help="Any SQLAlchemy URL (default: SQLite file). PostgreSQL needs "
+    "pip install 'keystead[postgres]'",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Service processes (more than 1 needs PostgreSQL)",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="A TOML file of limits (see keystead.core.service.config); KEYSTEAD_* "
+    "environment variables override it",
+)
+def serve(
+    host: str, port: int, database_url: str | None, workers: int, config_file: str | None
+) -> None:
     """Run the service (SQLite in the data folder unless --database-url is given)."""
     from pathlib import Path
 
@@ -327,5 +413,3 @@ def _redact(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
         raise StorageError("cannot open the database: not a database URL") from None
-
-

@@ -40,7 +40,7 @@ class QuickRunner:
         return cls(home, quick_commands(adapters))
 
     def is_quick(self, argv: Sequence[str]) -> bool:
-        return any(tuple(argv[:len(q)]) == q for q in self.quick)
+        return any(tuple(argv[: len(q)]) == q for q in self.quick)
 
     def __call__(self, argv: list[str], env: dict[str, str]) -> QuickResult:
         from . import main

@@ -24,8 +24,13 @@ def parse_duration(text: str) -> int:
 
 
 @click.command("unlock")
-@click.option("--for", "duration", default="15m", show_default=True,
-              help="How long to stay unlocked (e.g. 90s, 15m, 8h)")
+@click.option(
+    "--for",
+    "duration",
+    default="15m",
+    show_default=True,
+    help="How long to stay unlocked (e.g. 90s, 15m, 8h)",
+)
 def unlock(duration: str) -> None:
     """Keep this device unlocked for a while, so commands need no passphrase."""
     seconds = parse_duration(duration)

@@ -14,8 +14,15 @@ from .db import make_engine, migrate
 from .store import Store
 
 __all__ = [
-    "ServiceConfig", "ServiceContext", "Store", "app_for", "build_app", "create_app",
-    "default_database_url", "make_context", "open_context",
+    "ServiceConfig",
+    "ServiceContext",
+    "Store",
+    "app_for",
+    "build_app",
+    "create_app",
+    "default_database_url",
+    "make_context",
+    "open_context",
 ]
 
 
@@ -32,11 +39,13 @@ def open_context(database_url: str) -> ServiceContext:
     return make_context(database_url, ServiceConfig())
 
 
-def make_context(database_url: str, config: ServiceConfig, *,
-                 migrate_schema: bool = True) -> ServiceContext:
+def make_context(
+    database_url: str, config: ServiceConfig, *, migrate_schema: bool = True
+) -> ServiceContext:
     """A context on ``database_url`` with ``config``'s pools and limits."""
-    engine = make_engine(database_url, pool_size=config.db_pool_size,
-                         max_overflow=config.db_pool_overflow)
+    engine = make_engine(
+        database_url, pool_size=config.db_pool_size, max_overflow=config.db_pool_overflow
+    )
     if migrate_schema:
         migrate(engine)
     return ServiceContext(Store(engine, config), max_skew=config.max_skew, config=config)
@@ -67,6 +76,7 @@ def build_app(database_url: str) -> FastAPI:
 
 def app_from_env() -> FastAPI:
     """For ``uvicorn --factory keystead.core.service:app_from_env`` (schema migrated already)."""
-    ctx = make_context(os.environ["KEYSTEAD_DATABASE_URL"], ServiceConfig.load(),
-                       migrate_schema=False)
+    ctx = make_context(
+        os.environ["KEYSTEAD_DATABASE_URL"], ServiceConfig.load(), migrate_schema=False
+    )
     return app_for(ctx)

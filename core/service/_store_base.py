@@ -91,8 +91,9 @@ class StoreBase:
         if self._pg:
             s.execute(text("SELECT pg_advisory_xact_lock(hashtext(:n))"), {"n": name})
 
-    def hit(self, key: str, limit: int, period: int, now: int, n: int = 1,
-            *, name: str = "") -> None:
+    def hit(
+        self, key: str, limit: int, period: int, now: int, n: int = 1, *, name: str = ""
+    ) -> None:
         """Count ``n`` against ``key`` in the current window of ``period`` seconds; over
         ``limit`` is ``RateLimited`` naming the limit, with the seconds until the next window.
         Counted in the database, so every process shares the same limit."""
@@ -106,22 +107,26 @@ class StoreBase:
                         s.flush()
                 except IntegrityError:
                     pass
-                row = s.get(CounterRow, (key, window), with_for_update=True,
-                            populate_existing=True)
+                row = s.get(CounterRow, (key, window), with_for_update=True, populate_existing=True)
                 assert row is not None
             if row.count + n > limit:
-                raise RateLimited(f"limit {name or key} reached ({limit} per {period} s)",
-                                  limit=name or key, retry_after=period - now % period,
-                                  hint="wait and try again")
+                raise RateLimited(
+                    f"limit {name or key} reached ({limit} per {period} s)",
+                    limit=name or key,
+                    retry_after=period - now % period,
+                    hint="wait and try again",
+                )
             row.count += n
             if row.count == n and secrets_below(64):
-                s.execute(delete(CounterRow).where(CounterRow.window < window - 1,
-                                                   CounterRow.key == key))
+                s.execute(
+                    delete(CounterRow).where(CounterRow.window < window - 1, CounterRow.key == key)
+                )
 
     def _entries(self, s: Session, account: str, after: int = -1) -> list[SignedEntry]:
         rows = s.scalars(
-            select(ChainEntryRow).where(ChainEntryRow.account == account,
-                                        ChainEntryRow.seq > after).order_by(ChainEntryRow.seq)
+            select(ChainEntryRow)
+            .where(ChainEntryRow.account == account, ChainEntryRow.seq > after)
+            .order_by(ChainEntryRow.seq)
         )
         return [SignedEntry(r.entry, r.sig, r.device_sig, r.new_key_sig) for r in rows]
 

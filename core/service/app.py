@@ -116,11 +116,20 @@ class _TooLarge(Exception):
 
 
 async def _too_large(send: Send) -> None:
-    resp = JSONResponse({"error": "too_large", "message": "request body too large (max_body)",
-                         "limit": "max_body"}, 413)
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(resp.body)).encode())]})
+    resp = JSONResponse(
+        {"error": "too_large", "message": "request body too large (max_body)", "limit": "max_body"},
+        413,
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(resp.body)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": resp.body})
 
 
@@ -139,10 +148,17 @@ def _grants(obj: dict[str, Any]) -> list[Grant]:
         expires = g.get("expires")
         if expires is not None and not isinstance(expires, int):
             raise FormatError("grant: expires must be an integer")
-        out.append(Grant(check_collection(require(g, "key", str)), require(g, "epoch", int),
-                         require(g, "target_kind", str), require(g, "target", str),
-                         require(g, "target_generation", int),
-                         b64d(g.get("kfrag"), what="kfrag"), expires))
+        out.append(
+            Grant(
+                check_collection(require(g, "key", str)),
+                require(g, "epoch", int),
+                require(g, "target_kind", str),
+                require(g, "target", str),
+                require(g, "target_generation", int),
+                b64d(g.get("kfrag"), what="kfrag"),
+                expires,
+            )
+        )
     return out
 
 
@@ -159,8 +175,13 @@ def _bundle(obj: dict[str, Any], *, base: bool = True) -> Bundle:
     for d in require(obj, "delete_grants", list):
         if not isinstance(d, dict):
             raise FormatError("delete_grants: expected objects")
-        deletes.append((check_collection(require(d, "key", str)), require(d, "target_kind", str),
-                        require(d, "target", str)))
+        deletes.append(
+            (
+                check_collection(require(d, "key", str)),
+                require(d, "target_kind", str),
+                require(d, "target", str),
+            )
+        )
     items = []
     raw_items = require(obj, "items", list)
     if len(raw_items) > MAX_BATCH:
@@ -168,11 +189,22 @@ def _bundle(obj: dict[str, Any], *, base: bool = True) -> Bundle:
     for i in raw_items:
         if not isinstance(i, dict):
             raise FormatError("bundle item: expected an object")
-        items.append((check_collection(require(i, "collection", str)),
-                      SealedItem.from_json({k: v for k, v in i.items() if k != "collection"})))
+        items.append(
+            (
+                check_collection(require(i, "collection", str)),
+                SealedItem.from_json({k: v for k, v in i.items() if k != "collection"}),
+            )
+        )
     blob = obj.get("recovery_blob")
-    return Bundle(base_seq, base_head, _entries(obj), _grants(obj), deletes, items,
-                  None if blob is None else b64d(blob, what="recovery blob"))
+    return Bundle(
+        base_seq,
+        base_head,
+        _entries(obj),
+        _grants(obj),
+        deletes,
+        items,
+        None if blob is None else b64d(blob, what="recovery blob"),
+    )
 
 
 def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
@@ -200,6 +232,7 @@ def core_router(ctx: ServiceContext, channels: Mapping[str, Channel]) -> APIRout
     @r.get("/ready")
     async def ready() -> JSONResponse:
         """Readiness: the database answers (and, on PostgreSQL, notifications arrive)."""
+
         def ping() -> None:
             with store.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
@@ -219,9 +252,14 @@ def core_router(ctx: ServiceContext, channels: Mapping[str, Channel]) -> APIRout
         obj = await ctx.json_body(request, limit=ACCOUNT_BODY)
         name, parsed = require(obj, "account", str), _bundle(obj, base=False)
         _recovery_blob(ctx, obj.get("recovery_blob"))  # bounded before anything is stored
-        await ctx.run(store.hit, f"accounts:{ctx.source(request)}",
-                      cfg.accounts_per_source_hour, 3600, ctx.now(),
-                      name="accounts_per_source_hour")
+        await ctx.run(
+            store.hit,
+            f"accounts:{ctx.source(request)}",
+            cfg.accounts_per_source_hour,
+            3600,
+            ctx.now(),
+            name="accounts_per_source_hour",
+        )
         state = await ctx.run(store.create_account, name, parsed, ctx.now())
         return {"seq": state.seq, "head": state.head}
 
@@ -273,10 +311,19 @@ def core_router(ctx: ServiceContext, channels: Mapping[str, Channel]) -> APIRout
     async def list_grants(account: str, request: Request) -> dict[str, Any]:
         await ctx.authenticate(request, account=account, admin=True)
         key = request.query_params.get("key")
-        return {"grants": [
-            {"key": g.key, "epoch": g.epoch, "target_kind": g.target_kind, "target": g.target,
-             "target_generation": g.target_generation, "expires": g.expires}
-            for g in await ctx.run(store.grants, account, key)]}
+        return {
+            "grants": [
+                {
+                    "key": g.key,
+                    "epoch": g.epoch,
+                    "target_kind": g.target_kind,
+                    "target": g.target,
+                    "target_generation": g.target_generation,
+                    "expires": g.expires,
+                }
+                for g in await ctx.run(store.grants, account, key)
+            ]
+        }
 
     @r.post("/accounts/{account}/reencrypt")
     async def reencrypt(account: str, request: Request) -> dict[str, Any]:
@@ -291,16 +338,29 @@ def core_router(ctx: ServiceContext, channels: Mapping[str, Channel]) -> APIRout
         context = obj.get("context", "")
         if not isinstance(context, str):
             raise FormatError("context must be a string")
-        await ctx.run(store.hit, f"reencrypt:{device.account}", ctx.config.reencrypt_per_minute,
-                      60, ctx.now(), len(pairs), name="reencrypt_per_minute")
-        kfrags = await ctx.run(store.reencrypt_grants, account, pairs, device, context,
-                               ctx.now())
-        cfrags = await asyncio.wrap_future(ctx.pool.reencrypt(
-            device.account, [(kfrags[(k, e)][0], capsule) for k, e, capsule in pairs]))
+        await ctx.run(
+            store.hit,
+            f"reencrypt:{device.account}",
+            ctx.config.reencrypt_per_minute,
+            60,
+            ctx.now(),
+            len(pairs),
+            name="reencrypt_per_minute",
+        )
+        kfrags = await ctx.run(store.reencrypt_grants, account, pairs, device, context, ctx.now())
+        cfrags = await asyncio.wrap_future(
+            ctx.pool.reencrypt(
+                device.account, [(kfrags[(k, e)][0], capsule) for k, e, capsule in pairs]
+            )
+        )
         if ctx.metrics is not None:
             ctx.metrics.reencryptions.inc(len(cfrags))
-        return {"cfrags": [{"cfrag": b64e(c), "generation": kfrags[(k, e)][1]}
-                           for c, (k, e, _) in zip(cfrags, pairs, strict=True)]}
+        return {
+            "cfrags": [
+                {"cfrag": b64e(c), "generation": kfrags[(k, e)][1]}
+                for c, (k, e, _) in zip(cfrags, pairs, strict=True)
+            ]
+        }
 
     @r.get("/accounts/{account}/audit")
     async def audit(account: str, request: Request) -> dict[str, Any]:
@@ -310,19 +370,28 @@ def core_router(ctx: ServiceContext, channels: Mapping[str, Channel]) -> APIRout
         if outcome not in (None, "allowed", "refused"):
             raise FormatError("outcome is 'allowed' or 'refused'")
         records = await ctx.run(
-            store.audit, account, q.get("prefix", ""),
+            store.audit,
+            account,
+            q.get("prefix", ""),
             after=_int_param(request, "after", 0, 0, 2**62),
-            limit=_int_param(request, "limit", 1000, 1, 1000), grantee=q.get("grantee"),
-            allowed=None if outcome is None else outcome == "allowed")
+            limit=_int_param(request, "limit", 1000, 1, 1000),
+            grantee=q.get("grantee"),
+            allowed=None if outcome is None else outcome == "allowed",
+        )
         return {"records": [r.__dict__ for r in records]}
 
     @r.post("/accounts/{account}/pairing", status_code=201)
     async def pairing(account: str, request: Request) -> dict[str, Any]:
         obj = await ctx.json_body(request, limit=PAIRING_BODY)
         pairing_request = _pairing_request(account, obj)
-        await ctx.run(store.hit, f"pairings:{ctx.source(request)}",
-                      ctx.config.pairings_per_source_hour, 3600, ctx.now(),
-                      name="pairings_per_source_hour")
+        await ctx.run(
+            store.hit,
+            f"pairings:{ctx.source(request)}",
+            ctx.config.pairings_per_source_hour,
+            3600,
+            ctx.now(),
+            name="pairings_per_source_hour",
+        )
         code, token = await ctx.run(store.create_pairing, account, pairing_request, ctx.now())
         return {"code": code, "token": token}
 
@@ -335,8 +404,15 @@ def core_router(ctx: ServiceContext, channels: Mapping[str, Channel]) -> APIRout
     async def pairing_approve(account: str, code: str, request: Request) -> dict[str, Any]:
         await ctx.authenticate(request, account=account, admin=True)
         obj = await ctx.json_body(request)
-        await ctx.run(store.approve_pairing, account, code, require(obj, "device_id", str),
-                      _entries(obj), _grants(obj), ctx.now())
+        await ctx.run(
+            store.approve_pairing,
+            account,
+            code,
+            require(obj, "device_id", str),
+            _entries(obj),
+            _grants(obj),
+            ctx.now(),
+        )
         return {"ok": True}
 
     @r.get("/pairing/{code}/status")
@@ -357,8 +433,15 @@ def core_router(ctx: ServiceContext, channels: Mapping[str, Channel]) -> APIRout
         if expires is not None and not isinstance(expires, int):
             raise FormatError("expires must be an integer")
         body = b64d(obj.get("body"), what="spool body")
-        msg_id = await ctx.run(store.spool_put, account, check_collection(channel),
-                               f"{device.account}/{device.id}", body, ctx.now(), expires)
+        msg_id = await ctx.run(
+            store.spool_put,
+            account,
+            check_collection(channel),
+            f"{device.account}/{device.id}",
+            body,
+            ctx.now(),
+            expires,
+        )
         return {"id": msg_id}
 
     @r.get("/accounts/{account}/spool/{channel}")
@@ -368,14 +451,22 @@ def core_router(ctx: ServiceContext, channels: Mapping[str, Channel]) -> APIRout
         wait = _int_param(request, "wait", 0, 0, ctx.config.max_wait)
         limit = _int_param(request, "limit", 1000, 1, ctx.config.max_batch)
         msgs = await ctx.wait_for(
-            request, [f"spool:{account}:{channel}"], wait,
-            lambda: store.spool_get(account, channel, after, limit, ctx.now()))
-        return {"messages": [{"id": m.id, "sender": m.sender, "body": b64e(m.body),
-                              "created": m.created} for m in msgs]}
+            request,
+            [f"spool:{account}:{channel}"],
+            wait,
+            lambda: store.spool_get(account, channel, after, limit, ctx.now()),
+        )
+        return {
+            "messages": [
+                {"id": m.id, "sender": m.sender, "body": b64e(m.body), "created": m.created}
+                for m in msgs
+            ]
+        }
 
     @r.delete("/accounts/{account}/spool/{channel}/{message_id}")
-    async def spool_delete(account: str, channel: str, message_id: int,
-                           request: Request) -> dict[str, Any]:
+    async def spool_delete(
+        account: str, channel: str, message_id: int, request: Request
+    ) -> dict[str, Any]:
         await ctx.authenticate(request, account=account, scope=channel)
         if not await ctx.run(store.spool_delete, account, channel, message_id):
             raise NotFound("no such message")
@@ -389,22 +480,28 @@ def _capsules(reqs: list[Any]) -> list[tuple[str, int, bytes]]:
     for q in reqs:
         if not isinstance(q, dict):
             raise FormatError("reencrypt request: expected an object")
-        out.append((require(q, "key", str), require(q, "epoch", int),
-                    b64d(q.get("capsule"), size=CAPSULE_SIZE, what="capsule")))
+        out.append(
+            (
+                require(q, "key", str),
+                require(q, "epoch", int),
+                b64d(q.get("capsule"), size=CAPSULE_SIZE, what="capsule"),
+            )
+        )
     return out
 
 
 def _batch(ctx: ServiceContext, n: int, what: str) -> None:
     if n > ctx.config.max_batch:
-        raise QuotaExceeded(f"at most {ctx.config.max_batch} {what} (max_batch)",
-                            limit="max_batch")
+        raise QuotaExceeded(f"at most {ctx.config.max_batch} {what} (max_batch)", limit="max_batch")
 
 
 def _recovery_blob(ctx: ServiceContext, raw: Any) -> bytes:
     blob = b64d(raw, what="recovery blob")
     if len(blob) > ctx.config.max_recovery_blob:
-        raise QuotaExceeded(f"the recovery blob is over {ctx.config.max_recovery_blob} bytes "
-                            "(max_recovery_blob)", limit="max_recovery_blob")
+        raise QuotaExceeded(
+            f"the recovery blob is over {ctx.config.max_recovery_blob} bytes (max_recovery_blob)",
+            limit="max_recovery_blob",
+        )
     return blob
 
 
@@ -414,8 +511,12 @@ def _pairing_request(account: str, obj: dict[str, Any]) -> bytes:
     return dumps({"device": device, "statement_sig": b64e(sig)})
 
 
-def create_app(ctx: ServiceContext, routers: Iterable[APIRouter] = (), *,
-               channels: Mapping[str, Channel] | None = None) -> FastAPI:
+def create_app(
+    ctx: ServiceContext,
+    routers: Iterable[APIRouter] = (),
+    *,
+    channels: Mapping[str, Channel] | None = None,
+) -> FastAPI:
     """The ASGI app: core routes plus any adapter routers, metrics and health; ``channels``
     are the spool channels the adapters declared (none: the generic spool route takes no
     posts)."""
@@ -445,8 +546,7 @@ def create_app(ctx: ServiceContext, routers: Iterable[APIRouter] = (), *,
                 warm.exception()
             cpu.close()
 
-    app = FastAPI(title="Keystead", version="1", docs_url=None, redoc_url=None,
-                  lifespan=lifespan)
+    app = FastAPI(title="Keystead", version="1", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.include_router(core_router(ctx, channels or {}))
     for router in routers:
         app.include_router(router)
@@ -467,11 +567,13 @@ def create_app(ctx: ServiceContext, routers: Iterable[APIRouter] = (), *,
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code,
-                                                                  "bad_request")
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
         message = "no such route" if exc.status_code == 404 else str(exc.detail)
-        return JSONResponse({"error": code, "message": message}, exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        return JSONResponse(
+            {"error": code, "message": message},
+            exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     async def _database_down(request: Request, exc: Exception) -> JSONResponse:
         log.warning("database unavailable: %s", str(exc).splitlines()[0] if str(exc) else exc)

@@ -79,8 +79,9 @@ class ServiceConfig:
     """Seconds a stop waits for requests after waking every long poll."""
 
     @classmethod
-    def load(cls, path: Path | None = None,
-             environ: Mapping[str, str] | None = None) -> ServiceConfig:
+    def load(
+        cls, path: Path | None = None, environ: Mapping[str, str] | None = None
+    ) -> ServiceConfig:
         """Defaults, then the TOML file, then ``KEYSTEAD_*`` variables."""
         values: dict[str, Any] = {}
         if path is not None:

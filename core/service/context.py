@@ -45,8 +45,9 @@ class ServiceContext:
 
     def __post_init__(self) -> None:
         if self.cpu is None:
-            self.cpu = CpuPool(self.config.cpu_workers, self.config.cpu_chunk,
-                               self.config.cpu_queue)
+            self.cpu = CpuPool(
+                self.config.cpu_workers, self.config.cpu_chunk, self.config.cpu_queue
+            )
         self.store.config = self.config
         if self.notifier.publish not in self.store.listeners:
             self.store.listeners.append(self.notifier.publish)
@@ -67,8 +68,7 @@ class ServiceContext:
     async def json_body(self, request: Request, *, limit: int | None = None) -> dict[str, Any]:
         body = await request.body()
         if limit is not None and len(body) > limit:
-            raise QuotaExceeded(f"request body over {limit} bytes for this route",
-                                limit="max_body")
+            raise QuotaExceeded(f"request body over {limit} bytes for this route", limit="max_body")
         if len(body) > _BIG_BODY:
             return await self.run(parse_json_object, body, what="request body")
         return parse_json_object(body, what="request body")
@@ -81,9 +81,15 @@ class ServiceContext:
             host = fwd.rsplit(",", 1)[-1].strip() or host
         return host
 
-    async def authenticate(self, request: Request, *, account: str | None = None,
-                           scope: str | None = None, admin: bool = False,
-                           live: bool = True) -> AuthDevice:
+    async def authenticate(
+        self,
+        request: Request,
+        *,
+        account: str | None = None,
+        scope: str | None = None,
+        admin: bool = False,
+        live: bool = True,
+    ) -> AuthDevice:
         """Verify the request's signature and that its device is live (and may do this).
 
         ``live=False`` lets a removed device through, for routes whose store call refuses
@@ -98,12 +104,24 @@ class ServiceContext:
         # The origin this service was reached at, as the client named it (Host, and the
         # scheme uvicorn reports, which honours X-Forwarded-Proto from a trusted proxy).
         origin = f"{request.url.scheme}://{request.headers.get('host', '')}"
-        auth.verify(device.signing_key, method=request.method, origin=origin, path=path,
-                    body=await request.body(), now=self.now(), max_skew=self.max_skew)
+        auth.verify(
+            device.signing_key,
+            method=request.method,
+            origin=origin,
+            path=path,
+            body=await request.body(),
+            now=self.now(),
+            max_skew=self.max_skew,
+        )
         if live and not device.live:
             raise DeviceRemoved("this device has been removed from its account")
-        await self.run(self.store.use_nonce, f"{auth.account}/{auth.device}", auth.nonce,
-                       self.now(), self.max_skew)
+        await self.run(
+            self.store.use_nonce,
+            f"{auth.account}/{auth.device}",
+            auth.nonce,
+            self.now(),
+            self.max_skew,
+        )
         if account is not None and device.account != account:
             raise Forbidden("this device belongs to another account")
         if scope is not None and scope not in device.scopes:
@@ -112,8 +130,14 @@ class ServiceContext:
             raise Forbidden("only an admin device may do this")
         return device
 
-    async def wait_for(self, request: Request, topics: Iterable[str], wait: float,
-                       check: Callable[[], T], ready: Callable[[T], bool] = bool) -> T:
+    async def wait_for(
+        self,
+        request: Request,
+        topics: Iterable[str],
+        wait: float,
+        check: Callable[[], T],
+        ready: Callable[[T], bool] = bool,
+    ) -> T:
         """A long poll: ``check()`` (run in the thread pool) until ``ready`` says its result
         is worth answering, a post on one of ``topics`` waking it in between. Answers with
         the last result at the deadline, at a stop, or when the client has gone away."""

@@ -25,8 +25,12 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> Eng
     (``keystead_write`` execution option) begin with ``BEGIN IMMEDIATE``: SQLite ignores row
     locks, so a writer must hold the write lock before it reads what it will change."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
-                               pool_size=pool_size, max_overflow=max_overflow)
+        engine = create_engine(
+            url,
+            connect_args={"timeout": 30, "check_same_thread": False},
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+        )
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -43,12 +47,14 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> Eng
 
         return engine
     try:
-        return create_engine(url, pool_pre_ping=True, pool_size=pool_size,
-                             max_overflow=max_overflow, pool_timeout=10)
+        return create_engine(
+            url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow, pool_timeout=10
+        )
     except ModuleNotFoundError as e:
         if "psycopg" in str(e):
-            raise StorageError("PostgreSQL support is not installed",
-                               hint="pip install 'keystead[postgres]'") from e
+            raise StorageError(
+                "PostgreSQL support is not installed", hint="pip install 'keystead[postgres]'"
+            ) from e
         raise
 
 

@@ -22,6 +22,8 @@ def require_current_epoch(store: Store, account: str, key: str, sealed: bytes) -
         raise FormatError(f"a sealed key for another account or key than {account}/{key}")
     current = store.chain_state(account).collection(key).current_epoch
     if record.epoch != current:
-        raise Conflict(f"sealed to epoch {record.epoch} of {account}/{key}, whose current epoch "
-                       f"is {current}: refresh the chain and seal again")
+        raise Conflict(
+            f"sealed to epoch {record.epoch} of {account}/{key}, whose current epoch "
+            f"is {current}: refresh the chain and seal again"
+        )
     return record

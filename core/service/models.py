@@ -121,8 +121,10 @@ class SpoolRow(Base):
     expires: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     # AUTOINCREMENT: SQLite would otherwise reuse the id of a deleted newest message, and a
     # reader waiting "after" that id would never see the new one.
-    __table_args__ = (Index("ix_spool_channel", "account", "channel", "id"),
-                      {"sqlite_autoincrement": True})
+    __table_args__ = (
+        Index("ix_spool_channel", "account", "channel", "id"),
+        {"sqlite_autoincrement": True},
+    )
 
 
 class AuditRow(Base):

@@ -88,8 +88,9 @@ class Notifier:
         self.closed = True
         self.wake_all()
 
-    async def wait(self, w: _Waiter, timeout: float,
-                   disconnected: Callable[[], Awaitable[Any]] | None = None) -> str:
+    async def wait(
+        self, w: _Waiter, timeout: float, disconnected: Callable[[], Awaitable[Any]] | None = None
+    ) -> str:
         """Until a publish on one of the waiter's topics ("event"), the timeout ("timeout"),
         a stop ("closed"), or the client going away ("gone": ``disconnected`` returned)."""
         if self.closed:
@@ -151,8 +152,10 @@ class PostgresListener:
                             self._notifier.publish([n.payload])
             except psycopg.Error as e:
                 self.connected.clear()
-                log.warning("notification listener: %s", str(e).splitlines()[0] if str(e)
-                            else type(e).__name__)
+                log.warning(
+                    "notification listener: %s",
+                    str(e).splitlines()[0] if str(e) else type(e).__name__,
+                )
                 self._stop.wait(delay)
                 delay = min(delay * 2, 5.0)
         self.connected.clear()

@@ -29,19 +29,45 @@ class Metrics:
     def __init__(self, notifier: Notifier, cpu: CpuPool) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter("keystead_requests", "Requests by route and status",
-                                ["method", "route", "status"], registry=r)
+        self.requests = Counter(
+            "keystead_requests",
+            "Requests by route and status",
+            ["method", "route", "status"],
+            registry=r,
+        )
         self.latency = Histogram(
-            "keystead_request_seconds", "Time to answer, by route", ["route"], registry=r,
-            buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60))
-        self.reencryptions = Counter("keystead_reencryptions", "Capsules re-encrypted",
-                                     registry=r)
-        self.refusals = Counter("keystead_refusals", "Requests refused by a limit or quota",
-                                ["limit"], registry=r)
+            "keystead_request_seconds",
+            "Time to answer, by route",
+            ["route"],
+            registry=r,
+            buckets=(
+                0.001,
+                0.0025,
+                0.005,
+                0.01,
+                0.025,
+                0.05,
+                0.1,
+                0.25,
+                0.5,
+                1,
+                2.5,
+                5,
+                10,
+                30,
+                60,
+            ),
+        )
+        self.reencryptions = Counter("keystead_reencryptions", "Capsules re-encrypted", registry=r)
+        self.refusals = Counter(
+            "keystead_refusals", "Requests refused by a limit or quota", ["limit"], registry=r
+        )
         Gauge("keystead_waiters", "Long polls waiting now", registry=r).set_function(
-            lambda: notifier.waiting)
-        Gauge("keystead_cpu_queue", "Capsules queued or in progress in the CPU pool",
-              registry=r).set_function(lambda: cpu.queued)
+            lambda: notifier.waiting
+        )
+        Gauge(
+            "keystead_cpu_queue", "Capsules queued or in progress in the CPU pool", registry=r
+        ).set_function(lambda: cpu.queued)
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))
@@ -75,7 +101,17 @@ class AccessLog:
             self.metrics.latency.labels(route).observe(took)
             if access_log.isEnabledFor(logging.INFO):
                 client = scope.get("client") or ("", 0)
-                access_log.info(json.dumps({
-                    "t": round(time.time(), 3), "client": client[0], "method": scope["method"],
-                    "path": scope["path"], "route": route, "status": status,
-                    "ms": round(took * 1000, 2)}, separators=(",", ":")))
+                access_log.info(
+                    json.dumps(
+                        {
+                            "t": round(time.time(), 3),
+                            "client": client[0],
+                            "method": scope["method"],
+                            "path": scope["path"],
+                            "route": route,
+                            "status": status,
+                            "ms": round(took * 1000, 2),
+                        },
+                        separators=(",", ":"),
+                    )
+                )

@@ -32,7 +32,9 @@ class ProtocolVersion:
         if sent.strip() == str(PROTOCOL_VERSION):
             await self.app(scope, receive, send)
             return
-        message = (f"this service speaks Keystead protocol version {PROTOCOL_VERSION}; the "
-                   f"client speaks version {sent.strip()[:8] or '?'}: upgrade the client")
+        message = (
+            f"this service speaks Keystead protocol version {PROTOCOL_VERSION}; the "
+            f"client speaks version {sent.strip()[:8] or '?'}: upgrade the client"
+        )
         resp = JSONResponse({"error": "unsupported_version", "message": message}, 400)
         await resp(scope, receive, send)

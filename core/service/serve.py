@@ -38,8 +38,9 @@ log = logging.getLogger("keystead.service")
 class KeysteadServer(uvicorn.Server):
     """uvicorn's server, whose stop signal also answers every waiting long poll at once."""
 
-    def __init__(self, config: uvicorn.Config, ctx: ServiceContext,
-                 ready: Connection | None = None) -> None:
+    def __init__(
+        self, config: uvicorn.Config, ctx: ServiceContext, ready: Connection | None = None
+    ) -> None:
         super().__init__(config)
         self.ctx, self.ready = ctx, ready
 
@@ -83,30 +84,43 @@ def _logging(config: ServiceConfig) -> None:
     service.setLevel(logging.INFO)
 
 
-def _serve(url: str, config: ServiceConfig, sock: socket.socket,
-           ready: Connection | None = None) -> None:
+def _serve(
+    url: str, config: ServiceConfig, sock: socket.socket, ready: Connection | None = None
+) -> None:
     """One worker: the app on the shared socket (the schema is already migrated)."""
     from . import app_for, make_context
 
     _logging(config)
     ctx = make_context(url, config, migrate_schema=False)
-    server = KeysteadServer(uvicorn.Config(
-        app_for(ctx), log_level="warning", access_log=False, lifespan="on",
-        timeout_graceful_shutdown=max(1, int(config.shutdown_grace)),
-        timeout_keep_alive=5, backlog=2048), ctx, ready)
+    server = KeysteadServer(
+        uvicorn.Config(
+            app_for(ctx),
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=max(1, int(config.shutdown_grace)),
+            timeout_keep_alive=5,
+            backlog=2048,
+        ),
+        ctx,
+        ready,
+    )
     server.run(sockets=[sock])
 
 
-def run_service(url: str, host: str, port: int, workers: int, config: ServiceConfig,
-                *, shown: str = "") -> None:
+def run_service(
+    url: str, host: str, port: int, workers: int, config: ServiceConfig, *, shown: str = ""
+) -> None:
     """Migrate, bind, then serve in this process or supervise ``workers`` processes."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from .db import make_engine, migrate
 
     if workers > 1 and url.startswith("sqlite"):
-        raise StorageError("--workers above 1 needs PostgreSQL (SQLite is for one process): "
-                           "use --database-url postgresql+psycopg://...")
+        raise StorageError(
+            "--workers above 1 needs PostgreSQL (SQLite is for one process): "
+            "use --database-url postgresql+psycopg://..."
+        )
     try:
         engine = make_engine(url)
         migrate(engine)
@@ -114,9 +128,12 @@ def run_service(url: str, host: str, port: int, workers: int, config: ServiceCon
     except (SQLAlchemyError, OSError, ValueError) as e:
         raise StorageError(f"cannot open the database: {e}".splitlines()[0]) from e
     sock = bind(host, port)
-    print(f"keystead service on http://{host}:{sock.getsockname()[1]} (database: "
-          f"{shown or 'given'}, {workers} process{'es' if workers > 1 else ''})",
-          file=sys.stderr, flush=True)
+    print(
+        f"keystead service on http://{host}:{sock.getsockname()[1]} (database: "
+        f"{shown or 'given'}, {workers} process{'es' if workers > 1 else ''})",
+        file=sys.stderr,
+        flush=True,
+    )
     if workers == 1:
         _serve(url, config, sock)
         return
@@ -124,8 +141,7 @@ def run_service(url: str, host: str, port: int, workers: int, config: ServiceCon
 
 
 class _Supervisor:
-    def __init__(self, url: str, config: ServiceConfig, sock: socket.socket,
-                 workers: int) -> None:
+    def __init__(self, url: str, config: ServiceConfig, sock: socket.socket, workers: int) -> None:
         self.url, self.config, self.sock, self.n = url, config, sock, workers
         self.ctx = multiprocessing.get_context("spawn")
         self.procs: list[Any] = []
@@ -136,8 +152,9 @@ class _Supervisor:
 
     def spawn(self, wait_ready: bool = False) -> Any:
         parent, child = self.ctx.Pipe(duplex=False)
-        proc = self.ctx.Process(target=_serve, args=(self.url, self.config, self.sock, child),
-                                name="keystead-worker")
+        proc = self.ctx.Process(
+            target=_serve, args=(self.url, self.config, self.sock, child), name="keystead-worker"
+        )
         proc.start()
         child.close()
         self.pipes[proc.pid] = parent  # kept open: the worker writes into it when it serves

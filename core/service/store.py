@@ -14,8 +14,16 @@ from .store_data import SpoolMessage
 from .store_grants import AuditRecord, Grant
 from .store_pairing import PAIRING_MAX_FAILURES, PAIRING_TTL, PairingStore
 
-__all__ = ["PAIRING_MAX_FAILURES", "PAIRING_TTL", "AuditRecord", "AuthDevice", "Bundle",
-           "Grant", "SpoolMessage", "Store"]
+__all__ = [
+    "PAIRING_MAX_FAILURES",
+    "PAIRING_TTL",
+    "AuditRecord",
+    "AuthDevice",
+    "Bundle",
+    "Grant",
+    "SpoolMessage",
+    "Store",
+]
 
 
 class Store(PairingStore, BundleStore):

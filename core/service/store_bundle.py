@@ -49,8 +49,14 @@ class BundleStore(ChainStore, GrantStore, DataStore):
         admins = {d.id for d in state.live_devices if d.role == "admin"}
         try:
             with self._write() as s:
-                s.add(Account(name=account, created=now, item_seq=0,
-                              recovery_blob=_blob(bundle.recovery_blob)))
+                s.add(
+                    Account(
+                        name=account,
+                        created=now,
+                        item_seq=0,
+                        recovery_blob=_blob(bundle.recovery_blob),
+                    )
+                )
                 s.flush()
                 self._write_entries(s, account, bundle.entries, state)
                 self._rest(s, account, state, bundle, admins, now)
@@ -59,8 +65,9 @@ class BundleStore(ChainStore, GrantStore, DataStore):
         self._remember(account, state)
         return state
 
-    def apply_bundle(self, account: str, bundle: Bundle, writer: str | None,
-                     now: int) -> ChainState:
+    def apply_bundle(
+        self, account: str, bundle: Bundle, writer: str | None, now: int
+    ) -> ChainState:
         """Apply ``bundle`` on top of its base head, or nothing. ``writer`` is the requesting
         admin device (None: the recovery key authorized it, and the device it adds writes)."""
         with self._chain_tx(account) as s:
@@ -68,8 +75,9 @@ class BundleStore(ChainStore, GrantStore, DataStore):
             if (state.seq, state.head) != (bundle.base_seq, bundle.base_head):
                 if _already_applied(state, bundle):
                     return state  # a resend whose answer was lost
-                raise Conflict("the chain moved on since this change was built; "
-                               "sync and build it again")
+                raise Conflict(
+                    "the chain moved on since this change was built; sync and build it again"
+                )
             new = self._append(s, account, bundle.entries) if bundle.entries else state
             if writer is None:
                 added = {d.id for d in new.live_devices if d.id not in state.devices}
@@ -83,13 +91,25 @@ class BundleStore(ChainStore, GrantStore, DataStore):
         self._remember(account, new)
         return new
 
-    def _rest(self, s: Session, account: str, state: ChainState, bundle: Bundle,
-              writers: set[str], now: int) -> None:
+    def _rest(
+        self,
+        s: Session,
+        account: str,
+        state: ChainState,
+        bundle: Bundle,
+        writers: set[str],
+        now: int,
+    ) -> None:
 
         for key, kind, target in bundle.deletes:
-            s.execute(delete(GrantRow).where(GrantRow.account == account, GrantRow.key == key,
-                                             GrantRow.target_kind == kind,
-                                             GrantRow.target == target))
+            s.execute(
+                delete(GrantRow).where(
+                    GrantRow.account == account,
+                    GrantRow.key == key,
+                    GrantRow.target_kind == kind,
+                    GrantRow.target == target,
+                )
+            )
         self._prune_grants(s, account, state)
         self._put_grants(s, account, state, bundle.grants, now)
         by_collection: dict[str, list[SealedItem]] = {}
@@ -98,15 +118,21 @@ class BundleStore(ChainStore, GrantStore, DataStore):
         for coll, items in sorted(by_collection.items()):
             self._put_items(s, account, state, coll, items, writers)
         if bundle.recovery_blob is not None:
-            s.execute(update(Account).where(Account.name == account)
-                      .values(recovery_blob=_blob(bundle.recovery_blob)))
+            s.execute(
+                update(Account)
+                .where(Account.name == account)
+                .values(recovery_blob=_blob(bundle.recovery_blob))
+            )
 
 
 def _already_applied(state: ChainState, bundle: Bundle) -> bool:
     start = bundle.base_seq + 1
     digests = [e.digest for e in bundle.entries]
-    return bool(digests) and state.digests[start:start + len(digests)] == tuple(digests) \
+    return (
+        bool(digests)
+        and state.digests[start : start + len(digests)] == tuple(digests)
         and state.digests[bundle.base_seq] == bundle.base_head
+    )
 
 
 def _blob(blob: bytes) -> bytes:

@@ -32,28 +32,50 @@ class ChainStore(StoreBase):
                 raise NotFound(f"no account {account!r} on this service")
             return self._entries(s, account, after)
 
-    def _write_entries(self, s: Session, account: str, entries: Sequence[SignedEntry],
-                       state: ChainState) -> None:
+    def _write_entries(
+        self, s: Session, account: str, entries: Sequence[SignedEntry], state: ChainState
+    ) -> None:
         for e in entries:
             seq = json.loads(e.entry)["seq"]
-            s.add(ChainEntryRow(account=account, seq=seq, entry=e.entry, sig=e.signature,
-                                device_sig=e.device_signature,
-                                new_key_sig=e.new_key_signature))
-        rows = {r.device_id: r for r in s.scalars(
-            select(DeviceRow).where(DeviceRow.account == account))}  # one query, not one a device
+            s.add(
+                ChainEntryRow(
+                    account=account,
+                    seq=seq,
+                    entry=e.entry,
+                    sig=e.signature,
+                    device_sig=e.device_signature,
+                    new_key_sig=e.new_key_signature,
+                )
+            )
+        rows = {
+            r.device_id: r for r in s.scalars(select(DeviceRow).where(DeviceRow.account == account))
+        }  # one query, not one a device
         for d in state.devices.values():
             row = rows.get(d.id)
             scopes = json.dumps(list(d.scopes))
             if row is None:
-                s.add(DeviceRow(account=account, device_id=d.id, name=d.name, role=d.role,
-                                scopes=scopes, signing_key=d.signing_key.raw, live=d.live))
+                s.add(
+                    DeviceRow(
+                        account=account,
+                        device_id=d.id,
+                        name=d.name,
+                        role=d.role,
+                        scopes=scopes,
+                        signing_key=d.signing_key.raw,
+                        live=d.live,
+                    )
+                )
             else:
                 if row.live and not d.live:
                     self._announce(s, f"removed:{account}:{d.id}")
                     # Enforcement: a removed device loses every delegation at once.
-                    s.execute(delete(GrantRow).where(GrantRow.account == account,
-                                                     GrantRow.target_kind == "device",
-                                                     GrantRow.target == d.id))
+                    s.execute(
+                        delete(GrantRow).where(
+                            GrantRow.account == account,
+                            GrantRow.target_kind == "device",
+                            GrantRow.target == d.id,
+                        )
+                    )
                 row.live, row.role, row.scopes = d.live, d.role, scopes
         s.flush()
         self._announce(s, f"chain:{account}")
@@ -66,7 +88,6 @@ class ChainStore(StoreBase):
             state = self._append(s, account, entries)
         self._remember(account, state)
         return state
-
 
     def _append(self, s: Session, account: str, entries: Sequence[SignedEntry]) -> ChainState:
         state = self._state(s, account).extend(entries)
@@ -86,8 +107,15 @@ class ChainStore(StoreBase):
             row = s.get(DeviceRow, (account, device_id))
             if row is None:
                 raise Forbidden("unknown device")
-            return AuthDevice(account, row.device_id, row.name, row.role,
-                              tuple(json.loads(row.scopes)), VerifyKey(row.signing_key), row.live)
+            return AuthDevice(
+                account,
+                row.device_id,
+                row.name,
+                row.role,
+                tuple(json.loads(row.scopes)),
+                VerifyKey(row.signing_key),
+                row.live,
+            )
 
     def use_nonce(self, device: str, nonce: str, now: int, window: int) -> None:
         """Record a nonce; a replay within the window is refused."""

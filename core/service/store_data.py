@@ -29,12 +29,12 @@ class SpoolMessage:
     created: int
 
 
-
 class DataStore(StoreBase):
     """Items with versions and a per-account change sequence; spools; keyed records."""
 
-    def put_items(self, account: str, collection: str, items: Sequence[SealedItem],
-                  writer: str) -> list[int]:
+    def put_items(
+        self, account: str, collection: str, items: Sequence[SealedItem], writer: str
+    ) -> list[int]:
         """Store new versions written (and signed) by device ``writer``; each must be exactly
         one above the stored one (0: new) and sealed under the collection's current epoch."""
         if not items:
@@ -43,8 +43,15 @@ class DataStore(StoreBase):
             state = self._state(s, account)
             return self._put_items(s, account, state, collection, items, {writer})
 
-    def _put_items(self, s: Session, account: str, state: ChainState, collection: str,
-                   items: Sequence[SealedItem], writers: set[str]) -> list[int]:
+    def _put_items(
+        self,
+        s: Session,
+        account: str,
+        state: ChainState,
+        collection: str,
+        items: Sequence[SealedItem],
+        writers: set[str],
+    ) -> list[int]:
         ids = [i.id for i in items]
         if len(set(ids)) != len(ids):
             raise FormatError("the same item twice in one write")
@@ -58,12 +65,19 @@ class DataStore(StoreBase):
         current = {
             r.item_id: r
             for chunk in _chunks(ids, 500)
-            for r in s.scalars(select(ItemRow).where(
-                ItemRow.account == account, ItemRow.collection == collection,
-                ItemRow.item_id.in_(chunk)))
+            for r in s.scalars(
+                select(ItemRow).where(
+                    ItemRow.account == account,
+                    ItemRow.collection == collection,
+                    ItemRow.item_id.in_(chunk),
+                )
+            )
         }
-        stale = [i.id for i in items
-                 if i.version != (current[i.id].version + 1 if i.id in current else 1)]
+        stale = [
+            i.id
+            for i in items
+            if i.version != (current[i.id].version + 1 if i.id in current else 1)
+        ]
         if stale:
             raise Conflict(f"stale write for item {stale[0]} (sync first)")
         self._check_item_quota(s, account, items, current)
@@ -90,46 +104,89 @@ class DataStore(StoreBase):
                     s.add(CollectionSeqRow(account=account, collection=collection, seq=0))
             except IntegrityError:  # another writer created it first: take its lock
                 pass
-            row = s.get(CollectionSeqRow, (account, collection), with_for_update=True,
-                        populate_existing=True)
+            row = s.get(
+                CollectionSeqRow,
+                (account, collection),
+                with_for_update=True,
+                populate_existing=True,
+            )
             if row is None:  # pragma: no cover - the row was just created
                 raise Conflict("the collection moved on meanwhile; retry")
         return row
 
-    def _check_item_quota(self, s: Session, account: str, items: Sequence[SealedItem],
-                          current: dict[str, ItemRow]) -> None:
-        count, size = s.execute(select(
-            func.count(), func.coalesce(func.sum(func.length(ItemRow.ciphertext)), 0))
-            .where(ItemRow.account == account)).one()
+    def _check_item_quota(
+        self, s: Session, account: str, items: Sequence[SealedItem], current: dict[str, ItemRow]
+    ) -> None:
+        count, size = s.execute(
+            select(func.count(), func.coalesce(func.sum(func.length(ItemRow.ciphertext)), 0)).where(
+                ItemRow.account == account
+            )
+        ).one()
         count += sum(1 for i in items if i.id not in current)
-        size += sum(len(i.ciphertext) - (len(current[i.id].ciphertext) if i.id in current else 0)
-                    for i in items)
+        size += sum(
+            len(i.ciphertext) - (len(current[i.id].ciphertext) if i.id in current else 0)
+            for i in items
+        )
         cfg = self.config
         if count > cfg.quota_items:
-            raise QuotaExceeded(f"account {account} would hold more than {cfg.quota_items} "
-                                "items (quota_items)", limit="quota_items")
+            raise QuotaExceeded(
+                f"account {account} would hold more than {cfg.quota_items} items (quota_items)",
+                limit="quota_items",
+            )
         if size > cfg.quota_item_bytes:
-            raise QuotaExceeded(f"account {account} would store more than "
-                                f"{cfg.quota_item_bytes} bytes of items (quota_item_bytes)",
-                                limit="quota_item_bytes")
+            raise QuotaExceeded(
+                f"account {account} would store more than "
+                f"{cfg.quota_item_bytes} bytes of items (quota_item_bytes)",
+                limit="quota_item_bytes",
+            )
 
     def changes(self, account: str, collection: str, after: int, limit: int) -> list[SealedItem]:
         with self._sessions() as s:
             rows = s.scalars(
-                select(ItemRow).where(ItemRow.account == account,
-                                      ItemRow.collection == collection, ItemRow.seq > after)
-                .order_by(ItemRow.seq).limit(limit))
-            return [SealedItem(r.item_id, r.version, r.epoch, r.ciphertext, r.deleted, r.seq,
-                               r.writer, r.signature, r.proof) for r in rows]
+                select(ItemRow)
+                .where(
+                    ItemRow.account == account,
+                    ItemRow.collection == collection,
+                    ItemRow.seq > after,
+                )
+                .order_by(ItemRow.seq)
+                .limit(limit)
+            )
+            return [
+                SealedItem(
+                    r.item_id,
+                    r.version,
+                    r.epoch,
+                    r.ciphertext,
+                    r.deleted,
+                    r.seq,
+                    r.writer,
+                    r.signature,
+                    r.proof,
+                )
+                for r in rows
+            ]
 
     # ------------------------------------------------------------------- spool
-    def spool_put(self, account: str, channel: str, sender: str, body: bytes, now: int,
-                  expires: int | None = None) -> int:
+    def spool_put(
+        self,
+        account: str,
+        channel: str,
+        sender: str,
+        body: bytes,
+        now: int,
+        expires: int | None = None,
+    ) -> int:
         return self.spool_put_many(channel, sender, [(account, body)], now, expires)[0]
 
-    def spool_put_many(self, channel: str, sender: str,
-                       messages: Sequence[tuple[str, bytes]], now: int,
-                       expires: int | None = None) -> list[int]:
+    def spool_put_many(
+        self,
+        channel: str,
+        sender: str,
+        messages: Sequence[tuple[str, bytes]],
+        now: int,
+        expires: int | None = None,
+    ) -> list[int]:
         """Deliver to several accounts' spools in one transaction: all or none."""
         if any(len(body) > SPOOL_MAX_BODY for _, body in messages):
             raise FormatError("spool messages are 1 MiB at most")
@@ -140,58 +197,93 @@ class DataStore(StoreBase):
                 self._lock(s, f"spool:{account}")
                 if s.get(Account, account) is None:
                     raise NotFound(f"no account {account!r} on this service")
-                self._check_spool_quota(s, account, [b for a, b in messages if a == account],
-                                        now)
-            rows = [SpoolRow(account=account, channel=channel, sender=sender, body=body,
-                             created=now, expires=expires) for account, body in messages]
+                self._check_spool_quota(s, account, [b for a, b in messages if a == account], now)
+            rows = [
+                SpoolRow(
+                    account=account,
+                    channel=channel,
+                    sender=sender,
+                    body=body,
+                    created=now,
+                    expires=expires,
+                )
+                for account, body in messages
+            ]
             s.add_all(rows)
             s.flush()
             for account in {a for a, _ in messages}:
                 self._announce(s, f"spool:{account}:{channel}")
             return [r.id for r in rows]
 
-    def _check_spool_quota(self, s: Session, account: str, bodies: list[bytes],
-                           now: int) -> None:
-        count, size = s.execute(select(
-            func.count(), func.coalesce(func.sum(func.length(SpoolRow.body)), 0))
+    def _check_spool_quota(self, s: Session, account: str, bodies: list[bytes], now: int) -> None:
+        count, size = s.execute(
+            select(func.count(), func.coalesce(func.sum(func.length(SpoolRow.body)), 0))
             .where(SpoolRow.account == account)
-            .where((SpoolRow.expires.is_(None)) | (SpoolRow.expires > now))).one()
+            .where((SpoolRow.expires.is_(None)) | (SpoolRow.expires > now))
+        ).one()
         cfg = self.config
         if count + len(bodies) > cfg.quota_spool_messages:
-            raise QuotaExceeded(f"the spools of {account} hold {cfg.quota_spool_messages} "
-                                "messages already (quota_spool_messages)",
-                                limit="quota_spool_messages")
+            raise QuotaExceeded(
+                f"the spools of {account} hold {cfg.quota_spool_messages} "
+                "messages already (quota_spool_messages)",
+                limit="quota_spool_messages",
+            )
         if size + sum(map(len, bodies)) > cfg.quota_spool_bytes:
-            raise QuotaExceeded(f"the spools of {account} are full (quota_spool_bytes)",
-                                limit="quota_spool_bytes")
+            raise QuotaExceeded(
+                f"the spools of {account} are full (quota_spool_bytes)", limit="quota_spool_bytes"
+            )
 
-    def spool_get(self, account: str, channel: str, after: int, limit: int,
-                  now: int) -> list[SpoolMessage]:
+    def spool_get(
+        self, account: str, channel: str, after: int, limit: int, now: int
+    ) -> list[SpoolMessage]:
         with self._sessions() as s:
-            rows = s.scalars(select(SpoolRow).where(
-                SpoolRow.account == account, SpoolRow.channel == channel, SpoolRow.id > after)
-                .order_by(SpoolRow.id).limit(limit))
-            return [SpoolMessage(r.id, r.sender, r.body, r.created) for r in rows
-                    if r.expires is None or r.expires > now]
+            rows = s.scalars(
+                select(SpoolRow)
+                .where(
+                    SpoolRow.account == account, SpoolRow.channel == channel, SpoolRow.id > after
+                )
+                .order_by(SpoolRow.id)
+                .limit(limit)
+            )
+            return [
+                SpoolMessage(r.id, r.sender, r.body, r.created)
+                for r in rows
+                if r.expires is None or r.expires > now
+            ]
 
     def spool_delete(self, account: str, channel: str, message_id: int) -> bool:
         with self._write() as s:
-            res = s.execute(delete(SpoolRow).where(
-                SpoolRow.account == account, SpoolRow.channel == channel,
-                SpoolRow.id == message_id))
+            res = s.execute(
+                delete(SpoolRow).where(
+                    SpoolRow.account == account,
+                    SpoolRow.channel == channel,
+                    SpoolRow.id == message_id,
+                )
+            )
             return bool(res.rowcount)  # type: ignore[attr-defined]
 
     # ----------------------------------------------------------------- records
-    def record_put(self, account: str, namespace: str, key: str, value: bytes, now: int,
-                   *, create_only: bool = False) -> None:
+    def record_put(
+        self,
+        account: str,
+        namespace: str,
+        key: str,
+        value: bytes,
+        now: int,
+        *,
+        create_only: bool = False,
+    ) -> None:
         try:
             with self._write() as s:
                 row = s.get(RecordRow, (account, namespace, key))
                 if row is not None and create_only:
                     raise Conflict(f"{namespace} record {key!r} already exists")
                 if row is None:
-                    s.add(RecordRow(account=account, namespace=namespace, key=key, value=value,
-                                    created=now))
+                    s.add(
+                        RecordRow(
+                            account=account, namespace=namespace, key=key, value=value, created=now
+                        )
+                    )
                 else:
                     row.value = value
                 s.flush()
@@ -206,29 +298,43 @@ class DataStore(StoreBase):
 
     def record_list(self, account: str, namespace: str) -> list[tuple[str, bytes]]:
         with self._sessions() as s:
-            rows = s.scalars(select(RecordRow).where(
-                RecordRow.account == account, RecordRow.namespace == namespace)
-                .order_by(RecordRow.key))
+            rows = s.scalars(
+                select(RecordRow)
+                .where(RecordRow.account == account, RecordRow.namespace == namespace)
+                .order_by(RecordRow.key)
+            )
             return [(r.key, r.value) for r in rows]
 
     def record_delete(self, account: str, namespace: str, key: str) -> bool:
         with self._write() as s:
-            res = s.execute(delete(RecordRow).where(
-                RecordRow.account == account, RecordRow.namespace == namespace,
-                RecordRow.key == key))
+            res = s.execute(
+                delete(RecordRow).where(
+                    RecordRow.account == account,
+                    RecordRow.namespace == namespace,
+                    RecordRow.key == key,
+                )
+            )
             return bool(res.rowcount)  # type: ignore[attr-defined]
 
 
 ADMIN_ONLY = ("_account", "_admin")
 
 
-def _check_item(state: ChainState, collection: str, epoch: int, item: SealedItem,
-                writers: set[str], verifier: ItemVerifier) -> None:
+def _check_item(
+    state: ChainState,
+    collection: str,
+    epoch: int,
+    item: SealedItem,
+    writers: set[str],
+    verifier: ItemVerifier,
+) -> None:
     """Refuse what would make the collection unreadable or misattributed: a stale epoch, a
     writer other than the requester, a bad signature, a member writing admin-only state."""
     if item.epoch != epoch:
-        raise Conflict(f"item {item.id} is sealed under epoch {item.epoch} of {collection}, "
-                       f"whose current epoch is {epoch}: refresh the chain and seal again")
+        raise Conflict(
+            f"item {item.id} is sealed under epoch {item.epoch} of {collection}, "
+            f"whose current epoch is {epoch}: refresh the chain and seal again"
+        )
     writer = state.devices.get(item.writer)
     if item.writer not in writers or writer is None or not writer.live:
         raise Forbidden(f"item {item.id} names another writer than the requesting device")
@@ -238,4 +344,4 @@ def _check_item(state: ChainState, collection: str, epoch: int, item: SealedItem
 
 
 def _chunks(seq: Sequence[str], n: int) -> list[Sequence[str]]:
-    return [seq[i:i + n] for i in range(0, len(seq), n)]
+    return [seq[i : i + n] for i in range(0, len(seq), n)]

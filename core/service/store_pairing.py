@@ -35,14 +35,25 @@ class PairingStore(ChainStore, GrantStore):
             raw = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(10))
             code = f"{raw[:5]}-{raw[5:]}"
             token = secrets.token_urlsafe(24)
-            s.add(PairingRow(code=code, account=account, request=request,
-                             poll_token=_hash(token), created=now, expires=now + PAIRING_TTL,
-                             status="pending"))
+            s.add(
+                PairingRow(
+                    code=code,
+                    account=account,
+                    request=request,
+                    poll_token=_hash(token),
+                    created=now,
+                    expires=now + PAIRING_TTL,
+                    status="pending",
+                )
+            )
             return code, token
 
     def _check_rate(self, s: Session, account: str, now: int) -> None:
-        fails = s.scalar(select(func.count()).select_from(PairingFailureRow).where(
-            PairingFailureRow.account == account, PairingFailureRow.time > now - PAIRING_TTL))
+        fails = s.scalar(
+            select(func.count())
+            .select_from(PairingFailureRow)
+            .where(PairingFailureRow.account == account, PairingFailureRow.time > now - PAIRING_TTL)
+        )
         if (fails or 0) >= PAIRING_MAX_FAILURES:
             raise RateLimited("too many wrong pairing codes; wait ten minutes")
 
@@ -53,8 +64,12 @@ class PairingStore(ChainStore, GrantStore):
         with self._write() as s:
             self._check_rate(s, account, now)
             row = s.get(PairingRow, code)
-            if row is None or row.account != account or row.status != "pending" \
-                    or row.expires < now:
+            if (
+                row is None
+                or row.account != account
+                or row.status != "pending"
+                or row.expires < now
+            ):
                 s.add(PairingFailureRow(account=account, time=now))
             else:
                 found = row.request
@@ -62,9 +77,15 @@ class PairingStore(ChainStore, GrantStore):
             raise NotFound("no such pairing code (wrong, used or expired)")
         return found
 
-    def approve_pairing(self, account: str, code: str, device_id: str,
-                        entries: Sequence[SignedEntry], grants: Sequence[Grant],
-                        now: int) -> None:
+    def approve_pairing(
+        self,
+        account: str,
+        code: str,
+        device_id: str,
+        entries: Sequence[SignedEntry],
+        grants: Sequence[Grant],
+        now: int,
+    ) -> None:
         """Single use: mark the code used, append the entries and store the grants, in one
         transaction: a refused approval leaves the chain, the grants and the code as they were."""
         code = code.strip().upper()
@@ -72,8 +93,12 @@ class PairingStore(ChainStore, GrantStore):
             raise FormatError("nothing to append")
         with self._chain_tx(account) as s:
             row = s.get(PairingRow, code, with_for_update=True)
-            if row is None or row.account != account or row.status != "pending" \
-                    or row.expires < now:
+            if (
+                row is None
+                or row.account != account
+                or row.status != "pending"
+                or row.expires < now
+            ):
                 raise NotFound("no such pairing code (wrong, used or expired)")
             if json.loads(row.request)["device"]["id"] != device_id:
                 raise VerificationError("the approval is for another device than the code's")
@@ -93,6 +118,7 @@ class PairingStore(ChainStore, GrantStore):
             if row.status == "pending" and row.expires < now:
                 return "expired"
             return row.status
+
 
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()

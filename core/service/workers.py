@@ -59,7 +59,8 @@ class CpuPool:
                 self._executor = cf.ThreadPoolExecutor(1, thread_name_prefix="keystead-cpu")
             else:
                 self._executor = cf.ProcessPoolExecutor(
-                    self.workers, mp_context=multiprocessing.get_context("spawn"))
+                    self.workers, mp_context=multiprocessing.get_context("spawn")
+                )
         return self._executor
 
     def start(self) -> None:
@@ -73,18 +74,22 @@ class CpuPool:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
 
-    def reencrypt(self, account: str,
-                  work: Sequence[tuple[bytes, bytes]]) -> cf.Future[list[bytes]]:
+    def reencrypt(
+        self, account: str, work: Sequence[tuple[bytes, bytes]]
+    ) -> cf.Future[list[bytes]]:
         """Queue (kfrag, capsule) pairs for ``account``; the future holds the cfrags in order."""
-        job = _Job([list(work[i:i + self.chunk]) for i in range(0, len(work), self.chunk)])
+        job = _Job([list(work[i : i + self.chunk]) for i in range(0, len(work), self.chunk)])
         job.left = len(job.chunks)
         if not job.chunks:
             job.result.set_result([])
             return job.result
         with self._lock:
             if self.queued + len(work) > self.queue_limit:
-                raise RateLimited("the service is busy re-encrypting (cpu_queue)",
-                                  limit="cpu_queue", retry_after=1)
+                raise RateLimited(
+                    "the service is busy re-encrypting (cpu_queue)",
+                    limit="cpu_queue",
+                    retry_after=1,
+                )
             self.queued += len(work)
             q = self._queues.setdefault(account, deque())
             q.extend((job, i) for i in range(len(job.chunks)))
@@ -123,8 +128,7 @@ class CpuPool:
                 job.parts[i] = fut.result()
                 job.left -= 1
                 if job.left == 0:
-                    job.result.set_result([c for k in range(len(job.chunks))
-                                           for c in job.parts[k]])
+                    job.result.set_result([c for k in range(len(job.chunks)) for c in job.parts[k]])
         self._pump()
 
     def _drop(self, job: _Job) -> None:

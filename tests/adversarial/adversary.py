@@ -68,8 +68,9 @@ def open_keystore(path: Path, passphrase: str) -> dict[str, Any]:
     doc = json.loads(path.read_text())
     assert doc["keystead-keystore"] == 2
     kdf = doc["kdf"]
-    key = Scrypt(salt=b64d(kdf["salt"]), length=32, n=kdf["n"], r=kdf["r"],
-                 p=kdf["p"]).derive(passphrase.encode())
+    key = Scrypt(salt=b64d(kdf["salt"]), length=32, n=kdf["n"], r=kdf["r"], p=kdf["p"]).derive(
+        passphrase.encode()
+    )
     plain = aead_open(key, b64d(doc["sealed"]), b"keystead/v2/keystore")
     assert plain is not None, "the keystore did not open with its passphrase"
     contents: dict[str, Any] = json.loads(plain)
@@ -134,12 +135,20 @@ class Snapshot:
             chains: dict[str, list[dict[str, Any]]] = {}
             for r in db.execute("SELECT account, seq, entry FROM chain_entries ORDER BY seq"):
                 chains.setdefault(r["account"], []).append(json.loads(r["entry"]))
-            items = [dict(r) for r in db.execute(
-                "SELECT account, collection, item_id, version, epoch, ciphertext, deleted, "
-                "writer FROM items")]
-            grants = [dict(r) for r in db.execute(
-                "SELECT account, key, epoch, target_kind, target, target_generation, kfrag "
-                "FROM grants")]
+            items = [
+                dict(r)
+                for r in db.execute(
+                    "SELECT account, collection, item_id, version, epoch, ciphertext, deleted, "
+                    "writer FROM items"
+                )
+            ]
+            grants = [
+                dict(r)
+                for r in db.execute(
+                    "SELECT account, key, epoch, target_kind, target, target_generation, kfrag "
+                    "FROM grants"
+                )
+            ]
             blobs = [r[0] for r in db.execute("SELECT recovery_blob FROM accounts") if r[0]]
             spool = [r[0] for r in db.execute("SELECT body FROM spool")]
             records = [r[0] for r in db.execute("SELECT value FROM records")]
@@ -178,8 +187,9 @@ class Catalog:
                 self.sharing[(account, body["generation"])] = b64d(body["public_key"])
             elif kind == "epoch":
                 self.epochs[(account, body["collection"], body["epoch"])] = {
-                    k: (b64d(v) if k in ("public_key", "capsule", "ciphertext", "previous")
-                        else v) for k, v in body.items()}
+                    k: (b64d(v) if k in ("public_key", "capsule", "ciphertext", "previous") else v)
+                    for k, v in body.items()
+                }
 
     def epoch_key(self, account: str, key: str, epoch: int) -> bytes | None:
         info = self.epochs.get((account, key, epoch))
@@ -235,16 +245,21 @@ class Attack:
         capsules: dict[bytes, Capsule] = {}
         for (acct, coll, e), info in cat.epochs.items():
             if "capsule" in info:
-                capsules[info["capsule"]] = Capsule(info["capsule"], info["ciphertext"],
-                                                    info["public_key"], f"{acct}/{coll}#{e}")
+                capsules[info["capsule"]] = Capsule(
+                    info["capsule"], info["ciphertext"], info["public_key"], f"{acct}/{coll}#{e}"
+                )
         for snap in snaps:
             for blob in snap.recovery_blobs:
-                capsules[blob[:CAPSULE]] = Capsule(blob[:CAPSULE], blob[CAPSULE:], None,
-                                                   "recovery blob")
+                capsules[blob[:CAPSULE]] = Capsule(
+                    blob[:CAPSULE], blob[CAPSULE:], None, "recovery blob"
+                )
         messages = [m for snap in snaps for m in _messages(snap.spool)]
         docs = [_document(p.read_bytes()) for p in documents]
-        for rec in [m["record"] for m in messages] + [d["record"] for d in docs] + [
-                r for snap in snaps for r in snap.records]:
+        for rec in (
+            [m["record"] for m in messages]
+            + [d["record"] for d in docs]
+            + [r for snap in snaps for r in snap.records]
+        ):
             self._add_record(rec, cat, capsules)
         for raw in [b for snap in snaps for b in snap.spool + snap.records]:
             for rec in _records_in(raw):  # sealed keys anywhere else (confirmation prompts)
@@ -273,16 +288,23 @@ class Attack:
         except (ValueError, KeyError, TypeError, binascii.Error):
             return
         pk = cat.epoch_key(rec["owner"], rec["key"], rec["epoch"])
-        capsules.setdefault(capsule, Capsule(capsule, ct, pk,
-                                             f"record {rec['owner']}/{rec['key']}#{rec['epoch']}"))
+        capsules.setdefault(
+            capsule, Capsule(capsule, ct, pk, f"record {rec['owner']}/{rec['key']}#{rec['epoch']}")
+        )
 
     def _receiving(self, g: dict[str, Any], cat: Catalog) -> bytes | None:
         if g["target_kind"] == "device":
             return cat.device_pre.get((g["account"], g["target"]))
         return cat.sharing.get((g["target"], g["target_generation"]))
 
-    def _open_capsules(self, capsules: dict[bytes, Capsule], kfrags: dict[bytes, Any],
-                       cat: Catalog, opened: set[bytes], tried: set[Any]) -> None:
+    def _open_capsules(
+        self,
+        capsules: dict[bytes, Capsule],
+        kfrags: dict[bytes, Any],
+        cat: Catalog,
+        opened: set[bytes],
+        tried: set[Any],
+    ) -> None:
         for c in capsules.values():
             if c.capsule in opened:
                 continue
@@ -311,13 +333,24 @@ class Attack:
                 tried.add((c.capsule, kfrag))
                 cfrag = u.reencrypt(cap, u.KeyFrag.from_bytes(kfrag).skip_verification())
                 try:
-                    plain = bytes(u.decrypt_reencrypted(
-                        self.sks[receiving], u.PublicKey.from_compressed_bytes(delegating),
-                        cap, [cfrag], c.ciphertext))
+                    plain = bytes(
+                        u.decrypt_reencrypted(
+                            self.sks[receiving],
+                            u.PublicKey.from_compressed_bytes(delegating),
+                            cap,
+                            [cfrag],
+                            c.ciphertext,
+                        )
+                    )
                 except ValueError:
                     continue
-                self._opened(c, plain, f"the kfrag {g['account']}/{g['key']}#{g['epoch']} -> "
-                             f"{g['target_kind']} {g['target']}", opened)
+                self._opened(
+                    c,
+                    plain,
+                    f"the kfrag {g['account']}/{g['key']}#{g['epoch']} -> "
+                    f"{g['target_kind']} {g['target']}",
+                    opened,
+                )
                 break
 
     def _opened(self, c: Capsule, plain: bytes, how: str, opened: set[bytes]) -> None:
@@ -341,8 +374,14 @@ class Attack:
             prev = info.get("previous")
             if prev is None or prev in opened:
                 continue
-            ad = b"\x00".join((b"keystead/v2/epoch/previous-secret", acct.encode(),
-                               coll.encode(), struct.pack(">Q", e)))
+            ad = b"\x00".join(
+                (
+                    b"keystead/v2/epoch/previous-secret",
+                    acct.encode(),
+                    coll.encode(),
+                    struct.pack(">Q", e),
+                )
+            )
             for k in list(self.keys):
                 if (prev, k) in tried:
                     continue
@@ -354,15 +393,27 @@ class Attack:
                     self.learn(plain, f"previous of {acct}/{coll}#{e}")
                     break
 
-    def _open_items(self, items: dict[bytes, dict[str, Any]], opened: set[bytes],
-                    tried: set[Any], cat: Catalog, capsules: dict[bytes, Capsule]) -> None:
+    def _open_items(
+        self,
+        items: dict[bytes, dict[str, Any]],
+        opened: set[bytes],
+        tried: set[Any],
+        cat: Catalog,
+        capsules: dict[bytes, Capsule],
+    ) -> None:
         for ct, i in items.items():
             if ct in opened:
                 continue
-            ad = b"\x00".join((b"keystead/v2/item", i["account"].encode(),
-                               i["collection"].encode(), i["item_id"].encode(),
-                               struct.pack(">QQ?", i["version"], i["epoch"], bool(i["deleted"])),
-                               i["writer"].encode()))
+            ad = b"\x00".join(
+                (
+                    b"keystead/v2/item",
+                    i["account"].encode(),
+                    i["collection"].encode(),
+                    i["item_id"].encode(),
+                    struct.pack(">QQ?", i["version"], i["epoch"], bool(i["deleted"])),
+                    i["writer"].encode(),
+                )
+            )
             for k in list(self.keys):
                 if (ct, k) in tried:
                     continue
@@ -378,8 +429,9 @@ class Attack:
                     self._add_record(plain, cat, capsules)
                     break
 
-    def _open_messages(self, messages: list[dict[str, Any]], opened: set[bytes],
-                       tried: set[Any]) -> None:
+    def _open_messages(
+        self, messages: list[dict[str, Any]], opened: set[bytes], tried: set[Any]
+    ) -> None:
         for m in messages:
             body = m["body"]
             if body in opened:
@@ -395,8 +447,9 @@ class Attack:
                     self.log.append("opened a message body")
                     break
 
-    def _open_documents(self, docs: list[dict[str, Any]], opened: set[bytes],
-                        tried: set[Any]) -> None:
+    def _open_documents(
+        self, docs: list[dict[str, Any]], opened: set[bytes], tried: set[Any]
+    ) -> None:
         for d in docs:
             if d["body"] in opened:
                 continue
@@ -444,8 +497,10 @@ def _messages(bodies: Iterable[bytes]) -> Iterator[dict[str, Any]]:
             header = {k: env[k] for k in ("v", "id", "from", "device", "time", "group")}
         except (ValueError, KeyError, TypeError, binascii.Error):
             continue
-        ad = b"keystead/v1/messaging/body\x00" + json.dumps(
-            header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        ad = (
+            b"keystead/v1/messaging/body\x00"
+            + json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        )
         yield {"record": b64d(env["key"]), "body": b64d(env["body"]), "ad": ad}
 
 
@@ -455,11 +510,11 @@ def _document(raw: bytes) -> dict[str, Any]:
     sealed-key record."""
     assert raw[:20] == b"keystead-document/2\n"
     (hlen,) = struct.unpack(">H", raw[20:22])
-    header, body, pos = raw[:22 + hlen], raw[22 + hlen:], 22
+    header, body, pos = raw[: 22 + hlen], raw[22 + hlen :], 22
 
     def take(n: int) -> bytes:
         nonlocal pos
-        out = raw[pos:pos + n]
+        out = raw[pos : pos + n]
         pos += n
         return out
 
@@ -471,18 +526,28 @@ def _document(raw: bytes) -> dict[str, Any]:
     prefix = take(7)
     record = take(struct.unpack(">H", take(2))[0])
     assert pos == len(header)
-    return {"owner": owner, "label": label, "header": header, "body": body, "chunk": chunk,
-            "prefix": prefix, "record": record}
+    return {
+        "owner": owner,
+        "label": label,
+        "header": header,
+        "body": body,
+        "chunk": chunk,
+        "prefix": prefix,
+        "record": record,
+    }
 
 
 def _document_body(d: dict[str, Any], data_key: bytes) -> bytes | None:
-    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=hashlib.sha256(d["header"]).digest(),
-               info=b"keystead/v1/documents/payload-key").derive(data_key)
+    key = HKDF(
+        algorithm=hashes.SHA256(),
+        length=32,
+        salt=hashlib.sha256(d["header"]).digest(),
+        info=b"keystead/v1/documents/payload-key",
+    ).derive(data_key)
     size, body, out = d["chunk"] + 16, d["body"], []
-    pieces = [body[i:i + size] for i in range(0, len(body), size)] or [b""]
+    pieces = [body[i : i + size] for i in range(0, len(body), size)] or [b""]
     for i, piece in enumerate(pieces):
-        nonce = d["prefix"] + struct.pack(">I", i) + (b"\x01" if i == len(pieces) - 1
-                                                      else b"\x00")
+        nonce = d["prefix"] + struct.pack(">I", i) + (b"\x01" if i == len(pieces) - 1 else b"\x00")
         try:
             out.append(AESGCM(key).decrypt(nonce, piece, None))
         except (InvalidTag, ValueError):
@@ -491,42 +556,77 @@ def _document_body(d: dict[str, Any], data_key: bytes) -> bytes | None:
 
 
 # --------------------------------------------------------------------------- a raw client
-def seal_item(key: bytes, *, account: str, collection: str, item_id: str, version: int,
-              epoch: int, plaintext: bytes, writer: str, writer_seed: bytes) -> dict[str, Any]:
+def seal_item(
+    key: bytes,
+    *,
+    account: str,
+    collection: str,
+    item_id: str,
+    version: int,
+    epoch: int,
+    plaintext: bytes,
+    writer: str,
+    writer_seed: bytes,
+) -> dict[str, Any]:
     """PROTOCOL.md 6: an item sealed and signed (a write of one) from the docs, on the wire."""
-    ad = b"\x00".join((b"keystead/v2/item", account.encode(), collection.encode(),
-                       item_id.encode(), struct.pack(">QQ?", version, epoch, False),
-                       writer.encode()))
+    ad = b"\x00".join(
+        (
+            b"keystead/v2/item",
+            account.encode(),
+            collection.encode(),
+            item_id.encode(),
+            struct.pack(">QQ?", version, epoch, False),
+            writer.encode(),
+        )
+    )
     nonce = os.urandom(12)
     ct = nonce + ChaCha20Poly1305(key).encrypt(nonce, plaintext, ad)
     message = ad + b"\x00" + hashlib.sha256(ct).digest()
     root = hashlib.sha256(b"\x00" + message).digest()  # a write of one item: its leaf
     sig = Ed25519PrivateKey.from_private_bytes(writer_seed).sign(
-        b"keystead/v2/item/signature\x00" + root)
-    return {"id": item_id, "version": version, "epoch": epoch, "ciphertext": b64e(ct),
-            "deleted": False, "seq": 0, "writer": writer, "sig": b64e(sig),
-            "proof": b64e(struct.pack(">HH", 0, 1))}
+        b"keystead/v2/item/signature\x00" + root
+    )
+    return {
+        "id": item_id,
+        "version": version,
+        "epoch": epoch,
+        "ciphertext": b64e(ct),
+        "deleted": False,
+        "seq": 0,
+        "writer": writer,
+        "sig": b64e(sig),
+        "proof": b64e(struct.pack(">HH", 0, 1)),
+    }
 
 
 def b64e(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def signed_post(base_url: str, path: str, body: Any, *, account: str, device: str,
-                seed: bytes, now: int) -> tuple[int, dict[str, Any]]:
+def signed_post(
+    base_url: str, path: str, body: Any, *, account: str, device: str, seed: bytes, now: int
+) -> tuple[int, dict[str, Any]]:
     """PROTOCOL.md 11: a request signed from the docs, sent with the standard library."""
     raw = json.dumps(body).encode()
     digest = hashlib.sha256(raw).hexdigest()
     nonce = b64e(os.urandom(16))
     origin = base_url.rstrip("/").lower()  # scheme://host[:port]
-    message = "\n".join(["POST", origin, path, digest, str(now), nonce, account,
-                         device]).encode()
+    message = "\n".join(["POST", origin, path, digest, str(now), nonce, account, device]).encode()
     sig = Ed25519PrivateKey.from_private_bytes(seed).sign(b"keystead/v2/request\x00" + message)
-    req = urllib.request.Request(base_url + path, data=raw, method="POST", headers={
-        "content-type": "application/json", "keystead-protocol": "2",
-        "keystead-device": f"{account}/{device}",
-        "keystead-time": str(now), "keystead-nonce": nonce,
-        "keystead-content-sha256": digest, "keystead-signature": b64e(sig)})
+    req = urllib.request.Request(
+        base_url + path,
+        data=raw,
+        method="POST",
+        headers={
+            "content-type": "application/json",
+            "keystead-protocol": "2",
+            "keystead-device": f"{account}/{device}",
+            "keystead-time": str(now),
+            "keystead-nonce": nonce,
+            "keystead-content-sha256": digest,
+            "keystead-signature": b64e(sig),
+        },
+    )
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return resp.status, json.loads(resp.read())
@@ -534,33 +634,73 @@ def signed_post(base_url: str, path: str, body: Any, *, account: str, device: st
         return e.code, json.loads(e.read())
 
 
-def stale_message(*, base_url: str, sender: str, sender_device: str, seed: bytes,
-                  recipient: str, recipient_address: str, epoch: int, epoch_key: bytes,
-                  text: str, now: int) -> int:
+def stale_message(
+    *,
+    base_url: str,
+    sender: str,
+    sender_device: str,
+    seed: bytes,
+    recipient: str,
+    recipient_address: str,
+    epoch: int,
+    epoch_key: bytes,
+    text: str,
+    now: int,
+) -> int:
     """docs/MESSAGING.md: a direct message whose key is sealed to epoch ``epoch`` of the
     recipient's ``messages`` key (public key ``epoch_key``), as a sender whose copy of the
     recipient's chain predates a removal would make it; posted where ``msg send`` posts
     (``/v1/messaging/direct/ACCOUNT``). The status."""
-    cjson = lambda v: json.dumps(v, sort_keys=True, separators=(",", ":"),  # noqa: E731
-                                 ensure_ascii=False).encode()
+
+    def cjson(v: Any) -> bytes:
+        return json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
     message_key = os.urandom(32)
     capsule, ct = u.encrypt(u.PublicKey.from_compressed_bytes(epoch_key), message_key)
-    record = cjson({"v": 2, "owner": recipient, "key": "messages", "epoch": epoch,
-                    "capsule": b64e(bytes(capsule)), "ciphertext": b64e(bytes(ct))})
+    record = cjson(
+        {
+            "v": 2,
+            "owner": recipient,
+            "key": "messages",
+            "epoch": epoch,
+            "capsule": b64e(bytes(capsule)),
+            "ciphertext": b64e(bytes(ct)),
+        }
+    )
     mid = b64e(os.urandom(16))
-    header = {"v": 1, "id": mid, "from": sender, "device": sender_device, "time": now,
-              "group": None}
+    header = {
+        "v": 1,
+        "id": mid,
+        "from": sender,
+        "device": sender_device,
+        "time": now,
+        "group": None,
+    }
     nonce = os.urandom(12)
     body = nonce + ChaCha20Poly1305(message_key).encrypt(
-        nonce, cjson({"v": 1, "text": text}), b"keystead/v1/messaging/body\x00" + cjson(header))
-    envelope = cjson({**header, "to": recipient_address, "key": b64e(record),
-                      "body": b64e(body)})
+        nonce, cjson({"v": 1, "text": text}), b"keystead/v1/messaging/body\x00" + cjson(header)
+    )
+    envelope = cjson({**header, "to": recipient_address, "key": b64e(record), "body": b64e(body)})
     sig = Ed25519PrivateKey.from_private_bytes(seed).sign(
-        b"keystead/v1/messaging/envelope\x00" + envelope)
-    wire = cjson({"v": 1, "from": sender, "device": sender_device, "envelope": b64e(envelope),
-                  "sig": b64e(sig)})
+        b"keystead/v1/messaging/envelope\x00" + envelope
+    )
+    wire = cjson(
+        {
+            "v": 1,
+            "from": sender,
+            "device": sender_device,
+            "envelope": b64e(envelope),
+            "sig": b64e(sig),
+        }
+    )
     account = sender.split("@", 1)[0]
-    status, _ = signed_post(base_url, f"/v1/messaging/direct/{recipient}",
-                            {"body": b64e(wire)}, account=account, device=sender_device,
-                            seed=seed, now=now)
+    status, _ = signed_post(
+        base_url,
+        f"/v1/messaging/direct/{recipient}",
+        {"body": b64e(wire)},
+        account=account,
+        device=sender_device,
+        seed=seed,
+        now=now,
+    )
     return status

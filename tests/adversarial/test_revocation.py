@@ -66,7 +66,8 @@ from keystead.core.testing import DeviceHome, unique
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("KEYSTEAD_TEST_DATABASE_URL", "").startswith("postgresql"),
-    reason="the attacker copies the service's SQLite file")
+    reason="the attacker copies the service's SQLite file",
+)
 
 
 def tag(name: str) -> str:
@@ -103,8 +104,9 @@ class World:
 
 def password(world: World, phase: str, home: Any, name: str) -> None:
     value = world.canary(phase, name)
-    home.run("passwords", "add", f"https://{name.lower()}.example", "-u", "alice",
-             input=value + "\n")
+    home.run(
+        "passwords", "add", f"https://{name.lower()}.example", "-u", "alice", input=value + "\n"
+    )
 
 
 def totp(world: World, phase: str, home: Any, name: str) -> None:
@@ -129,8 +131,11 @@ def ssh_key(world: World, phase: str, home: Any, name: str, *, check: bool = Tru
     """An imported SSH private key (an admin-only item of ``ssh``), its comment the canary;
     with ``check=False`` a failed import is returned and leaves no canary."""
     path = world.tmp / f"{name}.pem"
-    path.write_bytes(Ed25519PrivateKey.generate().private_bytes(
-        Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    path.write_bytes(
+        Ed25519PrivateKey.generate().private_bytes(
+            Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
+        )
+    )
     comment = world.canary(phase, name)
     proc = home.run("ssh", "import", str(path), "--comment", comment, check=check)
     if proc.returncode != 0:
@@ -157,22 +162,36 @@ def stale_writes(url: str, account: str, removed: Any, live: Any) -> dict[str, i
     for name, home in (("live", live), ("removed", removed)):
         device, seed = device_of(home)
         for epoch in (1, 2):
-            item = seal_item(old_key, account=account, collection="passwords",
-                             item_id=f"stale-{name}-{epoch}", version=1, epoch=epoch,
-                             plaintext=b"written under the old epoch key", writer=device,
-                             writer_seed=seed)
-            status, _ = signed_post(url, path, {"items": [item]}, account=account,
-                                    device=device, seed=seed, now=int(time.time()))
+            item = seal_item(
+                old_key,
+                account=account,
+                collection="passwords",
+                item_id=f"stale-{name}-{epoch}",
+                version=1,
+                epoch=epoch,
+                plaintext=b"written under the old epoch key",
+                writer=device,
+                writer_seed=seed,
+            )
+            status, _ = signed_post(
+                url,
+                path,
+                {"items": [item]},
+                account=account,
+                device=device,
+                seed=seed,
+                now=int(time.time()),
+            )
             out[f"{name}-epoch-{epoch}"] = status
     return out
 
 
-def join(admin: DeviceHome, account: str, url: str, home: Path, device: str,
-         role: str = "member") -> DeviceHome:
+def join(
+    admin: DeviceHome, account: str, url: str, home: Path, device: str, role: str = "member"
+) -> DeviceHome:
     """Join ``device`` through the real pairing flow, approved on ``admin``."""
     new = DeviceHome(home)
-    proc = new.spawn("device", "join", account, "--server", url, "--device", device,
-                     "--wait", "60")
+    proc = new.spawn("device", "join", account, "--server", url, "--device", device, "--wait", "60")
     assert proc.stdout is not None
     line = proc.stdout.readline()
     assert line.startswith("pairing code: "), line
@@ -186,8 +205,11 @@ def device_of(home: Any) -> tuple[str, bytes]:
     """A device's id and signing seed, from its keystore (FORMAT.md)."""
     keys = open_keystore(home.path / "keystore.json", home.passphrase)
     seed = b64d(keys["device"]["signing"])
-    pub = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes(
-        Encoding.Raw, PublicFormat.Raw)
+    pub = (
+        Ed25519PrivateKey.from_private_bytes(seed)
+        .public_key()
+        .public_bytes(Encoding.Raw, PublicFormat.Raw)
+    )
     return hashlib.sha256(pub).hexdigest()[:16], seed
 
 
@@ -200,35 +222,70 @@ def foreign_writes(url: str, alice: str, bob_home: Any, member: Any) -> dict[str
         device, seed = device_of(home)
         account = str(json.loads((home.path / "device.json").read_text())["account"])
         for coll in ("passwords", "_account", "_admin"):
-            item = seal_item(key, account=alice, collection=coll, item_id=f"{who}-{coll}",
-                             version=1, epoch=1, plaintext=b"not yours", writer=device,
-                             writer_seed=seed)
+            item = seal_item(
+                key,
+                account=alice,
+                collection=coll,
+                item_id=f"{who}-{coll}",
+                version=1,
+                epoch=1,
+                plaintext=b"not yours",
+                writer=device,
+                writer_seed=seed,
+            )
             out[f"{who}-{coll}"], _ = signed_post(
-                url, f"/v1/accounts/{alice}/collections/{coll}/items", {"items": [item]},
-                account=account, device=device, seed=seed, now=int(time.time()))
+                url,
+                f"/v1/accounts/{alice}/collections/{coll}/items",
+                {"items": [item]},
+                account=account,
+                device=device,
+                seed=seed,
+                now=int(time.time()),
+            )
         out[f"{who}-bundle"], _ = signed_post(
-            url, f"/v1/accounts/{alice}/bundle",
-            {"base": {"seq": 0, "head": ""}, "entries": [], "grants": [],
-             "delete_grants": [], "items": []},
-            account=account, device=device, seed=seed, now=int(time.time()))
+            url,
+            f"/v1/accounts/{alice}/bundle",
+            {
+                "base": {"seq": 0, "head": ""},
+                "entries": [],
+                "grants": [],
+                "delete_grants": [],
+                "items": [],
+            },
+            account=account,
+            device=device,
+            seed=seed,
+            now=int(time.time()),
+        )
     return out
 
 
-def stale_direct_message(w: World, url: str, alice: str, bob: str, bob_home: Any
-                         ) -> tuple[int, str]:
+def stale_direct_message(
+    w: World, url: str, alice: str, bob: str, bob_home: Any
+) -> tuple[int, str]:
     """Bob's device sends alice a message sealed to the epoch of her ``messages`` key that was
     current before the removal (a sender whose copy of alice's chain is stale). Issue 10,
     point 5: the service refuses it (409) and the sender seals again."""
     device, seed = device_of(bob_home)
     host = url.split("//", 1)[1]
-    epochs = [e["body"] for e in w.snapshots[0].chains[alice]
-              if e["type"] == "epoch" and e["body"]["collection"] == "messages"]
+    epochs = [
+        e["body"]
+        for e in w.snapshots[0].chains[alice]
+        if e["type"] == "epoch" and e["body"]["collection"] == "messages"
+    ]
     text = tag("bob-msg-stale-sender")
-    status = stale_message(base_url=url, sender=f"{bob}@{host}",
-                           sender_device=device, seed=seed,
-                           recipient=alice, recipient_address=f"{alice}@{host}",
-                           epoch=epochs[-1]["epoch"], epoch_key=b64d(epochs[-1]["public_key"]),
-                           text=text, now=int(time.time()))
+    status = stale_message(
+        base_url=url,
+        sender=f"{bob}@{host}",
+        sender_device=device,
+        seed=seed,
+        recipient=alice,
+        recipient_address=f"{alice}@{host}",
+        epoch=epochs[-1]["epoch"],
+        epoch_key=b64d(epochs[-1]["public_key"]),
+        text=text,
+        now=int(time.time()),
+    )
     return status, text
 
 
@@ -236,20 +293,38 @@ def stale_prompt(w: World, url: str, alice: str, home: Any) -> tuple[int, str]:
     """A confirmation prompt sealed to the ``confirm`` epoch current before the removal,
     posted by a live device of the account (docs/second_factor.md: RP ``device:NAME``)."""
     device, seed = device_of(home)
-    epochs = [e["body"] for e in w.snapshots[0].chains[alice]
-              if e["type"] == "epoch" and e["body"]["collection"] == "confirm"]
+    epochs = [
+        e["body"]
+        for e in w.snapshots[0].chains[alice]
+        if e["type"] == "epoch" and e["body"]["collection"] == "confirm"
+    ]
     text = tag("prompt-stale-sealer")
     capsule, ct = umbral_pre.encrypt(
         umbral_pre.PublicKey.from_compressed_bytes(b64d(epochs[-1]["public_key"])),
-        json.dumps({"message": text}).encode())
-    record = json.dumps({"v": 2, "owner": alice, "key": "confirm", "epoch": epochs[-1]["epoch"],
-                         "capsule": b64e(bytes(capsule)), "ciphertext": b64e(bytes(ct))},
-                        sort_keys=True, separators=(",", ":")).encode()
+        json.dumps({"message": text}).encode(),
+    )
+    record = json.dumps(
+        {
+            "v": 2,
+            "owner": alice,
+            "key": "confirm",
+            "epoch": epochs[-1]["epoch"],
+            "capsule": b64e(bytes(capsule)),
+            "ciphertext": b64e(bytes(ct)),
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    ).encode()
     now = int(time.time())
-    status, _ = signed_post(url, f"/v1/confirm/{alice}/requests",
-                            {"v": 1, "id": secrets.token_hex(16), "expires": now + 600,
-                             "sealed": b64e(record)},
-                            account=alice, device=device, seed=seed, now=now)
+    status, _ = signed_post(
+        url,
+        f"/v1/confirm/{alice}/requests",
+        {"v": 1, "id": secrets.token_hex(16), "expires": now + 600, "sealed": b64e(record)},
+        account=alice,
+        device=device,
+        seed=seed,
+        now=now,
+    )
     return status, text
 
 
@@ -270,29 +345,45 @@ def forge_with_the_old_key(w: World, url: str, alice: str, laptop: Any) -> dict[
     cj = lambda v: json.dumps(v, sort_keys=True, separators=(",", ":")).encode()  # noqa: E731
     sshd, pins = w.notes["sshd"]
     db = sqlite3.connect(w.db, timeout=30)
-    seq, head_raw = db.execute("SELECT seq, entry FROM chain_entries WHERE account=? "
-                               "ORDER BY seq DESC LIMIT 1", (alice,)).fetchone()
-    device = {"id": hashlib.sha256(raw(mine)).hexdigest()[:16], "name": "evil",
-              "signing_key": b64e(raw(mine)),
-              "pre_key": b64e(bytes(umbral_pre.SecretKey.random().public_key()
-                                    .to_compressed_bytes())),
-              "ssh_key": b64e(raw(ssh))}
-    entry = cj({"v": 2, "account": alice, "seq": seq + 1,
-                "prev": hashlib.sha256(head_raw).hexdigest(), "time": int(time.time()),
-                "type": "device-added",
-                "body": {**device, "role": "admin", "scopes": ["_account", "_admin", "ssh"]}})
+    seq, head_raw = db.execute(
+        "SELECT seq, entry FROM chain_entries WHERE account=? ORDER BY seq DESC LIMIT 1", (alice,)
+    ).fetchone()
+    device = {
+        "id": hashlib.sha256(raw(mine)).hexdigest()[:16],
+        "name": "evil",
+        "signing_key": b64e(raw(mine)),
+        "pre_key": b64e(bytes(umbral_pre.SecretKey.random().public_key().to_compressed_bytes())),
+        "ssh_key": b64e(raw(ssh)),
+    }
+    entry = cj(
+        {
+            "v": 2,
+            "account": alice,
+            "seq": seq + 1,
+            "prev": hashlib.sha256(head_raw).hexdigest(),
+            "time": int(time.time()),
+            "type": "device-added",
+            "body": {**device, "role": "admin", "scopes": ["_account", "_admin", "ssh"]},
+        }
+    )
     sig = old_key.sign(b"keystead/v2/chain/entry\x00" + entry)
-    dsig = mine.sign(b"keystead/v2/chain/device-countersign\x00"
-                     + cj({"account": alice, **device}))
+    dsig = mine.sign(b"keystead/v2/chain/device-countersign\x00" + cj({"account": alice, **device}))
     with db:
-        db.execute("INSERT INTO chain_entries (account, seq, entry, sig, device_sig, "
-                   "new_key_sig) VALUES (?,?,?,?,?,NULL)", (alice, seq + 1, entry, sig, dsig))
+        db.execute(
+            "INSERT INTO chain_entries (account, seq, entry, sig, device_sig, "
+            "new_key_sig) VALUES (?,?,?,?,?,NULL)",
+            (alice, seq + 1, entry, sig, dsig),
+        )
     db.close()
     blob = b64std(b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20" + raw(ssh))
-    return {"blob": blob, "pinned": w.notes["sshd-pinned"],
-            "sync": laptop.run("sync", check=False),
-            "authorized": sshd.run("ssh", "authorized-keys", alice, "--server", url,
-                                   check=False, env=pins)}
+    return {
+        "blob": blob,
+        "pinned": w.notes["sshd-pinned"],
+        "sync": laptop.run("sync", check=False),
+        "authorized": sshd.run(
+            "ssh", "authorized-keys", alice, "--server", url, check=False, env=pins
+        ),
+    }
 
 
 def b64std(data: bytes) -> str:
@@ -301,7 +392,7 @@ def b64std(data: bytes) -> str:
 
 def _db_path(url: str) -> Path:
     assert url.startswith("sqlite:///"), url
-    return Path(url[len("sqlite:///"):])
+    return Path(url[len("sqlite:///") :])
 
 
 @pytest.fixture(scope="module")
@@ -372,8 +463,13 @@ def world(service: Any, tmp_path_factory: pytest.TempPathFactory) -> World:
     w.snapshot("later-phone")
     w.notes["phone-sync"] = phone.run("sync", check=False)
     w.notes["phone-open-bob"] = phone.run(
-        "doc", "open", str(tmp / "bob-shared-before-bob-sync.txt.kst"), "-o",
-        str(tmp / "phone-bob-2.txt"), check=False)
+        "doc",
+        "open",
+        str(tmp / "bob-shared-before-bob-sync.txt.kst"),
+        "-o",
+        str(tmp / "phone-bob-2.txt"),
+        check=False,
+    )
 
     # ---- remove the admin tablet (after a first rotation)
     tablet.run("sync")
@@ -382,17 +478,20 @@ def world(service: Any, tmp_path_factory: pytest.TempPathFactory) -> World:
     sshd = DeviceHome(tmp / "sshd-relying-party")
     pins = sshd.env(KEYSTEAD_SSH_CACHE=str(tmp / "sshd-cache"))
     w.notes["sshd"] = (sshd, pins)
-    w.notes["sshd-pinned"] = sshd.run("ssh", "authorized-keys", alice, "--server", service.url,
-                                      env=pins)
+    w.notes["sshd-pinned"] = sshd.run(
+        "ssh", "authorized-keys", alice, "--server", service.url, env=pins
+    )
     laptop.run("device", "remove", "tablet")
-    w.notes["sshd-after-rotation"] = sshd.run("ssh", "authorized-keys", alice, "--server",
-                                              service.url, env=pins, check=False)
+    w.notes["sshd-after-rotation"] = sshd.run(
+        "ssh", "authorized-keys", alice, "--server", service.url, env=pins, check=False
+    )
     w.snapshot("right-after-tablet")
     P2 = "after-tablet"
     password(w, P2, laptop, "laptop-pw-after-tablet")
     totp(w, P2, laptop, "laptop-totp-after-tablet")
-    w.notes["ssh-import-after-rotation"] = ssh_key(w, P2, laptop, "laptop-ssh-after-tablet",
-                                                   check=False)
+    w.notes["ssh-import-after-rotation"] = ssh_key(
+        w, P2, laptop, "laptop-ssh-after-tablet", check=False
+    )
     document(w, P2, laptop, "alice-doc-after-tablet", "default")
     document(w, P2, laptop, "alice-newlabel-after-tablet", "board")
     message(w, P2, bob_admin, alice_addr, "bob-msg-after-tablet")
@@ -464,9 +563,11 @@ def test_removed_member_opens_nothing_written_after(phone_attack: Attack, world:
 
 
 def test_removed_member_opens_no_grantor_document_after_the_grantor_synced(
-        phone_attack: Attack, world: World) -> None:
-    after = [c for c in world.canaries["after-phone"] + world.canaries["after-tablet"]
-             if grantor(c)]
+    phone_attack: Attack, world: World
+) -> None:
+    after = [
+        c for c in world.canaries["after-phone"] + world.canaries["after-tablet"] if grantor(c)
+    ]
     leaked = [c for c in after if phone_attack.opened(c)]
     assert not leaked, _report(phone_attack, leaked)
 
@@ -479,8 +580,7 @@ def test_the_grantee_window_is_as_documented(phone_attack: Attack, world: World)
     assert phone_attack.opened(world.notes["bob-shared-before-bob-sync"])
 
 
-def test_removed_admin_opens_what_was_written_before(tablet_attack: Attack,
-                                                    world: World) -> None:
+def test_removed_admin_opens_what_was_written_before(tablet_attack: Attack, world: World) -> None:
     before = world.canaries["before-phone"] + world.canaries["after-phone"]
     missing = [c for c in before if not tablet_attack.opened(c)]
     assert not missing, _report(tablet_attack, missing)
@@ -493,24 +593,30 @@ def test_removed_admin_opens_nothing_written_after(tablet_attack: Attack, world:
 
 
 def test_removed_admin_opens_no_grantor_document_after_the_grantor_synced(
-        tablet_attack: Attack, world: World) -> None:
+    tablet_attack: Attack, world: World
+) -> None:
     after = [c for c in world.canaries["after-tablet"] if grantor(c)]
     leaked = [c for c in after if tablet_attack.opened(c)]
     assert not leaked, _report(tablet_attack, leaked)
 
 
 def test_control_a_live_admins_keystore_opens_what_was_written_after(
-        laptop_attack: Attack, world: World) -> None:
+    laptop_attack: Attack, world: World
+) -> None:
     """The same attacker with a live admin's keystore opens every canary: "opens nothing"
     above is the removed device's keys failing, not the attacker missing the ciphertexts."""
-    every = [c for phase in ("before-phone", "after-phone", "after-tablet")
-             for c in world.canaries[phase]]
+    every = [
+        c
+        for phase in ("before-phone", "after-phone", "after-tablet")
+        for c in world.canaries[phase]
+    ]
     missing = [c for c in every if not laptop_attack.opened(c)]
     assert not missing, _report(laptop_attack, missing)
 
 
-def test_a_revoked_grantee_opens_nothing_sealed_afterwards(laptop_attack: Attack,
-                                                        world: World) -> None:
+def test_a_revoked_grantee_opens_nothing_sealed_afterwards(
+    laptop_attack: Attack, world: World
+) -> None:
     """Alice's live admin (all of alice's keys) with every database copy: what bob seals to
     his label and group after revoking alice stays shut; what came before opens (control)."""
     leaked = [c for c in world.canaries["after-revoke"] if laptop_attack.opened(c)]
@@ -543,21 +649,25 @@ def test_the_stale_sealed_posts_were_well_formed(world: World) -> None:
     assert world.notes["stale-prompt"][0] in (201, 409), world.notes["stale-prompt"]
 
 
-def test_the_service_refuses_a_message_sealed_to_the_old_epoch(phone_attack: Attack,
-                                                             world: World) -> None:
+def test_the_service_refuses_a_message_sealed_to_the_old_epoch(
+    phone_attack: Attack, world: World
+) -> None:
     status, text = world.notes["stale-message"]
     # Issue 10, point 5: if the service took it, the removed phone would read it.
     assert status == 409, (
         f"the spool took a message sealed to the old epoch ({status}); the removed phone "
-        f"{'opens' if phone_attack.opened(text) else 'does not open'} it")
+        f"{'opens' if phone_attack.opened(text) else 'does not open'} it"
+    )
 
 
-def test_the_service_refuses_a_prompt_sealed_to_the_old_epoch(phone_attack: Attack,
-                                                            world: World) -> None:
+def test_the_service_refuses_a_prompt_sealed_to_the_old_epoch(
+    phone_attack: Attack, world: World
+) -> None:
     status, text = world.notes["stale-prompt"]
     assert status == 409, (
         f"the service took a prompt sealed to the old epoch ({status}); the removed phone "
-        f"{'opens' if phone_attack.opened(text) else 'does not open'} it")
+        f"{'opens' if phone_attack.opened(text) else 'does not open'} it"
+    )
 
 
 def test_entries_signed_with_the_removed_admins_key_are_refused(world: World) -> None:

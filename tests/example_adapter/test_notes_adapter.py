@@ -60,11 +60,17 @@ def test_the_adapter_uses_only_the_public_interface() -> None:
 
     for path in (HERE / "keystead_notes").glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and \
-                    node.module.startswith("keystead"):
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.module
+                and node.module.startswith("keystead")
+            ):
                 parts = node.module.split(".")
                 assert parts[:2] == ["keystead", "core"], (path, node.module)
                 assert not any(p.startswith("_") for p in parts), (path, node.module)
                 assert not any(a.name.startswith("_") for a in node.names), (path, node.module)
-                assert node.module not in ("keystead.core.service", "keystead.core.client",
-                                           "keystead.core.keystore"), (path, node.module)
+                assert node.module not in (
+                    "keystead.core.service",
+                    "keystead.core.client",
+                    "keystead.core.keystore",
+                ), (path, node.module)

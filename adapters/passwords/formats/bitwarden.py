@@ -48,8 +48,17 @@ HEADER = (
 )
 ORG_HEADER = ("collections", *HEADER[2:])
 HOLDS = frozenset(
-    {"type:login", "type:note", "name", "notes", "folder", "other_urls", "fields", "totp",
-     "collections"}
+    {
+        "type:login",
+        "type:note",
+        "name",
+        "notes",
+        "folder",
+        "other_urls",
+        "fields",
+        "totp",
+        "collections",
+    }
 )
 _TYPES = ("login", "note")
 

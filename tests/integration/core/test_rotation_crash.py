@@ -54,11 +54,19 @@ class Relay:
                     if relay.decision == "drop":
                         self.close_connection = True
                         return
-                headers = {k: v for k, v in self.headers.items()
-                           if k.lower() not in ("connection", "content-length")}
+                headers = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() not in ("connection", "content-length")
+                }
                 try:
-                    resp = httpx.request(self.command, relay.target + self.path, content=body,
-                                         headers=headers, timeout=30)
+                    resp = httpx.request(
+                        self.command,
+                        relay.target + self.path,
+                        content=body,
+                        headers=headers,
+                        timeout=30,
+                    )
                 except httpx.TransportError:
                     self.send_error(502)
                     return
@@ -67,8 +75,12 @@ class Relay:
                         relay.forwarded.set()
                 self.send_response(resp.status_code)
                 for k, v in resp.headers.items():
-                    if k.lower() not in ("content-length", "connection", "transfer-encoding",
-                                         "content-encoding"):
+                    if k.lower() not in (
+                        "content-length",
+                        "connection",
+                        "transfer-encoding",
+                        "content-encoding",
+                    ):
                         self.send_header(k, v)
                 self.send_header("content-length", str(len(resp.content)))
                 self.end_headers()
@@ -111,19 +123,18 @@ def _account(relay: Relay, tmp: Path) -> tuple[str, Home, Home, str]:
     """alice (through the relay) with an admin laptop and a member phone; a password."""
     name = unique("alice")
     laptop = Home(tmp / "laptop")
-    out = laptop.run("account", "create", name, "--server", relay.url, "--device",
-                     "laptop").stdout
+    out = laptop.run("account", "create", name, "--server", relay.url, "--device", "laptop").stdout
     recovery = out.strip().split("recovery key: ", 1)[1]
     phone = Home(tmp / "phone")
-    join = phone.spawn("device", "join", name, "--server", relay.url, "--device", "phone",
-                       "--wait", "60")
+    join = phone.spawn(
+        "device", "join", name, "--server", relay.url, "--device", "phone", "--wait", "60"
+    )
     assert join.stdout is not None
     code = join.stdout.readline().split(": ", 1)[1].strip()
     laptop.run("device", "approve", code, "--yes")
     join.communicate(timeout=60)
     assert join.returncode == 0
-    laptop.run("passwords", "add", "https://bank.example", "--username", "a",
-               input="before\n")
+    laptop.run("passwords", "add", "https://bank.example", "--username", "a", input="before\n")
     return name, laptop, phone, recovery
 
 
@@ -133,16 +144,24 @@ def _chain_has_removal(service: ServiceProcess, account: str) -> bool:
 
 def _entries(service: ServiceProcess, account: str) -> list[dict[str, Any]]:
     """The chain's entries, read the way docs/PROTOCOL.md describes (no verification)."""
-    raw = httpx.get(f"{service.url}/v1/accounts/{account}/chain",
-                    headers={"keystead-protocol": "2"}).json()["entries"]
+    raw = httpx.get(
+        f"{service.url}/v1/accounts/{account}/chain", headers={"keystead-protocol": "2"}
+    ).json()["entries"]
     return [json.loads(b64d(e["entry"])) for e in raw]
 
 
-def _start_held(relay: Relay, home: Home, *args: str, input: str | None = None
-                ) -> subprocess.Popen[str]:
+def _start_held(
+    relay: Relay, home: Home, *args: str, input: str | None = None
+) -> subprocess.Popen[str]:
     relay.armed = True
-    proc = subprocess.Popen([*CLI, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=home.env())
+    proc = subprocess.Popen(
+        [*CLI, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=home.env(),
+    )
     if input is not None:
         assert proc.stdin is not None
         proc.stdin.write(input)
@@ -162,8 +181,9 @@ def _kill(proc: subprocess.Popen[str]) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("decision", ["drop", "forward"])
-def test_client_killed_mid_removal(world: tuple[ServiceProcess, Relay], tmp_path: Path,
-                                   decision: str) -> None:
+def test_client_killed_mid_removal(
+    world: tuple[ServiceProcess, Relay], tmp_path: Path, decision: str
+) -> None:
     service, relay = world
     name, laptop, phone, _ = _account(relay, tmp_path)
     proc = _start_held(relay, laptop, "device", "remove", "phone")
@@ -180,16 +200,14 @@ def test_client_killed_mid_removal(world: tuple[ServiceProcess, Relay], tmp_path
     # a bundle it already applied as done).
     laptop.run("sync")
     assert _chain_has_removal(service, name)
-    laptop.run("passwords", "add", "https://after.example", "--username", "a",
-               input="after\n")
+    laptop.run("passwords", "add", "https://after.example", "--username", "a", input="after\n")
     assert laptop.run("passwords", "get", "https://after.example").stdout.strip() == "after"
     refused = phone.run("sync", check=False)
     assert refused.returncode != 0 and "removed" in refused.stderr
 
 
 @pytest.mark.slow
-def test_service_killed_mid_removal(world: tuple[ServiceProcess, Relay],
-                                    tmp_path: Path) -> None:
+def test_service_killed_mid_removal(world: tuple[ServiceProcess, Relay], tmp_path: Path) -> None:
     service, relay = world
     name, laptop, phone, _ = _account(relay, tmp_path)
     proc = _start_held(relay, laptop, "device", "remove", "phone")
@@ -209,13 +227,24 @@ def test_service_killed_mid_removal(world: tuple[ServiceProcess, Relay],
 
 @pytest.mark.slow
 @pytest.mark.parametrize("decision", ["drop", "forward"])
-def test_recovery_killed_midway(world: tuple[ServiceProcess, Relay], tmp_path: Path,
-                                decision: str) -> None:
+def test_recovery_killed_midway(
+    world: tuple[ServiceProcess, Relay], tmp_path: Path, decision: str
+) -> None:
     service, relay = world
     name, _, _, recovery = _account(relay, tmp_path)
     home = Home(tmp_path / "recovered")
-    proc = _start_held(relay, home, "account", "recover", name, "--server", relay.url,
-                       "--device", "new-laptop", input=recovery + "\n")
+    proc = _start_held(
+        relay,
+        home,
+        "account",
+        "recover",
+        name,
+        "--server",
+        relay.url,
+        "--device",
+        "new-laptop",
+        input=recovery + "\n",
+    )
     _kill(proc)
     relay.decide(decision)
     if decision == "forward":
@@ -223,6 +252,14 @@ def test_recovery_killed_midway(world: tuple[ServiceProcess, Relay], tmp_path: P
     added = [e["body"].get("name") for e in _entries(service, name)]
     assert ("new-laptop" in added) == (decision == "forward")
     # Running the recovery again in the same home finishes it.
-    home.run("account", "recover", name, "--server", relay.url, "--device", "new-laptop",
-             input=recovery + "\n")
+    home.run(
+        "account",
+        "recover",
+        name,
+        "--server",
+        relay.url,
+        "--device",
+        "new-laptop",
+        input=recovery + "\n",
+    )
     assert home.run("passwords", "get", "https://bank.example").stdout.strip() == "before"

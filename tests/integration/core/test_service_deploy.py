@@ -29,8 +29,9 @@ from keystead.core.testing import ServiceProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 PG = os.environ.get("KEYSTEAD_TEST_DATABASE_URL", "")
-needs_pg = pytest.mark.skipif(not PG.startswith("postgresql"),
-                              reason="KEYSTEAD_TEST_DATABASE_URL is not a PostgreSQL URL")
+needs_pg = pytest.mark.skipif(
+    not PG.startswith("postgresql"), reason="KEYSTEAD_TEST_DATABASE_URL is not a PostgreSQL URL"
+)
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
@@ -44,8 +45,9 @@ def _render(listen: int, backends: list[int]) -> str:
 
 
 @pytest.fixture
-def two_behind_nginx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                     ) -> Iterator[tuple[str, list[ServiceProcess]]]:
+def two_behind_nginx(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[str, list[ServiceProcess]]]:
     if not os.path.exists(NGINX):
         pytest.skip("nginx is not installed (apt-get install nginx)")
     monkeypatch.setenv("KEYSTEAD_TRUST_FORWARDED_FOR", "true")
@@ -63,8 +65,7 @@ def two_behind_nginx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         # tmp dir: every request body past the in-memory buffer (an account's first bundle)
         # would be a 500 from nginx. The workers stay root here; deployments use their prefix.
         user = ["-g", "user root;"] if os.geteuid() == 0 else []
-        nginx = subprocess.Popen([NGINX, "-p", str(prefix), "-c", str(conf), *user],
-                                 stderr=errlog)
+        nginx = subprocess.Popen([NGINX, "-p", str(prefix), "-c", str(conf), *user], stderr=errlog)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(100):
@@ -86,9 +87,15 @@ def _device(tmp: Path, url: str) -> Device:
     # our own transport, closed after the test (create_account leaves its first client open)
     transport = httpx.HTTPTransport()
     _transports.append(transport)
-    dev, _ = create_account(Home(tmp / "home"), url, f"d-{uuid.uuid4().hex[:8]}", "laptop",
-                            "pass phrase for tests", collections=("notes", "messages"),
-                            transport=transport)
+    dev, _ = create_account(
+        Home(tmp / "home"),
+        url,
+        f"d-{uuid.uuid4().hex[:8]}",
+        "laptop",
+        "pass phrase for tests",
+        collections=("notes", "messages"),
+        transport=transport,
+    )
     _devices.append(dev)
     return dev
 
@@ -117,10 +124,17 @@ def _message(dev: Device) -> dict[str, str]:
     from keystead.core import b64e, random_bytes, seal_to_key
 
     address = f"{dev.account}@127.0.0.1"
-    wire = make_envelope(dev.keys.signing, message_id=new_message_id(), sender=address,
-                         device=dev.device_id, to=address, time=int(time.time()), group=None,
-                         sealed_key=seal_to_key(dev.chain(), "messages", random_bytes(32)),
-                         body=random_bytes(16))
+    wire = make_envelope(
+        dev.keys.signing,
+        message_id=new_message_id(),
+        sender=address,
+        device=dev.device_id,
+        to=address,
+        time=int(time.time()),
+        group=None,
+        sealed_key=seal_to_key(dev.chain(), "messages", random_bytes(32)),
+        body=random_bytes(16),
+    )
     return {"body": b64e(wire)}
 
 
@@ -137,14 +151,18 @@ def _client(dev: Device, url: str) -> ServiceClient:
     return client
 
 
-def _wait_in_thread(client: ServiceClient, account: str, wait: int, after: int = 0
-                    ) -> tuple[threading.Thread, dict[str, object]]:
+def _wait_in_thread(
+    client: ServiceClient, account: str, wait: int, after: int = 0
+) -> tuple[threading.Thread, dict[str, object]]:
     out: dict[str, object] = {}
 
     def run() -> None:
         start = time.monotonic()
-        out["answer"] = client.get(f"/accounts/{account}/spool/messages",
-                                   params={"after": after, "wait": wait}, timeout=wait + 10)
+        out["answer"] = client.get(
+            f"/accounts/{account}/spool/messages",
+            params={"after": after, "wait": wait},
+            timeout=wait + 10,
+        )
         out["took"] = time.monotonic() - start
 
     t = threading.Thread(target=run)
@@ -160,7 +178,8 @@ def _waiters(proc: ServiceProcess) -> float:
 
 @needs_pg
 def test_a_waiter_on_one_process_is_woken_by_a_post_to_the_other(
-        two_behind_nginx: tuple[str, list[ServiceProcess]], tmp_path: Path) -> None:
+    two_behind_nginx: tuple[str, list[ServiceProcess]], tmp_path: Path
+) -> None:
     url, (a, b) = two_behind_nginx
     dev = _device(tmp_path, url)  # created through nginx
     t, out = _wait_in_thread(_client(dev, a.url), dev.account, 30)
@@ -192,7 +211,8 @@ def test_a_waiter_on_one_process_is_woken_by_a_post_to_the_other(
 
 @needs_pg
 def test_stop_answers_every_waiter_and_a_killed_process_loses_no_acknowledged_write(
-        two_behind_nginx: tuple[str, list[ServiceProcess]], tmp_path: Path) -> None:
+    two_behind_nginx: tuple[str, list[ServiceProcess]], tmp_path: Path
+) -> None:
     url, (a, b) = two_behind_nginx
     dev = _device(tmp_path, url)
     threads = [_wait_in_thread(_client(dev, a.url), dev.account, 60) for _ in range(30)]
@@ -233,9 +253,12 @@ def test_stop_answers_every_waiter_and_a_killed_process_loses_no_acknowledged_wr
     stop.set()
     for w in ws:
         w.join(30)
-    stored = {m["id"] for m in _client(dev, a.url).get(
-        f"/accounts/{dev.account}/spool/messages", params={"after": 0, "limit": 20000}
-    )["messages"]}
+    stored = {
+        m["id"]
+        for m in _client(dev, a.url).get(
+            f"/accounts/{dev.account}/spool/messages", params={"after": 0, "limit": 20000}
+        )["messages"]
+    }
     assert len(acked) > 10
     assert set(acked) <= stored
     b.start()
@@ -243,8 +266,7 @@ def test_stop_answers_every_waiter_and_a_killed_process_loses_no_acknowledged_wr
 
 
 @needs_pg
-def test_database_connections_cut_under_load_are_503_json_then_recover(
-        tmp_path: Path) -> None:
+def test_database_connections_cut_under_load_are_503_json_then_recover(tmp_path: Path) -> None:
     from sqlalchemy import create_engine, text
 
     with ServiceProcess(PG, tmp_path) as svc:
@@ -267,8 +289,12 @@ def test_database_connections_cut_under_load_are_503_json_then_recover(
         time.sleep(1)
         admin = create_engine(PG)
         with admin.begin() as conn:  # every connection of the service, the listener's too
-            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                              "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
         admin.dispose()
         time.sleep(2)
         stop.set()
@@ -280,14 +306,17 @@ def test_database_connections_cut_under_load_are_503_json_then_recover(
         assert "Traceback" not in log
 
 
-def test_bad_database_url_and_sqlite_with_workers_are_one_line_and_exit_1(
-        tmp_path: Path) -> None:
+def test_bad_database_url_and_sqlite_with_workers_are_one_line_and_exit_1(tmp_path: Path) -> None:
     cli = [sys.executable, "-m", "keystead.core.cli", "serve", "--port", str(free_port())]
     for args, expect in [
-        (["--database-url", "postgresql+psycopg://nobody@127.0.0.1:1/x", "--workers", "2"],
-         "cannot open the database"),
-        (["--database-url", f"sqlite:///{tmp_path / 's.sqlite'}", "--workers", "2"],
-         "needs PostgreSQL"),
+        (
+            ["--database-url", "postgresql+psycopg://nobody@127.0.0.1:1/x", "--workers", "2"],
+            "cannot open the database",
+        ),
+        (
+            ["--database-url", f"sqlite:///{tmp_path / 's.sqlite'}", "--workers", "2"],
+            "needs PostgreSQL",
+        ),
         (["--database-url", "not a url"], "not a database URL"),
     ]:
         proc = subprocess.run(cli + args, capture_output=True, text=True, timeout=60)

@@ -56,24 +56,31 @@ def test_grant_open_revoke_and_audit(make_account, tmp_path):
 
     alice.admin.run("doc", "grant", "work", bob.name)
     labels = alice.admin.json("doc", "labels", "--json")
-    assert labels == [{"label": "work", "grantees": [
-        {"account": alice.name, "own": True, "expires": None, "expired": False},
-        {"account": bob.name, "own": False, "expires": None, "expired": False}]}]
+    assert labels == [
+        {
+            "label": "work",
+            "grantees": [
+                {"account": alice.name, "own": True, "expires": None, "expired": False},
+                {"account": bob.name, "own": False, "expires": None, "expired": False},
+            ],
+        }
+    ]
     assert bob.name in alice.admin.run("doc", "labels").stdout
     open_ok(bob.admin, kst, out)
 
     alice.admin.run("doc", "revoke", "work", bob.name)
-    one_line_error(bob.admin.run("doc", "open", str(kst), "-o", str(out), check=False),
-                   "no grant")
+    one_line_error(bob.admin.run("doc", "open", str(kst), "-o", str(out), check=False), "no grant")
     assert not out.exists()
-    one_line_error(alice.admin.run("doc", "revoke", "work", bob.name, check=False),
-                   "no grant")
+    one_line_error(alice.admin.run("doc", "revoke", "work", bob.name, check=False), "no grant")
 
     doc_id = alice.admin.json("doc", "info", str(kst), "--json")["document_id"]
     bob_dev = bob.admin.json("account", "show", "--json")["device"]["id"]
     records = alice.admin.json("doc", "audit", "--json")
     assert [(r["account"], r["allowed"]) for r in records] == [
-        (bob.name, False), (bob.name, True), (bob.name, False)]
+        (bob.name, False),
+        (bob.name, True),
+        (bob.name, False),
+    ]
     for r in records:
         assert r["device"] == bob_dev and r["device_name"] == "laptop"
         assert r["label"] == "work" and r["time"].endswith("Z") and r["count"] == 1
@@ -103,14 +110,24 @@ def test_owner_devices_need_the_documents_scope(make_account, tmp_path):
     out = tmp_path / "out.pdf"
     open_ok(alice.admin, kst, out)
     open_ok(phone, kst, out)
-    one_line_error(watch.run("doc", "open", str(kst), "-o", str(out), check=False),
-                   "documents")
+    one_line_error(watch.run("doc", "open", str(kst), "-o", str(out), check=False), "documents")
     # a member can protect under an existing label (its public key is in the chain)...
     kst2 = protect(phone, tmp_path, name="notes.txt")
     open_ok(alice.admin, kst2, out)
     # ...but only an admin creates labels
-    one_line_error(phone.run("doc", "protect", str(tmp_path / "notes.txt"), "--label", "new",
-                             "-o", str(tmp_path / "x.kst"), check=False), "admin")
+    one_line_error(
+        phone.run(
+            "doc",
+            "protect",
+            str(tmp_path / "notes.txt"),
+            "--label",
+            "new",
+            "-o",
+            str(tmp_path / "x.kst"),
+            check=False,
+        ),
+        "admin",
+    )
     phone_id = phone.json("account", "show", "--json")["device"]["id"]
     records = alice.admin.json("doc", "audit", "--json")
     assert [(r["device"], r["allowed"]) for r in records] == [(phone_id, True)]
@@ -124,8 +141,9 @@ def test_owner_devices_need_the_documents_scope(make_account, tmp_path):
     with Device.open(Home(watch.path), watch.passphrase) as dev:
         with pytest.raises(Forbidden):
             rec = SealedKey.from_bytes(header.sealed_key)
-            dev.reencrypt(alice.name, [(rec.key, rec.epoch, rec.capsule)],
-                          context=header.document_id.hex())
+            dev.reencrypt(
+                alice.name, [(rec.key, rec.epoch, rec.capsule)], context=header.document_id.hex()
+            )
     refused = alice.admin.json("doc", "audit", "--json")[-1]
     assert not refused["allowed"] and refused["reason"] == "no documents scope"
 
@@ -139,43 +157,50 @@ def test_removed_device_is_refused_and_audited(make_account, tmp_path):
     open_ok(bob_phone, kst, out)
 
     bob.admin.run("device", "remove", "phone")
-    one_line_error(bob_phone.run("doc", "open", str(kst), "-o", str(out), check=False),
-                   "removed")
+    one_line_error(bob_phone.run("doc", "open", str(kst), "-o", str(out), check=False), "removed")
     assert not out.exists() and leftovers(tmp_path) == []
     open_ok(bob.admin, kst, out)  # bob's other device still opens
 
-    phone_id = [d for d in alice.admin.json("doc", "audit", "--json")
-                if d["device_name"] == "phone"]
+    phone_id = [
+        d for d in alice.admin.json("doc", "audit", "--json") if d["device_name"] == "phone"
+    ]
     assert [(r["allowed"], r["reason"]) for r in phone_id] == [
-        (True, ""), (False, "device removed")]
+        (True, ""),
+        (False, "device removed"),
+    ]
 
 
 def test_expired_grant_is_refused(make_account, tmp_path):
     alice, bob = make_account("alice"), make_account("bob")
     kst = protect(alice.admin, tmp_path)
     start = time.time()
-    alice.admin.run("doc", "grant", "default", f"{bob.name}@127.0.0.1:{alice.service.port}",
-                    "--expires", "8s")
+    alice.admin.run(
+        "doc", "grant", "default", f"{bob.name}@127.0.0.1:{alice.service.port}", "--expires", "8s"
+    )
     out = tmp_path / "out.pdf"
     open_ok(bob.admin, kst, out)
     time.sleep(max(0.0, start + 9.5 - time.time()))
-    one_line_error(bob.admin.run("doc", "open", str(kst), "-o", str(out), check=False),
-                   "no grant")
-    [grant] = [g for g in alice.admin.json("doc", "labels", "--json")[0]["grantees"]
-               if not g["own"]]
+    one_line_error(bob.admin.run("doc", "open", str(kst), "-o", str(out), check=False), "no grant")
+    [grant] = [
+        g for g in alice.admin.json("doc", "labels", "--json")[0]["grantees"] if not g["own"]
+    ]
     assert grant["expired"] is True
-    assert [(r["allowed"], r["reason"]) for r in alice.admin.json("doc", "audit", "--json")] \
-        == [(True, ""), (False, "grant expired")]
+    assert [(r["allowed"], r["reason"]) for r in alice.admin.json("doc", "audit", "--json")] == [
+        (True, ""),
+        (False, "grant expired"),
+    ]
 
 
-@pytest.mark.parametrize("args, words", [
-    (("--expires", "yesterday"), ("expiry",)),
-    (("--expires", "2001-01-01"), ("not in the future",)),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (("--expires", "yesterday"), ("expiry",)),
+        (("--expires", "2001-01-01"), ("not in the future",)),
+    ],
+)
 def test_grant_input_errors(make_account, args, words):
     alice = make_account("alice")
-    one_line_error(alice.admin.run("doc", "grant", "default", "nobody", *args, check=False),
-                   *words)
+    one_line_error(alice.admin.run("doc", "grant", "default", "nobody", *args, check=False), *words)
 
 
 def test_info_needs_no_device(make_account, tmp_path):
@@ -199,7 +224,7 @@ def _chunks(kst: Path) -> tuple[bytes, list[bytes]]:
         header = read_header(f)
         body = f.read()
     n = header.chunk_size + TAG_SIZE
-    return header.to_bytes(), [body[i:i + n] for i in range(0, len(body), n)]
+    return header.to_bytes(), [body[i : i + n] for i in range(0, len(body), n)]
 
 
 def _tamper(kst: Path, other: Path, how: str) -> bytes:
@@ -216,8 +241,11 @@ def _tamper(kst: Path, other: Path, how: str) -> bytes:
     if how == "duplicated":
         return head + b"".join([chunks[0], *chunks])
     if how == "flipped bit":
-        return data[:len(head) + 5000] + bytes([data[len(head) + 5000] ^ 1]) \
-            + data[len(head) + 5001:]
+        return (
+            data[: len(head) + 5000]
+            + bytes([data[len(head) + 5000] ^ 1])
+            + data[len(head) + 5001 :]
+        )
     if how == "other header":
         return _chunks(other)[0] + b"".join(chunks)
     if how == "unknown version":
@@ -227,11 +255,17 @@ def _tamper(kst: Path, other: Path, how: str) -> bytes:
     raise AssertionError(how)
 
 
-CASES = {"truncated": "authenticate", "cut at a chunk": "authenticate",
-         "extra bytes": "authenticate", "reordered": "authenticate",
-         "duplicated": "authenticate", "flipped bit": "authenticate",
-         "other header": "authenticate", "unknown version": "version",
-         "not a document": "not a Keystead document"}
+CASES = {
+    "truncated": "authenticate",
+    "cut at a chunk": "authenticate",
+    "extra bytes": "authenticate",
+    "reordered": "authenticate",
+    "duplicated": "authenticate",
+    "flipped bit": "authenticate",
+    "other header": "authenticate",
+    "unknown version": "version",
+    "not a document": "not a Keystead document",
+}
 
 
 def test_bad_documents_are_one_line_errors(make_account, tmp_path):
@@ -246,18 +280,32 @@ def test_bad_documents_are_one_line_errors(make_account, tmp_path):
         proc = alice.admin.run("doc", "open", str(bad), check=False)
         one_line_error(proc, word)
         assert sorted(p.name for p in work.iterdir()) == ["bad.kst"], how  # nothing left behind
-    one_line_error(alice.admin.run("doc", "open", str(tmp_path / "missing.kst"), check=False),
-                   "missing.kst")
-    one_line_error(alice.admin.run("doc", "open", str(kst), "-o", str(tmp_path / "other.pdf"),
-                                   check=False), "exists")
-    one_line_error(alice.admin.run("doc", "protect", str(tmp_path / "report.pdf"), check=False),
-                   "exists")
+    one_line_error(
+        alice.admin.run("doc", "open", str(tmp_path / "missing.kst"), check=False), "missing.kst"
+    )
+    one_line_error(
+        alice.admin.run("doc", "open", str(kst), "-o", str(tmp_path / "other.pdf"), check=False),
+        "exists",
+    )
+    one_line_error(
+        alice.admin.run("doc", "protect", str(tmp_path / "report.pdf"), check=False), "exists"
+    )
     (tmp_path / "report.pdf").unlink()
     alice.admin.run("doc", "open", str(kst))  # default target: FILE without .kst
     assert (tmp_path / "report.pdf").read_bytes() == CONTENT
-    one_line_error(alice.admin.run("doc", "protect", str(tmp_path / "report.pdf"), "--label",
-                                   "Bad Label", "-o", str(tmp_path / "y.kst"), check=False),
-                   "invalid label")
+    one_line_error(
+        alice.admin.run(
+            "doc",
+            "protect",
+            str(tmp_path / "report.pdf"),
+            "--label",
+            "Bad Label",
+            "-o",
+            str(tmp_path / "y.kst"),
+            check=False,
+        ),
+        "invalid label",
+    )
 
 
 def test_refused_requests_cannot_flood_the_audit_trail(make_account, tmp_path):
@@ -279,17 +327,20 @@ def test_refused_requests_cannot_flood_the_audit_trail(make_account, tmp_path):
         dev.chain()
         for _ in range(flood):
             with pytest.raises(Forbidden):
-                dev.reencrypt(alice.name, [(rec.key, rec.epoch, rec.capsule)],
-                              context="f" * 32)
+                dev.reencrypt(alice.name, [(rec.key, rec.epoch, rec.capsule)], context="f" * 32)
     records = alice.admin.json("doc", "audit", "--json")
     assert [(r["account"], r["allowed"], r["count"]) for r in records] == [
-        (bob.name, True, 1), (mallory.name, False, flood)]
+        (bob.name, True, 1),
+        (mallory.name, False, flood),
+    ]
     assert records[1]["document_id"] == ""  # what mallory claimed is not recorded
     # filters and pages
-    assert [r["account"] for r in alice.admin.json(
-        "doc", "audit", "--outcome", "refused", "--json")] == [mallory.name]
-    assert [r["account"] for r in alice.admin.json(
-        "doc", "audit", "--grantee", bob.name, "--json")] == [bob.name]
+    assert [
+        r["account"] for r in alice.admin.json("doc", "audit", "--outcome", "refused", "--json")
+    ] == [mallory.name]
+    assert [
+        r["account"] for r in alice.admin.json("doc", "audit", "--grantee", bob.name, "--json")
+    ] == [bob.name]
     first = alice.admin.run("doc", "audit", "--limit", "1", "--json")
     assert f"--after {records[0]['id']}" in first.stderr
     rest = alice.admin.json("doc", "audit", "--after", str(records[0]["id"]), "--json")
@@ -303,8 +354,7 @@ def test_cross_account_opens_need_the_documents_scope(make_account, tmp_path):
     kst = protect(alice.admin, tmp_path)
     alice.admin.run("doc", "grant", "default", bob.name)
     out = tmp_path / "out.pdf"
-    one_line_error(ssh_only.run("doc", "open", str(kst), "-o", str(out), check=False),
-                   "no grant")
+    one_line_error(ssh_only.run("doc", "open", str(kst), "-o", str(out), check=False), "no grant")
     assert not out.exists()
     open_ok(bob.admin, kst, out)  # bob's admin laptop has every scope
     reasons = [r["reason"] for r in alice.admin.json("doc", "audit", "--json")]

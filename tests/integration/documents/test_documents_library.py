@@ -53,8 +53,9 @@ def test_grantee_refuses_a_cfrag_for_another_capsule(make_account, tmp_path):
         with open(str(src) + ".kst", "rb") as f:
             headers.append(read_header(f))
     transport = SwapCfrags()
-    with Device.open(Home.from_env(bob.admin.path), bob.admin.passphrase,
-                     transport=transport) as dev:
+    with Device.open(
+        Home.from_env(bob.admin.path), bob.admin.passphrase, transport=transport
+    ) as dev:
         assert len(data_key_for(dev, headers[0])) == 32
         transport.swap = True
         with pytest.raises(VerificationError):

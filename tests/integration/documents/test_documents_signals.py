@@ -42,8 +42,10 @@ def _open_and_signal(home, kst: Path, out: Path, sig: int) -> subprocess.Popen[s
             proc.communicate(timeout=60)
             return proc
         if proc.poll() is not None:
-            raise AssertionError("doc open finished before it could be interrupted: "
-                                 + (proc.stderr.read() if proc.stderr else ""))
+            raise AssertionError(
+                "doc open finished before it could be interrupted: "
+                + (proc.stderr.read() if proc.stderr else "")
+            )
         time.sleep(0.005)
     proc.kill()
     raise AssertionError("no temporary output appeared")

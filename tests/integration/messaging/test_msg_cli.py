@@ -69,9 +69,9 @@ def _post(dev: Device, to_account: str, wire: bytes) -> int:
 
         engine = make_engine(_SERVICE[0].database_url)
         try:
-            return Store(engine).spool_put(to_account, "messages",
-                                           f"{dev.account}/{dev.device_id}", wire,
-                                           int(time.time()))
+            return Store(engine).spool_put(
+                to_account, "messages", f"{dev.account}/{dev.device_id}", wire, int(time.time())
+            )
         finally:
             engine.dispose()
 

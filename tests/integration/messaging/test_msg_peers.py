@@ -27,8 +27,10 @@ from keystead.core import Device, b64e, random_bytes, seal_to_key
 from keystead.core import Home as CoreHome
 from keystead.core.client import path
 
-HOSTILE = ("nope\n1  2026-01-01T00:00:00Z  alice@bank (verified): send money\r"
-           "\x1b[2K\x1b[1A\x1b[31mERASED\x1b[0m\u202e")
+HOSTILE = (
+    "nope\n1  2026-01-01T00:00:00Z  alice@bank (verified): send money\r"
+    "\x1b[2K\x1b[1A\x1b[31mERASED\x1b[0m\u202e"
+)
 
 
 @pytest.fixture
@@ -72,15 +74,25 @@ def _post_claiming(mallory: Any, bob: Any, sender: str) -> None:
         mk, mid, now = random_bytes(32), new_message_id(), int(time.time())
         sealed = seal_to_key(bob_chain, "messages", mk)
         body = seal_body(mk, "hello", body_ad(mid, sender, m.device_id, now, None))
-        wire = make_envelope(m.keys.signing, message_id=mid, sender=sender, device=m.device_id,
-                             to=to, time=now, group=None, sealed_key=sealed, body=body)
+        wire = make_envelope(
+            m.keys.signing,
+            message_id=mid,
+            sender=sender,
+            device=m.device_id,
+            to=to,
+            time=now,
+            group=None,
+            sealed_key=sealed,
+            body=body,
+        )
         m.client.post(path("messaging", "direct", bob.name), {"body": b64e(wire)})
     finally:
         m.close()
 
 
 def test_a_sender_on_an_unknown_host_is_refused_without_contacting_it(
-        make_account: Any, hostile_service: tuple[str, list[str]]) -> None:
+    make_account: Any, hostile_service: tuple[str, list[str]]
+) -> None:
     host, seen = hostile_service
     bob, mallory = make_account("bob"), make_account("mallory")
     _post_claiming(mallory, bob, f"alice@{host}")
@@ -91,7 +103,8 @@ def test_a_sender_on_an_unknown_host_is_refused_without_contacting_it(
 
 
 def test_an_allowed_hosts_error_text_is_printed_without_controls(
-        make_account: Any, hostile_service: tuple[str, list[str]]) -> None:
+    make_account: Any, hostile_service: tuple[str, list[str]]
+) -> None:
     host, seen = hostile_service
     bob, mallory = make_account("bob"), make_account("mallory")
     bob.admin.run("msg", "peers", "allow", host)

@@ -200,8 +200,13 @@ def test_an_ssh_key_item_moves_into_the_ssh_adapter(make_account) -> None:  # ty
     listed = a.run("ssh", "keys").stdout
     fingerprint = out.stdout.split()[1]
     assert fingerprint in listed
-    served = a.run("ssh", "authorized-keys", a.json("account", "show", "--json")["account"],
-                   "--server", a.json("account", "show", "--json")["server"]).stdout
+    served = a.run(
+        "ssh",
+        "authorized-keys",
+        a.json("account", "show", "--json")["account"],
+        "--server",
+        a.json("account", "show", "--json")["server"],
+    ).stdout
     assert public.split()[1] in served
     missing = a.run("ssh", "import", "--from-vault", "no such key", check=False)
     assert missing.returncode != 0 and len(missing.stderr.strip().splitlines()) == 1

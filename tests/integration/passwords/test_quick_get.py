@@ -15,10 +15,12 @@ FULL_CLI = [sys.executable, "-m", "keystead.core.cli"]  # the Click CLI, never t
 SECRET = 'tr0ub4dor, "&" 3 ü'
 
 
-def _run(cmd: list[str], env: dict[str, str], *args: str, cwd: str | None = None
-         ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*cmd, *args], capture_output=True, text=True, env=env, timeout=60,
-                          cwd=cwd)
+def _run(
+    cmd: list[str], env: dict[str, str], *args: str, cwd: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*cmd, *args], capture_output=True, text=True, env=env, timeout=60, cwd=cwd
+    )
 
 
 def _imports(home, *args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:  # type: ignore[no-untyped-def]
@@ -26,8 +28,11 @@ def _imports(home, *args: str) -> tuple[subprocess.CompletedProcess[str], set[st
     env = home.env()
     del env["KEYSTEAD_PASSPHRASE"]
     proc = _run([sys.executable, "-X", "importtime", "-m", "keystead.core.launch"], env, *args)
-    modules = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines()
-               if line.startswith("import time:") and "|" in line}
+    modules = {
+        line.rsplit("|", 1)[1].strip()
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
     return proc, modules
 
 
@@ -59,8 +64,9 @@ def test_the_agent_answers_as_the_full_cli_does(unlocked, args) -> None:  # type
     agent, modules = _imports(unlocked, "passwords", "get", *args)
     assert "click" not in modules and "keystead.core.cli" not in modules  # the agent ran it
     full = _run(FULL_CLI, unlocked.env(), "passwords", "get", *args)
-    stderr = "".join(line + "\n" for line in agent.stderr.splitlines()
-                     if not line.startswith("import time:"))
+    stderr = "".join(
+        line + "\n" for line in agent.stderr.splitlines() if not line.startswith("import time:")
+    )
     assert (agent.returncode, agent.stdout, stderr) == (full.returncode, full.stdout, full.stderr)
     if args == CASES[0]:
         assert agent.stdout == SECRET + "\n"
@@ -78,8 +84,16 @@ def test_a_relative_home_and_parallel_lookups(unlocked) -> None:  # type: ignore
     results: list[subprocess.CompletedProcess[str]] = []
 
     def one() -> None:
-        results.append(_run(LAUNCHER, env, "passwords", "get", "https://example.com/login",
-                            cwd=str(unlocked.path.parent)))
+        results.append(
+            _run(
+                LAUNCHER,
+                env,
+                "passwords",
+                "get",
+                "https://example.com/login",
+                cwd=str(unlocked.path.parent),
+            )
+        )
 
     threads = [threading.Thread(target=one) for _ in range(8)]
     for t in threads:
@@ -110,7 +124,13 @@ def test_a_dead_agents_socket_is_ignored(make_account) -> None:  # type: ignore[
 def test_stdout_and_stderr_keep_their_order(unlocked) -> None:  # type: ignore[no-untyped-def]
     env = unlocked.env()
     del env["KEYSTEAD_PASSPHRASE"]
-    merged = subprocess.run([*LAUNCHER, "passwords", "get", "https://example.com/login"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    merged = subprocess.run(
+        [*LAUNCHER, "passwords", "get", "https://example.com/login"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     assert merged.stdout == (
-        "keystead: matched https://example.com/login (alice) by exact\n" + SECRET + "\n")
+        "keystead: matched https://example.com/login (alice) by exact\n" + SECRET + "\n"
+    )

@@ -34,16 +34,32 @@ def make_world(make_account: Any, service: Any) -> World:
     return World(acct, phone, token.strip(), service.url, acct.tmp / f"{acct.name}-rp")
 
 
-def rp_request(world: World, *args: str, token: str | None = None,
-               message: str = "Log in to bank.example?") -> subprocess.Popen[str]:
+def rp_request(
+    world: World, *args: str, token: str | None = None, message: str = "Log in to bank.example?"
+) -> subprocess.Popen[str]:
     """``keystead confirm request`` as a relying party runs it: no device, only a state folder
     for its pins."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEYSTEAD_")}
     env["KEYSTEAD_HOME"] = str(world.rp_home)  # where it keeps its pins
     return subprocess.Popen(
-        [*CLI, "confirm", "request", world.account.name, "--server", world.url,
-         "--rp-token", token or world.token, "--message", message, *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        [
+            *CLI,
+            "confirm",
+            "request",
+            world.account.name,
+            "--server",
+            world.url,
+            "--rp-token",
+            token or world.token,
+            "--message",
+            message,
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def wait_for_prompt(home: Any, message: str, timeout: float = 20) -> dict[str, Any]:

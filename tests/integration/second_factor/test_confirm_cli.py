@@ -121,9 +121,14 @@ def test_number_matching_wrong_number_is_not_an_approval(world):
 
 
 def test_watch_asks_on_the_terminal(world):
-    watcher = subprocess.Popen([*CLI, "confirm", "watch", "--once"], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=world.phone.env())
+    watcher = subprocess.Popen(
+        [*CLI, "confirm", "watch", "--once"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=world.phone.env(),
+    )
     try:
         time.sleep(1.0)  # let it start its long-poll (a prompt sent earlier is listed too)
         rp = rp_request(world, "--wait", "30", "--no-number-matching", message="Watch me")
@@ -152,13 +157,20 @@ def test_rp_management_and_a_revoked_token(world):
 
 # ----------------------------------------------------------------- refusals, Python API level
 def _client(world, token=None):
-    return RelyingPartyClient(world.url, world.account.name, token or world.token,
-                              pins=world.rp_home / "rp-pins")
+    return RelyingPartyClient(
+        world.url, world.account.name, token or world.token, pins=world.rp_home / "rp-pins"
+    )
 
 
 def _answer(dev, pending, decision=Decision.APPROVE, number=None):
-    return answer_prompt(pending.prompt_bytes, decision, number, device_id=dev.device_id,
-                         signing_key=dev.keys.signing, now=int(time.time()))
+    return answer_prompt(
+        pending.prompt_bytes,
+        decision,
+        number,
+        device_id=dev.device_id,
+        signing_key=dev.keys.signing,
+        now=int(time.time()),
+    )
 
 
 def test_replayed_answers_are_refused(world):
@@ -176,18 +188,23 @@ def test_replayed_answers_are_refused(world):
             rp.verify(second, answer)
         # and the service stores one answer per request: a second one is refused
         with pytest.raises(Conflict):
-            phone.client.post(f"/confirm/{phone.account}/requests/{first.request_id}/answer",
-                              {"answer": b64e(answer)})
+            phone.client.post(
+                f"/confirm/{phone.account}/requests/{first.request_id}/answer",
+                {"answer": b64e(answer)},
+            )
         with pytest.raises(FormatError):  # nor request 1's answer for request 2 (400)
-            phone.client.post(f"/confirm/{phone.account}/requests/{second.request_id}/answer",
-                              {"answer": b64e(answer)})
+            phone.client.post(
+                f"/confirm/{phone.account}/requests/{second.request_id}/answer",
+                {"answer": b64e(answer)},
+            )
 
 
 def test_an_answer_for_a_different_prompt_is_refused(world):
     with _client(world) as rp, opened(world.phone) as phone:
         pending = rp.start("Original text", lifetime=60, number_matching=False)
-        altered = type(pending)(pending.prompt, pending.prompt_bytes.replace(
-            b"Original text", b"Other text"))
+        altered = type(pending)(
+            pending.prompt, pending.prompt_bytes.replace(b"Original text", b"Other text")
+        )
         with pytest.raises(WrongRequest):
             rp.verify(pending, _answer(phone, altered))
 
@@ -216,8 +233,10 @@ def test_an_expired_request_cannot_be_answered_or_verified(world):
         with pytest.raises(RequestExpired):
             src.answer(received.prompt.request_id, Decision.APPROVE, None)
         with pytest.raises(FormatError) as late:  # the service refuses a late answer too
-            phone.client.post(f"/confirm/{phone.account}/requests/{pending.request_id}/answer",
-                              {"answer": b64e(answer)})
+            phone.client.post(
+                f"/confirm/{phone.account}/requests/{pending.request_id}/answer",
+                {"answer": b64e(answer)},
+            )
         assert "expired" in str(late.value)
         with pytest.raises(RequestExpired):
             rp.verify(pending, answer)
@@ -231,9 +250,10 @@ def test_a_device_without_the_confirm_scope_cannot_read_or_answer(world):
         with pytest.raises(Forbidden):
             DevicePromptSource(dev).received()
         with pytest.raises(Forbidden):
-            dev.client.post(f"/confirm/{dev.account}/requests/{pending.request_id}/answer",
-                            {"answer": b64e(
-                                _answer(dev, pending))})
+            dev.client.post(
+                f"/confirm/{dev.account}/requests/{pending.request_id}/answer",
+                {"answer": b64e(_answer(dev, pending))},
+            )
         with pytest.raises(DeviceNotLive):  # and the RP would not count its answer anyway
             rp.verify(pending, _answer(dev, pending))
 
@@ -244,8 +264,10 @@ def test_a_removed_devices_answer_is_refused(make_account, service):
     tablet = acct.join("tablet", scopes=["confirm"])
     token = acct.admin.run("confirm", "allow", "bank.example").stdout.split(": ")[1].strip()
     rp_home = acct.tmp / f"{acct.name}-rp"
-    with RelyingPartyClient(service.url, acct.name, token, pins=rp_home / "rp-pins") as rp, \
-            opened(tablet) as dev:
+    with (
+        RelyingPartyClient(service.url, acct.name, token, pins=rp_home / "rp-pins") as rp,
+        opened(tablet) as dev,
+    ):
         pending = rp.start("Before removal", lifetime=60, number_matching=False)
         src = DevicePromptSource(dev)
         src.find(pending.request_id)
@@ -259,14 +281,17 @@ def test_a_removed_devices_answer_is_refused(make_account, service):
         # the removed tablet can read) is refused with 409, and start() seals it again.
         stale = seal_to_key(rp._sealing_chain(), "confirm", b"sealed before the refresh")
         with pytest.raises(Conflict, match="epoch"):
-            rp._request("POST", rp._url("requests"), {
-                "v": 1, "id": "0" * 32, "expires": int(time.time()) + 60,
-                "sealed": b64e(stale)})
+            rp._request(
+                "POST",
+                rp._url("requests"),
+                {"v": 1, "id": "0" * 32, "expires": int(time.time()) + 60, "sealed": b64e(stale)},
+            )
         resealed = rp.start("After removal, sealed again", lifetime=60)
         assert acct.admin.json("confirm", "list", "--json")[-1]["id"] == resealed.request_id
     after = World(acct, tablet, token, service.url, rp_home)
-    code, out, _ = finish(rp_request(after, "--wait", "2", "--no-number-matching",
-                                     message="After removal"))
+    code, out, _ = finish(
+        rp_request(after, "--wait", "2", "--no-number-matching", message="After removal")
+    )
     assert (code, out) == (2, "expired\n")
 
 
@@ -277,9 +302,13 @@ def test_a_device_asks_its_own_account(world):
     result: list[bool] = []
     shown: list[int] = []  # number matching is on: the asking side shows the number
     with opened(world.account.admin) as laptop:
-        t = threading.Thread(target=lambda: result.append(
-            request_confirmation(laptop, "Use SSH key for git@example.com?", wait=30,
-                                 show_number=shown.append)))
+        t = threading.Thread(
+            target=lambda: result.append(
+                request_confirmation(
+                    laptop, "Use SSH key for git@example.com?", wait=30, show_number=shown.append
+                )
+            )
+        )
         t.start()
         prompt = wait_for_prompt(world.phone, "Use SSH key for git@example.com?")
         assert prompt["rp"] == "device:laptop" and len(prompt["choices"]) == 9
@@ -294,8 +323,12 @@ def test_bad_input_is_a_4xx_json_error(world):
     base = f"{world.url}/v1/confirm/{world.account.name}"
     v2 = {"keystead-protocol": "2"}
     auth = {"authorization": f"Bearer {world.token}", **v2}
-    for body in [b"{", b"[]", json.dumps({"v": 1}).encode(),
-                 json.dumps({"v": 1, "id": "x", "expires": 1, "sealed": ""}).encode()]:
+    for body in [
+        b"{",
+        b"[]",
+        json.dumps({"v": 1}).encode(),
+        json.dumps({"v": 1, "id": "x", "expires": 1, "sealed": ""}).encode(),
+    ]:
         r = httpx.post(base + "/requests", content=body, headers=auth)
         assert 400 <= r.status_code < 500 and "error" in r.json(), (body, r.text)
     r = httpx.get(base + "/requests/nope/answer", headers=auth)

@@ -38,8 +38,9 @@ def pin_files(rp_home: Path) -> list[Path]:
     return sorted((rp_home / "rp-pins").glob("pin-*.json"))
 
 
-def approve_next(world: World, message: str, *args: str, rp_home: Path | None = None
-                 ) -> tuple[int, str, str]:
+def approve_next(
+    world: World, message: str, *args: str, rp_home: Path | None = None
+) -> tuple[int, str, str]:
     """One real ``confirm request`` that the account's phone approves."""
     run = World(world.account, world.phone, world.token, world.url, rp_home or world.rp_home)
     rp = rp_request(run, "--wait", "30", "--no-number-matching", *args, message=message)
@@ -60,14 +61,18 @@ def impersonated(world: World, tmp: Path) -> Iterator[Any]:
     try:
         evil.start()
         admin = type(world.account.admin)(tmp / "evil-laptop")
-        out = admin.run("account", "create", world.account.name, "--server", evil.url,
-                        "--device", "laptop").stdout
-        fake = type(world.account)(world.account.name, evil, admin,
-                                   out.split("recovery key: ", 1)[1].strip(), tmp)
+        out = admin.run(
+            "account", "create", world.account.name, "--server", evil.url, "--device", "laptop"
+        ).stdout
+        fake = type(world.account)(
+            world.account.name, evil, admin, out.split("recovery key: ", 1)[1].strip(), tmp
+        )
         phone = fake.join("evil-phone", scopes=["confirm"])
         with opened(admin) as dev:
-            dev.client.put(path("confirm", fake.name, "rps", "bank.example"),
-                           {"token_sha256": token_hash(world.token)})
+            dev.client.put(
+                path("confirm", fake.name, "rps", "bank.example"),
+                {"token_sha256": token_hash(world.token)},
+            )
         yield phone
     finally:
         evil.stop()
@@ -104,14 +109,16 @@ def test_a_pinned_relying_party_refuses_an_impersonating_service(
         assert json.loads(pin_file.read_text()) == pin  # the refusal left the pin alone
         # No pin, but the real fingerprint: refused too, and no pin is written.
         given = World(world.account, world.phone, world.token, world.url, tmp_path / "fpr-rp")
-        code, out, err = finish(rp_request(given, "--wait", "10", "--fingerprint", real_fpr,
-                                           message="Fingerprint"))
+        code, out, err = finish(
+            rp_request(given, "--wait", "10", "--fingerprint", real_fpr, message="Fingerprint")
+        )
         assert (code, out) == (5, ""), err
         assert f"not the fingerprint given ({real_fpr})" in err
         assert pin_files(given.rp_home) == []
         # The Python API: the same pin folder, the same refusal.
-        with RelyingPartyClient(world.url, world.account.name, world.token,
-                                pins=world.rp_home / "rp-pins") as rp:
+        with RelyingPartyClient(
+            world.url, world.account.name, world.token, pins=world.rp_home / "rp-pins"
+        ) as rp:
             with pytest.raises(PinMismatch):
                 rp.start("Python API", lifetime=10)
     # The real service again: the pin holds and the relying party works.
@@ -132,15 +139,19 @@ class RollbackProxy:
         class Handler(BaseHTTPRequestHandler):
             def _forward(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                keep = {k: v for k, v in self.headers.items()
-                        if k.lower() in ("authorization", "content-type", "keystead-protocol")
-                        or k.lower().startswith("x-keystead")}
-                r = httpx.request(self.command, proxy.upstream + self.path, headers=keep,
-                                  content=body, timeout=90)
+                keep = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() in ("authorization", "content-type", "keystead-protocol")
+                    or k.lower().startswith("x-keystead")
+                }
+                r = httpx.request(
+                    self.command, proxy.upstream + self.path, headers=keep, content=body, timeout=90
+                )
                 content = r.content
                 if proxy.drop and self.command == "GET" and "/chain" in self.path:
                     obj = r.json()
-                    obj["entries"] = obj["entries"][:-proxy.drop]
+                    obj["entries"] = obj["entries"][: -proxy.drop]
                     content = json.dumps(obj).encode()
                 self.send_response(r.status_code)
                 self.send_header("content-type", r.headers.get("content-type", "text/plain"))
@@ -168,8 +179,7 @@ def test_the_pin_moves_forward_and_refuses_a_rollback(world: World, tmp_path: Pa
     pins = PinStore(tmp_path / "pins")
 
     def start() -> None:
-        with RelyingPartyClient(proxy.url, world.account.name, world.token,
-                                pins=pins.folder) as rp:
+        with RelyingPartyClient(proxy.url, world.account.name, world.token, pins=pins.folder) as rp:
             rp.start("Pin check", lifetime=5)
 
     try:
@@ -200,10 +210,19 @@ def test_plain_http_is_refused_off_loopback(world: World) -> None:
     # 0.0.0.0 is no loopback address, though Linux connects it to the local service: with
     # --insecure-http the request goes through (and, unanswered, expires).
     port = world.url.rsplit(":", 1)[1]
-    any_addr = World(world.account, world.phone, world.token, f"http://0.0.0.0:{port}",
-                     world.rp_home)
+    any_addr = World(
+        world.account, world.phone, world.token, f"http://0.0.0.0:{port}", world.rp_home
+    )
     code, out, err = finish(rp_request(any_addr, "--wait", "2", message="Any address"))
     assert code == 1 and "refusing plain http" in err
-    code, out, err = finish(rp_request(any_addr, "--wait", "2", "--insecure-http",
-                                       "--no-number-matching", message="Any address"))
+    code, out, err = finish(
+        rp_request(
+            any_addr,
+            "--wait",
+            "2",
+            "--insecure-http",
+            "--no-number-matching",
+            message="Any address",
+        )
+    )
     assert (code, out) == (2, "expired\n"), err

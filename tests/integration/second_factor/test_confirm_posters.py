@@ -40,8 +40,9 @@ def test_another_accounts_device_cannot_post_into_the_confirm_channel(world, mak
     # alice's own device may not go around the confirm routes either
     with opened(world.account.admin) as own:
         with pytest.raises(Forbidden):
-            own.client.post(path("accounts", alice, "spool", "confirm"),
-                            {"body": b64e(_forged_envelope())})
+            own.client.post(
+                path("accounts", alice, "spool", "confirm"), {"body": b64e(_forged_envelope())}
+            )
     # and alice's real flow still works, with nothing forged in her list
     assert world.phone.json("confirm", "list", "--json") == []
     rp = rp_request(world, "--wait", "30", "--no-number-matching", message="Real request")

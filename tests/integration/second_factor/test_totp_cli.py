@@ -11,8 +11,9 @@ HOTP = "otpauth://hotp/Counter:bob?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issue
 
 
 def oathtool(*args: str) -> str:
-    return subprocess.run(["oathtool", "-b", *args], capture_output=True, text=True,
-                          check=True).stdout.strip()
+    return subprocess.run(
+        ["oathtool", "-b", *args], capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def test_add_on_one_device_code_on_another_matches_oathtool(make_account, service):
@@ -59,18 +60,34 @@ def test_with_the_unlock_agent_codes_come_from_it_and_match_oathtool(make_accoun
     try:
         env = phone.env()
         del env["KEYSTEAD_PASSPHRASE"]
-        got = subprocess.run([sys.executable, "-X", "importtime", "-m", "keystead.core.launch",
-                              "totp", "code", "Example", "--at", "59"],
-                             capture_output=True, text=True, env=env)
+        got = subprocess.run(
+            [
+                sys.executable,
+                "-X",
+                "importtime",
+                "-m",
+                "keystead.core.launch",
+                "totp",
+                "code",
+                "Example",
+                "--at",
+                "59",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         assert got.returncode == 0, got.stderr[-2000:]
         assert got.stdout.strip() == oathtool("--totp", "-N", "@59", "JBSWY3DPEHPK3PXP")
         assert "| click" not in got.stderr  # the agent answered: the launcher never loaded Click
         # HOTP through the agent still advances the counter, once per code
         secret = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
         assert phone.run("totp", "code", "bob", env=env).stdout.strip() == oathtool(
-            "-c", "5", secret)
+            "-c", "5", secret
+        )
         assert phone.run("totp", "code", "bob", env=env).stdout.strip() == oathtool(
-            "-c", "6", secret)
+            "-c", "6", secret
+        )
     finally:
         phone.run("lock")
 
@@ -94,7 +111,8 @@ def test_steam_codes_and_every_parameter_honoured_or_named(make_account):
     icon = "&image=https%3A%2F%2Fa.example%2Fi.png"
     acct.admin.run("totp", "add", URI.replace("alice", "dave") + icon)
     assert phone.run("totp", "code", "dave@example.com", "--at", "59").stdout.strip() == oathtool(
-        "--totp", "-N", "@59", "JBSWY3DPEHPK3PXP")
+        "--totp", "-N", "@59", "JBSWY3DPEHPK3PXP"
+    )
 
     for bad, words in [
         (URI.replace("alice", "erin") + "&lock=true", "otpauth parameter 'lock' is not supported"),

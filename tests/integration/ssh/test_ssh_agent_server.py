@@ -90,10 +90,16 @@ def test_bad_frame_length_closes_only_that_client(agent: RunningAgent, bad: byte
         proto.encode_sign_request(generate_device_key("x").public_blob, b"d")[4:],  # not held
         b"\x1b\x00\x00\x00\x05query",  # unknown extension
         b"\x1b\x00\x00\x00\x18session-bind@openssh.com\x00",  # malformed bind
-        b"\x1b" + _wire.string(proto.SESSION_BIND) + _wire.string(  # compressed-point host key
-            _wire.string("ecdsa-sha2-nistp256") + _wire.string("nistp256")
+        b"\x1b"
+        + _wire.string(proto.SESSION_BIND)
+        + _wire.string(  # compressed-point host key
+            _wire.string("ecdsa-sha2-nistp256")
+            + _wire.string("nistp256")
             + _wire.string(b"\x02" + b"\x11" * 32)
-        ) + _wire.string(b"sid") + _wire.string(b"sig") + _wire.boolean(False),
+        )
+        + _wire.string(b"sid")
+        + _wire.string(b"sig")
+        + _wire.boolean(False),
     ],
 )
 def test_bad_messages_get_failure_and_connection_stays(agent: RunningAgent, payload: bytes) -> None:

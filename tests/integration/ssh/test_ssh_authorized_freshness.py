@@ -43,14 +43,18 @@ def ak_cache(tmp_path: Path) -> Path:
     return tmp_path / "ak-cache"
 
 
-def run_ak(acct: Any, cache: Path, *extra: str, server: str | None = None
-           ) -> subprocess.CompletedProcess[str]:
+def run_ak(
+    acct: Any, cache: Path, *extra: str, server: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """``keystead ssh authorized-keys`` as sshd runs it: an empty environment."""
     env = {"PATH": "/usr/bin:/bin", "KEYSTEAD_SSH_CACHE": str(cache)}
     return subprocess.run(
-        [*CLI, "ssh", "authorized-keys", acct.name, "--server", server or acct.service.url,
-         *extra],
-        capture_output=True, text=True, env=env, timeout=60)
+        [*CLI, "ssh", "authorized-keys", acct.name, "--server", server or acct.service.url, *extra],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
 
 
 @contextmanager
@@ -123,8 +127,7 @@ def test_max_stale_bound_with_a_supplied_clock(acct: Any, ak_cache: Path) -> Non
     first = authorized_keys(server, acct.name, cache=ak_cache)
     assert not first.offline
     with service_down(acct.service):
-        inside = authorized_keys(server, acct.name, cache=ak_cache,
-                                 clock=lambda: time.time() + 299)
+        inside = authorized_keys(server, acct.name, cache=ak_cache, clock=lambda: time.time() + 299)
         assert inside.offline and inside.lines == first.lines and 299 <= inside.age < 310
         with pytest.raises(NoFreshList, match="older than --max-stale 300"):
             authorized_keys(server, acct.name, cache=ak_cache, clock=lambda: time.time() + 301)
@@ -164,8 +167,12 @@ def test_a_removal_is_remembered_even_when_the_rest_of_the_run_fails(
     before = authorized_keys(server, acct.name, cache=ak_cache)
     assert any(line.endswith(":phone") for line in before.lines)
     acct.admin.run("device", "remove", "phone")
-    partial = authorized_keys(server, acct.name, cache=ak_cache, client_factory=lambda url:
-                              ServiceClient(url, transport=StallPublished(), timeout=2))
+    partial = authorized_keys(
+        server,
+        acct.name,
+        cache=ak_cache,
+        client_factory=lambda url: ServiceClient(url, transport=StallPublished(), timeout=2),
+    )
     assert partial.offline and "is slow" in partial.problem
     assert partial.lines == [x for x in before.lines if not x.endswith(":phone")]
     assert partial.chain_seq > before.chain_seq
@@ -221,16 +228,17 @@ def test_the_pin_survives_runs_and_refuses_an_impersonating_service(
     assert online.returncode == 0
     evil_dir = tmp_path / "evil-service"
     evil_dir.mkdir()
-    evil = ServiceProcess(f"sqlite:///{evil_dir / 'evil.sqlite'}", evil_dir,
-                          port=acct.service.port)
+    evil = ServiceProcess(f"sqlite:///{evil_dir / 'evil.sqlite'}", evil_dir, port=acct.service.port)
     acct.service.stop()
     try:
         evil.start()
         evil_admin = type(acct.admin)(tmp_path / "evil-laptop")  # conftest's Home, Account
-        out = evil_admin.run("account", "create", acct.name, "--server", evil.url,
-                             "--device", "laptop").stdout
-        fake = type(acct)(acct.name, evil, evil_admin, out.split("recovery key: ", 1)[1].strip(),
-                       tmp_path)
+        out = evil_admin.run(
+            "account", "create", acct.name, "--server", evil.url, "--device", "laptop"
+        ).stdout
+        fake = type(acct)(
+            acct.name, evil, evil_admin, out.split("recovery key: ", 1)[1].strip(), tmp_path
+        )
         fake.join("evil-phone", scopes=["ssh"])  # a longer chain than the pinned one
         # Control: a host with no pin takes the attacker's keys (the test can fail).
         fresh = run_ak(acct, tmp_path / "fresh-cache")

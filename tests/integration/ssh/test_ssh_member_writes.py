@@ -15,8 +15,9 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 def _pub() -> str:
     key = ed25519.Ed25519PrivateKey.generate().public_key()
-    return key.public_bytes(serialization.Encoding.OpenSSH,
-                            serialization.PublicFormat.OpenSSH).decode()
+    return key.public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    ).decode()
 
 
 def test_member_cannot_write_admin_only_ssh_state(make_account: Callable[..., Any]) -> None:

@@ -17,10 +17,17 @@ def _database_urls() -> list[Any]:
     pg = os.environ.get("KEYSTEAD_TEST_DATABASE_URL", "")
     return [
         pytest.param("sqlite", id="sqlite"),
-        pytest.param(pg, id="postgres", marks=[
-            pytest.mark.postgres,
-            pytest.mark.skipif(not pg.startswith("postgresql"),
-                               reason="KEYSTEAD_TEST_DATABASE_URL is not a PostgreSQL URL")]),
+        pytest.param(
+            pg,
+            id="postgres",
+            marks=[
+                pytest.mark.postgres,
+                pytest.mark.skipif(
+                    not pg.startswith("postgresql"),
+                    reason="KEYSTEAD_TEST_DATABASE_URL is not a PostgreSQL URL",
+                ),
+            ],
+        ),
     ]
 
 

@@ -47,8 +47,7 @@ class SyncASGITransport(httpx.BaseTransport):
         body = request.read()
 
         async def run() -> tuple[int, httpx.Headers, bytes]:
-            req = httpx.Request(request.method, request.url, headers=request.headers,
-                                content=body)
+            req = httpx.Request(request.method, request.url, headers=request.headers, content=body)
             resp = await self._inner.handle_async_request(req)
             content = await resp.aread()
             await resp.aclose()
@@ -92,34 +91,54 @@ class InProcessService:
 
     def __post_init__(self) -> None:
         # CPU work in one thread: no worker processes per test (the pool is tested on its own)
-        self.ctx = ServiceContext(self.store, clock=self.clock,
-                                  config=ServiceConfig(cpu_workers=0))
+        self.ctx = ServiceContext(self.store, clock=self.clock, config=ServiceConfig(cpu_workers=0))
         self.app = create_app(self.ctx)
         self.transport = TamperingTransport(SyncASGITransport(self.app))
 
     def http(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, transport=self.transport,
-                            headers={"keystead-protocol": "2"})
+        return httpx.Client(
+            base_url=self.url, transport=self.transport, headers={"keystead-protocol": "2"}
+        )
 
-    def create(self, name: str = "alice", device: str = "laptop",
-               collections: tuple[str, ...] = ("notes", "passwords")) -> tuple[Device, str]:
+    def create(
+        self,
+        name: str = "alice",
+        device: str = "laptop",
+        collections: tuple[str, ...] = ("notes", "passwords"),
+    ) -> tuple[Device, str]:
         """A new account (admin device in its own home); returns it and its recovery key."""
         home = Home(self.tmp / f"{name}-{device}")
-        return acct.create_account(home, self.url, name, device, PASSPHRASE,
-                                   collections=collections, transport=self.transport,
-                                   clock=self.clock)
+        return acct.create_account(
+            home,
+            self.url,
+            name,
+            device,
+            PASSPHRASE,
+            collections=collections,
+            transport=self.transport,
+            clock=self.clock,
+        )
 
-    def join(self, admin: Device, name: str, *, role: str = "member",
-             scopes: list[str] | None = None) -> Device:
+    def join(
+        self, admin: Device, name: str, *, role: str = "member", scopes: list[str] | None = None
+    ) -> Device:
         """The real pairing flow, in process: start, approve on ``admin``, finish."""
         home = Home(self.tmp / f"{admin.account}-{name}")
-        ticket = acct.start_join(home, self.url, admin.account, name, PASSPHRASE,
-                                 transport=self.transport, clock=self.clock)
+        ticket = acct.start_join(
+            home,
+            self.url,
+            admin.account,
+            name,
+            PASSPHRASE,
+            transport=self.transport,
+            clock=self.clock,
+        )
         details = acct.pairing_details(admin, ticket.code)
         assert details.sas == ticket.sas
         acct.approve_device(admin, details, role, scopes)
-        dev = acct.wait_for_approval(home, PASSPHRASE, 0, transport=self.transport,
-                                     clock=self.clock)
+        dev = acct.wait_for_approval(
+            home, PASSPHRASE, 0, transport=self.transport, clock=self.clock
+        )
         assert dev is not None
         return dev
 

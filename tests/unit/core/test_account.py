@@ -33,7 +33,8 @@ def _secrets(dev: Device) -> AccountSecrets:
 
 
 def test_admin_removal_rotates_the_account_key_and_bumps_key_generation(
-        svc: InProcessService, alice: Device) -> None:
+    svc: InProcessService, alice: Device
+) -> None:
     laptop2 = svc.join(alice, "laptop2", role="admin")
     phone = svc.join(alice, "phone", scopes=["notes"])
     Collection(alice, "notes").put("a", b"before")
@@ -47,13 +48,23 @@ def test_admin_removal_rotates_the_account_key_and_bumps_key_generation(
     assert after.kfrag_signer != before.kfrag_signer
     assert after.fingerprint == before.fingerprint  # the pinned identity stays
     # Every collection (an admin read them all) starts a new epoch.
-    assert all(c.current_epoch == before.collections[n].current_epoch + 1
-               for n, c in after.collections.items())
+    assert all(
+        c.current_epoch == before.collections[n].current_epoch + 1
+        for n, c in after.collections.items()
+    )
     # What the removed admin signs with the key it kept is refused by every client.
-    forged = make_entry(old.account_key, account=alice.account, seq=after.seq + 1,
-                        prev=after.head, time=int(svc.clock()), type="sharing-key",
-                        body={"generation": after.sharing_generation + 1, "public_key": b64e(
-                            _umbral.PRESecretKey.generate().public_key.raw)})
+    forged = make_entry(
+        old.account_key,
+        account=alice.account,
+        seq=after.seq + 1,
+        prev=after.head,
+        time=int(svc.clock()),
+        type="sharing-key",
+        body={
+            "generation": after.sharing_generation + 1,
+            "public_key": b64e(_umbral.PRESecretKey.generate().public_key.raw),
+        },
+    )
     with pytest.raises(InvalidSignature):
         after.extend([forged])
     # The removed admin's epoch secrets open nothing of the new epochs.
@@ -83,13 +94,17 @@ def test_member_removal_keeps_the_account_key(svc: InProcessService, alice: Devi
     assert (after.key_generation, after.signing_key) == (0, before.signing_key)
     assert after.sharing_generation == before.sharing_generation + 1
     # Only what the member could read starts a new epoch (and _account, which all read).
-    moved = sorted(n for n, c in after.collections.items()
-                   if c.current_epoch != before.collections[n].current_epoch)
+    moved = sorted(
+        n
+        for n, c in after.collections.items()
+        if c.current_epoch != before.collections[n].current_epoch
+    )
     assert moved == ["_account", "notes"]
 
 
 def test_recovery_works_after_a_label_by_one_admin_and_a_removal_by_a_stale_admin(
-        svc: InProcessService) -> None:
+    svc: InProcessService,
+) -> None:
     """Finding #9 of the security review: an admin that joined before a label existed, then
     removed a device, published its stale copy of the secrets and broke recovery."""
     # "documents" is the scope that lets a device open labels ("documents/...").
@@ -106,31 +121,48 @@ def test_recovery_works_after_a_label_by_one_admin_and_a_removal_by_a_stale_admi
     # The stale admin merged the newest _admin copy before building: nothing was dropped.
     merged = _secrets(stale)
     assert merged.epoch_secret(LABEL, 1) is not None and merged.epoch_secret(LABEL, 2)
-    rescued = acct.recover_account(Home(svc.tmp / "carol-rescue"), svc.url, "carol",
-                                   recovery, "rescue", PASSPHRASE, transport=svc.transport,
-                                   clock=svc.clock)
+    rescued = acct.recover_account(
+        Home(svc.tmp / "carol-rescue"),
+        svc.url,
+        "carol",
+        recovery,
+        "rescue",
+        PASSPHRASE,
+        transport=svc.transport,
+        clock=svc.clock,
+    )
     assert rescued.me().role == "admin"
     secrets = _secrets(rescued)
     assert {e for e in secrets.epochs[LABEL]} == {1, 2}
     assert secrets.account_key.verify_key == rescued.chain().signing_key
     chain = rescued.chain()
     assert rescued.open_sealed(chain, [before_removal, after_removal]) == [
-        b"document key 1", b"document key 2"]
+        b"document key 1",
+        b"document key 2",
+    ]
     notes = Collection(rescued, "notes")
     notes.sync()
     assert notes.get("n").plaintext == b"note"  # type: ignore[union-attr]
     # And the rescued admin can change the account in its turn.
     acct.remove_device(rescued, "carol-b")
     assert rescued.chain().key_generation == 1
-    again = acct.recover_account(Home(svc.tmp / "carol-rescue-2"), svc.url, "carol", recovery,
-                                 "rescue2", PASSPHRASE, transport=svc.transport,
-                                 clock=svc.clock)
+    again = acct.recover_account(
+        Home(svc.tmp / "carol-rescue-2"),
+        svc.url,
+        "carol",
+        recovery,
+        "rescue2",
+        PASSPHRASE,
+        transport=svc.transport,
+        clock=svc.clock,
+    )
     assert _secrets(again).key_generation == 1
     assert again.open_sealed(again.chain(), [after_removal]) == [b"document key 2"]
 
 
 def test_a_bundle_whose_answer_was_lost_is_finished_by_a_resend(
-        svc: InProcessService, alice: Device) -> None:
+    svc: InProcessService, alice: Device
+) -> None:
     phone = svc.join(alice, "phone", scopes=["notes"])
 
     def lose_answer(request: httpx.Request, resp: httpx.Response) -> httpx.Response:

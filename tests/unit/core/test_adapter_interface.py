@@ -71,10 +71,15 @@ def test_a_named_service_comes_from_its_provider_or_a_clear_error() -> None:
 def test_capabilities_cover_only_what_was_declared() -> None:
     adapters = discover()
     caps = AdapterCapabilities(object(), adapters["ssh"], adapters)  # type: ignore[arg-type]
-    for ask in (lambda: caps.collection("passwords"), lambda: caps.channel("confirm"),
-                lambda: caps.keystore_slot(), lambda: caps.routes().request("GET", "confirm")):
+    for ask in (
+        lambda: caps.collection("passwords"),
+        lambda: caps.channel("confirm"),
+        lambda: caps.keystore_slot(),
+        lambda: caps.routes().request("GET", "confirm"),
+    ):
         with pytest.raises(Forbidden):
             ask()
+
     class _Ctx:
         store = None
 
@@ -99,10 +104,16 @@ def test_a_broken_adapter_is_reported_in_one_line_and_the_rest_still_work(tmp_pa
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-adapters\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text(
-        "[keystead.adapters]\nghost = keystead_no_such_module:adapter\nplain = json:dumps\n")
+        "[keystead.adapters]\nghost = keystead_no_such_module:adapter\nplain = json:dumps\n"
+    )
     env: dict[str, Any] = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    proc = subprocess.run([sys.executable, "-m", "keystead.core.cli", "--help"],
-                          capture_output=True, text=True, env=env, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "keystead.core.cli", "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stderr.splitlines()
     assert len(lines) == 2, proc.stderr

@@ -7,24 +7,45 @@ from keystead.core.address import Address
 from keystead.core.errors import FormatError
 
 
-@pytest.mark.parametrize("text, name, host, port", [
-    ("alice@example.org", "alice", "example.org", None),
-    ("a.b_c-d@127.0.0.1:8443", "a.b_c-d", "127.0.0.1", 8443),
-    ("bob@[::1]:9", "bob", "[::1]", 9),
-    ("x@localhost", "x", "localhost", None),
-])
+@pytest.mark.parametrize(
+    "text, name, host, port",
+    [
+        ("alice@example.org", "alice", "example.org", None),
+        ("a.b_c-d@127.0.0.1:8443", "a.b_c-d", "127.0.0.1", 8443),
+        ("bob@[::1]:9", "bob", "[::1]", 9),
+        ("x@localhost", "x", "localhost", None),
+    ],
+)
 def test_valid_addresses_round_trip(text: str, name: str, host: str, port: int | None) -> None:
     a = Address.parse(text)
     assert (a.name, a.host, a.port) == (name, host, port) and str(a) == text
 
 
-@pytest.mark.parametrize("text", [
-    "alice", "@example.org", "alice@", "Alice@example.org", "alice+tag@example.org",
-    "alice@Example.org", "alice@example.org.", "alice@example.org:", "alice@example.org:0",
-    "alice@example.org:65536", "alice@example.org:08443", "alice@exa mple.org",
-    "alice@-x.org", "alice@[::1", "alice@[zz]", "a" * 64 + "@x", "alice@" + "h" * 64,
-    "alice@x@y", "alice@x:1:2", "alice@\u0430pple.com",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "alice",
+        "@example.org",
+        "alice@",
+        "Alice@example.org",
+        "alice+tag@example.org",
+        "alice@Example.org",
+        "alice@example.org.",
+        "alice@example.org:",
+        "alice@example.org:0",
+        "alice@example.org:65536",
+        "alice@example.org:08443",
+        "alice@exa mple.org",
+        "alice@-x.org",
+        "alice@[::1",
+        "alice@[zz]",
+        "a" * 64 + "@x",
+        "alice@" + "h" * 64,
+        "alice@x@y",
+        "alice@x:1:2",
+        "alice@\u0430pple.com",
+    ],
+)
 def test_other_spellings_are_refused(text: str) -> None:
     with pytest.raises(FormatError):
         Address.parse(text)

@@ -18,12 +18,20 @@ NOW = 1_700_000_000.0
 def genesis_plan() -> tuple[Plan, PRESecretKey]:
     recovery = PRESecretKey.generate()
     secrets = AccountSecrets.generate(recovery.public_key)
-    first = make_entry(secrets.account_key, account="alice", seq=0, prev="", time=int(NOW),
-                       type="account-created", body={
-                           "account_key": b64e(secrets.account_key.verify_key.raw),
-                           "kfrag_signer": b64e(secrets.kfrag_signer.public_key.raw),
-                           "recovery_key": b64e(recovery.public_key.raw),
-                           "sharing_key": b64e(secrets.sharing[0].public_key.raw)})
+    first = make_entry(
+        secrets.account_key,
+        account="alice",
+        seq=0,
+        prev="",
+        time=int(NOW),
+        type="account-created",
+        body={
+            "account_key": b64e(secrets.account_key.verify_key.raw),
+            "kfrag_signer": b64e(secrets.kfrag_signer.public_key.raw),
+            "recovery_key": b64e(recovery.public_key.raw),
+            "sharing_key": b64e(secrets.sharing[0].public_key.raw),
+        },
+    )
     return Plan(secrets, verify_chain([first], account="alice"), lambda: NOW), recovery
 
 
@@ -70,8 +78,10 @@ def test_items_are_sealed_under_the_epoch_the_new_chain_makes_current() -> None:
     item = SealedItem.from_json(wire)
     assert (coll, item.epoch, item.writer) == ("notes", 2, keys.device_id)
     ItemVerifier().verify(item, keys.signing.verify_key, account="alice", collection="notes")
-    assert open_item(plan.data_keys[("notes", 2)], account="alice", collection="notes",
-                     item=item) == b"hello"
+    assert (
+        open_item(plan.data_keys[("notes", 2)], account="alice", collection="notes", item=item)
+        == b"hello"
+    )
 
 
 def test_rotation_signs_with_the_new_key_from_then_on() -> None:
@@ -116,15 +126,19 @@ def test_items_of_several_writers_and_collections_are_signed_per_writer() -> Non
     plan.put_item("notes", "d", b"4", 1, one.device_id, one.signing)
     wire = plan.to_json()["items"]
     assert sorted((w["collection"], w["id"]) for w in wire) == [
-        ("_admin", "c"), ("notes", "a"), ("notes", "b"), ("notes", "d")]
+        ("_admin", "c"),
+        ("notes", "a"),
+        ("notes", "b"),
+        ("notes", "d"),
+    ]
     keys = {one.device_id: one, two.device_id: two}
     verifier = ItemVerifier()
     for w in wire:
         coll = w.pop("collection")
         item = SealedItem.from_json(w)
-        verifier.verify(item, keys[item.writer].signing.verify_key, account="alice",
-                        collection=coll)
+        verifier.verify(
+            item, keys[item.writer].signing.verify_key, account="alice", collection=coll
+        )
         other = two if item.writer == one.device_id else one
         with pytest.raises(InvalidSignature):
-            ItemVerifier().verify(item, other.signing.verify_key, account="alice",
-                                  collection=coll)
+            ItemVerifier().verify(item, other.signing.verify_key, account="alice", collection=coll)

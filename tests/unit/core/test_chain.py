@@ -44,30 +44,61 @@ class Builder:
         if self.entries:
             return
         pre = lambda: b64e(PRESecretKey.generate().public_key.raw)  # noqa: E731
-        self.entries.append(make_entry(
-            self.key, account=ACCOUNT, seq=0, prev="", time=self.time, type="account-created",
-            body={"account_key": b64e(self.key.verify_key.raw), "kfrag_signer": pre(),
-                  "recovery_key": pre(), "sharing_key": pre()}))
+        self.entries.append(
+            make_entry(
+                self.key,
+                account=ACCOUNT,
+                seq=0,
+                prev="",
+                time=self.time,
+                type="account-created",
+                body={
+                    "account_key": b64e(self.key.verify_key.raw),
+                    "kfrag_signer": pre(),
+                    "recovery_key": pre(),
+                    "sharing_key": pre(),
+                },
+            )
+        )
 
     @property
     def head(self) -> str:
         return self.entries[-1].digest
 
-    def entry(self, kind: str, body: dict[str, Any], dsig: bytes | None = None, *,
-              seq: int | None = None, prev: str | None = None,
-              key: SigningKey | None = None, account: str = ACCOUNT) -> SignedEntry:
-        return make_entry(key or self.key, account=account,
-                          seq=len(self.entries) if seq is None else seq,
-                          prev=self.head if prev is None else prev, time=self.time, type=kind,
-                          body=body, device_signature=dsig)
+    def entry(
+        self,
+        kind: str,
+        body: dict[str, Any],
+        dsig: bytes | None = None,
+        *,
+        seq: int | None = None,
+        prev: str | None = None,
+        key: SigningKey | None = None,
+        account: str = ACCOUNT,
+    ) -> SignedEntry:
+        return make_entry(
+            key or self.key,
+            account=account,
+            seq=len(self.entries) if seq is None else seq,
+            prev=self.head if prev is None else prev,
+            time=self.time,
+            type=kind,
+            body=body,
+            device_signature=dsig,
+        )
 
     def add(self, kind: str, body: dict[str, Any], dsig: bytes | None = None) -> SignedEntry:
         e = self.entry(kind, body, dsig)
         self.entries.append(e)
         return e
 
-    def device(self, name: str, role: str = "member", scopes: list[str] | None = None,
-               keys: DeviceKeys | None = None) -> tuple[DeviceKeys, dict[str, Any], bytes]:
+    def device(
+        self,
+        name: str,
+        role: str = "member",
+        scopes: list[str] | None = None,
+        keys: DeviceKeys | None = None,
+    ) -> tuple[DeviceKeys, dict[str, Any], bytes]:
         keys = keys or DeviceKeys.generate()
         body = {**keys.public_body(name), "role": role, "scopes": scopes or ["notes"]}
         return keys, body, sign_device_statement(keys.signing, ACCOUNT, body)
@@ -82,21 +113,33 @@ class Builder:
         self.add("collection-created", {"name": name, "kind": kind})
         return self.epoch(name, kind, 1, None)
 
-    def epoch(self, name: str, kind: str, number: int,
-              previous: PRESecretKey | None) -> PRESecretKey:
+    def epoch(
+        self, name: str, kind: str, number: int, previous: PRESecretKey | None
+    ) -> PRESecretKey:
         made = new_epoch(ACCOUNT, name, kind, number, previous)
         self.add("epoch", made.body)
         return made.secret
 
-    def rotation(self, new: SigningKey, *, generation: int = 1,
-                 new_signer: SigningKey | None = None) -> SignedEntry:
+    def rotation(
+        self, new: SigningKey, *, generation: int = 1, new_signer: SigningKey | None = None
+    ) -> SignedEntry:
         """An ``account-key-rotated`` entry signed by the current key and ``new_signer``
         (default: the new key itself)."""
-        body = {"generation": generation, "account_key": b64e(new.verify_key.raw),
-                "kfrag_signer": b64e(PRESecretKey.generate().public_key.raw)}
-        return make_entry(self.key, account=ACCOUNT, seq=len(self.entries), prev=self.head,
-                          time=self.time, type="account-key-rotated", body=body,
-                          new_account_key=new_signer or new)
+        body = {
+            "generation": generation,
+            "account_key": b64e(new.verify_key.raw),
+            "kfrag_signer": b64e(PRESecretKey.generate().public_key.raw),
+        }
+        return make_entry(
+            self.key,
+            account=ACCOUNT,
+            seq=len(self.entries),
+            prev=self.head,
+            time=self.time,
+            type="account-key-rotated",
+            body=body,
+            new_account_key=new_signer or new,
+        )
 
 
 @pytest.fixture
@@ -108,8 +151,7 @@ def chain() -> Builder:
 
 
 def verify(b: Builder, extra: list[SignedEntry] | None = None) -> Any:
-    return verify_chain(b.entries + (extra or []), account=ACCOUNT,
-                        account_key=b.key.verify_key)
+    return verify_chain(b.entries + (extra or []), account=ACCOUNT, account_key=b.key.verify_key)
 
 
 # ------------------------------------------------------------------ what must pass
@@ -164,8 +206,11 @@ def test_epochs_count_up_and_sharing_keys_rotate(chain: Builder) -> None:
 
 def test_collection_created_names_a_kind_and_carries_no_key(chain: Builder) -> None:
     pk = b64e(PRESecretKey.generate().public_key.raw)
-    for body in ({"name": "x"}, {"name": "x", "kind": "files"},
-                 {"name": "x", "kind": "items", "public_key": pk}):
+    for body in (
+        {"name": "x"},
+        {"name": "x", "kind": "files"},
+        {"name": "x", "kind": "items", "public_key": pk},
+    ):
         with pytest.raises(FormatError):
             verify(chain, [chain.entry("collection-created", body)])
     with pytest.raises(VerificationError, match="already exists"):
@@ -196,8 +241,9 @@ def test_bad_signature_is_refused(chain: Builder) -> None:
     forged = SignedEntry(e.entry, bytes(64))
     with pytest.raises(InvalidSignature):
         verify(chain, [forged])
-    by_other_key = chain.entry("collection-created", {"name": "x", "kind": "items"},
-                               key=SigningKey.generate())
+    by_other_key = chain.entry(
+        "collection-created", {"name": "x", "kind": "items"}, key=SigningKey.generate()
+    )
     with pytest.raises(InvalidSignature):
         verify(chain, [by_other_key])
 
@@ -207,8 +253,10 @@ def test_tampered_entry_bytes_are_refused(chain: Builder) -> None:
     raw = e.entry.replace(b'"role":"admin"', b'"role":"member"')
     assert raw != e.entry
     with pytest.raises(InvalidSignature):
-        verify_chain(chain.entries[:-1] + [SignedEntry(raw, e.signature, e.device_signature)],
-                     account=ACCOUNT)
+        verify_chain(
+            chain.entries[:-1] + [SignedEntry(raw, e.signature, e.device_signature)],
+            account=ACCOUNT,
+        )
 
 
 def test_signature_for_another_purpose_is_refused(chain: Builder) -> None:
@@ -238,12 +286,21 @@ def test_reused_sequence_number_is_refused(chain: Builder) -> None:
 
 def test_boolean_sequence_number_is_refused(chain: Builder) -> None:
     b = Builder()
-    raw = canonical_json({"v": 2, "account": ACCOUNT, "seq": True, "prev": b.head,
-                          "time": 1, "type": "collection-created",
-                          "body": {"name": "x", "kind": "items"}})
+    raw = canonical_json(
+        {
+            "v": 2,
+            "account": ACCOUNT,
+            "seq": True,
+            "prev": b.head,
+            "time": 1,
+            "type": "collection-created",
+            "body": {"name": "x", "kind": "items"},
+        }
+    )
     with pytest.raises(FormatError):
-        verify_chain([b.entries[0], SignedEntry(raw, b.key.sign(labels.CHAIN_ENTRY, raw))],
-                     account=ACCOUNT)
+        verify_chain(
+            [b.entries[0], SignedEntry(raw, b.key.sign(labels.CHAIN_ENTRY, raw))], account=ACCOUNT
+        )
 
 
 def test_device_entry_without_countersignature_is_refused(chain: Builder) -> None:
@@ -256,8 +313,9 @@ def test_device_entry_countersigned_by_another_key_is_refused(chain: Builder) ->
     _, body, _ = chain.device("phone")
     other = SigningKey.generate()
     with pytest.raises(InvalidSignature):
-        verify(chain, [chain.entry("device-added", body,
-                                   sign_device_statement(other, ACCOUNT, body))])
+        verify(
+            chain, [chain.entry("device-added", body, sign_device_statement(other, ACCOUNT, body))]
+        )
 
 
 def test_countersignature_for_another_account_is_refused(chain: Builder) -> None:
@@ -270,8 +328,7 @@ def test_countersignature_for_another_account_is_refused(chain: Builder) -> None
 def test_device_id_must_match_its_key_and_be_fresh(chain: Builder) -> None:
     keys, body, _ = chain.device("phone")
     body = {**body, "id": "0" * 16}
-    sig = keys.signing.sign(labels.CHAIN_DEVICE_COUNTERSIGN,
-                            device_statement(ACCOUNT, body))
+    sig = keys.signing.sign(labels.CHAIN_DEVICE_COUNTERSIGN, device_statement(ACCOUNT, body))
     with pytest.raises(VerificationError):
         verify(chain, [chain.entry("device-added", body, sig)])
     laptop_id = next(iter(verify(chain).devices))
@@ -282,8 +339,10 @@ def test_device_id_must_match_its_key_and_be_fresh(chain: Builder) -> None:
 
 def test_countersignature_on_other_entry_types_is_refused(chain: Builder) -> None:
     with pytest.raises(FormatError):
-        verify(chain, [chain.entry("collection-created", {"name": "x", "kind": "items"},
-                                   dsig=bytes(64))])
+        verify(
+            chain,
+            [chain.entry("collection-created", {"name": "x", "kind": "items"}, dsig=bytes(64))],
+        )
 
 
 def test_device_needs_nonempty_scopes_and_a_known_role(chain: Builder) -> None:
@@ -311,8 +370,9 @@ def test_removing_unknown_or_removed_device_is_refused(chain: Builder) -> None:
 
 
 @pytest.mark.parametrize("body", [{"id": ["x"]}, {"id": {"a": 1}}, {"id": 5}, {}])
-def test_malformed_ids_in_entries_are_format_errors_not_crashes(chain: Builder,
-                                                                body: dict[str, Any]) -> None:
+def test_malformed_ids_in_entries_are_format_errors_not_crashes(
+    chain: Builder, body: dict[str, Any]
+) -> None:
     for kind in ("device-removed", "scopes-changed"):
         with pytest.raises((FormatError, VerificationError)):
             verify(chain, [chain.entry(kind, {**body, "scopes": ["notes"]})])
@@ -333,8 +393,10 @@ def test_chain_must_start_with_account_created_for_this_account(chain: Builder) 
 
 def test_entry_for_another_account_is_refused(chain: Builder) -> None:
     with pytest.raises(VerificationError):
-        verify(chain, [chain.entry("collection-created", {"name": "x", "kind": "items"},
-                                   account="bob")])
+        verify(
+            chain,
+            [chain.entry("collection-created", {"name": "x", "kind": "items"}, account="bob")],
+        )
 
 
 def test_unknown_version_type_and_fields_are_refused(chain: Builder) -> None:
@@ -342,8 +404,15 @@ def test_unknown_version_type_and_fields_are_refused(chain: Builder) -> None:
         raw = canonical_json(obj)
         return SignedEntry(raw, chain.key.sign(labels.CHAIN_ENTRY, raw))
 
-    base = {"v": 2, "account": ACCOUNT, "seq": len(chain.entries), "prev": chain.head,
-            "time": 1, "type": "collection-created", "body": {"name": "x", "kind": "items"}}
+    base = {
+        "v": 2,
+        "account": ACCOUNT,
+        "seq": len(chain.entries),
+        "prev": chain.head,
+        "time": 1,
+        "type": "collection-created",
+        "body": {"name": "x", "kind": "items"},
+    }
     verify(chain, [signed(base)])  # the base itself is valid: each change below breaks it
     for version in (1, 3, "2"):
         with pytest.raises(UnsupportedVersion, match="version 2"):
@@ -357,12 +426,19 @@ def test_unknown_version_type_and_fields_are_refused(chain: Builder) -> None:
         verify(chain, [SignedEntry(raw, chain.key.sign(labels.CHAIN_ENTRY, raw))])
 
 
-@pytest.mark.parametrize("obj", [
-    "x", [], {"entry": "AA"}, {"entry": "AA", "sig": "AA"},
-    {"entry": "AA==", "sig": b64e(bytes(64))}, {"entry": "AA", "sig": b64e(bytes(64)), "x": 1},
-    {"entry": b64e(bytes(16 * 1024 + 1)), "sig": b64e(bytes(64))},
-    {"entry": "AA", "sig": b64e(bytes(64)), "device_sig": "AA"},
-])
+@pytest.mark.parametrize(
+    "obj",
+    [
+        "x",
+        [],
+        {"entry": "AA"},
+        {"entry": "AA", "sig": "AA"},
+        {"entry": "AA==", "sig": b64e(bytes(64))},
+        {"entry": "AA", "sig": b64e(bytes(64)), "x": 1},
+        {"entry": b64e(bytes(16 * 1024 + 1)), "sig": b64e(bytes(64))},
+        {"entry": "AA", "sig": b64e(bytes(64)), "device_sig": "AA"},
+    ],
+)
 def test_signed_entry_json_is_parsed_strictly(obj: Any) -> None:
     with pytest.raises(FormatError):
         SignedEntry.from_json(obj)
@@ -450,8 +526,9 @@ def test_rotation_lacking_the_new_keys_signature_is_refused(chain: Builder) -> N
 def test_rotation_signed_by_the_new_key_alone_is_refused(chain: Builder) -> None:
     new = SigningKey.generate()
     good = chain.rotation(new)
-    by_new_only = SignedEntry(good.entry, new.sign(labels.CHAIN_ENTRY, good.entry), None,
-                              good.new_key_signature)
+    by_new_only = SignedEntry(
+        good.entry, new.sign(labels.CHAIN_ENTRY, good.entry), None, good.new_key_signature
+    )
     with pytest.raises(InvalidSignature):
         verify(chain, [by_new_only])
 
@@ -463,9 +540,16 @@ def test_rotation_generations_count_up_and_bodies_are_strict(chain: Builder) -> 
             verify(chain, [chain.rotation(new, generation=gen)])
     good = chain.rotation(new)
     body = json.loads(good.entry)["body"]
-    extra = make_entry(chain.key, account=ACCOUNT, seq=len(chain.entries), prev=chain.head,
-                       time=chain.time, type="account-key-rotated", body={**body, "x": 1},
-                       new_account_key=new)
+    extra = make_entry(
+        chain.key,
+        account=ACCOUNT,
+        seq=len(chain.entries),
+        prev=chain.head,
+        time=chain.time,
+        type="account-key-rotated",
+        body={**body, "x": 1},
+        new_account_key=new,
+    )
     with pytest.raises(FormatError):
         verify(chain, [extra])
 
@@ -474,6 +558,14 @@ def test_new_key_signature_on_other_entry_types_is_refused(chain: Builder) -> No
     e = chain.entry("collection-created", {"name": "x", "kind": "items"})
     verify(chain, [e])
     with pytest.raises(FormatError):
-        verify(chain, [SignedEntry(e.entry, e.signature, None,
-                                   SigningKey.generate().sign(labels.CHAIN_KEY_ROTATION,
-                                                              e.entry))])
+        verify(
+            chain,
+            [
+                SignedEntry(
+                    e.entry,
+                    e.signature,
+                    None,
+                    SigningKey.generate().sign(labels.CHAIN_KEY_ROTATION, e.entry),
+                )
+            ],
+        )

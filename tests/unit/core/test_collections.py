@@ -23,21 +23,37 @@ def alice(svc: InProcessService) -> Device:
     return dev
 
 
-def _seal(owner: Device, writer: Device, item_id: str, plaintext: bytes, *, epoch: int,
-          key: bytes | None = None, coll: str = "notes", version: int = 1) -> SealedItem:
+def _seal(
+    owner: Device,
+    writer: Device,
+    item_id: str,
+    plaintext: bytes,
+    *,
+    epoch: int,
+    key: bytes | None = None,
+    coll: str = "notes",
+    version: int = 1,
+) -> SealedItem:
     """An item of ``owner``'s account, sealed under ``epoch``'s data key (or ``key``) and
     signed by ``writer``."""
     data_key = key if key is not None else owner.epoch_keys(coll, [epoch])[epoch]
-    item = seal_item(data_key, account=owner.account, collection=coll, item_id=item_id,
-                     version=version, epoch=epoch, plaintext=plaintext,
-                     writer=writer.device_id)
-    return sign_items(writer.keys.signing, account=owner.account, collection=coll,
-                      items=[item])[0]
+    item = seal_item(
+        data_key,
+        account=owner.account,
+        collection=coll,
+        item_id=item_id,
+        version=version,
+        epoch=epoch,
+        plaintext=plaintext,
+        writer=writer.device_id,
+    )
+    return sign_items(writer.keys.signing, account=owner.account, collection=coll, items=[item])[0]
 
 
 def _serve_also(svc: InProcessService, coll: str, extra: list[SealedItem]) -> None:
     """The service adds ``extra`` to its answers for ``coll``'s items (what a service that
     colludes with a removed device, or a database edit, would do)."""
+
     def rewrite(request: httpx.Request, resp: httpx.Response) -> httpx.Response:
         if not (request.method == "GET" and request.url.path.endswith(f"/{coll}/items")):
             return resp
@@ -54,15 +70,17 @@ def _ids(records: list) -> list[str]:  # type: ignore[type-arg]
 
 
 def test_records_skip_an_unreadable_item_and_unreadable_names_it(
-        svc: InProcessService, alice: Device) -> None:
+    svc: InProcessService, alice: Device
+) -> None:
     phone = svc.join(alice, "phone", scopes=["notes"])
     ac = Collection(alice, "notes")
     ac.put("good", b"fine")
     # A member writes garbage that the service cannot tell from a real item: right epoch,
     # its own valid signature, a ciphertext under a key nobody has.
     junk = _seal(alice, phone, "junk", b"x", epoch=1, key=random_bytes(32))
-    phone.client.post(f"/accounts/{alice.account}/collections/notes/items",
-                      {"items": [junk.to_json()]})
+    phone.client.post(
+        f"/accounts/{alice.account}/collections/notes/items", {"items": [junk.to_json()]}
+    )
     ac.put("after", b"still fine")
     result = ac.sync()
     assert _ids(ac.records()) == ["after", "good"]
@@ -83,7 +101,8 @@ def test_records_skip_an_unreadable_item_and_unreadable_names_it(
 
 
 def test_item_written_by_a_removed_device_under_a_later_epoch_is_skipped(
-        svc: InProcessService, alice: Device) -> None:
+    svc: InProcessService, alice: Device
+) -> None:
     phone = svc.join(alice, "phone", scopes=["notes"])
     pc = Collection(phone, "notes")
     pc.put("before", b"written while live")
@@ -109,8 +128,9 @@ def test_item_written_by_a_removed_device_under_a_later_epoch_is_skipped(
     assert ac.get("control").writer == alice.device_id  # type: ignore[union-attr]
 
 
-def test_admin_only_collections_trust_only_admin_writers(svc: InProcessService,
-                                                         alice: Device) -> None:
+def test_admin_only_collections_trust_only_admin_writers(
+    svc: InProcessService, alice: Device
+) -> None:
     phone = svc.join(alice, "phone", scopes=["notes"])
     ac = Collection(alice, "_account")
     ac.put("note", b"by the admin")
@@ -129,7 +149,8 @@ def test_admin_only_collections_trust_only_admin_writers(svc: InProcessService,
 
 
 def test_item_names_its_writer_and_a_signature_from_another_device_is_skipped(
-        svc: InProcessService, alice: Device) -> None:
+    svc: InProcessService, alice: Device
+) -> None:
     phone = svc.join(alice, "phone", scopes=["notes"])
     Collection(phone, "notes").put("mine", b"from phone")
     ac = Collection(alice, "notes")
@@ -147,7 +168,8 @@ def test_item_names_its_writer_and_a_signature_from_another_device_is_skipped(
 
 
 def test_a_writer_with_a_stale_chain_seals_again_under_the_new_epoch(
-        svc: InProcessService, alice: Device) -> None:
+    svc: InProcessService, alice: Device
+) -> None:
     phone = svc.join(alice, "phone", scopes=["notes"])
     Collection(alice, "notes").put("seed", b"read by phone")
     pc = Collection(phone, "notes")
@@ -169,7 +191,8 @@ Rewrite = Callable[[httpx.Request, httpx.Response], httpx.Response]
 
 
 def test_a_write_queued_offline_is_pushed_signed_and_resealed_after_a_rotation(
-        svc: InProcessService, alice: Device) -> None:
+    svc: InProcessService, alice: Device
+) -> None:
     phone = svc.join(alice, "phone", scopes=["notes"])
     Collection(alice, "notes").put("seed", b"x")
     pc = Collection(phone, "notes")
@@ -194,7 +217,8 @@ def test_a_write_queued_offline_is_pushed_signed_and_resealed_after_a_rotation(
 
 
 def test_an_item_by_a_device_newer_than_the_readers_chain_is_read(
-        svc: InProcessService, alice: Device) -> None:
+    svc: InProcessService, alice: Device
+) -> None:
     """The reader's chain predates the writer's joining (a sync whose chain was fetched
     just before): it learns the writer instead of marking the item unreadable for good."""
     ac = Collection(alice, "notes")
@@ -203,10 +227,10 @@ def test_an_item_by_a_device_newer_than_the_readers_chain_is_read(
     phone = svc.join(alice, "phone", scopes=["notes"])
     Collection(phone, "notes").put("hello", b"from the new phone")
     alice._chain = None  # noqa: SLF001 - forget the chain the join fetched
-    (alice.home.path / "chain.json").write_text(json.dumps(
-        [e.to_json() for e in svc.store.chain(alice.account)[:seen + 1]]))
-    alice.keystore.data["seen"] = {"seq": seen, "head": svc.store.chain(alice.account)[seen]
-                                   .digest}
+    (alice.home.path / "chain.json").write_text(
+        json.dumps([e.to_json() for e in svc.store.chain(alice.account)[: seen + 1]])
+    )
+    alice.keystore.data["seen"] = {"seq": seen, "head": svc.store.chain(alice.account)[seen].digest}
     assert phone.device_id not in alice.chain(refresh=False).devices
     result = ac.sync(refresh_chain=False)
     assert result.unreadable == [] and ac.unreadable() == []

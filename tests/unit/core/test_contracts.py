@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
-ADAPTERS = sorted(p.name for p in (ROOT / "adapters").iterdir()
-                  if (p / "__init__.py").exists())
+ADAPTERS = sorted(p.name for p in (ROOT / "adapters").iterdir() if (p / "__init__.py").exists())
 
 
 def _imports(path: Path, package: str) -> Iterator[tuple[int, str, list[str]]]:
@@ -71,7 +70,8 @@ def test_an_adapter_imports_no_other_adapter_and_no_private_core_name(adapter: s
         for line, module, names in _imports(path, pkg):
             where = f"{path.relative_to(ROOT)}:{line}"
             if module.startswith("keystead.adapters") and not (
-                    module == own or module.startswith(own + ".")):
+                module == own or module.startswith(own + ".")
+            ):
                 if module != "keystead.adapters" or any(n != adapter for n in names):
                     bad.append(f"{where} imports another adapter: {module} {names}")
             if module == "keystead.core" or module.startswith("keystead.core."):
@@ -86,24 +86,65 @@ def test_an_adapter_imports_no_other_adapter_and_no_private_core_name(adapter: s
 def test_the_checker_sees_what_it_must_refuse(tmp_path: Path) -> None:
     """The contract test itself can fail: each forbidden form is caught."""
     sample = tmp_path / "x.py"
-    sample.write_text("from keystead.core import _umbral\n"
-                      "from keystead.core._encoding import b64e\n"
-                      "from ..ssh import adapter\nimport keystead.adapters.ssh\n")
+    sample.write_text(
+        "from keystead.core import _umbral\n"
+        "from keystead.core._encoding import b64e\n"
+        "from ..ssh import adapter\nimport keystead.adapters.ssh\n"
+    )
     found = list(_imports(sample, "keystead.adapters.messaging"))
-    assert [m for _, m, _ in found] == ["keystead.core", "keystead.core._encoding",
-                                        "keystead.adapters.ssh", "keystead.adapters.ssh"]
+    assert [m for _, m, _ in found] == [
+        "keystead.core",
+        "keystead.core._encoding",
+        "keystead.adapters.ssh",
+        "keystead.adapters.ssh",
+    ]
     assert found[0][2] == ["_umbral"]
 
 
 CORE_ALL = [
-    "Adapter", "ChainState", "Collection", "Conflict", "DecryptionFailed", "Device",
-    "DeviceInfo", "DeviceRemoved", "Forbidden", "FormatError", "Home", "InvalidSignature",
-    "KeysteadError", "KeystoreLocked", "NetworkError", "NotFound", "RateLimited", "Record",
-    "RollbackDetected", "ServiceError", "SigningKey", "StorageError", "SyncResult",
-    "UnsupportedVersion", "VerificationError", "VerifyKey", "atomic_write", "audit_log", "b64d",
-    "b64e", "canonical_json", "create_shared_key", "discover", "fingerprint", "grant_account",
-    "list_grants", "open_sealed", "open_sealed_to_key", "parse_json_object", "random_bytes",
-    "revoke_account", "seal", "seal_to_key",
+    "Adapter",
+    "ChainState",
+    "Collection",
+    "Conflict",
+    "DecryptionFailed",
+    "Device",
+    "DeviceInfo",
+    "DeviceRemoved",
+    "Forbidden",
+    "FormatError",
+    "Home",
+    "InvalidSignature",
+    "KeysteadError",
+    "KeystoreLocked",
+    "NetworkError",
+    "NotFound",
+    "RateLimited",
+    "Record",
+    "RollbackDetected",
+    "ServiceError",
+    "SigningKey",
+    "StorageError",
+    "SyncResult",
+    "UnsupportedVersion",
+    "VerificationError",
+    "VerifyKey",
+    "atomic_write",
+    "audit_log",
+    "b64d",
+    "b64e",
+    "canonical_json",
+    "create_shared_key",
+    "discover",
+    "fingerprint",
+    "grant_account",
+    "list_grants",
+    "open_sealed",
+    "open_sealed_to_key",
+    "parse_json_object",
+    "random_bytes",
+    "revoke_account",
+    "seal",
+    "seal_to_key",
 ]
 
 ADAPTER_ALL = {
@@ -111,21 +152,70 @@ ADAPTER_ALL = {
     "passwords": ["adapter"],
     "messaging": ["adapter"],
     "documents": [
-        "DATA_KEY_SIZE", "DEFAULT_CHUNK_SIZE", "DOCUMENT_ID_SIZE", "MAGIC_V2", "MAX_CHUNK_SIZE",
-        "MIN_CHUNK_SIZE", "NONCE_PREFIX_SIZE", "PAYLOAD_KEY_LABEL", "TAG_SIZE",
-        "DataKeyProvider", "Header", "Progress", "adapter", "open_stream", "open_to_path",
-        "protect_stream", "protect_to_path", "read_header", "terminal_progress",
+        "DATA_KEY_SIZE",
+        "DEFAULT_CHUNK_SIZE",
+        "DOCUMENT_ID_SIZE",
+        "MAGIC_V2",
+        "MAX_CHUNK_SIZE",
+        "MIN_CHUNK_SIZE",
+        "NONCE_PREFIX_SIZE",
+        "PAYLOAD_KEY_LABEL",
+        "TAG_SIZE",
+        "DataKeyProvider",
+        "Header",
+        "Progress",
+        "adapter",
+        "open_stream",
+        "open_to_path",
+        "protect_stream",
+        "protect_to_path",
+        "read_header",
+        "terminal_progress",
     ],
     "second_factor": [
-        "AmbiguousName", "AnswerRejected", "AnswerReplayed", "CodeRejected", "CodeReplayed",
-        "Decision", "DeviceNotLive", "DevicePromptSource", "InMemoryPromptSource",
-        "InvalidChoice", "OtpAuth", "OtpAuthError", "Outcome", "PURPOSE_ANSWER",
-        "PendingPrompt", "PendingRequest", "PinMismatch", "Prompt", "PromptSource", "RelyingParty",
-        "RelyingPartyClient", "RequestExpired", "TotpVerifier", "VerifiedAnswer", "WrongNumber",
-        "WrongRelyingParty", "WrongRequest", "answer_prompt", "code_at", "credential_from_item",
-        "credential_to_item", "decode_secret", "encode_secret", "find_credential", "hotp",
-        "qr_matrix", "render_qr", "request_confirmation", "take_code", "time_step", "totp",
-        "verify_answer", "verify_totp",
+        "AmbiguousName",
+        "AnswerRejected",
+        "AnswerReplayed",
+        "CodeRejected",
+        "CodeReplayed",
+        "Decision",
+        "DeviceNotLive",
+        "DevicePromptSource",
+        "InMemoryPromptSource",
+        "InvalidChoice",
+        "OtpAuth",
+        "OtpAuthError",
+        "Outcome",
+        "PURPOSE_ANSWER",
+        "PendingPrompt",
+        "PendingRequest",
+        "PinMismatch",
+        "Prompt",
+        "PromptSource",
+        "RelyingParty",
+        "RelyingPartyClient",
+        "RequestExpired",
+        "TotpVerifier",
+        "VerifiedAnswer",
+        "WrongNumber",
+        "WrongRelyingParty",
+        "WrongRequest",
+        "answer_prompt",
+        "code_at",
+        "credential_from_item",
+        "credential_to_item",
+        "decode_secret",
+        "encode_secret",
+        "find_credential",
+        "hotp",
+        "qr_matrix",
+        "render_qr",
+        "request_confirmation",
+        "take_code",
+        "time_step",
+        "totp",
+        "verify_answer",
+        "verify_totp",
     ],
 }
 

@@ -23,8 +23,9 @@ from keystead.core.errors import (
 )
 
 
-def rewrite_json(svc: InProcessService, match: Callable[[httpx.Request], bool],
-                 edit: Callable[[dict], dict]) -> None:  # type: ignore[type-arg]
+def rewrite_json(
+    svc: InProcessService, match: Callable[[httpx.Request], bool], edit: Callable[[dict], dict]
+) -> None:  # type: ignore[type-arg]
     def rewrite(request: httpx.Request, resp: httpx.Response) -> httpx.Response:
         if not match(request) or resp.status_code != 200:
             return resp
@@ -52,15 +53,15 @@ def alice(svc: InProcessService) -> Device:
     return dev
 
 
-def test_chain_refresh_verifies_and_remembers_the_head(svc: InProcessService,
-                                                      alice: Device) -> None:
+def test_chain_refresh_verifies_and_remembers_the_head(
+    svc: InProcessService, alice: Device
+) -> None:
     state = alice.chain()
     assert alice.keystore.data["seen"] == {"seq": state.seq, "head": state.head}
     assert alice.me().role == "admin"
 
 
-def test_service_serving_a_shorter_chain_is_detected(svc: InProcessService,
-                                                     alice: Device) -> None:
+def test_service_serving_a_shorter_chain_is_detected(svc: InProcessService, alice: Device) -> None:
     svc.join(alice, "phone")
     seen = alice.chain()
     (alice.home.path / "chain.json").unlink()  # the local copy is lost; the pin remains
@@ -70,8 +71,9 @@ def test_service_serving_a_shorter_chain_is_detected(svc: InProcessService,
     assert alice.keystore.data["seen"]["seq"] == seen.seq
 
 
-def test_service_serving_nothing_new_keeps_the_cached_chain(svc: InProcessService,
-                                                            alice: Device) -> None:
+def test_service_serving_nothing_new_keeps_the_cached_chain(
+    svc: InProcessService, alice: Device
+) -> None:
     seen = alice.chain()
     rewrite_json(svc, is_chain, lambda d: {"entries": []})
     assert alice.chain().head == seen.head
@@ -83,10 +85,18 @@ def _branch(alice: Device, seq: int, prev: str, generations: list[int]) -> list[
     assert secrets is not None
     out: list[SignedEntry] = []
     for gen in generations:
-        e = make_entry(secrets.account_key, account=alice.account, seq=seq, prev=prev,
-                       time=int(alice.clock()), type="sharing-key",
-                       body={"generation": gen, "public_key": b64e(
-                           _umbral.PRESecretKey.generate().public_key.raw)})
+        e = make_entry(
+            secrets.account_key,
+            account=alice.account,
+            seq=seq,
+            prev=prev,
+            time=int(alice.clock()),
+            type="sharing-key",
+            body={
+                "generation": gen,
+                "public_key": b64e(_umbral.PRESecretKey.generate().public_key.raw),
+            },
+        )
         out.append(e)
         seq, prev = seq + 1, e.digest
     return out
@@ -101,8 +111,7 @@ def _fork_entry(alice: Device) -> SignedEntry:
     return entry
 
 
-def test_service_serving_a_forked_chain_is_detected(svc: InProcessService,
-                                                    alice: Device) -> None:
+def test_service_serving_a_forked_chain_is_detected(svc: InProcessService, alice: Device) -> None:
     svc.join(alice, "phone")
     fork = _fork_entry(alice)
 
@@ -116,27 +125,32 @@ def test_service_serving_a_forked_chain_is_detected(svc: InProcessService,
         alice.chain()
 
 
-def test_forked_continuation_does_not_link_to_the_cached_chain(svc: InProcessService,
-                                                                alice: Device) -> None:
+def test_forked_continuation_does_not_link_to_the_cached_chain(
+    svc: InProcessService, alice: Device
+) -> None:
     phone = svc.join(alice, "phone")
     seen = phone.chain()
     secrets = alice.secrets
     assert secrets is not None
     # a branch that replaces the newest entry phone has seen, then continues from it
-    branch = _branch(alice, seen.seq, seen.digests[-2],
-                     [seen.sharing_generation + 1, seen.sharing_generation + 2])
+    branch = _branch(
+        alice,
+        seen.seq,
+        seen.digests[-2],
+        [seen.sharing_generation + 1, seen.sharing_generation + 2],
+    )
     rewrite_json(svc, is_chain, lambda d: {"entries": [branch[1].to_json()]})
     with pytest.raises(VerificationError):
         phone.chain()
     assert phone.keystore.data["seen"] == {"seq": seen.seq, "head": seen.head}
 
 
-def test_device_refuses_a_cfrag_that_fails_verification(svc: InProcessService,
-                                                        alice: Device) -> None:
+def test_device_refuses_a_cfrag_that_fails_verification(
+    svc: InProcessService, alice: Device
+) -> None:
     Collection(alice, "notes").put("a", b"secret")
     phone = svc.join(alice, "phone", scopes=["notes"])
-    [grant] = [g for g in svc.store.grants(alice.account, "notes")
-               if g.target == phone.device_id]
+    [grant] = [g for g in svc.store.grants(alice.account, "notes") if g.target == phone.device_id]
     other_capsule, _ = _umbral.encrypt(alice.chain().collection("notes").public_key, b"x" * 32)
     wrong = _umbral.reencrypt(other_capsule, grant.kfrag)  # genuine, for another capsule
 
@@ -167,12 +181,17 @@ def test_wrong_number_of_cfrags_is_refused(svc: InProcessService, alice: Device)
     assert_unreadable(coll, "a")
 
 
-@pytest.mark.parametrize("edit", [
-    {"id": "b"}, {"version": 2}, {"deleted": True},
-])
-def test_item_moved_or_relabelled_by_the_service_fails_to_open(svc: InProcessService,
-                                                               alice: Device,
-                                                               edit: dict) -> None:  # type: ignore[type-arg]
+@pytest.mark.parametrize(
+    "edit",
+    [
+        {"id": "b"},
+        {"version": 2},
+        {"deleted": True},
+    ],
+)
+def test_item_moved_or_relabelled_by_the_service_fails_to_open(
+    svc: InProcessService, alice: Device, edit: dict
+) -> None:  # type: ignore[type-arg]
     Collection(alice, "notes").put("a", b"secret")
     phone = svc.join(alice, "phone", scopes=["notes"])
 
@@ -190,19 +209,24 @@ def test_item_moved_or_relabelled_by_the_service_fails_to_open(svc: InProcessSer
         assert_unreadable(coll, edit.get("id", "a"))
 
 
-def test_item_moved_to_another_collection_fails_to_open(svc: InProcessService,
-                                                        alice: Device) -> None:
+def test_item_moved_to_another_collection_fails_to_open(
+    svc: InProcessService, alice: Device
+) -> None:
     Collection(alice, "notes").put("a", b"secret")
     notes = svc.store.changes(alice.account, "notes", 0, 10)
-    rewrite_json(svc, lambda r: r.url.path.endswith("/passwords/items") and r.method == "GET",
-                 lambda d: {"items": [i.to_json() for i in notes]})
+    rewrite_json(
+        svc,
+        lambda r: r.url.path.endswith("/passwords/items") and r.method == "GET",
+        lambda d: {"items": [i.to_json() for i in notes]},
+    )
     coll = Collection(alice, "passwords")
     coll.sync()
     assert_unreadable(coll, "a")
 
 
-def test_older_version_replayed_as_newer_fails_to_open(svc: InProcessService,
-                                                       alice: Device) -> None:
+def test_older_version_replayed_as_newer_fails_to_open(
+    svc: InProcessService, alice: Device
+) -> None:
     coll = Collection(alice, "notes")
     coll.put("a", b"old")
     v1 = svc.store.changes(alice.account, "notes", 0, 10)[0]
@@ -239,8 +263,9 @@ def test_removed_device_cannot_read_new_epochs(svc: InProcessService, alice: Dev
         _umbral.decrypt(phone.keys.pre, epoch2.capsule, epoch2.ciphertext or b"")
 
 
-def test_stale_write_is_a_conflict_and_the_stored_item_is_unchanged(svc: InProcessService,
-                                                                    alice: Device) -> None:
+def test_stale_write_is_a_conflict_and_the_stored_item_is_unchanged(
+    svc: InProcessService, alice: Device
+) -> None:
     from keystead.core.errors import Conflict
 
     phone = svc.join(alice, "phone", scopes=["notes"])
@@ -256,8 +281,7 @@ def test_stale_write_is_a_conflict_and_the_stored_item_is_unchanged(svc: InProce
     assert pc.get("a").plaintext == b"v2 from laptop"  # type: ignore[union-attr]
 
 
-def test_offline_write_conflict_goes_to_the_resolver(svc: InProcessService,
-                                                     alice: Device) -> None:
+def test_offline_write_conflict_goes_to_the_resolver(svc: InProcessService, alice: Device) -> None:
     from keystead.core.errors import NetworkError
 
     phone = svc.join(alice, "phone", scopes=["notes"])
@@ -275,15 +299,15 @@ def test_offline_write_conflict_goes_to_the_resolver(svc: InProcessService,
     svc.transport.down = False
     assert svc.store.changes(alice.account, "notes", 0, 10) == stored  # nothing reached it
     seen = []
-    result = pc.sync(lambda local, remote: (seen.append((local.plaintext, remote.plaintext))
-                                            or b"merged"))
+    result = pc.sync(
+        lambda local, remote: seen.append((local.plaintext, remote.plaintext)) or b"merged"
+    )
     assert result.conflicts == ["a"] and seen == [(b"phone", b"laptop")]
     ac.sync()
     assert ac.get("a").plaintext == b"merged"  # type: ignore[union-attr]
 
 
-def test_malformed_service_answers_are_format_errors(svc: InProcessService,
-                                                     alice: Device) -> None:
+def test_malformed_service_answers_are_format_errors(svc: InProcessService, alice: Device) -> None:
     rewrite_json(svc, is_chain, lambda d: {"entries": [{"entry": "!!", "sig": "x"}]})
     with pytest.raises(FormatError):
         alice.chain()
@@ -293,8 +317,9 @@ def test_malformed_service_answers_are_format_errors(svc: InProcessService,
     assert b64d(raw[0]["sig"], size=64)
 
 
-def test_collections_added_later_are_readable_by_every_admin(svc: InProcessService,
-                                                              alice: Device) -> None:
+def test_collections_added_later_are_readable_by_every_admin(
+    svc: InProcessService, alice: Device
+) -> None:
     desktop = svc.join(alice, "desktop", role="admin")
     assert acct.ensure_collections(alice, ["journal"]) == ["journal"]
     assert acct.ensure_collections(alice, ["journal"]) == []

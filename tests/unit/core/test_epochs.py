@@ -17,19 +17,25 @@ ACCOUNT, COLL = "alice", "notes"
 
 def info(made: NewEpoch, seq: int = 1) -> EpochInfo:
     b = made.body
-    return EpochInfo(b["epoch"], PREPublicKey(b64d(b["public_key"])), seq,
-                     b64d(b["capsule"]) if "capsule" in b else None,
-                     b64d(b["ciphertext"]) if "ciphertext" in b else None,
-                     b64d(b["previous"]) if "previous" in b else None)
+    return EpochInfo(
+        b["epoch"],
+        PREPublicKey(b64d(b["public_key"])),
+        seq,
+        b64d(b["capsule"]) if "capsule" in b else None,
+        b64d(b["ciphertext"]) if "ciphertext" in b else None,
+        b64d(b["previous"]) if "previous" in b else None,
+    )
 
 
-def history(n: int, account: str = ACCOUNT, coll: str = COLL
-            ) -> tuple[list[NewEpoch], CollectionInfo]:
+def history(
+    n: int, account: str = ACCOUNT, coll: str = COLL
+) -> tuple[list[NewEpoch], CollectionInfo]:
     made: list[NewEpoch] = []
     for e in range(1, n + 1):
         made.append(new_epoch(account, coll, "items", e, made[-1].secret if made else None))
-    return made, CollectionInfo(coll, "items", {m.body["epoch"]: info(m, i)
-                                                for i, m in enumerate(made)})
+    return made, CollectionInfo(
+        coll, "items", {m.body["epoch"]: info(m, i) for i, m in enumerate(made)}
+    )
 
 
 def test_each_epoch_has_its_own_key_pair_and_data_key() -> None:
@@ -48,8 +54,10 @@ def test_the_newest_data_key_walks_back_through_every_epoch() -> None:
     keys = walk_back(ACCOUNT, coll, 4, newest, {1, 2, 3, 4})
     assert keys == {m.body["epoch"]: m.data_key for m in made}
     assert walk_back(ACCOUNT, coll, 4, newest, {2}) == {2: made[1].data_key}
-    assert previous_secret(ACCOUNT, coll, 2, made[1].data_key or b"").public_key == \
-        made[0].secret.public_key
+    assert (
+        previous_secret(ACCOUNT, coll, 2, made[1].data_key or b"").public_key
+        == made[0].secret.public_key
+    )
 
 
 def test_an_older_epoch_opens_nothing_newer() -> None:

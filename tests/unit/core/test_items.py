@@ -32,8 +32,15 @@ OTHER = SigningKey.generate()
 
 def sealed(*, signer: SigningKey = SIGNER, **kw: Any) -> SealedItem:
     """One item, sealed and signed as a write of its own."""
-    args = {"item_id": "github", "version": 2, "epoch": 1, "plaintext": b"hunter2",
-            "writer": WRITER, **WHERE, **kw}
+    args = {
+        "item_id": "github",
+        "version": 2,
+        "epoch": 1,
+        "plaintext": b"hunter2",
+        "writer": WRITER,
+        **WHERE,
+        **kw,
+    }
     [item] = sign_items(signer, **WHERE, items=[seal_item(KEY, **args)])
     return item
 
@@ -50,19 +57,33 @@ def test_round_trip() -> None:
     verify(item)
 
 
-@pytest.mark.parametrize("change", [
-    {"id": "gitlab"}, {"version": 3}, {"version": 1}, {"epoch": 2}, {"deleted": True},
-    {"writer": device_id_for(OTHER.verify_key)},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"id": "gitlab"},
+        {"version": 3},
+        {"version": 1},
+        {"epoch": 2},
+        {"deleted": True},
+        {"writer": device_id_for(OTHER.verify_key)},
+    ],
+)
 def test_service_cannot_move_relabel_or_replay_an_item(change: dict[str, Any]) -> None:
     with pytest.raises(DecryptionFailed):
         open_item(KEY, **WHERE, item=replace(sealed(), **change))
 
 
-@pytest.mark.parametrize("change", [
-    {"id": "gitlab"}, {"version": 3}, {"epoch": 2}, {"deleted": True},
-    {"writer": device_id_for(OTHER.verify_key)}, {"ciphertext": b"x" * 40},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"id": "gitlab"},
+        {"version": 3},
+        {"epoch": 2},
+        {"deleted": True},
+        {"writer": device_id_for(OTHER.verify_key)},
+        {"ciphertext": b"x" * 40},
+    ],
+)
 def test_signature_covers_every_bound_field_and_the_ciphertext(change: dict[str, Any]) -> None:
     with pytest.raises(InvalidSignature):
         verify(replace(sealed(), **change))
@@ -80,13 +101,16 @@ def test_signature_by_another_device_or_for_another_place_is_refused() -> None:
     with pytest.raises(InvalidSignature):
         verify(sealed(signer=OTHER))
     with pytest.raises(InvalidSignature):  # unsigned
-        verify(seal_item(KEY, **WHERE, item_id="a", version=1, epoch=1, plaintext=b"x",
-                         writer=WRITER))
+        verify(
+            seal_item(KEY, **WHERE, item_id="a", version=1, epoch=1, plaintext=b"x", writer=WRITER)
+        )
 
 
 def _write(n: int) -> list[SealedItem]:
-    plain = [seal_item(KEY, **WHERE, item_id=f"i{k}", version=1, epoch=1, plaintext=b"x",
-                       writer=WRITER) for k in range(n)]
+    plain = [
+        seal_item(KEY, **WHERE, item_id=f"i{k}", version=1, epoch=1, plaintext=b"x", writer=WRITER)
+        for k in range(n)
+    ]
     return sign_items(SIGNER, **WHERE, items=plain)
 
 
@@ -136,9 +160,11 @@ def test_tampered_or_truncated_ciphertext_and_wrong_key_fail_the_same_way() -> N
     item = sealed()
     flipped = bytes([item.ciphertext[0] ^ 1]) + item.ciphertext[1:]
     messages = set()
-    for bad, key in [(replace(item, ciphertext=flipped), KEY),
-                     (replace(item, ciphertext=item.ciphertext[:20]), KEY),
-                     (item, random_bytes(32))]:
+    for bad, key in [
+        (replace(item, ciphertext=flipped), KEY),
+        (replace(item, ciphertext=item.ciphertext[:20]), KEY),
+        (item, random_bytes(32)),
+    ]:
         with pytest.raises(DecryptionFailed) as exc:
             open_item(key, **WHERE, item=bad)
         messages.add(str(exc.value))
@@ -172,16 +198,34 @@ def test_valid_item_json_parses() -> None:  # the base every strictness case cha
     assert SealedItem.from_json(_json()) == BASE
 
 
-@pytest.mark.parametrize("change", [
-    {"version": 0}, {"epoch": 0}, {"version": True}, {"version": "1"}, {"deleted": "no"},
-    {"seq": -1}, {"ciphertext": "AA=="}, {"id": "a b"}, {"ciphertext": _DROP},
-    {"ciphertext": b64e(bytes(MAX_ITEM_BYTES + 1))},
-    {"ciphertext": b64e(bytes(MIN_CIPHERTEXT - 1))}, {"ciphertext": ""},
-    {"writer": _DROP}, {"writer": "laptop"}, {"writer": "A" * 16}, {"writer": 5},
-    {"sig": _DROP}, {"sig": b64e(bytes(63))}, {"sig": "!!"},
-    {"proof": _DROP}, {"proof": ""}, {"proof": b64e(bytes(5))},
-    {"proof": b64e(bytes(4 + 32 * 9))},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"version": 0},
+        {"epoch": 0},
+        {"version": True},
+        {"version": "1"},
+        {"deleted": "no"},
+        {"seq": -1},
+        {"ciphertext": "AA=="},
+        {"id": "a b"},
+        {"ciphertext": _DROP},
+        {"ciphertext": b64e(bytes(MAX_ITEM_BYTES + 1))},
+        {"ciphertext": b64e(bytes(MIN_CIPHERTEXT - 1))},
+        {"ciphertext": ""},
+        {"writer": _DROP},
+        {"writer": "laptop"},
+        {"writer": "A" * 16},
+        {"writer": 5},
+        {"sig": _DROP},
+        {"sig": b64e(bytes(63))},
+        {"sig": "!!"},
+        {"proof": _DROP},
+        {"proof": ""},
+        {"proof": b64e(bytes(5))},
+        {"proof": b64e(bytes(4 + 32 * 9))},
+    ],
+)
 def test_item_json_is_parsed_strictly(change: dict[str, Any]) -> None:
     with pytest.raises(FormatError):
         SealedItem.from_json(_json(**change))

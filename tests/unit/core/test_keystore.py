@@ -51,16 +51,19 @@ def test_create_refuses_to_overwrite_and_open_needs_a_file(tmp_path: Path) -> No
         Keystore.open(tmp_path / "missing.json", "pw")
 
 
-@pytest.mark.parametrize("mutate,error", [
-    (lambda d: d.update({"keystead-keystore": 1}), UnsupportedVersion),
-    (lambda d: d.update({"keystead-keystore": 3}), UnsupportedVersion),
-    (lambda d: d["kdf"].update({"alg": "md5"}), UnsupportedVersion),
-    (lambda d: d["kdf"].update({"n": 2}), FormatError),
-    (lambda d: d["kdf"].update({"n": 2**30}), FormatError),
-    (lambda d: d["kdf"].update({"salt": "AA"}), FormatError),
-    (lambda d: d.pop("kdf"), FormatError),
-    (lambda d: d.update({"sealed": d["sealed"][:-4] + "AAAA"}), KeystoreLocked),
-])
+@pytest.mark.parametrize(
+    "mutate,error",
+    [
+        (lambda d: d.update({"keystead-keystore": 1}), UnsupportedVersion),
+        (lambda d: d.update({"keystead-keystore": 3}), UnsupportedVersion),
+        (lambda d: d["kdf"].update({"alg": "md5"}), UnsupportedVersion),
+        (lambda d: d["kdf"].update({"n": 2}), FormatError),
+        (lambda d: d["kdf"].update({"n": 2**30}), FormatError),
+        (lambda d: d["kdf"].update({"salt": "AA"}), FormatError),
+        (lambda d: d.pop("kdf"), FormatError),
+        (lambda d: d.update({"sealed": d["sealed"][:-4] + "AAAA"}), KeystoreLocked),
+    ],
+)
 def test_tampered_keystore_is_refused(tmp_path: Path, mutate, error) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "keystore.json"
     Keystore.create(path, "pw", {}, scrypt_n=N)

@@ -73,8 +73,12 @@ with LocalStore(sys.argv[1], ["CREATE TABLE kv (k TEXT PRIMARY KEY, v INT NOT NU
 
 def test_twelve_processes_at_once_lose_no_update(tmp_path: Path) -> None:
     path, each = tmp_path / "s.sqlite", 40
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(path), str(each)],
-                              stderr=subprocess.PIPE, text=True) for _ in range(12)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(path), str(each)], stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(12)
+    ]
     for p in procs:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err

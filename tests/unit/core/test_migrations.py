@@ -59,12 +59,20 @@ def test_spool_ids_are_never_reused_after_a_delete(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'spool.sqlite'}")
     migrate(engine)
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO spool (account, channel, sender, body, created) "
-                          "VALUES ('a', 'c', 's', x'00', 0)"))
+        conn.execute(
+            text(
+                "INSERT INTO spool (account, channel, sender, body, created) "
+                "VALUES ('a', 'c', 's', x'00', 0)"
+            )
+        )
         first = conn.execute(text("SELECT max(id) FROM spool")).scalar()
         conn.execute(text("DELETE FROM spool"))
-        conn.execute(text("INSERT INTO spool (account, channel, sender, body, created) "
-                          "VALUES ('a', 'c', 's', x'00', 0)"))
+        conn.execute(
+            text(
+                "INSERT INTO spool (account, channel, sender, body, created) "
+                "VALUES ('a', 'c', 's', x'00', 0)"
+            )
+        )
         second = conn.execute(text("SELECT max(id) FROM spool")).scalar()
     assert second > first
     indexes = {i["name"] for i in inspect(engine).get_indexes("spool")}

@@ -17,8 +17,12 @@ from keystead.core.requests import (
 
 KEY = SigningKey.generate()
 NOW = 1_700_000_000
-ARGS = {"method": "POST", "origin": "https://keystead.example", "path": "/v1/accounts/alice/x",
-        "body": b'{"a":1}'}
+ARGS = {
+    "method": "POST",
+    "origin": "https://keystead.example",
+    "path": "/v1/accounts/alice/x",
+    "body": b'{"a":1}',
+}
 
 
 def signed(**kw: object) -> dict[str, str]:
@@ -37,11 +41,17 @@ def test_a_signed_request_verifies_and_nonces_differ() -> None:
     assert signed()[HEADER_NONCE] != signed()[HEADER_NONCE]
 
 
-@pytest.mark.parametrize("change", [{"method": "GET"}, {"path": "/v1/accounts/bob/x"},
-                                    {"path": "/v1/accounts/alice/x?after=1"},
-                                    {"origin": "https://other.example"},
-                                    {"origin": "http://keystead.example"},
-                                    {"origin": "https://keystead.example:8443"}])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"method": "GET"},
+        {"path": "/v1/accounts/bob/x"},
+        {"path": "/v1/accounts/alice/x?after=1"},
+        {"origin": "https://other.example"},
+        {"origin": "http://keystead.example"},
+        {"origin": "https://keystead.example:8443"},
+    ],
+)
 def test_signature_covers_method_origin_and_path(change: dict[str, str]) -> None:
     with pytest.raises(InvalidSignature):
         check(signed(), **change)
@@ -51,10 +61,13 @@ def test_the_origin_is_compared_without_case() -> None:
     check(signed(), origin="HTTPS://Keystead.Example")
 
 
-@pytest.mark.parametrize("url,origin", [
-    ("https://Keystead.Example/v1/x?y=1", "https://keystead.example"),
-    ("http://127.0.0.1:8080/", "http://127.0.0.1:8080"),
-])
+@pytest.mark.parametrize(
+    "url,origin",
+    [
+        ("https://Keystead.Example/v1/x?y=1", "https://keystead.example"),
+        ("http://127.0.0.1:8080/", "http://127.0.0.1:8080"),
+    ],
+)
 def test_origin_of_a_service_url(url: str, origin: str) -> None:
     assert origin_of(url) == origin
 
@@ -92,12 +105,20 @@ def test_unsigned_request_parses_to_none() -> None:
     assert parse_auth({}) is None
 
 
-@pytest.mark.parametrize("header,value", [
-    (HEADER_DEVICE, "alice"), (HEADER_DEVICE, "/dev"), (HEADER_DEVICE, "alice/"),
-    ("keystead-time", "soon"), ("keystead-time", ""), (HEADER_NONCE, "short"),
-    ("keystead-content-sha256", "XYZ"), ("keystead-content-sha256", "A" * 64),
-    (HEADER_SIGNATURE, "AA"),
-])
+@pytest.mark.parametrize(
+    "header,value",
+    [
+        (HEADER_DEVICE, "alice"),
+        (HEADER_DEVICE, "/dev"),
+        (HEADER_DEVICE, "alice/"),
+        ("keystead-time", "soon"),
+        ("keystead-time", ""),
+        (HEADER_NONCE, "short"),
+        ("keystead-content-sha256", "XYZ"),
+        ("keystead-content-sha256", "A" * 64),
+        (HEADER_SIGNATURE, "AA"),
+    ],
+)
 def test_malformed_headers_are_format_errors(header: str, value: str) -> None:
     h = signed()
     h[header] = value

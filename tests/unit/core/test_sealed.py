@@ -29,9 +29,14 @@ def chain_with(coll: CollectionInfo) -> ChainState:
 
 def label(epochs: int) -> tuple[list[_umbral.PRESecretKey], ChainState]:
     made = [new_epoch("alice", "documents/x", "keys", e, None) for e in range(1, epochs + 1)]
-    coll = CollectionInfo("documents/x", "keys", {
-        m.body["epoch"]: EpochInfo(m.body["epoch"], PREPublicKey(m.secret.public_key.raw), i)
-        for i, m in enumerate(made)})
+    coll = CollectionInfo(
+        "documents/x",
+        "keys",
+        {
+            m.body["epoch"]: EpochInfo(m.body["epoch"], PREPublicKey(m.secret.public_key.raw), i)
+            for i, m in enumerate(made)
+        },
+    )
     return [m.secret for m in made], chain_with(coll)
 
 
@@ -64,14 +69,23 @@ def test_valid_record_parses() -> None:  # the base every strictness case change
     assert SealedKey.from_bytes(_record()).epoch == 1
 
 
-@pytest.mark.parametrize("change,error", [
-    ({"v": 1}, UnsupportedVersion), ({"v": 3}, UnsupportedVersion),
-    ({"extra": 1}, FormatError), ({"epoch": None}, FormatError), ({"epoch": 0}, FormatError),
-    ({"epoch": True}, FormatError), ({"epoch": "1"}, FormatError),
-    ({"owner": "Bad Name"}, FormatError), ({"key": "Bad Key"}, FormatError),
-    ({"capsule": b64e(bytes(104))}, FormatError), ({"ciphertext": b64e(bytes(39))}, FormatError),
-    ({"ciphertext": "!!"}, FormatError),
-])
+@pytest.mark.parametrize(
+    "change,error",
+    [
+        ({"v": 1}, UnsupportedVersion),
+        ({"v": 3}, UnsupportedVersion),
+        ({"extra": 1}, FormatError),
+        ({"epoch": None}, FormatError),
+        ({"epoch": 0}, FormatError),
+        ({"epoch": True}, FormatError),
+        ({"epoch": "1"}, FormatError),
+        ({"owner": "Bad Name"}, FormatError),
+        ({"key": "Bad Key"}, FormatError),
+        ({"capsule": b64e(bytes(104))}, FormatError),
+        ({"ciphertext": b64e(bytes(39))}, FormatError),
+        ({"ciphertext": "!!"}, FormatError),
+    ],
+)
 def test_records_are_parsed_strictly(change: dict[str, Any], error: type[Exception]) -> None:
     with pytest.raises(error):
         SealedKey.from_bytes(_record(**change))

@@ -37,8 +37,11 @@ from keystead.core.service.store import PAIRING_MAX_FAILURES
 
 def snapshot(svc: InProcessService, account: str) -> dict[str, Any]:
     s = svc.store
-    return {"chain": [e.to_json() for e in s.chain(account)], "grants": s.grants(account),
-            "items": {c: s.changes(account, c, 0, 10_000) for c in ("notes", "passwords")}}
+    return {
+        "chain": [e.to_json() for e in s.chain(account)],
+        "grants": s.grants(account),
+        "items": {c: s.changes(account, c, 0, 10_000) for c in ("notes", "passwords")},
+    }
 
 
 @pytest.fixture
@@ -48,26 +51,49 @@ def alice(svc: InProcessService) -> Device:
     return dev
 
 
-def signed(dev: Device, method: str, path: str, body: bytes, *, time: float | None = None
-           ) -> dict[str, str]:
-    return sign_request(dev.keys.signing, account=dev.account, device=dev.device_id,
-                        method=method, origin=origin_of(dev.server), path=path, body=body,
-                        time=int(dev.clock() if time is None else time))
+def signed(
+    dev: Device, method: str, path: str, body: bytes, *, time: float | None = None
+) -> dict[str, str]:
+    return sign_request(
+        dev.keys.signing,
+        account=dev.account,
+        device=dev.device_id,
+        method=method,
+        origin=origin_of(dev.server),
+        path=path,
+        body=body,
+        time=int(dev.clock() if time is None else time),
+    )
 
 
 def items_path(dev: Device, coll: str = "notes") -> str:
     return f"/v1/accounts/{dev.account}/collections/{coll}/items"
 
 
-def sealed(dev: Device, item_id: str = "evil", *, coll: str = "notes", version: int = 1,
-           epoch: int | None = None, writer: Device | None = None) -> SealedItem:
+def sealed(
+    dev: Device,
+    item_id: str = "evil",
+    *,
+    coll: str = "notes",
+    version: int = 1,
+    epoch: int | None = None,
+    writer: Device | None = None,
+) -> SealedItem:
     """An item as ``writer`` (default ``dev``) seals and signs it, under ``epoch`` (default:
     the collection's current one as ``dev``'s chain says)."""
     number = dev.chain().collection(coll).current_epoch if epoch is None else epoch
     key = dev.epoch_keys(coll, [number])[number]
     w = writer or dev
-    item = seal_item(key, account=dev.account, collection=coll, item_id=item_id,
-                     version=version, epoch=number, plaintext=b"x", writer=w.device_id)
+    item = seal_item(
+        key,
+        account=dev.account,
+        collection=coll,
+        item_id=item_id,
+        version=version,
+        epoch=number,
+        plaintext=b"x",
+        writer=w.device_id,
+    )
     return sign_items(w.keys.signing, account=dev.account, collection=coll, items=[item])[0]
 
 
@@ -75,11 +101,15 @@ def put_body(dev: Device, *items: SealedItem) -> bytes:
     return json.dumps({"items": [i.to_json() for i in items or (sealed(dev),)]}).encode()
 
 
-def post_items(svc: InProcessService, dev: Device, body: bytes,
-               coll: str = "notes") -> httpx.Response:
+def post_items(
+    svc: InProcessService, dev: Device, body: bytes, coll: str = "notes"
+) -> httpx.Response:
     with svc.http() as http:
-        return http.post(items_path(dev, coll), content=body,
-                         headers=signed(dev, "POST", items_path(dev, coll), body))
+        return http.post(
+            items_path(dev, coll),
+            content=body,
+            headers=signed(dev, "POST", items_path(dev, coll), body),
+        )
 
 
 def capsule_request(dev: Device, coll: str) -> tuple[str, int, bytes]:
@@ -97,8 +127,9 @@ def test_health(svc: InProcessService) -> None:
 def test_a_correctly_signed_request_is_accepted(svc: InProcessService, alice: Device) -> None:
     body = put_body(alice)
     with svc.http() as http:
-        r = http.post(items_path(alice), content=body,
-                      headers=signed(alice, "POST", items_path(alice), body))
+        r = http.post(
+            items_path(alice), content=body, headers=signed(alice, "POST", items_path(alice), body)
+        )
     assert r.status_code == 200, r.text
 
 
@@ -112,8 +143,9 @@ def test_replayed_nonce_is_refused(svc: InProcessService, alice: Device) -> None
     assert "replay" in r.json()["message"]
 
 
-def test_replayed_write_is_refused_and_changes_nothing(svc: InProcessService,
-                                                       alice: Device) -> None:
+def test_replayed_write_is_refused_and_changes_nothing(
+    svc: InProcessService, alice: Device
+) -> None:
     body = put_body(alice)
     headers = signed(alice, "POST", items_path(alice), body)
     with svc.http() as http:
@@ -128,19 +160,26 @@ def test_stale_timestamp_is_refused(svc: InProcessService, alice: Device, skew: 
     body = put_body(alice)
     before = snapshot(svc, alice.account)
     with svc.http() as http:
-        r = http.post(items_path(alice), content=body,
-                      headers=signed(alice, "POST", items_path(alice), body,
-                                     time=svc.clock() + skew))
+        r = http.post(
+            items_path(alice),
+            content=body,
+            headers=signed(alice, "POST", items_path(alice), body, time=svc.clock() + skew),
+        )
     assert r.status_code == 401 and r.json()["error"] == "invalid_signature"
     assert snapshot(svc, alice.account) == before
-    late = ServiceClient(svc.url, transport=svc.transport, clock=lambda: svc.clock() + skew,
-                         signer=Signer(alice.account, alice.device_id, alice.keys.signing))
+    late = ServiceClient(
+        svc.url,
+        transport=svc.transport,
+        clock=lambda: svc.clock() + skew,
+        signer=Signer(alice.account, alice.device_id, alice.keys.signing),
+    )
     with pytest.raises(InvalidSignature):
         late.get(items_path(alice)[3:])
 
 
-def test_body_that_does_not_match_its_digest_is_refused(svc: InProcessService,
-                                                        alice: Device) -> None:
+def test_body_that_does_not_match_its_digest_is_refused(
+    svc: InProcessService, alice: Device
+) -> None:
     body = put_body(alice)
     headers = signed(alice, "POST", items_path(alice), b'{"items":[]}')
     before = snapshot(svc, alice.account)
@@ -154,30 +193,43 @@ def test_body_that_does_not_match_its_digest_is_refused(svc: InProcessService,
     assert snapshot(svc, alice.account) == before
 
 
-def test_signature_by_another_key_or_for_another_path(svc: InProcessService,
-                                                      alice: Device) -> None:
+def test_signature_by_another_key_or_for_another_path(svc: InProcessService, alice: Device) -> None:
     with svc.http() as http:
         h = signed(alice, "GET", items_path(alice, "passwords"), b"")
         assert http.get(items_path(alice), headers=h).status_code == 401
-        h = sign_request(acct.DeviceKeys.generate().signing, account=alice.account,
-                         device=alice.device_id, method="GET", origin=origin_of(svc.url),
-                         path=items_path(alice), body=b"",
-                         time=int(svc.clock()))
+        h = sign_request(
+            acct.DeviceKeys.generate().signing,
+            account=alice.account,
+            device=alice.device_id,
+            method="GET",
+            origin=origin_of(svc.url),
+            path=items_path(alice),
+            body=b"",
+            time=int(svc.clock()),
+        )
         assert http.get(items_path(alice), headers=h).status_code == 401
         h = signed(alice, "GET", items_path(alice), b"")
         h["keystead-device"] = f"{alice.account}/0000000000000000"
         assert http.get(items_path(alice), headers=h).status_code == 403
         assert http.get(items_path(alice)).status_code == 403  # unsigned
         # Signed by alice for another service (a peer's): not replayable here.
-        h = sign_request(alice.keys.signing, account=alice.account, device=alice.device_id,
-                         method="GET", origin="https://peer.example", path=items_path(alice),
-                         body=b"", time=int(svc.clock()))
+        h = sign_request(
+            alice.keys.signing,
+            account=alice.account,
+            device=alice.device_id,
+            method="GET",
+            origin="https://peer.example",
+            path=items_path(alice),
+            body=b"",
+            time=int(svc.clock()),
+        )
         assert http.get(items_path(alice), headers=h).status_code == 401
 
 
 @pytest.mark.parametrize("version", [None, "1", "3"])
 def test_a_client_of_another_protocol_version_is_refused_by_name(
-        svc: InProcessService, alice: Device, version: str | None) -> None:
+    svc: InProcessService, alice: Device, version: str | None
+) -> None:
     path = items_path(alice)
     headers = signed(alice, "GET", path, b"")
     with httpx.Client(base_url=svc.url, transport=svc.transport) as http:
@@ -188,8 +240,9 @@ def test_a_client_of_another_protocol_version_is_refused_by_name(
     assert "version 2" in r.json()["message"]
 
 
-def test_request_signed_by_a_removed_device_is_refused(svc: InProcessService,
-                                                       alice: Device) -> None:
+def test_request_signed_by_a_removed_device_is_refused(
+    svc: InProcessService, alice: Device
+) -> None:
     phone = svc.join(alice, "phone")
     Collection(phone, "notes").sync()
     acct.remove_device(alice, "phone")
@@ -224,37 +277,67 @@ def test_device_of_another_account_is_refused(svc: InProcessService, alice: Devi
 
 
 # ---------------------------------------------------------------- malformed input
-@pytest.mark.parametrize("body", [b"{", b"[]", b"\xff", b'{"account": 5}', b'{"a":1,"a":2}',
-                                  b'{"account":"x","entries":"no"}',
-                                  b'{"account":"x","entries":[{"entry":"!!","sig":"A"}]}',
-                                  b'{"account":"x","entries":[],"recovery_blob":"AA"}',
-                                  b'{"account":"Bad Name","entries":[1]}', b"1.5"])
-def test_malformed_json_is_a_4xx_json_error(svc: InProcessService, alice: Device,
-                                            body: bytes) -> None:
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{",
+        b"[]",
+        b"\xff",
+        b'{"account": 5}',
+        b'{"a":1,"a":2}',
+        b'{"account":"x","entries":"no"}',
+        b'{"account":"x","entries":[{"entry":"!!","sig":"A"}]}',
+        b'{"account":"x","entries":[],"recovery_blob":"AA"}',
+        b'{"account":"Bad Name","entries":[1]}',
+        b"1.5",
+    ],
+)
+def test_malformed_json_is_a_4xx_json_error(
+    svc: InProcessService, alice: Device, body: bytes
+) -> None:
     before = snapshot(svc, alice.account)
     with svc.http() as http:
-        for path in ("/v1/accounts", f"/v1/accounts/{alice.account}/bundle",
-                     f"/v1/accounts/{alice.account}/pairing"):
+        for path in (
+            "/v1/accounts",
+            f"/v1/accounts/{alice.account}/bundle",
+            f"/v1/accounts/{alice.account}/pairing",
+        ):
             r = http.post(path, content=body, headers={"content-type": "application/json"})
             assert 400 <= r.status_code < 500, (path, r.status_code, r.text)
             assert set(r.json()) == {"error", "message"}
-        r = http.post(items_path(alice), content=body,
-                      headers=signed(alice, "POST", items_path(alice), body))
+        r = http.post(
+            items_path(alice), content=body, headers=signed(alice, "POST", items_path(alice), body)
+        )
         assert 400 <= r.status_code < 500 and r.json()["error"] == "bad_request"
     assert snapshot(svc, alice.account) == before
 
 
-@pytest.mark.parametrize("change,status", [
-    ("not a list", 400), ("not an object", 400), ({"id": "a b"}, 400),
-    ({"ciphertext": "A="}, 400), ({"version": 0}, 400), ({"writer": "laptop"}, 400),
-    ({"sig": "AA"}, 400), ("stale", 409),  # "first" exists at version 1 already
-])
-def test_bad_item_writes_are_refused_and_change_nothing(svc: InProcessService, alice: Device,
-                                                        change: Any, status: int) -> None:
+@pytest.mark.parametrize(
+    "change,status",
+    [
+        ("not a list", 400),
+        ("not an object", 400),
+        ({"id": "a b"}, 400),
+        ({"ciphertext": "A="}, 400),
+        ({"version": 0}, 400),
+        ({"writer": "laptop"}, 400),
+        ({"sig": "AA"}, 400),
+        ("stale", 409),  # "first" exists at version 1 already
+    ],
+)
+def test_bad_item_writes_are_refused_and_change_nothing(
+    svc: InProcessService, alice: Device, change: Any, status: int
+) -> None:
     good = sealed(alice).to_json()
-    items: Any = ("x" if change == "not a list" else [1] if change == "not an object"
-                  else [sealed(alice, "first").to_json()] if change == "stale"
-                  else [{**good, **change}])
+    items: Any = (
+        "x"
+        if change == "not a list"
+        else [1]
+        if change == "not an object"
+        else [sealed(alice, "first").to_json()]
+        if change == "stale"
+        else [{**good, **change}]
+    )
     body = json.dumps({"items": items}).encode()
     before = snapshot(svc, alice.account)
     r = post_items(svc, alice, body)
@@ -294,8 +377,7 @@ def test_item_under_a_non_current_epoch_is_409(svc: InProcessService, alice: Dev
     assert post_items(svc, alice, put_body(alice, fresh)).status_code == 200
 
 
-def test_item_under_an_epoch_the_chain_lacks_is_409(svc: InProcessService,
-                                                    alice: Device) -> None:
+def test_item_under_an_epoch_the_chain_lacks_is_409(svc: InProcessService, alice: Device) -> None:
     item = replace(sealed(alice), epoch=7)
     before = snapshot(svc, alice.account)
     r = post_items(svc, alice, put_body(alice, item))
@@ -309,8 +391,11 @@ def test_item_with_a_bad_signature_is_refused(svc: InProcessService, alice: Devi
     # Naming alice as its writer, signed by another key.
     [forged] = sign_items(stranger, account=alice.account, collection="notes", items=[good])
     before = snapshot(svc, alice.account)
-    for bad in (forged, replace(good, signature=bytes(64)),
-                replace(good, proof=good.proof[:2] + b"\x00\x02")):
+    for bad in (
+        forged,
+        replace(good, signature=bytes(64)),
+        replace(good, proof=good.proof[:2] + b"\x00\x02"),
+    ):
         r = post_items(svc, alice, put_body(alice, bad))
         # A signature that does not verify is the one 401 of the error table.
         assert r.status_code == 401 and r.json()["error"] == "invalid_signature", r.text
@@ -331,8 +416,7 @@ def test_item_naming_another_writer_is_403(svc: InProcessService, alice: Device)
     assert post_items(svc, phone, put_body(phone, by_phone)).status_code == 200
 
 
-def test_member_writes_to_account_and_admin_are_403(svc: InProcessService,
-                                                    alice: Device) -> None:
+def test_member_writes_to_account_and_admin_are_403(svc: InProcessService, alice: Device) -> None:
     phone = svc.join(alice, "phone", scopes=["notes"])
     assert "_account" in phone.me().scopes and "_admin" not in phone.me().scopes
     colls = ("_account", "_admin")
@@ -348,13 +432,18 @@ def test_member_writes_to_account_and_admin_are_403(svc: InProcessService,
     assert r.status_code == 403
     assert {c: svc.store.changes(alice.account, c, 0, 100) for c in colls} == before
     # The admin itself writes _account.
-    assert post_items(svc, alice, put_body(alice, sealed(alice, "x", coll="_account")),
-                      "_account").status_code == 200
+    assert (
+        post_items(
+            svc, alice, put_body(alice, sealed(alice, "x", coll="_account")), "_account"
+        ).status_code
+        == 200
+    )
 
 
 @pytest.mark.parametrize("size", [0, 27, 2 * 1024 * 1024])
-def test_item_with_an_impossible_ciphertext_length_is_400(svc: InProcessService,
-                                                          alice: Device, size: int) -> None:
+def test_item_with_an_impossible_ciphertext_length_is_400(
+    svc: InProcessService, alice: Device, size: int
+) -> None:
     good = sealed(alice).to_json()
     body = json.dumps({"items": [{**good, "ciphertext": b64e(bytes(size))}]}).encode()
     before = snapshot(svc, alice.account)
@@ -383,12 +472,16 @@ def _post_bundle(svc: InProcessService, dev: Device, wire: dict[str, Any]) -> ht
 
 
 def full_snapshot(svc: InProcessService, account: str) -> dict[str, Any]:
-    return {**snapshot(svc, account), "recovery": svc.store.recovery_blob(account),
-            "devices": sorted(svc.store.chain_state(account).devices)}
+    return {
+        **snapshot(svc, account),
+        "recovery": svc.store.recovery_blob(account),
+        "devices": sorted(svc.store.chain_state(account).devices),
+    }
 
 
 def test_bundle_on_a_stale_head_is_409_and_nothing_of_it_is_stored(
-        svc: InProcessService, alice: Device) -> None:
+    svc: InProcessService, alice: Device
+) -> None:
     phone, first = _device_plan(alice, "phone")
     tablet, second = _device_plan(alice, "tablet")  # on the same head
     assert _post_bundle(svc, alice, first.to_json()).status_code == 200
@@ -403,7 +496,8 @@ def test_bundle_on_a_stale_head_is_409_and_nothing_of_it_is_stored(
 
 
 def test_resending_an_applied_bundle_succeeds_and_stores_nothing_twice(
-        svc: InProcessService, alice: Device) -> None:
+    svc: InProcessService, alice: Device
+) -> None:
     phone, plan = _device_plan(alice, "phone")
     wire = plan.to_json()
     r1 = _post_bundle(svc, alice, wire)
@@ -436,12 +530,14 @@ def test_unknown_account_and_route(svc: InProcessService) -> None:
         assert http.get("/v1/nothing-here").status_code == 404
 
 
-def test_oversized_body_with_content_length_is_413(svc: InProcessService,
-                                                   alice: Device) -> None:
+def test_oversized_body_with_content_length_is_413(svc: InProcessService, alice: Device) -> None:
     before = snapshot(svc, alice.account)
     with svc.http() as http:
-        r = http.post(f"/v1/accounts/{alice.account}/bundle", content=b" " * (MAX_BODY + 1),
-                      headers={"content-type": "application/json"})
+        r = http.post(
+            f"/v1/accounts/{alice.account}/bundle",
+            content=b" " * (MAX_BODY + 1),
+            headers={"content-type": "application/json"},
+        )
     assert r.status_code == 413 and r.json()["error"] == "too_large"
     assert snapshot(svc, alice.account) == before
 
@@ -463,14 +559,24 @@ def test_oversized_chunked_body_is_413(svc: InProcessService, alice: Device) -> 
         async def send(msg: dict[str, Any]) -> None:
             sent.append(msg)
 
-        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-                 "method": "POST", "scheme": "http", "path": f"/v1/accounts/{alice.account}/bundle",
-                 "raw_path": f"/v1/accounts/{alice.account}/bundle".encode(),
-                 "query_string": b"", "root_path": "",
-                 "headers": [(b"content-type", b"application/json"),
-                             (b"keystead-protocol", b"2"),
-                             (b"transfer-encoding", b"chunked")],
-                 "client": ("127.0.0.1", 1), "server": ("keystead.test", 80)}
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": f"/v1/accounts/{alice.account}/bundle",
+            "raw_path": f"/v1/accounts/{alice.account}/bundle".encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"keystead-protocol", b"2"),
+                (b"transfer-encoding", b"chunked"),
+            ],
+            "client": ("127.0.0.1", 1),
+            "server": ("keystead.test", 80),
+        }
         await svc.app(scope, receive, send)
 
     before = snapshot(svc, alice.account)
@@ -485,8 +591,15 @@ def _join_request(svc: InProcessService, alice: Device, name: str) -> acct.JoinT
     from core_harness import PASSPHRASE
     from keystead.core.home import Home
 
-    return acct.start_join(Home(svc.tmp / name), svc.url, alice.account, name, PASSPHRASE,
-                           transport=svc.transport, clock=svc.clock)
+    return acct.start_join(
+        Home(svc.tmp / name),
+        svc.url,
+        alice.account,
+        name,
+        PASSPHRASE,
+        transport=svc.transport,
+        clock=svc.clock,
+    )
 
 
 def test_bogus_pairing_code_is_refused(svc: InProcessService, alice: Device) -> None:
@@ -517,14 +630,17 @@ def test_expired_pairing_code(svc: InProcessService, alice: Device) -> None:
     with pytest.raises(NotFound):
         acct.pairing_details(alice, ticket.code)
     with pytest.raises(Forbidden, match="expired"):
-        acct.wait_for_approval(Home(svc.tmp / "phone"), PASSPHRASE, 0,
-                               transport=svc.transport, clock=svc.clock)
+        acct.wait_for_approval(
+            Home(svc.tmp / "phone"), PASSPHRASE, 0, transport=svc.transport, clock=svc.clock
+        )
 
 
-def test_pairing_code_guessing_is_rate_limited_with_429(svc: InProcessService,
-                                                        alice: Device) -> None:
+def test_pairing_code_guessing_is_rate_limited_with_429(
+    svc: InProcessService, alice: Device
+) -> None:
     ticket = _join_request(svc, alice, "phone")
     with svc.http() as http:
+
         def get(code: str) -> httpx.Response:
             path = f"/v1/accounts/{alice.account}/pairing/{code}"
             return http.get(path, headers=signed(alice, "GET", path, b""))
@@ -541,19 +657,21 @@ def test_pairing_code_guessing_is_rate_limited_with_429(svc: InProcessService,
         acct.pairing_details(alice, ticket.code)
 
 
-def test_pairing_request_must_prove_the_device_key(svc: InProcessService,
-                                                   alice: Device) -> None:
+def test_pairing_request_must_prove_the_device_key(svc: InProcessService, alice: Device) -> None:
     keys = acct.DeviceKeys.generate()
     body = keys.public_body("phone")
     other = acct.DeviceKeys.generate()
     sig = acct.sign_device_statement(other.signing, alice.account, body)
     with svc.http() as http:
-        r = http.post(f"/v1/accounts/{alice.account}/pairing",
-                      json={"device": body, "statement_sig": acct.b64e(sig)})
+        r = http.post(
+            f"/v1/accounts/{alice.account}/pairing",
+            json={"device": body, "statement_sig": acct.b64e(sig)},
+        )
         assert r.status_code == 401
-        r = http.post(f"/v1/accounts/{alice.account}/pairing",
-                      json={"device": {**body, "id": other.device_id},
-                            "statement_sig": acct.b64e(sig)})
+        r = http.post(
+            f"/v1/accounts/{alice.account}/pairing",
+            json={"device": {**body, "id": other.device_id}, "statement_sig": acct.b64e(sig)},
+        )
         assert r.status_code == 400
 
 
@@ -565,13 +683,13 @@ def test_service_error_type_for_unknown_codes() -> None:
 def _scope_bundle(dev: Device, secrets: AccountSecrets) -> dict[str, Any]:
     """A valid bundle, signed with ``secrets``' account key, that adds a scope to ``dev``."""
     plan = Plan(secrets, dev.chain(), dev.clock)
-    plan.add("scopes-changed", {"id": dev.device_id,
-                                "scopes": ["_account", "_admin", "notes"]})
+    plan.add("scopes-changed", {"id": dev.device_id, "scopes": ["_account", "_admin", "notes"]})
     return plan.to_json(with_recovery=False)
 
 
 def test_bundle_needs_a_live_admin_not_only_the_account_key(
-        svc: InProcessService, alice: Device) -> None:
+    svc: InProcessService, alice: Device
+) -> None:
     """Whoever holds the current account key (a stolen copy, a member) cannot write alone; a
     removed admin, whose key was rotated away, is refused as a device."""
     laptop2 = svc.join(alice, "laptop2", role="admin")
@@ -590,38 +708,55 @@ def test_bundle_needs_a_live_admin_not_only_the_account_key(
     with pytest.raises(DeviceRemoved):
         laptop2.client.post(f"/accounts/{alice.account}/bundle", stolen)
     state = alice.chain()
-    by_old_key = make_entry(old_secrets.account_key, account=alice.account, seq=state.seq + 1,
-                            prev=state.head, time=int(svc.clock()), type="scopes-changed",
-                            body={"id": phone.device_id, "scopes": ["_account", "notes"]})
+    by_old_key = make_entry(
+        old_secrets.account_key,
+        account=alice.account,
+        seq=state.seq + 1,
+        prev=state.head,
+        time=int(svc.clock()),
+        type="scopes-changed",
+        body={"id": phone.device_id, "scopes": ["_account", "notes"]},
+    )
     old_bundle = {**stolen, "entries": [by_old_key.to_json()]}
     with pytest.raises(DeviceRemoved):  # and its own (old-key) bundle the same
         laptop2.client.post(f"/accounts/{alice.account}/bundle", old_bundle)
     r = _post_bundle(svc, alice, old_bundle)  # even from a live admin: the old key is dead
     assert r.status_code == 401 and r.json()["error"] == "invalid_signature"
     with svc.http() as http:
-        forged = http.post(f"/v1/accounts/{alice.account}/bundle",
-                           json={**stolen, "recovery_sig": "AAAA"})
+        forged = http.post(
+            f"/v1/accounts/{alice.account}/bundle", json={**stolen, "recovery_sig": "AAAA"}
+        )
     assert forged.status_code == 401
     assert full_snapshot(svc, alice.account) == before
     assert _post_bundle(svc, alice, stolen).status_code == 200  # from the admin it is fine
 
 
-def test_recovery_key_authorizes_the_recovering_devices_append(
-        svc: InProcessService) -> None:
+def test_recovery_key_authorizes_the_recovering_devices_append(svc: InProcessService) -> None:
     admin, recovery = svc.create("rita")
-    dev = acct.recover_account(Home(svc.tmp / "rita-new"), svc.url, "rita", recovery, "new",
-                               PASSPHRASE, transport=svc.transport, clock=svc.clock)
+    dev = acct.recover_account(
+        Home(svc.tmp / "rita-new"),
+        svc.url,
+        "rita",
+        recovery,
+        "new",
+        PASSPHRASE,
+        transport=svc.transport,
+        clock=svc.clock,
+    )
     assert dev.me().role == "admin"
 
 
 @pytest.mark.parametrize("seq", [-1, -2, -1000])
-def test_bundle_with_a_negative_base_is_400(svc: InProcessService, alice: Device,
-                                            seq: int) -> None:
+def test_bundle_with_a_negative_base_is_400(svc: InProcessService, alice: Device, seq: int) -> None:
     """Even carrying the chain's own entries, which a resend check would compare."""
     entries = svc.store.chain(alice.account)
-    wire = {"base": {"seq": seq, "head": entries[0].digest},
-            "entries": [e.to_json() for e in entries[:2]], "grants": [], "delete_grants": [],
-            "items": []}
+    wire = {
+        "base": {"seq": seq, "head": entries[0].digest},
+        "entries": [e.to_json() for e in entries[:2]],
+        "grants": [],
+        "delete_grants": [],
+        "items": [],
+    }
     before = full_snapshot(svc, alice.account)
     r = _post_bundle(svc, alice, wire)
     assert r.status_code == 400 and r.json()["error"] == "bad_request", r.text
@@ -639,20 +774,25 @@ def test_every_error_class_round_trips_through_the_wire() -> None:
     for code, kind in ERROR_CODES.items():
         if kind is ServiceError:
             continue
-        exc = (kind("boom", limit="x") if kind in (RateLimited, QuotaExceeded)
-               else kind() if kind is Unavailable else kind("boom"))
+        exc = (
+            kind("boom", limit="x")
+            if kind in (RateLimited, QuotaExceeded)
+            else kind()
+            if kind is Unavailable
+            else kind("boom")
+        )
         exc.hint = "do this"
         resp = error_response(exc)
-        back = _error(httpx.Response(resp.status_code, content=resp.body,
-                                     headers=dict(resp.headers)))
+        back = _error(
+            httpx.Response(resp.status_code, content=resp.body, headers=dict(resp.headers))
+        )
         assert type(back) is kind, code
         assert resp.status_code == kind.status and back.hint == "do this"
     assert ERROR_CODES["unavailable"].status == 503
     assert ERROR_CODES["quota_exceeded"].status == 413
 
 
-def test_huge_integers_deep_nesting_and_unknown_routes_are_json_4xx(
-        svc: InProcessService) -> None:
+def test_huge_integers_deep_nesting_and_unknown_routes_are_json_4xx(svc: InProcessService) -> None:
     with svc.http() as http:
         r = http.post("/v1/accounts", content=b'{"account":"x","entries":' + b"9" * 5000 + b"}")
         assert r.status_code == 400 and r.json()["error"] == "bad_request"
@@ -672,8 +812,9 @@ def _svc_with(svc: InProcessService, **limits: Any) -> InProcessService:
     from keystead.core.service.context import ServiceContext
 
     other = Svc(svc.store, svc.clock, svc.tmp)
-    other.ctx = ServiceContext(svc.store, clock=svc.clock,
-                               config=ServiceConfig(cpu_workers=0, **limits))
+    other.ctx = ServiceContext(
+        svc.store, clock=svc.clock, config=ServiceConfig(cpu_workers=0, **limits)
+    )
     other.app = create_app(other.ctx)
     from core_harness import SyncASGITransport, TamperingTransport
 
@@ -700,21 +841,26 @@ def test_unauthenticated_fields_are_bounded(svc: InProcessService, alice: Device
         limited.create("bigblob")
     assert e.value.limit == "max_recovery_blob"
     with svc.http() as http:
-        r = http.post(f"/v1/accounts/{alice.account}/pairing",
-                      json={"device": {"name": "x" * 20_000}, "statement_sig": "AA"})
+        r = http.post(
+            f"/v1/accounts/{alice.account}/pairing",
+            json={"device": {"name": "x" * 20_000}, "statement_sig": "AA"},
+        )
     assert r.status_code == 413 and r.json()["limit"] == "max_body"
 
 
-def test_reencryption_rate_per_account_answers_429_with_retry_after(
-        svc: InProcessService) -> None:
+def test_reencryption_rate_per_account_answers_429_with_retry_after(svc: InProcessService) -> None:
     limited = _svc_with(svc, reencrypt_per_minute=3)
     dev, _ = limited.create("busy")
     info = dev.chain().collection("notes").current
     assert info.capsule is not None
     dev.reencrypt(dev.account, [("notes", info.epoch, info.capsule)] * 2)
     path = f"/v1/accounts/{dev.account}/reencrypt"
-    body = json.dumps({"requests": [{"key": "notes", "epoch": info.epoch,
-                                     "capsule": acct.b64e(info.capsule)}] * 2})
+    body = json.dumps(
+        {
+            "requests": [{"key": "notes", "epoch": info.epoch, "capsule": acct.b64e(info.capsule)}]
+            * 2
+        }
+    )
     with limited.http() as http:
         r = http.post(path, content=body, headers=signed(dev, "POST", path, body.encode()))
     assert r.status_code == 429 and r.json()["limit"] == "reencrypt_per_minute"
@@ -729,8 +875,9 @@ def _spool_wait(svc: InProcessService, dev: Device, wait: int) -> tuple[str, dic
     return path, {**signed(dev, "GET", path, b""), "keystead-protocol": "2"}
 
 
-def test_a_long_poll_is_woken_by_a_post_not_by_polling(svc: InProcessService,
-                                                       alice: Device) -> None:
+def test_a_long_poll_is_woken_by_a_post_not_by_polling(
+    svc: InProcessService, alice: Device
+) -> None:
     import time
 
     async def run() -> tuple[float, Any]:
@@ -750,8 +897,9 @@ def test_a_long_poll_is_woken_by_a_post_not_by_polling(svc: InProcessService,
             svc.store.spool_get = lambda *a: reads.append(a) or checks(*a)  # type: ignore
             await asyncio.sleep(0.3)
             assert reads == []
-            await asyncio.to_thread(svc.store.spool_put, alice.account, "notes", "x", b"hi",
-                                    svc.ctx.now())
+            await asyncio.to_thread(
+                svc.store.spool_put, alice.account, "notes", "x", b"hi", svc.ctx.now()
+            )
             r = await waiting
             del svc.store.spool_get
             return time.monotonic() - start, r.json()
@@ -786,8 +934,7 @@ def test_a_stop_answers_every_waiter_at_once(svc: InProcessService, alice: Devic
     assert svc.ctx.notifier.waiting == 0
 
 
-def test_a_client_that_goes_away_leaves_no_waiter(svc: InProcessService,
-                                                  alice: Device) -> None:
+def test_a_client_that_goes_away_leaves_no_waiter(svc: InProcessService, alice: Device) -> None:
     path, headers = _spool_wait(svc, alice, 60)
     sent: list[dict[str, Any]] = []
 
@@ -807,12 +954,23 @@ def test_a_client_that_goes_away_leaves_no_waiter(svc: InProcessService,
             sent.append(msg)
 
         raw, _, query = path.partition("?")
-        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-                 "method": "GET", "scheme": "http", "path": raw, "raw_path": raw.encode(),
-                 "query_string": query.encode(), "root_path": "",
-                 "headers": [(b"host", b"keystead.test"),  # requests are signed to an origin
-                             *((k.lower().encode(), v.encode()) for k, v in headers.items())],
-                 "client": ("127.0.0.1", 1), "server": ("keystead.test", 80)}
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": raw,
+            "raw_path": raw.encode(),
+            "query_string": query.encode(),
+            "root_path": "",
+            "headers": [
+                (b"host", b"keystead.test"),  # requests are signed to an origin
+                *((k.lower().encode(), v.encode()) for k, v in headers.items()),
+            ],
+            "client": ("127.0.0.1", 1),
+            "server": ("keystead.test", 80),
+        }
         task = asyncio.ensure_future(svc.app(scope, receive, send))
         for _ in range(300):
             await asyncio.sleep(0.01)

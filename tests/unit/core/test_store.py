@@ -42,19 +42,36 @@ COLLECTIONS = ("notes", "ssh", "_admin")
 
 
 def to_grants(raw: Sequence[dict[str, Any]]) -> list[Grant]:
-    return [Grant(g["key"], g["epoch"], g["target_kind"], g["target"], g["target_generation"],
-                  b64d(g["kfrag"]), g["expires"]) for g in raw]
+    return [
+        Grant(
+            g["key"],
+            g["epoch"],
+            g["target_kind"],
+            g["target"],
+            g["target_generation"],
+            b64d(g["kfrag"]),
+            g["expires"],
+        )
+        for g in raw
+    ]
 
 
 def to_bundle(plan: Plan, *, blob: bool = True) -> Bundle:
     """What the service's route makes of ``plan.to_json()`` (items signed per writer)."""
     wire = plan.to_json(with_recovery=blob)
-    items = [(i["collection"], SealedItem.from_json({k: v for k, v in i.items()
-                                                     if k != "collection"}))
-             for i in wire["items"]]
-    return Bundle(plan.base.seq, plan.base.head, list(plan.entries), to_grants(plan.grants),
-                  [(d["key"], d["target_kind"], d["target"]) for d in plan.deletes],
-                  items, b64d(wire["recovery_blob"]) if blob else None)
+    items = [
+        (i["collection"], SealedItem.from_json({k: v for k, v in i.items() if k != "collection"}))
+        for i in wire["items"]
+    ]
+    return Bundle(
+        plan.base.seq,
+        plan.base.head,
+        list(plan.entries),
+        to_grants(plan.grants),
+        [(d["key"], d["target_kind"], d["target"]) for d in plan.deletes],
+        items,
+        b64d(wire["recovery_blob"]) if blob else None,
+    )
 
 
 @dataclass
@@ -70,17 +87,20 @@ class Acct:
         """A bundle under construction on the stored head."""
         return Plan(self.secrets, self.store.chain_state(self.name), lambda: NOW)
 
-    def device_entry(self, name: str, scopes: list[str] | None = None,
-                     keys: DeviceKeys | None = None, role: str = "member"
-                     ) -> tuple[DeviceKeys, Plan]:
+    def device_entry(
+        self,
+        name: str,
+        scopes: list[str] | None = None,
+        keys: DeviceKeys | None = None,
+        role: str = "member",
+    ) -> tuple[DeviceKeys, Plan]:
         keys = keys or DeviceKeys.generate()
         body = {**keys.public_body(name), "role": role, "scopes": scopes or ["notes"]}
         plan = self.plan()
         plan.add("device-added", body, sign_device_statement(keys.signing, self.name, body))
         return keys, plan
 
-    def grants(self, keys: DeviceKeys, scopes: list[str], plan: Plan | None = None
-               ) -> list[Grant]:
+    def grants(self, keys: DeviceKeys, scopes: list[str], plan: Plan | None = None) -> list[Grant]:
         """Device grants on the newest epoch of each of ``scopes``."""
         plan = plan or self.plan()
         first = len(plan.grants)
@@ -89,28 +109,42 @@ class Acct:
         return to_grants(plan.grants[first:])
 
     def apply(self, plan: Plan, writer: DeviceKeys | None = None) -> Any:
-        return self.store.apply_bundle(self.name, to_bundle(plan),
-                                       (writer or self.admin).device_id, NOW)
+        return self.store.apply_bundle(
+            self.name, to_bundle(plan), (writer or self.admin).device_id, NOW
+        )
 
-    def item(self, item_id: str, version: int, plaintext: bytes = b"x", *,
-             collection: str = "notes", epoch: int | None = None,
-             writer: DeviceKeys | None = None) -> SealedItem:
+    def item(
+        self,
+        item_id: str,
+        version: int,
+        plaintext: bytes = b"x",
+        *,
+        collection: str = "notes",
+        epoch: int | None = None,
+        writer: DeviceKeys | None = None,
+    ) -> SealedItem:
         """An item sealed under ``epoch`` (default: the current one), signed by ``writer``."""
         coll = self.store.chain_state(self.name).collection(collection)
         number = coll.current_epoch if epoch is None else epoch
         secret = self.secrets.epoch_secret(collection, number)
         assert secret is not None
         writer = writer or self.admin
-        item = seal_item(data_key(secret, coll.epoch(number)), account=self.name,
-                         collection=collection, item_id=item_id, version=version,
-                         epoch=number, plaintext=plaintext, writer=writer.device_id)
-        return sign_items(writer.signing, account=self.name, collection=collection,
-                          items=[item])[0]
+        item = seal_item(
+            data_key(secret, coll.epoch(number)),
+            account=self.name,
+            collection=collection,
+            item_id=item_id,
+            version=version,
+            epoch=number,
+            plaintext=plaintext,
+            writer=writer.device_id,
+        )
+        return sign_items(writer.signing, account=self.name, collection=collection, items=[item])[0]
 
-    def put(self, items: list[SealedItem], collection: str = "notes",
-            writer: DeviceKeys | None = None) -> list[int]:
-        return self.store.put_items(self.name, collection, items,
-                                    (writer or self.admin).device_id)
+    def put(
+        self, items: list[SealedItem], collection: str = "notes", writer: DeviceKeys | None = None
+    ) -> list[int]:
+        return self.store.put_items(self.name, collection, items, (writer or self.admin).device_id)
 
     def snapshot(self) -> dict[str, Any]:
         """Everything stored for this account that a refused request must not change."""
@@ -129,12 +163,20 @@ def make(store: Store) -> Acct:
     name = f"a-{uuid.uuid4().hex[:10]}"
     secrets = AccountSecrets.generate(PRESecretKey.generate().public_key)
     keys = DeviceKeys.generate()
-    genesis = make_entry(secrets.account_key, account=name, seq=0, prev="", time=NOW,
-                         type="account-created", body={
-                             "account_key": b64e(secrets.account_key.verify_key.raw),
-                             "kfrag_signer": b64e(secrets.kfrag_signer.public_key.raw),
-                             "recovery_key": b64e(secrets.recovery_key.raw),
-                             "sharing_key": b64e(secrets.sharing[0].public_key.raw)})
+    genesis = make_entry(
+        secrets.account_key,
+        account=name,
+        seq=0,
+        prev="",
+        time=NOW,
+        type="account-created",
+        body={
+            "account_key": b64e(secrets.account_key.verify_key.raw),
+            "kfrag_signer": b64e(secrets.kfrag_signer.public_key.raw),
+            "recovery_key": b64e(secrets.recovery_key.raw),
+            "sharing_key": b64e(secrets.sharing[0].public_key.raw),
+        },
+    )
     plan = Plan(secrets, verify_chain([genesis], account=name), lambda: NOW)
     for coll in COLLECTIONS:
         plan.collection(coll, "items")
@@ -169,12 +211,16 @@ def test_account_round_trip(a: Acct) -> None:
     assert len(a.store.recovery_blob(a.name)) > 105
     assert [i.id for i in a.store.changes(a.name, "_admin", 0, 10)] == ["secrets"]
     assert {(g.key, g.epoch, g.target) for g in a.store.grants(a.name)} == {
-        (c, 1, a.admin.device_id) for c in COLLECTIONS}
+        (c, 1, a.admin.device_id) for c in COLLECTIONS
+    }
 
 
 def test_unknown_account(store: Store) -> None:
-    for call in (lambda: store.chain("nobody"), lambda: store.chain_state("nobody"),
-                 lambda: store.recovery_blob("nobody")):
+    for call in (
+        lambda: store.chain("nobody"),
+        lambda: store.chain_state("nobody"),
+        lambda: store.recovery_blob("nobody"),
+    ):
         with pytest.raises(NotFound):
             call()
     with pytest.raises(Forbidden):
@@ -193,8 +239,9 @@ def test_create_account_verifies_the_chain(store: Store) -> None:
     other = make(store)
     fresh = "fresh-" + uuid.uuid4().hex[:6]
     with pytest.raises(VerificationError):
-        store.create_account(fresh, Bundle(-1, "", store.chain(other.name), [], [], [],
-                                           b"\x01" * 200), NOW)
+        store.create_account(
+            fresh, Bundle(-1, "", store.chain(other.name), [], [], [], b"\x01" * 200), NOW
+        )
     with pytest.raises(NotFound):
         store.chain(fresh)
 
@@ -204,12 +251,20 @@ def test_create_account_is_all_or_nothing(store: Store) -> None:
     other = make(store)
     name = f"a-{uuid.uuid4().hex[:10]}"
     secrets = AccountSecrets.generate(PRESecretKey.generate().public_key)
-    genesis = make_entry(secrets.account_key, account=name, seq=0, prev="", time=NOW,
-                         type="account-created", body={
-                             "account_key": b64e(secrets.account_key.verify_key.raw),
-                             "kfrag_signer": b64e(secrets.kfrag_signer.public_key.raw),
-                             "recovery_key": b64e(secrets.recovery_key.raw),
-                             "sharing_key": b64e(secrets.sharing[0].public_key.raw)})
+    genesis = make_entry(
+        secrets.account_key,
+        account=name,
+        seq=0,
+        prev="",
+        time=NOW,
+        type="account-created",
+        body={
+            "account_key": b64e(secrets.account_key.verify_key.raw),
+            "kfrag_signer": b64e(secrets.kfrag_signer.public_key.raw),
+            "recovery_key": b64e(secrets.recovery_key.raw),
+            "sharing_key": b64e(secrets.sharing[0].public_key.raw),
+        },
+    )
     keys = DeviceKeys.generate()
     plan = Plan(secrets, verify_chain([genesis], account=name), lambda: NOW)
     plan.collection("notes", "items")
@@ -218,8 +273,10 @@ def test_create_account_is_all_or_nothing(store: Store) -> None:
     plan.grant_device("notes", keys.device_id, keys.pre.public_key)
     bundle = to_bundle(plan)
     bad_kfrag = to_grants(plan.grants)[0].kfrag[:-1] + b"\x00"
-    for bad in (replace(bundle, grants=[replace(bundle.grants[0], kfrag=bad_kfrag)]),
-                replace(bundle, recovery_blob=b"short")):
+    for bad in (
+        replace(bundle, grants=[replace(bundle.grants[0], kfrag=bad_kfrag)]),
+        replace(bundle, recovery_blob=b"short"),
+    ):
         with pytest.raises((VerificationError, FormatError)):
             store.create_account(name, replace(bad, entries=[genesis, *bad.entries]), NOW)
         with pytest.raises(NotFound):
@@ -238,22 +295,50 @@ def _forged(a: Acct, how: str) -> Plan:
     if how == "bad signature":
         plan.entries[-1] = SignedEntry(e.entry, bytes(64), e.device_signature)
     elif how == "other account key":
-        plan.entries[-1] = make_entry(SigningKey.generate(), account=a.name, seq=state.seq + 1,
-                                      prev=state.head, time=NOW, type="device-added",
-                                      body=body, device_signature=e.device_signature)
+        plan.entries[-1] = make_entry(
+            SigningKey.generate(),
+            account=a.name,
+            seq=state.seq + 1,
+            prev=state.head,
+            time=NOW,
+            type="device-added",
+            body=body,
+            device_signature=e.device_signature,
+        )
     elif how == "wrong previous hash":
-        plan.entries[-1] = make_entry(a.secrets.account_key, account=a.name, seq=state.seq + 1,
-                                      prev=state.digests[0], time=NOW, type="device-added",
-                                      body=body, device_signature=e.device_signature)
+        plan.entries[-1] = make_entry(
+            a.secrets.account_key,
+            account=a.name,
+            seq=state.seq + 1,
+            prev=state.digests[0],
+            time=NOW,
+            type="device-added",
+            body=body,
+            device_signature=e.device_signature,
+        )
     elif how == "reused sequence number":
-        plan.entries[-1] = make_entry(a.secrets.account_key, account=a.name, seq=state.seq,
-                                      prev=state.digests[-2], time=NOW, type="device-added",
-                                      body=body, device_signature=e.device_signature)
+        plan.entries[-1] = make_entry(
+            a.secrets.account_key,
+            account=a.name,
+            seq=state.seq,
+            prev=state.digests[-2],
+            time=NOW,
+            type="device-added",
+            body=body,
+            device_signature=e.device_signature,
+        )
     elif how == "no countersignature":
         plan.entries[-1] = SignedEntry(e.entry, e.signature, None)
     elif how == "second entry bad":  # a valid entry followed by a bad one: all-or-nothing
-        bad = make_entry(a.secrets.account_key, account=a.name, seq=state.seq + 2,
-                         prev=e.digest, time=NOW, type="device-removed", body={"id": "0" * 16})
+        bad = make_entry(
+            a.secrets.account_key,
+            account=a.name,
+            seq=state.seq + 2,
+            prev=e.digest,
+            time=NOW,
+            type="device-removed",
+            body={"id": "0" * 16},
+        )
         plan.entries.append(bad)
         a.grants(keys, ["notes"], plan)
     else:
@@ -261,9 +346,17 @@ def _forged(a: Acct, how: str) -> Plan:
     return plan
 
 
-@pytest.mark.parametrize("how", ["bad signature", "other account key", "wrong previous hash",
-                                 "reused sequence number", "no countersignature",
-                                 "second entry bad"])
+@pytest.mark.parametrize(
+    "how",
+    [
+        "bad signature",
+        "other account key",
+        "wrong previous hash",
+        "reused sequence number",
+        "no countersignature",
+        "second entry bad",
+    ],
+)
 def test_bad_bundles_are_refused_and_change_nothing(a: Acct, how: str) -> None:
     before = a.snapshot()
     with pytest.raises(VerificationError):
@@ -295,8 +388,7 @@ def test_bundle_seen_by_a_second_store_on_the_same_database(a: Acct) -> None:
 
 
 # ------------------------------------------------------------------------------ bundles
-def _full_bundle(a: Acct, name: str, keys: DeviceKeys | None = None
-                 ) -> tuple[DeviceKeys, Plan]:
+def _full_bundle(a: Acct, name: str, keys: DeviceKeys | None = None) -> tuple[DeviceKeys, Plan]:
     """A device, its grants, an item and a recovery blob: every part a bundle has."""
     keys, plan = a.device_entry(name, keys=keys)
     a.grants(keys, ["notes"], plan)
@@ -350,10 +442,12 @@ def test_bundle_with_one_bad_part_stores_nothing(a: Acct) -> None:
     stranger = DeviceKeys.generate()
     foreign_item = a.item("x", 1, writer=stranger)
     before = a.snapshot()
-    for bad in (replace(good, grants=[replace(good.grants[0], kfrag=bad_kfrag)]),
-                replace(good, items=[*good.items, ("notes", foreign_item)]),
-                replace(good, items=[*good.items, ("nope", good.items[0][1])]),
-                replace(good, recovery_blob=b"x" * 10)):
+    for bad in (
+        replace(good, grants=[replace(good.grants[0], kfrag=bad_kfrag)]),
+        replace(good, items=[*good.items, ("notes", foreign_item)]),
+        replace(good, items=[*good.items, ("nope", good.items[0][1])]),
+        replace(good, recovery_blob=b"x" * 10),
+    ):
         with pytest.raises((VerificationError, Forbidden, FormatError, NotFound)):
             a.store.apply_bundle(a.name, bad, a.admin.device_id, NOW)
         assert a.snapshot() == before
@@ -383,12 +477,20 @@ def test_key_rotation_drops_every_grant_signed_by_the_old_signer(a: Acct) -> Non
     state = a.store.chain_state(a.name)
     assert state.key_generation == 1
     assert {(g.key, g.epoch, g.target) for g in a.store.grants(a.name)} == {
-        (c, 2, a.admin.device_id) for c in COLLECTIONS}
+        (c, 2, a.admin.device_id) for c in COLLECTIONS
+    }
     # A kfrag made with the old signer is no longer accepted.
     secret = a.secrets.epoch_secret("notes", 2)
     assert secret is not None
-    stale = Grant("notes", 2, "device", a.admin.device_id, 0,
-                  make_kfrag(secret, a.admin.pre.public_key, old_signer), None)
+    stale = Grant(
+        "notes",
+        2,
+        "device",
+        a.admin.device_id,
+        0,
+        make_kfrag(secret, a.admin.pre.public_key, old_signer),
+        None,
+    )
     with pytest.raises(VerificationError):
         a.store.put_grants(a.name, [stale], NOW)
 
@@ -414,14 +516,17 @@ def test_items_versions_and_changes(a: Acct) -> None:
     assert a.store.changes(a.name, "ssh", 0, 100) == []
     stored = changes[-1]
     assert stored.writer == a.admin.device_id
-    ItemVerifier().verify(stored, a.admin.signing.verify_key, account=a.name,
-                          collection="notes")  # stored as signed, proof and all
+    ItemVerifier().verify(
+        stored, a.admin.signing.verify_key, account=a.name, collection="notes"
+    )  # stored as signed, proof and all
 
 
-@pytest.mark.parametrize("stale", [[("a", 2)], [("a", 1)], [("a", 4)],
-                                   [("new", 1), ("a", 2)], [("new", 2)]])
-def test_stale_write_is_a_conflict_and_changes_nothing(a: Acct,
-                                                        stale: list[tuple[str, int]]) -> None:
+@pytest.mark.parametrize(
+    "stale", [[("a", 2)], [("a", 1)], [("a", 4)], [("new", 1), ("a", 2)], [("new", 2)]]
+)
+def test_stale_write_is_a_conflict_and_changes_nothing(
+    a: Acct, stale: list[tuple[str, int]]
+) -> None:
     a.put([a.item("a", 1)])
     a.put([a.item("a", 2, b"v2")])
     before = a.snapshot()
@@ -465,10 +570,12 @@ def _signed_by(a: Acct, item: SealedItem, key: SigningKey) -> SealedItem:
 def test_item_with_a_bad_signature_is_refused(a: Acct) -> None:
     good = a.item("a", 1)
     before = a.snapshot()
-    for bad in (replace(good, signature=bytes(64)),
-                replace(good, ciphertext=good.ciphertext[:-1] + b"\x00"),
-                replace(good, proof=good.proof[:2] + b"\x00\x02"),
-                _signed_by(a, good, SigningKey.generate())):
+    for bad in (
+        replace(good, signature=bytes(64)),
+        replace(good, ciphertext=good.ciphertext[:-1] + b"\x00"),
+        replace(good, proof=good.proof[:2] + b"\x00\x02"),
+        _signed_by(a, good, SigningKey.generate()),
+    ):
         with pytest.raises(InvalidSignature):
             a.put([bad])
         assert a.snapshot() == before
@@ -572,8 +679,7 @@ def test_removing_a_device_deletes_its_grants_and_reencryption_stops(a: Acct) ->
     a.grants(keys, ["notes"], plan)
     a.apply(plan)
     epoch, capsule = _capsule(a)
-    [(cfrag, gen)] = a.store.reencrypt(a.name, [("notes", epoch, capsule)], auth(a, keys), "",
-                                       NOW)
+    [(cfrag, gen)] = a.store.reencrypt(a.name, [("notes", epoch, capsule)], auth(a, keys), "", NOW)
     assert cfrag and gen == 0
     ssh_epoch, ssh_capsule = _capsule(a, "ssh")
     with pytest.raises(Forbidden):
@@ -590,8 +696,9 @@ def test_removing_a_device_deletes_its_grants_and_reencryption_stops(a: Acct) ->
 def test_expired_grant_is_refused_and_audited(a: Acct) -> None:
     keys, plan = a.device_entry("phone")
     a.apply(plan)
-    a.store.put_grants(a.name, [replace(g, expires=NOW + 10)
-                                for g in a.grants(keys, ["notes"])], NOW)
+    a.store.put_grants(
+        a.name, [replace(g, expires=NOW + 10) for g in a.grants(keys, ["notes"])], NOW
+    )
     epoch, capsule = _capsule(a)
     a.store.reencrypt(a.name, [("notes", epoch, capsule)], auth(a, keys), "ctx", NOW)
     with pytest.raises(Forbidden):
@@ -614,7 +721,9 @@ def test_removed_device_is_refused_and_audited(a: Acct) -> None:
         a.store.reencrypt(a.name, [("notes", epoch, capsule)], auth(a, keys), "", NOW)
     records = a.store.audit(a.name)
     assert [(r.grantee_device, r.allowed, r.reason) for r in records] == [
-        (keys.device_id, False, "device removed")]
+        (keys.device_id, False, "device removed")
+    ]
+
 
 # ------------------------------------------------------------------------------- nonces
 def test_replayed_nonce_is_refused(a: Acct) -> None:
@@ -629,24 +738,34 @@ def test_replayed_nonce_is_refused(a: Acct) -> None:
 def _pairing(a: Acct, name: str = "phone") -> tuple[DeviceKeys, str, str]:
     keys = DeviceKeys.generate()
     body = keys.public_body(name)
-    request = json.dumps({"device": body, "statement_sig": b64e(
-        sign_device_statement(keys.signing, a.name, body))}).encode()
+    request = json.dumps(
+        {"device": body, "statement_sig": b64e(sign_device_statement(keys.signing, a.name, body))}
+    ).encode()
     code, token = a.store.create_pairing(a.name, request, NOW)
     return keys, code, token
 
 
-def _approve(a: Acct, keys: DeviceKeys, code: str, now: int = NOW,
-             grants: list[Grant] | None = None) -> None:
+def _approve(
+    a: Acct, keys: DeviceKeys, code: str, now: int = NOW, grants: list[Grant] | None = None
+) -> None:
     _, plan = a.device_entry("phone", keys=keys)
-    a.store.approve_pairing(a.name, code, keys.device_id, plan.entries,
-                            a.grants(keys, ["notes"]) if grants is None else grants, now)
+    a.store.approve_pairing(
+        a.name,
+        code,
+        keys.device_id,
+        plan.entries,
+        a.grants(keys, ["notes"]) if grants is None else grants,
+        now,
+    )
 
 
 def test_pairing_flow(a: Acct) -> None:
     keys, code, token = _pairing(a)
     assert len(code) == 11 and code[5] == "-"
-    assert json.loads(a.store.pairing_request(a.name, code.lower(), NOW))["device"]["id"] == \
-        keys.device_id
+    assert (
+        json.loads(a.store.pairing_request(a.name, code.lower(), NOW))["device"]["id"]
+        == keys.device_id
+    )
     assert a.store.pairing_status(code, token, NOW) == "pending"
     with pytest.raises(NotFound):
         a.store.pairing_status(code, "wrong token", NOW)
@@ -687,8 +806,9 @@ def test_code_of_another_account_or_for_another_device_is_refused(store: Store) 
     other = DeviceKeys.generate()
     _, plan = a.device_entry("phone", keys=other)
     with pytest.raises(VerificationError):
-        store.approve_pairing(a.name, code, other.device_id, plan.entries,
-                              a.grants(other, ["notes"]), NOW)
+        store.approve_pairing(
+            a.name, code, other.device_id, plan.entries, a.grants(other, ["notes"]), NOW
+        )
     assert a.snapshot() == before
     _approve(a, keys, code)  # the code is still usable by its own device
 
@@ -697,8 +817,10 @@ def test_approval_with_a_bad_grant_changes_nothing_and_keeps_the_code(a: Acct) -
     keys, code, token = _pairing(a)
     notes = a.secrets.epoch_secret("notes", 1)
     assert notes is not None
-    bad = [replace(g, kfrag=make_kfrag(notes, keys.pre.public_key, PRESecretKey.generate()))
-           for g in a.grants(keys, ["notes"])]
+    bad = [
+        replace(g, kfrag=make_kfrag(notes, keys.pre.public_key, PRESecretKey.generate()))
+        for g in a.grants(keys, ["notes"])
+    ]
     before = a.snapshot()
     with pytest.raises(VerificationError):
         _approve(a, keys, code, grants=bad)
@@ -751,7 +873,6 @@ def test_invalid_signature_type_is_a_verification_error() -> None:
     assert issubclass(InvalidSignature, VerificationError)
 
 
-
 def test_spool_put_many_is_all_or_nothing(a: Acct) -> None:
     """A delivery naming one unknown account stores nothing for the others either."""
     s = a.store
@@ -782,13 +903,16 @@ def test_refusals_without_a_grant_are_counted_not_logged_one_by_one(a: Acct) -> 
     epoch, capsule = _capsule(a)
     for i in range(50):  # no grant: one row, counted (the context it names is not kept)
         with pytest.raises(Forbidden):
-            a.store.reencrypt(a.name, [("notes", epoch, capsule)], auth(a, keys), f"ctx{i}",
-                              NOW + i)
+            a.store.reencrypt(
+                a.name, [("notes", epoch, capsule)], auth(a, keys), f"ctx{i}", NOW + i
+            )
     a.store.put_grants(a.name, a.grants(keys, ["notes"]), NOW)
     a.store.reencrypt(a.name, [("notes", epoch, capsule)], auth(a, keys), "doc", NOW + 60)
     records = a.store.audit(a.name)
     assert [(r.allowed, r.reason, r.count, r.context) for r in records] == [
-        (False, "no grant", 50, ""), (True, "", 1, "doc")]
+        (False, "no grant", 50, ""),
+        (True, "", 1, "doc"),
+    ]
     assert records[1].capsule == hashlib.sha256(capsule).hexdigest()
     # an hour later, a new counted row
     assert a.store.delete_grant(a.name, "notes", "device", keys.device_id)
@@ -823,8 +947,9 @@ def test_concurrent_editors_lose_no_acknowledged_write(a: Acct, database_url: st
         try:
             for k in range(12):
                 while True:
-                    cur = [i for i in store.changes(a.name, "notes", 0, 1000)
-                           if i.id == "shared"][0]
+                    cur = [i for i in store.changes(a.name, "notes", 0, 1000) if i.id == "shared"][
+                        0
+                    ]
                     new = mine.item("shared", cur.version + 1, f"e{n}-{k}".encode())
                     try:
                         seq = mine.put([new])[0]
@@ -861,8 +986,9 @@ def test_change_numbers_are_per_collection_and_gap_free(a: Acct) -> None:
     assert [i.seq for i in s.changes(a.name, "_admin", 0, 10)] == [1]  # the secrets
 
 
-def test_rate_counters_are_shared_by_stores_on_one_database(store: Store,
-                                                            database_url: str) -> None:
+def test_rate_counters_are_shared_by_stores_on_one_database(
+    store: Store, database_url: str
+) -> None:
     from keystead.core.service.db import make_engine
 
     other = Store(make_engine(database_url))
@@ -885,8 +1011,12 @@ def test_item_and_spool_quotas_refuse_with_the_limit_named(a: Acct) -> None:
     first = [a.item("a", 1, b"x" * 40), a.item("b", 1, b"x" * 40)]
     overhead = len(first[0].ciphertext) - 40  # what sealing adds to a plaintext
     used = sum(len(i.ciphertext) for i in held) + sum(len(i.ciphertext) for i in first)
-    s.config = ServiceConfig(quota_items=len(held) + 2, quota_item_bytes=used + 20,
-                             quota_spool_messages=2, quota_spool_bytes=10)
+    s.config = ServiceConfig(
+        quota_items=len(held) + 2,
+        quota_item_bytes=used + 20,
+        quota_spool_messages=2,
+        quota_spool_bytes=10,
+    )
     a.put(first)
     with pytest.raises(QuotaExceeded) as e:
         a.put([a.item("c", 1, b"x")])

@@ -6,8 +6,9 @@ import pytest
 from keystead.core.text import printable
 
 
-@pytest.mark.parametrize("bad", ["\x1b[2K", "\r", "\n", "\x00", "\u202e", "\u2028", "\x7f",
-                                 "\x9b31m", "\ufeff"])
+@pytest.mark.parametrize(
+    "bad", ["\x1b[2K", "\r", "\n", "\x00", "\u202e", "\u2028", "\x7f", "\x9b31m", "\ufeff"]
+)
 def test_controls_and_format_characters_are_replaced(bad: str) -> None:
     out = printable(f"ok{bad}ok")
     assert bad not in out and out.startswith("ok") and out.endswith("ok")

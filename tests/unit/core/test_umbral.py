@@ -19,22 +19,28 @@ def test_grant_round_trip(keys: dict[str, PRESecretKey]) -> None:
     assert len(capsule) == u.CAPSULE_SIZE
     assert u.decrypt(coll, capsule, ct) == b"epoch key"
     kfrag = u.make_kfrag(coll, dev.public_key, signer)
-    u.verify_kfrag(kfrag, signer=signer.public_key, delegating=coll.public_key,
-                   receiving=dev.public_key)
+    u.verify_kfrag(
+        kfrag, signer=signer.public_key, delegating=coll.public_key, receiving=dev.public_key
+    )
     cfrag = u.reencrypt(capsule, kfrag)
     assert u.ReencryptorCache().reencrypt(capsule, kfrag)
-    u.verify_cfrag(cfrag, capsule=capsule, signer=signer.public_key,
-                   delegating=coll.public_key, receiving=dev.public_key)
+    u.verify_cfrag(
+        cfrag,
+        capsule=capsule,
+        signer=signer.public_key,
+        delegating=coll.public_key,
+        receiving=dev.public_key,
+    )
     assert u.decrypt_reencrypted(dev, coll.public_key, capsule, [cfrag], ct) == b"epoch key"
 
 
 @pytest.mark.parametrize("wrong", ["signer", "delegating", "receiving", "garbage"])
-def test_kfrag_that_fails_verification_is_refused(keys: dict[str, PRESecretKey],
-                                                  wrong: str) -> None:
+def test_kfrag_that_fails_verification_is_refused(
+    keys: dict[str, PRESecretKey], wrong: str
+) -> None:
     coll, dev, signer, other = (keys[k] for k in ("collection", "device", "signer", "other"))
     kfrag = u.make_kfrag(coll, dev.public_key, signer)
-    args = {"signer": signer.public_key, "delegating": coll.public_key,
-            "receiving": dev.public_key}
+    args = {"signer": signer.public_key, "delegating": coll.public_key, "receiving": dev.public_key}
     if wrong == "garbage":
         kfrag = kfrag[:-1] + bytes([kfrag[-1] ^ 1])
     else:
@@ -46,8 +52,9 @@ def test_kfrag_that_fails_verification_is_refused(keys: dict[str, PRESecretKey],
 
 
 @pytest.mark.parametrize("wrong", ["capsule", "signer", "receiving", "garbage", "kfrag"])
-def test_cfrag_that_fails_verification_is_refused(keys: dict[str, PRESecretKey],
-                                                  wrong: str) -> None:
+def test_cfrag_that_fails_verification_is_refused(
+    keys: dict[str, PRESecretKey], wrong: str
+) -> None:
     coll, dev, signer, other = (keys[k] for k in ("collection", "device", "signer", "other"))
     capsule, _ = u.encrypt(coll.public_key, b"k")
     other_capsule, _ = u.encrypt(coll.public_key, b"k")
@@ -55,8 +62,12 @@ def test_cfrag_that_fails_verification_is_refused(keys: dict[str, PRESecretKey],
     if wrong == "kfrag":  # a kfrag signed by someone else than the account's kfrag signer
         kfrag = u.make_kfrag(coll, dev.public_key, other)
     cfrag = u.reencrypt(capsule, kfrag)
-    args = {"capsule": capsule, "signer": signer.public_key, "delegating": coll.public_key,
-            "receiving": dev.public_key}
+    args = {
+        "capsule": capsule,
+        "signer": signer.public_key,
+        "delegating": coll.public_key,
+        "receiving": dev.public_key,
+    }
     if wrong == "capsule":
         args["capsule"] = other_capsule
     elif wrong in ("signer", "receiving"):

@@ -63,19 +63,23 @@ def _raw(home: Path, data: bytes) -> bytes:
         return s.recv(64)
 
 
-def test_it_hands_out_the_key_and_runs_quick_commands(agent: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_it_hands_out_the_key_and_runs_quick_commands(
+    agent: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name in [k for k in os.environ if k.startswith("KEYSTEAD_")]:
         monkeypatch.delenv(name)  # e.g. the PostgreSQL suite's KEYSTEAD_TEST_DATABASE_URL
     monkeypatch.setenv("KEYSTEAD_RP_TOKEN", "t")
     monkeypatch.setenv("KEYSTEAD_PASSPHRASE", "never sent")
     assert fetch_key(agent) == KEY
     assert run_quick(agent, ["echo", "a", "b"]) == (  # the chunks' order is kept
-        3, [(2, b"before "), (1, b"a b\n"), (2, repr([("KEYSTEAD_RP_TOKEN", "t")]).encode())])
+        3,
+        [(2, b"before "), (1, b"a b\n"), (2, repr([("KEYSTEAD_RP_TOKEN", "t")]).encode())],
+    )
 
 
-def test_arguments_and_environment_cross_byte_for_byte(agent: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_arguments_and_environment_cross_byte_for_byte(
+    agent: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("KEYSTEAD_X", "a=b=c ü")
     odd = ["echo", "", "a=b", "ü 😀", "\udcff", "--x=y"]  # \udcff: a non-UTF-8 byte
     code, chunks = run_quick(agent, odd)  # type: ignore[misc]
@@ -88,17 +92,21 @@ def test_a_command_that_is_not_quick_is_left_to_the_caller(agent: Path) -> None:
     assert fetch_key(agent) == KEY  # and the agent goes on
 
 
-@pytest.mark.parametrize("request_bytes", [
-    b"R" + struct.pack(">I", 9) + b"not json!",
-    b"R" + struct.pack(">I", 2) + b"[]",
-    b"R" + struct.pack(">I", 9) + struct.pack(">I", 9) + b"echo\0",  # more args than fields
-    b"R" + struct.pack(">I", 10) + struct.pack(">I", 1) + b"echo\0x\0",  # x: not NAME=value
-    b"R" + struct.pack(">I", 1 << 30),
-    b"R" + struct.pack(">I", 100) + b"short",  # and then the client goes away
-    b"?",
-])
-def test_a_malformed_request_is_refused_and_the_agent_goes_on(agent: Path,
-                                                              request_bytes: bytes) -> None:
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"R" + struct.pack(">I", 9) + b"not json!",
+        b"R" + struct.pack(">I", 2) + b"[]",
+        b"R" + struct.pack(">I", 9) + struct.pack(">I", 9) + b"echo\0",  # more args than fields
+        b"R" + struct.pack(">I", 10) + struct.pack(">I", 1) + b"echo\0x\0",  # x: not NAME=value
+        b"R" + struct.pack(">I", 1 << 30),
+        b"R" + struct.pack(">I", 100) + b"short",  # and then the client goes away
+        b"?",
+    ],
+)
+def test_a_malformed_request_is_refused_and_the_agent_goes_on(
+    agent: Path, request_bytes: bytes
+) -> None:
     assert _raw(agent, request_bytes) in (b"N", b"")
     assert run_quick(agent, ["echo", "still", "here"])[1][1] == (1, b"still here\n")  # type: ignore[index]
 
@@ -137,7 +145,8 @@ def test_lock_removes_the_socket_at_once(agent: Path) -> None:
 
 
 def test_an_old_agent_leaving_does_not_remove_a_newer_agents_socket(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     newer_key = bytes(32)
     old = threading.Thread(target=serve, args=(tmp_path, KEY, 0.5, _echo), daemon=True)
     old.start()
@@ -154,7 +163,8 @@ def test_an_old_agent_leaving_does_not_remove_a_newer_agents_socket(
 
 
 def test_a_command_running_when_time_runs_out_still_answers(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     short = threading.Thread(target=serve, args=(tmp_path, KEY, 1.0, _echo), daemon=True)
     short.start()
     time.sleep(0.2)

@@ -41,14 +41,20 @@ h = bytes.fromhex
 
 
 def signed(e: dict[str, Any]) -> SignedEntry:
-    return SignedEntry(h(e["entry"]), h(e["sig"]),
-                       h(e["device_sig"]) if "device_sig" in e else None,
-                       h(e["new_key_sig"]) if "new_key_sig" in e else None)
+    return SignedEntry(
+        h(e["entry"]),
+        h(e["sig"]),
+        h(e["device_sig"]) if "device_sig" in e else None,
+        h(e["new_key_sig"]) if "new_key_sig" in e else None,
+    )
 
 
 def chain_state() -> Any:
-    return verify_chain([signed(e) for e in V["chain"]], account=V["account"],
-                        account_key=SigningKey(K["account_key_seed"]).verify_key)
+    return verify_chain(
+        [signed(e) for e in V["chain"]],
+        account=V["account"],
+        account_key=SigningKey(K["account_key_seed"]).verify_key,
+    )
 
 
 def test_device_id_is_the_first_16_hex_of_the_signing_key_hash() -> None:
@@ -63,9 +69,17 @@ def test_chain_entry_bytes_and_signatures(index: int) -> None:
     key = SigningKey(K["new_account_key_seed" if rotated else "account_key_seed"])
     new_key = SigningKey(K["new_account_key_seed"]) if "new_key_sig" in e else None
     dsig = h(e["device_sig"]) if "device_sig" in e else None
-    made = make_entry(key, account=V["account"], seq=e["seq"], prev=e["prev"], time=e["time"],
-                      type=e["type"], body=e["body"], device_signature=dsig,
-                      new_account_key=new_key)
+    made = make_entry(
+        key,
+        account=V["account"],
+        seq=e["seq"],
+        prev=e["prev"],
+        time=e["time"],
+        type=e["type"],
+        body=e["body"],
+        device_signature=dsig,
+        new_account_key=new_key,
+    )
     assert made.entry.hex() == e["entry"]
     assert made.digest == e["digest"] == hashlib.sha256(made.entry).hexdigest()
     assert made.signature.hex() == e["sig"]
@@ -87,9 +101,15 @@ def test_whole_chain_verifies_and_follows_the_key_rotation() -> None:
 
 def test_the_old_key_signs_nothing_after_the_rotation() -> None:
     last = V["chain"][-1]
-    forged = make_entry(SigningKey(K["account_key_seed"]), account=V["account"],
-                        seq=last["seq"], prev=last["prev"], time=last["time"],
-                        type=last["type"], body=last["body"])
+    forged = make_entry(
+        SigningKey(K["account_key_seed"]),
+        account=V["account"],
+        seq=last["seq"],
+        prev=last["prev"],
+        time=last["time"],
+        type=last["type"],
+        body=last["body"],
+    )
     entries = [signed(e) for e in V["chain"][:-1]] + [forged]
     with pytest.raises(InvalidSignature):
         verify_chain(entries, account=V["account"])
@@ -97,19 +117,21 @@ def test_the_old_key_signs_nothing_after_the_rotation() -> None:
 
 def test_rotation_needs_the_new_keys_signature() -> None:
     i = next(i for i, e in enumerate(V["chain"]) if e["type"] == "account-key-rotated")
-    entries = [signed(e) for e in V["chain"][:i + 1]]
+    entries = [signed(e) for e in V["chain"][: i + 1]]
     entries[-1] = replace(entries[-1], new_key_signature=bytes(64))
     with pytest.raises(InvalidSignature):
         verify_chain(entries, account=V["account"])
 
 
 def test_device_countersignature_statement() -> None:
-    added = next(e for e in V["chain"] if e["type"] == "device-added"
-                 and e["body"]["name"] == "phone")
+    added = next(
+        e for e in V["chain"] if e["type"] == "device-added" and e["body"]["name"] == "phone"
+    )
     statement = device_statement(V["account"], added["body"])
     assert statement.hex() == V["device_statement"]
     SigningKey(K["device_signing_seed"]).verify_key.verify(
-        labels.CHAIN_DEVICE_COUNTERSIGN, statement, h(added["device_sig"]))
+        labels.CHAIN_DEVICE_COUNTERSIGN, statement, h(added["device_sig"])
+    )
 
 
 def test_epoch_data_keys_and_walking_back() -> None:
@@ -117,16 +139,26 @@ def test_epoch_data_keys_and_walking_back() -> None:
     sk1, sk2 = (_umbral.PRESecretKey(K[f"epoch_{e}_secret"]) for e in (1, 2))
     assert data_key(sk1, coll.epoch(1)) == K["epoch_1_data_key"]
     assert data_key(sk2, coll.epoch(2)) == K["epoch_2_data_key"]
-    assert previous_secret(V["account"], coll, 2, K["epoch_2_data_key"]).to_bytes() == \
-        K["epoch_1_secret"]
+    assert (
+        previous_secret(V["account"], coll, 2, K["epoch_2_data_key"]).to_bytes()
+        == K["epoch_1_secret"]
+    )
     assert walk_back(V["account"], coll, 2, K["epoch_2_data_key"], {1, 2}) == {
-        1: K["epoch_1_data_key"], 2: K["epoch_2_data_key"]}
+        1: K["epoch_1_data_key"],
+        2: K["epoch_2_data_key"],
+    }
 
 
 def test_previous_wrapping_associated_data() -> None:
     p = V["previous"]
-    ad = b"\x00".join((labels.EPOCH_PREVIOUS, p["account"].encode(), p["collection"].encode(),
-                       p["epoch"].to_bytes(8, "big")))
+    ad = b"\x00".join(
+        (
+            labels.EPOCH_PREVIOUS,
+            p["account"].encode(),
+            p["collection"].encode(),
+            p["epoch"].to_bytes(8, "big"),
+        )
+    )
     assert ad.hex() == p["ad"]
     assert open_sealed(K["epoch_2_data_key"], h(p["sealed"]), ad).hex() == p["plaintext"]
     coll = chain_state().collection("passwords")
@@ -135,10 +167,12 @@ def test_previous_wrapping_associated_data() -> None:
         open_sealed(K["epoch_2_data_key"], h(p["sealed"]), ad[:-1] + b"\x03")
 
 
-def item_from(v: dict[str, Any], ciphertext: bytes, sig: bytes = b"",
-              proof: bytes = b"") -> SealedItem:
-    return SealedItem(v["id"], v["version"], v["epoch"], ciphertext, v["deleted"], 0,
-                      v["writer"], sig, proof)
+def item_from(
+    v: dict[str, Any], ciphertext: bytes, sig: bytes = b"", proof: bytes = b""
+) -> SealedItem:
+    return SealedItem(
+        v["id"], v["version"], v["epoch"], ciphertext, v["deleted"], 0, v["writer"], sig, proof
+    )
 
 
 def test_item_associated_data_message_and_signature() -> None:
@@ -149,13 +183,16 @@ def test_item_associated_data_message_and_signature() -> None:
     assert message == h(v["ad"]) + b"\x00" + hashlib.sha256(item.ciphertext).digest()
     assert hashlib.sha256(b"\x00" + message).hexdigest() == v["leaf"]
     signer = SigningKey(K["laptop_signing_seed"])
-    [signed_item] = sign_items(signer, account=v["account"], collection=v["collection"],
-                               items=[item])
+    [signed_item] = sign_items(
+        signer, account=v["account"], collection=v["collection"], items=[item]
+    )
     assert (signed_item.signature.hex(), signed_item.proof.hex()) == (v["sig"], v["proof"])
-    ItemVerifier().verify(signed_item, signer.verify_key, account=v["account"],
-                          collection=v["collection"])
-    assert open_item(K["epoch_2_data_key"], account=v["account"], collection=v["collection"],
-                     item=item) == h(v["plaintext"])
+    ItemVerifier().verify(
+        signed_item, signer.verify_key, account=v["account"], collection=v["collection"]
+    )
+    assert open_item(
+        K["epoch_2_data_key"], account=v["account"], collection=v["collection"], item=item
+    ) == h(v["plaintext"])
     assert open_sealed(K["epoch_2_data_key"], item.ciphertext, h(v["ad"])) == h(v["plaintext"])
 
 
@@ -164,26 +201,28 @@ def test_one_write_is_one_signature_over_a_merkle_root() -> None:
     items = [item_from(i, h(i["ciphertext"])) for i in g["items"]]
     signer = SigningKey(K["laptop_signing_seed"])
     signed = sign_items(signer, account=g["account"], collection=g["collection"], items=items)
-    assert [(i.signature.hex(), i.proof.hex()) for i in signed] == \
-        [(g["sig"], i["proof"]) for i in g["items"]]
+    assert [(i.signature.hex(), i.proof.hex()) for i in signed] == [
+        (g["sig"], i["proof"]) for i in g["items"]
+    ]
     signer.verify_key.verify(labels.ITEM_SIGNATURE, h(g["root"]), h(g["sig"]))
     verifier = ItemVerifier()
     for item, v in zip(signed, g["items"], strict=True):
-        verifier.verify(item, signer.verify_key, account=g["account"],
-                        collection=g["collection"])
-        assert open_item(K["epoch_2_data_key"], account=g["account"],
-                         collection=g["collection"], item=item) == h(v["plaintext"])
+        verifier.verify(item, signer.verify_key, account=g["account"], collection=g["collection"])
+        assert open_item(
+            K["epoch_2_data_key"], account=g["account"], collection=g["collection"], item=item
+        ) == h(v["plaintext"])
     moved = replace(signed[0], proof=signed[1].proof)  # another item's path: refused
     with pytest.raises(InvalidSignature):
-        ItemVerifier().verify(moved, signer.verify_key, account=g["account"],
-                              collection=g["collection"])
+        ItemVerifier().verify(
+            moved, signer.verify_key, account=g["account"], collection=g["collection"]
+        )
 
 
 def test_deletion_associated_data() -> None:
     v, d = V["item"], V["deletion"]
     item = item_from(d, b"\x00" * 28)
     message = item_message(v["account"], v["collection"], item)
-    assert message[: -33].hex() == d["ad"]
+    assert message[:-33].hex() == d["ad"]
 
 
 def test_item_wire_form_round_trips() -> None:
@@ -209,14 +248,18 @@ def test_kfrag_and_reencryption_open_the_epoch_data_key() -> None:
     signer = _umbral.PRESecretKey(K["new_kfrag_signer"]).public_key  # signed after rotating
     delegating = _umbral.PRESecretKey(K["epoch_2_secret"]).public_key
     device = _umbral.PRESecretKey(K["laptop_pre"])
-    _umbral.verify_kfrag(kfrag, signer=signer, delegating=delegating,
-                         receiving=device.public_key)
+    _umbral.verify_kfrag(kfrag, signer=signer, delegating=delegating, receiving=device.public_key)
     capsule = h(r["epoch_2_capsule"])
     cfrag = _umbral.reencrypt(capsule, kfrag)
-    _umbral.verify_cfrag(cfrag, capsule=capsule, signer=signer, delegating=delegating,
-                         receiving=device.public_key)
-    assert _umbral.decrypt_reencrypted(device, delegating, capsule, [cfrag],
-                                       h(r["epoch_2_ciphertext"])) == K["epoch_2_data_key"]
+    _umbral.verify_cfrag(
+        cfrag, capsule=capsule, signer=signer, delegating=delegating, receiving=device.public_key
+    )
+    assert (
+        _umbral.decrypt_reencrypted(
+            device, delegating, capsule, [cfrag], h(r["epoch_2_ciphertext"])
+        )
+        == K["epoch_2_data_key"]
+    )
 
 
 def test_bundle_digest_and_recovery_signature() -> None:
@@ -227,21 +270,26 @@ def test_bundle_digest_and_recovery_signature() -> None:
     recovery = _umbral.PRESecretKey(K["recovery_key"]).public_key
     _umbral.verify(recovery, digest, h(b["recovery_sig"]))
     with pytest.raises(InvalidSignature):
-        _umbral.verify(recovery, bundle_digest({**b["body"], "grants": []}),
-                       h(b["recovery_sig"]))
+        _umbral.verify(recovery, bundle_digest({**b["body"], "grants": []}), h(b["recovery_sig"]))
 
 
 def test_removal_bundle_extends_the_chain_at_its_base() -> None:
     body = V["bundle"]["body"]
     base = body["base"]["seq"]
-    before = verify_chain([signed(e) for e in V["chain"][:base + 1]], account=V["account"])
+    before = verify_chain([signed(e) for e in V["chain"][: base + 1]], account=V["account"])
     assert before.head == body["base"]["head"]
     after = before.extend([SignedEntry.from_json(e) for e in body["entries"]])
     assert after.head == V["chain"][-1]["digest"] and after.key_generation == 1
-    [item] = [SealedItem.from_json({k: v for k, v in i.items() if k != "collection"})
-              for i in body["items"]]
-    ItemVerifier().verify(item, after.devices[V["laptop_id"]].signing_key,
-                          account=V["account"], collection="passwords")
+    [item] = [
+        SealedItem.from_json({k: v for k, v in i.items() if k != "collection"})
+        for i in body["items"]
+    ]
+    ItemVerifier().verify(
+        item,
+        after.devices[V["laptop_id"]].signing_key,
+        account=V["account"],
+        collection="passwords",
+    )
 
 
 def test_recovery_blob_holds_the_new_account_secrets() -> None:
@@ -258,8 +306,16 @@ def test_recovery_blob_holds_the_new_account_secrets() -> None:
 
 def test_request_signing_message() -> None:
     r = V["request"]
-    msg = request_message(r["method"], r["origin"], r["path"], r["digest"], r["time"],
-                          r["nonce"], r["account"], r["device"])
+    msg = request_message(
+        r["method"],
+        r["origin"],
+        r["path"],
+        r["digest"],
+        r["time"],
+        r["nonce"],
+        r["account"],
+        r["device"],
+    )
     assert msg.hex() == r["message"]
     key = SigningKey(K["laptop_signing_seed"])
     assert key.sign(labels.REQUEST, msg).hex() == r["sig"]

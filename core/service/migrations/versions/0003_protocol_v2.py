@@ -25,7 +25,8 @@ def upgrade() -> None:
     if bind.execute(sa.text("SELECT COUNT(*) FROM accounts")).scalar():
         raise ProtocolVersionError(
             "this database holds Keystead protocol version 1 data; this service speaks "
-            "version 2 and reads none of it (pre-release): start on a new database")
+            "version 2 and reads none of it (pre-release): start on a new database"
+        )
     # Both tables are empty here (no accounts): made again with their version 2 columns.
     op.drop_table("grants")
     op.create_table(

@@ -16,8 +16,9 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("audit") as batch_op:
         batch_op.add_column(sa.Column("count", sa.Integer(), server_default="1", nullable=False))
-        batch_op.add_column(sa.Column("capsule", sa.String(length=64), server_default="",
-                                      nullable=False))
+        batch_op.add_column(
+            sa.Column("capsule", sa.String(length=64), server_default="", nullable=False)
+        )
 
 
 def downgrade() -> None:

@@ -27,8 +27,10 @@ def upgrade() -> None:
         sa.Column("seq", sa.BigInteger(), nullable=False),
     )
     # Each collection goes on from its newest change number, so readers' cursors stay valid.
-    op.execute("INSERT INTO collection_seqs (account, collection, seq) "
-               "SELECT account, collection, MAX(seq) FROM items GROUP BY account, collection")
+    op.execute(
+        "INSERT INTO collection_seqs (account, collection, seq) "
+        "SELECT account, collection, MAX(seq) FROM items GROUP BY account, collection"
+    )
 
 
 def downgrade() -> None:

@@ -25,12 +25,8 @@ def test_read_header_on_a_document_needs_no_key() -> None:
 
 
 def test_new_fills_fresh_id_prefix_and_time() -> None:
-    a = Header.new(
-        owner="a@b", label="l", service_url="https://s", sealed_key=b"c"
-    )
-    b = Header.new(
-        owner="a@b", label="l", service_url="https://s", sealed_key=b"c"
-    )
+    a = Header.new(owner="a@b", label="l", service_url="https://s", sealed_key=b"c")
+    b = Header.new(owner="a@b", label="l", service_url="https://s", sealed_key=b"c")
     assert a.document_id != b.document_id and a.nonce_prefix != b.nonce_prefix
     assert a.created > 1_700_000_000 and a.chunk_size == 65536
     assert a.created_at.timestamp() == a.created

@@ -24,7 +24,9 @@ BASE = Entry(
 
 
 def test_bytes_round_trip_and_version() -> None:
-    e = BASE.edit(2_000, password="two", fields=(("PIN", "1", "hidden"),), otpauth="otpauth://totp/x")
+    e = BASE.edit(
+        2_000, password="two", fields=(("PIN", "1", "hidden"),), otpauth="otpauth://totp/x"
+    )
     assert Entry.from_bytes(e.to_bytes()) == e
     doc = json.loads(e.to_bytes())
     assert doc["v"] == 2 and doc["entry"]["history"] == [["password", "one", 2_000, False]]

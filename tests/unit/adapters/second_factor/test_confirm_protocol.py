@@ -319,5 +319,12 @@ def test_number_matching_offers_at_least_nine_choices():
     assert len(prompt.choices) >= 9
     three = (prompt.number, *[c for c in prompt.choices if c != prompt.number][:2])
     with pytest.raises(FormatError):
-        Prompt(prompt.request_id, prompt.rp, prompt.message, prompt.created, prompt.expires,
-               prompt.number, three)
+        Prompt(
+            prompt.request_id,
+            prompt.rp,
+            prompt.message,
+            prompt.created,
+            prompt.expires,
+            prompt.number,
+            three,
+        )

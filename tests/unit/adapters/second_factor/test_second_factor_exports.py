@@ -44,11 +44,14 @@ def test_importing_the_package_is_light():
     import subprocess
     import sys
 
-    code = ("import sys, keystead.adapters.second_factor as s; s.adapter.commands; "
-            "print(sorted(m for m in ('pyotp', 'segno', 'fastapi', 'uvicorn', 'httpx') "
-            "if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
+    code = (
+        "import sys, keystead.adapters.second_factor as s; s.adapter.commands; "
+        "print(sorted(m for m in ('pyotp', 'segno', 'fastapi', 'uvicorn', 'httpx') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "[]"
 
 

@@ -77,8 +77,9 @@ def test_every_openssh_cipher_ssh_keygen_writes(tmp_path: Path, cipher: str) -> 
     [("ecdsa", "256"), ("ecdsa", "384"), ("ecdsa", "521"), ("ed25519", None), ("rsa", "2048")],
 )
 @pytest.mark.parametrize("form", ["OpenSSH", "PEM", "PKCS8"])
-def test_every_key_type_in_every_form(tmp_path: Path, key_type: str, bits: str | None,
-                                      form: str) -> None:
+def test_every_key_type_in_every_form(
+    tmp_path: Path, key_type: str, bits: str | None, form: str
+) -> None:
     if key_type == "ed25519" and form == "PEM":
         pytest.skip("OpenSSH has no legacy PEM form for Ed25519 (it writes OpenSSH instead)")
     path = tmp_path / "id"
@@ -101,8 +102,9 @@ def test_every_key_type_in_every_form(tmp_path: Path, key_type: str, bits: str |
                "aes-256-ctr", "des-ede3-cbc"],
 )  # fmt: skip
 @pytest.mark.parametrize("key_type, bits", [("ecdsa", "256"), ("rsa", "2048")])
-def test_legacy_pem_ciphers_ssh_keygen_reads(tmp_path: Path, cipher: str, key_type: str,
-                                             bits: str) -> None:
+def test_legacy_pem_ciphers_ssh_keygen_reads(
+    tmp_path: Path, cipher: str, key_type: str, bits: str
+) -> None:
     plain = tmp_path / "plain"
     public = keygen(plain, key_type, bits, "-m", "PEM", "-N", "")
     tool = "ec" if key_type == "ecdsa" else "rsa"
