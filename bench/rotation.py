@@ -20,6 +20,9 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("KEYSTEAD_SCRYPT_N", str(2**14))  # homes are made by the hundred here
+# 10 collections of 100,000 items is one account of a million: above the default quota.
+os.environ.setdefault("KEYSTEAD_QUOTA_ITEMS", str(2_000_000))
+os.environ.setdefault("KEYSTEAD_QUOTA_ITEM_BYTES", str(4 * 1024**3))
 sys.path.insert(0, str(Path(__file__).parent))
 from _harness import join, new_account, report, service  # noqa: E402
 from keystead.core.account import remove_device  # noqa: E402

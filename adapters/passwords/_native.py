@@ -146,8 +146,11 @@ def lookup_from_entries(entries: Iterable[Entry], *, allow_domain: bool = False)
 
 
 def extension_dir() -> Path:
-    """The unpacked extension shipped with this package (load it with --load-extension)."""
-    return Path(__file__).with_name("extension")
+    """The unpacked extension shipped with this package (load it with --load-extension).
+
+    Resolved: in a strict editable install this module is a symlink into a link tree whose
+    files are symlinks too, and Chromium does not load an extension made of symlinks."""
+    return Path(__file__).resolve().with_name("extension")
 
 
 def host_manifest(
