@@ -164,6 +164,10 @@ class CollectionSeqRow(Base):
     account: Mapped[str] = mapped_column(String(64), primary_key=True)
     collection: Mapped[str] = mapped_column(String(128), primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger)
+    items: Mapped[int] = mapped_column(BigInteger, default=0)
+    """How many items the collection holds, and their ciphertext bytes: the quota check
+    reads these few rows instead of scanning every item of the account on every write."""
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class CounterRow(Base):

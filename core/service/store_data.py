@@ -81,6 +81,9 @@ class DataStore(StoreBase):
         if stale:
             raise Conflict(f"stale write for item {stale[0]} (sync first)")
         self._check_item_quota(s, account, items, current)
+        added, grown = _growth(items, current)
+        counter.items = (counter.items or 0) + added
+        counter.bytes = (counter.bytes or 0) + grown
         seqs = []
         for item in items:
             counter.seq += 1
@@ -101,7 +104,11 @@ class DataStore(StoreBase):
         if row is None:
             try:
                 with s.begin_nested():
-                    s.add(CollectionSeqRow(account=account, collection=collection, seq=0))
+                    s.add(
+                        CollectionSeqRow(
+                            account=account, collection=collection, seq=0, items=0, bytes=0
+                        )
+                    )
             except IntegrityError:  # another writer created it first: take its lock
                 pass
             row = s.get(
@@ -118,15 +125,13 @@ class DataStore(StoreBase):
         self, s: Session, account: str, items: Sequence[SealedItem], current: dict[str, ItemRow]
     ) -> None:
         count, size = s.execute(
-            select(func.count(), func.coalesce(func.sum(func.length(ItemRow.ciphertext)), 0)).where(
-                ItemRow.account == account
-            )
+            select(
+                func.coalesce(func.sum(CollectionSeqRow.items), 0),
+                func.coalesce(func.sum(CollectionSeqRow.bytes), 0),
+            ).where(CollectionSeqRow.account == account)
         ).one()
-        count += sum(1 for i in items if i.id not in current)
-        size += sum(
-            len(i.ciphertext) - (len(current[i.id].ciphertext) if i.id in current else 0)
-            for i in items
-        )
+        added, grown = _growth(items, current)
+        count, size = count + added, size + grown
         cfg = self.config
         if count > cfg.quota_items:
             raise QuotaExceeded(
@@ -341,6 +346,15 @@ def _check_item(
     verifier.verify(item, writer.signing_key, account=state.account, collection=collection)
     if collection in ADMIN_ONLY and writer.role != "admin":
         raise Forbidden(f"only admin devices write {collection}")
+
+
+def _growth(items: Sequence[SealedItem], current: dict[str, ItemRow]) -> tuple[int, int]:
+    """How many items a write adds, and how many ciphertext bytes."""
+    added = sum(1 for i in items if i.id not in current)
+    grown = sum(
+        len(i.ciphertext) - (len(current[i.id].ciphertext) if i.id in current else 0) for i in items
+    )
+    return added, grown
 
 
 def _chunks(seq: Sequence[str], n: int) -> list[Sequence[str]]:

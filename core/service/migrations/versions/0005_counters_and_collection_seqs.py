@@ -25,11 +25,15 @@ def upgrade() -> None:
         sa.Column("account", sa.String(64), primary_key=True),
         sa.Column("collection", sa.String(128), primary_key=True),
         sa.Column("seq", sa.BigInteger(), nullable=False),
+        sa.Column("items", sa.BigInteger(), nullable=False, server_default="0"),
+        sa.Column("bytes", sa.BigInteger(), nullable=False, server_default="0"),
     )
-    # Each collection goes on from its newest change number, so readers' cursors stay valid.
+    # Each collection goes on from its newest change number, so readers' cursors stay valid;
+    # its item count and size start from what it holds.
     op.execute(
-        "INSERT INTO collection_seqs (account, collection, seq) "
-        "SELECT account, collection, MAX(seq) FROM items GROUP BY account, collection"
+        "INSERT INTO collection_seqs (account, collection, seq, items, bytes) "
+        "SELECT account, collection, MAX(seq), COUNT(*), SUM(LENGTH(ciphertext)) FROM items "
+        "GROUP BY account, collection"
     )
 
 
