@@ -35,8 +35,7 @@ def removal(svc: object, root: Path, size: int) -> float:
     admin = new_account(svc, root, f"rm{size}", COLLECTIONS)  # type: ignore[arg-type]
     body = os.urandom(200)
     for name in COLLECTIONS:
-        Collection(admin, name).put_many(((f"i{j:06d}", body) for j in range(size)),
-                                         batch=5000)
+        Collection(admin, name).put_many(((f"i{j:06d}", body) for j in range(size)), batch=5000)
     for k in range(3):
         join(admin, root, f"member{k}")
     join(admin, root, "tablet", role="admin")  # 5 devices with the admin
