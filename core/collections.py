@@ -159,6 +159,15 @@ class Collection:
             state = self.device.chain()
         bad: dict[str, str] = {}
         keys: dict[int, bytes] = {}
+        known = set(state.collection(self.name).epochs)
+        try:  # every epoch these items name, in one walk
+            keys.update(
+                self.device.epoch_keys(
+                    self.name, sorted({i.epoch for i in items if i.epoch in known})
+                )
+            )
+        except (VerificationError, DecryptionFailed, FormatError):
+            pass  # each item is then tried (and named) on its own below
         for i in items:
             try:
                 self._check(state, i)

@@ -233,9 +233,16 @@ class Device:
         coll = state.collection(collection)
         if coll.kind != "items" or not missing <= set(coll.epochs):
             raise VerificationError(f"{collection}: an item names an epoch the chain lacks")
-        newest = coll.current_epoch
-        key = self._newest_data_key(state, coll)
-        found = walk_back(self.account, coll, newest, key, missing | {newest})
+        # Walk down from the nearest epoch above the oldest missing one that is cached (or
+        # the newest, through one re-encryption), keeping every key on the way.
+        above = [e for e in coll.epochs if e > min(missing) and f"{collection}:{e}" in cache]
+        if above and min(above) > max(missing):
+            start = min(above)
+            key = b64d(cache[f"{collection}:{start}"])
+        else:
+            start = coll.current_epoch
+            key = self._newest_data_key(state, coll)
+        found = walk_back(self.account, coll, start, key, missing | {start})
         for e, k in found.items():
             cache[f"{collection}:{e}"] = b64e(k)
         self.save(durable=False)  # a cache: lost keys are fetched again

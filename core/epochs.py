@@ -83,11 +83,12 @@ def previous_secret(account: str, coll: CollectionInfo, epoch: int, key: bytes) 
 def walk_back(
     account: str, coll: CollectionInfo, newest: int, key: bytes, wanted: set[int]
 ) -> dict[int, bytes]:
-    """Data keys of the ``wanted`` epochs (all below or at ``newest``), from ``newest``'s."""
+    """Data keys from ``newest`` down to the oldest ``wanted`` epoch, every one on the way
+    (a caller keeps them all: the next older epoch is then one step, not a walk)."""
     out = {newest: key}
     epoch = newest
     while epoch > 1 and not wanted <= set(out):
         sk = previous_secret(account, coll, epoch, out[epoch])
         epoch -= 1
         out[epoch] = data_key(sk, coll.epoch(epoch))
-    return {e: out[e] for e in wanted if e in out}
+    return out

@@ -53,7 +53,10 @@ def test_the_newest_data_key_walks_back_through_every_epoch() -> None:
     assert newest is not None
     keys = walk_back(ACCOUNT, coll, 4, newest, {1, 2, 3, 4})
     assert keys == {m.body["epoch"]: m.data_key for m in made}
-    assert walk_back(ACCOUNT, coll, 4, newest, {2}) == {2: made[1].data_key}
+    # every key on the way down to the oldest one wanted, for the caller to keep
+    assert walk_back(ACCOUNT, coll, 4, newest, {2}) == {
+        m.body["epoch"]: m.data_key for m in made[1:]
+    }
     assert (
         previous_secret(ACCOUNT, coll, 2, made[1].data_key or b"").public_key
         == made[0].secret.public_key
