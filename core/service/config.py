@@ -52,9 +52,9 @@ class ServiceConfig:
     # per account
     reencrypt_per_minute: int = 200_000
     """Capsules one account may have re-encrypted per minute (429 with Retry-After)."""
-    quota_items: int = 100_000
+    quota_items: int = 1_000_000
     """Items one account may store (413 ``quota_items``)."""
-    quota_item_bytes: int = 512 * 1024 * 1024
+    quota_item_bytes: int = 2 * 1024 * 1024 * 1024
     """Bytes of item ciphertext one account may store."""
     quota_spool_messages: int = 10_000
     """Messages waiting in one account's spools."""
