@@ -49,7 +49,7 @@ def two_behind_nginx(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[str, list[ServiceProcess]]]:
     if not os.path.exists(NGINX):
-        pytest.skip("nginx is not installed (apt-get install nginx)")
+        pytest.fail("nginx is not installed (scripts/test installs it: apt-get install nginx)")
     monkeypatch.setenv("KEYSTEAD_TRUST_FORWARDED_FOR", "true")
     procs = [ServiceProcess(PG, tmp_path / f"p{i}") for i in range(2)]
     for p in procs:

@@ -26,7 +26,7 @@ def kdbx_files(tmp_path: Path) -> dict[str, Path]:
     """A KDBX 3.1 database written by ``keepassxc-cli import``, and a KDBX 4 one that
     ``keepassxc-cli merge`` wrote (into an Argon2 database, which KeePassXC keeps at 4)."""
     if shutil.which("keepassxc-cli") is None:
-        pytest.skip("keepassxc-cli is not installed (apt-get install keepassxc)")
+        pytest.fail("keepassxc-cli is not installed (scripts/test installs it: keepassxc)")
     from pykeepass import create_database
 
     v3, v4 = tmp_path / "v3.kdbx", tmp_path / "v4.kdbx"
@@ -149,7 +149,7 @@ def test_rerun_after_a_lost_answer_adds_nothing(make_account, tmp_path) -> None:
 
 def test_kdbx_opened_with_a_keepassxc_key_file(make_account, tmp_path) -> None:  # type: ignore[no-untyped-def]
     if shutil.which("keepassxc-cli") is None:
-        pytest.skip("keepassxc-cli is not installed (apt-get install keepassxc)")
+        pytest.fail("keepassxc-cli is not installed (scripts/test installs it: keepassxc)")
     db, key = tmp_path / "kf.kdbx", tmp_path / "kf.key"
     _keepassxc("db-create", "-q", "--set-key-file", str(key), str(db), stdin="")
     base = ["-q", "--no-password", "-k", str(key)]
