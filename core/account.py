@@ -11,14 +11,12 @@ answered, so a crash or a lost answer is finished by the next command
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import _umbral, labels
-from ._encoding import b64d, b64e, parse_json_object
+from . import _umbral
+from ._encoding import b64d, b64e
 from ._umbral import PREPublicKey, PRESecretKey
 from .bundle import Plan, bundle_digest
 from .chain import (
@@ -28,11 +26,9 @@ from .chain import (
     check_name,
     make_entry,
     sign_device_statement,
-    verify_pairing_request,
 )
 from .client import ServiceClient, path
 from .collections import Collection
-from .crypto import VerifyKey
 from .device import Device, fetch_chain
 from .errors import (
     Conflict,
@@ -45,7 +41,14 @@ from .errors import (
 )
 from .home import Home
 from .keys import AccountSecrets, DeviceKeys, format_recovery_key, parse_recovery_key
-from .keystore import Keystore
+from .pairing import (
+    JoinTicket,
+    PairingDetails,
+    new_home,
+    pairing_details,
+    start_join,
+    wait_for_approval,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -78,24 +81,6 @@ def _device_scopes(role: str, scopes: Iterable[str]) -> list[str]:
     if role == "admin":
         out.add(ADMIN_COLLECTION)
     return sorted(out)
-
-
-def _new_home(
-    home: Home,
-    server: str,
-    account: str,
-    name: str,
-    passphrase: str,
-    keys: DeviceKeys,
-    account_key: VerifyKey,
-) -> Keystore:
-    if home.exists:
-        raise StorageError(f"{home.path} already holds a device; use another KEYSTEAD_HOME")
-    store = Keystore.create(
-        home.keystore, passphrase, {"device": keys.to_json(), "account_key": b64e(account_key.raw)}
-    )
-    home.write_device({"server": server.rstrip("/"), "account": account, "name": name})
-    return store
 
 
 def _item_version(device: Device, collection: str, item_id: str) -> int:
@@ -174,135 +159,11 @@ def create_account(
     del wire["base"]
     anon = ServiceClient(server, transport=transport, clock=clock)
     anon.post("/accounts", {"account": account, **wire}, signed=False)
-    _new_home(home, server, account, device_name, passphrase, keys, secrets.account_key.verify_key)
+    new_home(home, server, account, device_name, passphrase, keys, secrets.account_key.verify_key)
     device = Device.open(home, passphrase, transport=transport, clock=clock)
     device.set_secrets(secrets)
     device.chain()
     return device, format_recovery_key(recovery)
-
-
-# ----------------------------------------------------------------------------- pairing
-def short_authentication_string(code: str, device_key: bytes, account_key: bytes) -> str:
-    """Six digits both sides compute; equal only if neither key was swapped in transit."""
-    d = hashlib.sha256(
-        labels.SAS_LABEL
-        + b"\x00"
-        + code.strip().upper().encode()
-        + b"\x00"
-        + device_key
-        + account_key
-    ).digest()
-    n = int.from_bytes(d[:8], "big") % 1_000_000
-    return f"{n // 1000:03d} {n % 1000:03d}"
-
-
-@dataclass(frozen=True)
-class JoinTicket:
-    code: str
-    token: str
-    sas: str
-    account_fingerprint: str
-    device_fingerprint: str
-
-
-def start_join(
-    home: Home,
-    server: str,
-    account: str,
-    device_name: str,
-    passphrase: str,
-    *,
-    transport: httpx.BaseTransport | None = None,
-    clock: Clock = time.time,
-) -> JoinTicket:
-    """Ask to join ``account``: creates this device's keys and a pairing code."""
-    check_name(device_name, "device name")
-    anon = ServiceClient(server, transport=transport, clock=clock)
-    state, _ = fetch_chain(anon, account)
-    keys = DeviceKeys.generate()
-    body = keys.public_body(device_name)
-    resp = anon.post(
-        path("accounts", account, "pairing"),
-        {"device": body, "statement_sig": b64e(sign_device_statement(keys.signing, account, body))},
-        signed=False,
-    )
-    store = _new_home(home, server, account, device_name, passphrase, keys, state.account_key)
-    store.data["pairing"] = {"code": resp["code"], "token": resp["token"]}
-    store.save()
-    return JoinTicket(
-        resp["code"],
-        resp["token"],
-        short_authentication_string(
-            resp["code"], keys.signing.verify_key.raw, state.account_key.raw
-        ),
-        state.account_key.fingerprint,
-        keys.signing.verify_key.fingerprint,
-    )
-
-
-def wait_for_approval(
-    home: Home,
-    passphrase: str,
-    wait: float,
-    *,
-    transport: httpx.BaseTransport | None = None,
-    clock: Clock = time.time,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Device | None:
-    """Poll until an admin approves; returns the ready device, or None on timeout."""
-    device = Device.open(home, passphrase, transport=transport, clock=clock)
-    ticket = device.keystore.data.get("pairing")
-    if ticket is None:
-        return device
-    deadline = time.monotonic() + wait
-    while True:
-        status = device.client.get(
-            path("pairing", ticket["code"], "status"),
-            params={"token": ticket["token"]},
-            signed=False,
-        )["status"]
-        if status == "approved":
-            break
-        if status == "expired":
-            raise Forbidden("the pairing code expired before an admin approved it")
-        if time.monotonic() >= deadline:
-            return None
-        sleep(0.2)
-    state = device.chain()
-    me = device.me(state)
-    if me.signing_key != device.keys.signing.verify_key:
-        raise VerificationError("the approved device entry does not carry this device's key")
-    del device.keystore.data["pairing"]
-    device.save()
-    if me.role == "admin":
-        coll = Collection(device, ADMIN_COLLECTION)
-        coll.sync()
-        rec = coll.get("secrets")
-        if rec is None or not rec.by_admin:
-            raise DecryptionFailed("the account secrets are not readable by this admin device")
-        device.set_secrets(AccountSecrets.from_bytes(rec.plaintext))
-    return device
-
-
-@dataclass(frozen=True)
-class PairingDetails:
-    code: str
-    device: dict[str, Any]
-    statement_sig: bytes
-    fingerprint: str
-    sas: str
-
-
-def pairing_details(device: Device, code: str) -> PairingDetails:
-    """What an admin checks before approving: the joining device's keys, fingerprint and SAS."""
-    raw = b64d(device.client.get(path("accounts", device.account, "pairing", code))["request"])
-    body, sig, key = verify_pairing_request(
-        device.account, parse_json_object(raw, what="pairing request")
-    )
-    account_key = device.chain().account_key.raw
-    return PairingDetails(
-        code, body, sig, key.fingerprint, short_authentication_string(code, key.raw, account_key)
-    )
 
 
 def _require_admin(device: Device) -> AccountSecrets:
@@ -622,7 +483,7 @@ def recover_account(
         plan.grant_device(name, keys.device_id, keys.pre.public_key)
     wire = plan.to_json(with_recovery=False)
     wire["recovery_sig"] = b64e(_umbral.sign(sk, bundle_digest(wire)))
-    store = _new_home(home, server, account, device_name, passphrase, keys, state.account_key)
+    store = new_home(home, server, account, device_name, passphrase, keys, state.account_key)
     store.data["secrets"] = b64e(secrets.to_bytes())
     store.data["recovering"] = wire
     store.save()

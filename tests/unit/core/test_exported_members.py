@@ -80,6 +80,14 @@ PUBLIC = {
     "keystead.core.client": ["ServiceClient", "Signer"],
     "keystead.core.device": ["Device", "fetch_chain"],
     "keystead.core.collections": ["ADMIN_ONLY", "Collection", "Record", "SyncResult", "Unreadable"],
+    "keystead.core.pairing": [
+        "JoinTicket",
+        "PairingDetails",
+        "pairing_details",
+        "short_authentication_string",
+        "start_join",
+        "wait_for_approval",
+    ],
     "keystead.core.account": [
         "JoinTicket",
         "PairingDetails",
