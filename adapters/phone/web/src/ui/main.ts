@@ -1,0 +1,371 @@
+// The phone app: join, unlock, prompts, TOTP codes, passwords, and the removed screen.
+
+import { type Invite, type Prompt, PhoneDevice, configureUmbral, parseInvite } from "../protocol/device.js";
+import { codeOf, describe, fill, h } from "./dom.js";
+import { PromptFeed } from "./feed.js";
+import { pushAvailable, registerWorker, subscribePush } from "./push.js";
+import { passwordsView, totpView } from "./vault.js";
+
+const app = document.getElementById("app")!;
+let feed: PromptFeed | null = null;
+let stopTab: () => void = () => {};
+
+/** The one place errors are shown: visible, announced, and never stored. */
+const errorBox = (): HTMLElement => h("p", { class: "error", role: "alert", hidden: true });
+function showError(box: HTMLElement, err: unknown): void {
+  box.textContent = describe(err);
+  box.hidden = false;
+}
+
+function screen(name: string, title: string, ...body: (Node | null)[]): void {
+  stopTab();
+  stopTab = () => {};
+  document.body.dataset["screen"] = name;
+  document.title = `Keystead — ${title}`;
+  fill(app, h("h1", {}, title), ...body);
+}
+
+function field(label: string, input: HTMLInputElement): HTMLElement {
+  return h("label", { class: "field" }, h("span", {}, label), input);
+}
+
+function isRemoved(err: unknown): boolean {
+  return codeOf(err) === "device_removed";
+}
+
+// ------------------------------------------------------------------------------------- join
+
+function joinScreen(invite: Invite | null, note?: string): void {
+  const err = errorBox();
+  const account = h("input", { name: "account", required: true, autocapitalize: "none", autocomplete: "off" });
+  const server = h("input", { name: "server", type: "url", required: true, value: location.origin });
+  const name = h("input", { name: "device", required: true, value: "phone", autocapitalize: "none" });
+  const pass = h("input", { name: "passphrase", type: "password", required: true, autocomplete: "new-password", minlength: 8 });
+  const again = h("input", { name: "again", type: "password", required: true, autocomplete: "new-password" });
+  const submit = h("button", { type: "submit" }, "Join");
+  const form = h(
+    "form",
+    { "aria-label": "Join an account" },
+    invite
+      ? h("p", {}, "Join account ", h("strong", {}, invite.account), " at ", h("strong", {}, invite.server))
+      : h("div", {}, field("Account", account), field("Server", server)),
+    invite?.fingerprint ? h("p", { class: "muted small" }, `Account key ${invite.fingerprint}`) : null,
+    field("Device name", name),
+    field("Passphrase", pass),
+    field("Repeat passphrase", again),
+    err,
+    submit,
+  );
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    if (pass.value !== again.value) return showError(err, new Error("The two passphrases differ."));
+    const inv: Invite = invite ?? { server: server.value.trim().replace(/\/+$/, ""), account: account.value.trim() };
+    submit.disabled = true;
+    submit.textContent = "Creating this device's keys…";
+    PhoneDevice.join(inv, name.value.trim(), pass.value).then(
+      ({ device, ticket }) => {
+        pass.value = again.value = "";
+        pairingScreen(device, ticket.code, ticket.verification);
+      },
+      (e: unknown) => {
+        submit.disabled = false;
+        submit.textContent = "Join";
+        showError(err, e);
+      },
+    );
+  });
+  screen("join", "Add this phone", note ? h("p", { class: "muted" }, note) : null, form);
+}
+
+function pairingScreen(device: PhoneDevice, code: string, verification: string): void {
+  const err = errorBox();
+  const state = h("p", { role: "status" }, "Waiting for approval…");
+  screen(
+    "pairing",
+    "Approve this phone",
+    h("p", {}, "On a device of the account that can approve (your computer), run:"),
+    h("pre", {}, `keystead device approve ${code}`),
+    h("p", {}, "Pairing code"),
+    h("output", { class: "big", "aria-label": "Pairing code" }, code),
+    h("p", {}, "Check that the computer shows this verification number:"),
+    h("output", { class: "big", "aria-label": "Verification number" }, verification),
+    state,
+    err,
+  );
+  const wait = async (): Promise<void> => {
+    for (;;) {
+      try {
+        if ((await device.waitForApproval()) === "approved") break;
+      } catch (e) {
+        if (isRemoved(e)) return removedScreen(device);
+        showError(err, e);
+        if (codeOf(e) === "verification_failed") {
+          state.textContent = "Pairing failed.";
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 2000));
+      }
+    }
+    await home(device);
+  };
+  void wait();
+}
+
+// ----------------------------------------------------------------------------------- unlock
+
+function unlockScreen(note?: string): void {
+  const err = errorBox();
+  const pass = h("input", { name: "passphrase", type: "password", required: true, autocomplete: "current-password" });
+  const submit = h("button", { type: "submit" }, "Unlock");
+  const form = h("form", { "aria-label": "Unlock" }, field("Passphrase", pass), err, submit);
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    submit.disabled = true;
+    submit.textContent = "Unlocking…";
+    PhoneDevice.unlock(pass.value).then(
+      (device) => {
+        pass.value = "";
+        void home(device);
+      },
+      (e: unknown) => {
+        submit.disabled = false;
+        submit.textContent = "Unlock";
+        pass.select();
+        showError(err, e);
+      },
+    );
+  });
+  screen("unlock", "Unlock Keystead", note ? h("p", { class: "muted" }, note) : null, form);
+  pass.focus();
+}
+
+// ---------------------------------------------------------------------------------- removed
+
+function removedScreen(device: PhoneDevice): void {
+  feed?.stop();
+  feed = null;
+  const state = h("p", { role: "status" }, "Erasing this phone's keys…");
+  screen(
+    "removed",
+    "This phone was removed",
+    h("p", {}, `This device (${device.name}) was removed from the account ${device.account}. It can no longer read or answer anything.`),
+    state,
+  );
+  device.wipe().then(
+    () => {
+      state.textContent = "Its keys and data were erased from this phone.";
+      document.body.dataset["wiped"] = "true";
+    },
+    (e: unknown) => (state.textContent = `Erasing failed: ${describe(e)}`),
+  );
+}
+
+// ------------------------------------------------------------------------------------- home
+
+type Tab = "prompts" | "codes" | "passwords";
+
+async function home(device: PhoneDevice): Promise<void> {
+  history.replaceState(null, "", location.pathname); // the invite's fragment is done with
+  const err = errorBox();
+  const status = h("p", { class: "status", role: "status", "aria-live": "polite" });
+  const say = (m: string): void => void (status.textContent = m);
+  const body = h("section", { class: "tab" });
+  const tabs: Record<Tab, HTMLButtonElement> = {
+    prompts: h("button", { type: "button" }, "Requests"),
+    codes: h("button", { type: "button" }, "Codes"),
+    passwords: h("button", { type: "button" }, "Passwords"),
+  };
+  const fatal = (e: unknown): boolean => {
+    if (isRemoved(e)) {
+      removedScreen(device);
+      return true;
+    }
+    return false;
+  };
+
+  const promptList = h("ul", { class: "list", "aria-label": "Requests" });
+  const connection = h("p", { class: "muted small", hidden: true });
+  let rendered: string | null = null;
+  const renderPrompts = (prompts: Prompt[]): void => {
+    const key = prompts.map((p) => p.id).join();
+    if (key === rendered) return;
+    rendered = key;
+    fill(
+      promptList,
+      ...(prompts.length
+        ? prompts.map((p) => promptCard(device, p, err, say, fatal))
+        : [h("li", { class: "muted empty" }, "No requests are waiting.")]),
+    );
+    document.body.dataset["prompts"] = String(prompts.length);
+  };
+  feed?.stop();
+  feed = new PromptFeed(device, {
+    change: renderPrompts,
+    offline: (e) => {
+      connection.hidden = e === null;
+      connection.textContent = e === null ? "" : `Offline, reconnecting… (${describe(e)})`;
+    },
+    refused: (errs) => showError(err, new Error(`Refused and not shown: ${errs.map(describe).join("; ")}`)),
+    fatal,
+  });
+  const expiry = setInterval(() => feed && renderPrompts(feed.list()), 1000);
+
+  const show = (tab: Tab): void => {
+    stopTab();
+    stopTab = () => {};
+    for (const [name, b] of Object.entries(tabs)) b.setAttribute("aria-current", String(name === tab));
+    err.hidden = true;
+    if (tab === "prompts") {
+      const notify = pushAvailable() && Notification.permission === "default"
+        ? h("button", { type: "button", class: "secondary" }, "Turn on notifications")
+        : null;
+      notify?.addEventListener("click", () => {
+        void subscribePush(device, true).then((m) => {
+          if (m) say(m);
+          notify.remove();
+        });
+      });
+      fill(body, h("h2", {}, "Requests"), connection, promptList, notify);
+      return;
+    }
+    fill(body, h("h2", {}, tab === "codes" ? "Codes" : "Passwords"), h("p", { class: "muted" }, "Loading…"));
+    let live = true;
+    stopTab = () => void (live = false);
+    void (async () => {
+      try {
+        await device.sync();
+      } catch (e) {
+        if (fatal(e)) return;
+        showError(err, e); // offline: show what this phone already has
+      }
+      try {
+        if (!live) return;
+        if (tab === "codes") {
+          const entries = await device.totp();
+          if (!live) return;
+          const title = h("h2", {}, "Codes");
+          const holder = h("div");
+          fill(body, title, holder);
+          const stop = totpView(holder, entries, say);
+          stopTab = () => {
+            live = false;
+            stop();
+          };
+        } else {
+          const entries = await device.passwords();
+          if (!live) return;
+          const holder = h("div");
+          fill(body, h("h2", {}, "Passwords"), holder);
+          passwordsView(holder, entries, say);
+        }
+        const refused = device.problems();
+        if (refused.length) showError(err, new Error(`Refused and not shown: ${refused.map(describe).join("; ")}`));
+      } catch (e) {
+        if (!fatal(e)) showError(err, e);
+      }
+    })();
+  };
+  for (const [name, b] of Object.entries(tabs)) b.addEventListener("click", () => show(name as Tab));
+
+  screen(
+    "home",
+    "Keystead",
+    h("p", { class: "muted small" }, `${device.name} · ${device.account}`),
+    h("nav", { "aria-label": "Sections" }, tabs.prompts, tabs.codes, tabs.passwords),
+    err,
+    status,
+    body,
+  );
+  const stopExpiry = (): void => clearInterval(expiry);
+  window.addEventListener("pagehide", stopExpiry, { once: true });
+  show("prompts");
+  renderPrompts([]);
+  feed.start();
+  void subscribePush(device, false).then((m) => m && say(m));
+}
+
+function promptCard(
+  device: PhoneDevice,
+  p: Prompt,
+  err: HTMLElement,
+  say: (m: string) => void,
+  fatal: (e: unknown) => boolean,
+): HTMLElement {
+  const buttons: HTMLButtonElement[] = [];
+  const act = (decision: "approve" | "deny" | "report", n?: number): void => {
+    for (const b of buttons) b.disabled = true;
+    device.answer(p, decision, n).then(
+      () => {
+        feed?.settle(p.id);
+        say(decision === "approve" ? `Approved: ${p.rp}` : decision === "deny" ? `Denied: ${p.rp}` : `Reported: ${p.rp}`);
+      },
+      (e: unknown) => {
+        if (fatal(e)) return;
+        showError(err, e);
+        if (p.expires <= Date.now() / 1000) feed?.settle(p.id);
+        else for (const b of buttons) b.disabled = false;
+      },
+    );
+  };
+  const button = (label: string, cls: string, aria: string, onClick: () => void): HTMLButtonElement => {
+    const b = h("button", { type: "button", class: cls, "aria-label": aria }, label);
+    b.addEventListener("click", onClick);
+    buttons.push(b);
+    return b;
+  };
+  const choices = p.numbers
+    ? h(
+        "div",
+        { class: "numbers", role: "group", "aria-label": "Pick the number shown where you started" },
+        ...[...p.numbers].sort((a, b) => a - b).map((n) => button(String(n), "number", `Approve with ${n}`, () => act("approve", n))),
+      )
+    : button("Approve", "approve", "Approve", () => act("approve"));
+  return h(
+    "li",
+    { class: "card prompt", "aria-label": `Request from ${p.rp}` },
+    h("h3", {}, p.rp),
+    h("p", { class: "message" }, p.message),
+    p.numbers ? h("p", { class: "muted" }, "Tap the number shown where you started, to approve:") : null,
+    choices,
+    h(
+      "div",
+      { class: "row" },
+      button("Deny", "deny", "Deny", () => act("deny")),
+      button("This wasn't me", "report", "This wasn't me", () => act("report")),
+    ),
+  );
+}
+
+// ------------------------------------------------------------------------------------- boot
+
+declare const __UMBRAL_WASM__: string; // the hashed file name, from build.mjs
+
+async function boot(): Promise<void> {
+  configureUmbral(() => new URL(`./${__UMBRAL_WASM__}`, import.meta.url));
+  void registerWorker(() => feed?.poke());
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") feed?.poke();
+  });
+  const fragment = location.hash.replace(/^#/, "");
+  let invite: Invite | null = null;
+  let note: string | undefined;
+  if (fragment.includes("join=")) {
+    try {
+      invite = parseInvite(fragment, location.origin);
+    } catch (e) {
+      note = `The invitation link is not valid (${describe(e)}); type the account instead.`;
+    }
+  }
+  if (await PhoneDevice.exists()) {
+    history.replaceState(null, "", location.pathname);
+    unlockScreen(invite ? "This phone is already a device of an account; unlock it." : undefined);
+  } else {
+    joinScreen(invite, note);
+  }
+}
+
+boot().catch((e: unknown) => {
+  const err = errorBox();
+  screen("error", "Keystead could not start", err);
+  showError(err, e);
+});
