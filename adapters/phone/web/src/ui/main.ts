@@ -167,7 +167,7 @@ type Tab = "prompts" | "codes" | "passwords";
 async function home(device: PhoneDevice): Promise<void> {
   history.replaceState(null, "", location.pathname); // the invite's fragment is done with
   const err = errorBox();
-  const status = h("p", { class: "status", role: "status", "aria-live": "polite" });
+  const status = h("p", { class: "status", role: "status", "aria-live": "polite", "aria-label": "Status" });
   const say = (m: string): void => void (status.textContent = m);
   const body = h("section", { class: "tab" });
   const tabs: Record<Tab, HTMLButtonElement> = {
@@ -215,6 +215,7 @@ async function home(device: PhoneDevice): Promise<void> {
     stopTab = () => {};
     for (const [name, b] of Object.entries(tabs)) b.setAttribute("aria-current", String(name === tab));
     err.hidden = true;
+    if (!/clears? in 30 s|copied/.test(status.textContent ?? "")) status.textContent = "";
     if (tab === "prompts") {
       const notify = pushAvailable() && Notification.permission === "default"
         ? h("button", { type: "button", class: "secondary" }, "Turn on notifications")
@@ -343,6 +344,8 @@ declare const __UMBRAL_WASM__: string; // the hashed file name, from build.mjs
 async function boot(): Promise<void> {
   configureUmbral(() => new URL(`./${__UMBRAL_WASM__}`, import.meta.url));
   void registerWorker(() => feed?.poke());
+  // an invite link opened in a tab that already shows the app: start over with it
+  window.addEventListener("hashchange", () => location.hash.includes("join=") && location.reload());
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible") feed?.poke();
   });

@@ -44,7 +44,7 @@ export function totpView(root: HTMLElement, entries: TotpEntry[], status: (m: st
     const now = Date.now();
     for (const r of rows) {
       const remain = r.e.period - (Math.floor(now / 1000) % r.e.period);
-      const c = r.e.code(now);
+      const c = r.e.code(now / 1000); // the library counts in seconds
       if (r.code.textContent !== c) r.code.textContent = c;
       r.left.textContent = `${remain} s`;
       r.bar.value = remain;
