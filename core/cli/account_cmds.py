@@ -567,6 +567,12 @@ def _tls(
         flush=True,
     )
     print(render_qr(app), file=sys.stderr, flush=True)
+    if _loopback_url(f"http://{host}"):
+        print(
+            f"note: listening on {host} only; a phone reaches the service with --host 0.0.0.0",
+            file=sys.stderr,
+            flush=True,
+        )
     return str(files.cert), str(files.key)
 
 

@@ -95,13 +95,15 @@ def lan_address() -> str | None:
 
 
 def default_names(host: str) -> list[str]:
-    """The LAN address (first: what a phone uses), the bound host, and loopback names."""
+    """The names a phone may use, the one to show first: the bound address when it is a
+    specific one, else this machine's LAN address; then loopback."""
     names: list[str] = []
-    lan = lan_address()
-    if lan:
-        names.append(lan)
     if host not in ("0.0.0.0", "::", ""):
         names.append(host)
+    else:
+        lan = lan_address()
+        if lan:
+            names.append(lan)
     names += ["localhost", "127.0.0.1", "::1"]
     return list(dict.fromkeys(names))
 
