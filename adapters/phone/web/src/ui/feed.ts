@@ -27,6 +27,8 @@ export class PromptFeed {
   private abort: AbortController | null = null;
   private running = false;
   private failures = 0;
+  /** Whether one poll has answered (before that, an empty list means "not known yet"). */
+  loaded = false;
 
   constructor(
     private readonly source: PromptSource,
@@ -89,7 +91,11 @@ export class PromptFeed {
         this.failures = 0;
         const refused = this.source.problems?.() ?? [];
         if (refused.length) this.on.refused(refused);
-        if (this.merge(batch)) this.on.change(this.list());
+        const changed = this.merge(batch);
+        if (changed || !this.loaded) {
+          this.loaded = true;
+          this.on.change(this.list());
+        }
       } catch (err) {
         if (!this.running) return;
         if (this.abort.signal.aborted) continue; // poked: poll again at once

@@ -1,6 +1,7 @@
 // The phone app: join, unlock, prompts, TOTP codes, passwords, and the removed screen.
 
 import { type Invite, type Prompt, PhoneDevice, configureUmbral, parseInvite } from "../protocol/device.js";
+import { umbralReady } from "../protocol/umbral.js";
 import { codeOf, describe, fill, h } from "./dom.js";
 import { PromptFeed } from "./feed.js";
 import { pushAvailable, registerWorker, subscribePush } from "./push.js";
@@ -122,8 +123,10 @@ function unlockScreen(note?: string): void {
     ev.preventDefault();
     submit.disabled = true;
     submit.textContent = "Unlocking…";
+    performance.mark("keystead:unlock");
     PhoneDevice.unlock(pass.value).then(
       (device) => {
+        performance.mark("keystead:unlocked");
         pass.value = "";
         void home(device);
       },
@@ -196,6 +199,7 @@ async function home(device: PhoneDevice): Promise<void> {
         ? prompts.map((p) => promptCard(device, p, err, say, fatal))
         : [h("li", { class: "muted empty" }, "No requests are waiting.")]),
     );
+    if (!document.body.dataset["prompts"]) performance.mark("keystead:prompts-shown");
     document.body.dataset["prompts"] = String(prompts.length);
   };
   feed?.stop();
@@ -208,7 +212,7 @@ async function home(device: PhoneDevice): Promise<void> {
     refused: (errs) => showError(err, new Error(`Refused and not shown: ${errs.map(describe).join("; ")}`)),
     fatal,
   });
-  const expiry = setInterval(() => feed && renderPrompts(feed.list()), 1000);
+  const expiry = setInterval(() => feed?.loaded && renderPrompts(feed.list()), 1000);
 
   const show = (tab: Tab): void => {
     stopTab();
@@ -226,6 +230,7 @@ async function home(device: PhoneDevice): Promise<void> {
           notify.remove();
         });
       });
+      if (!feed?.loaded) fill(promptList, h("li", { class: "muted" }, "Loading…"));
       fill(body, h("h2", {}, "Requests"), connection, promptList, notify);
       return;
     }
@@ -280,7 +285,6 @@ async function home(device: PhoneDevice): Promise<void> {
   const stopExpiry = (): void => clearInterval(expiry);
   window.addEventListener("pagehide", stopExpiry, { once: true });
   show("prompts");
-  renderPrompts([]);
   feed.start();
   void subscribePush(device, false).then((m) => m && say(m));
 }
@@ -343,6 +347,7 @@ declare const __UMBRAL_WASM__: string; // the hashed file name, from build.mjs
 
 async function boot(): Promise<void> {
   configureUmbral(() => new URL(`./${__UMBRAL_WASM__}`, import.meta.url));
+  void umbralReady().catch(() => {}); // compile the WASM while the passphrase is typed
   void registerWorker(() => feed?.poke());
   // an invite link opened in a tab that already shows the app: start over with it
   window.addEventListener("hashchange", () => location.hash.includes("join=") && location.reload());
