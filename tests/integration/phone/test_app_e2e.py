@@ -30,6 +30,28 @@ SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # 160 bits, base32
 PHONE_PASSPHRASE = "phone passphrase 4 tests"
 
 
+# Every record of every IndexedDB database of the app's origin.
+IDB_RECORDS = """async () => {
+  let n = 0;
+  for (const { name } of await indexedDB.databases()) {
+    const db = await new Promise((ok, ko) => {
+      const r = indexedDB.open(name);
+      r.onsuccess = () => ok(r.result);
+      r.onerror = () => ko(r.error);
+    });
+    for (const store of db.objectStoreNames) {
+      n += await new Promise((ok, ko) => {
+        const r = db.transaction(store).objectStore(store).count();
+        r.onsuccess = () => ok(r.result);
+        r.onerror = () => ko(r.error);
+      });
+    }
+    db.close();
+  }
+  return n;
+}"""
+
+
 @dataclass
 class Phone:
     page: Page
@@ -155,10 +177,31 @@ def test_the_app_is_installable(phone: Phone) -> None:
     assert scope == phone.service.url + "/app/"
 
 
+def test_an_invite_with_another_account_key_is_refused_and_nothing_is_kept(phone: Phone) -> None:
+    """A service (or a link) that swaps the account: the fingerprint in the invite does not
+    match the account key served, so the app refuses before it makes or sends any key."""
+    page = phone.page
+    other = "SHA256:" + "A" * 43
+    page.goto(f"{phone.service.url}/app/#" + urlencode({"join": phone.account, "fp": other}))
+    page.get_by_label("Passphrase", exact=True).fill(PHONE_PASSPHRASE)
+    page.get_by_label("Repeat passphrase").fill(PHONE_PASSPHRASE)
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(f"{r.method} {r.url}"))
+    page.get_by_role("button", name="Join").tap()
+    expect(page.get_by_role("alert")).to_contain_text(f"not the invite's {other}")
+    phone.shot("join-refused")
+    assert any("/chain" in r for r in sent)  # it read the account's chain...
+    assert not [r for r in sent if r.startswith("POST")]  # ...and sent nothing
+    assert page.evaluate(IDB_RECORDS) == 0
+
+
 def test_join_with_the_invite_and_the_admins_approval(phone: Phone) -> None:
     page = phone.page
-    fp = phone.admin.json("account", "show", "--json")["account_fingerprint"]
-    page.goto(f"{phone.service.url}/app/#" + urlencode({"join": phone.account, "fp": fp}))
+    out = phone.admin.run("device", "invite", "--no-qr").stdout
+    url = out.split("invite: ", 1)[1].split()[0]
+    assert url.startswith(phone.service.url + "/app/#join=")
+    page.goto("about:blank")
+    page.goto(url)
     expect(page.get_by_role("form", name="Join an account")).to_contain_text(phone.account)
     page.get_by_label("Device name").fill("phone")
     page.get_by_label("Passphrase", exact=True).fill(PHONE_PASSPHRASE)
@@ -234,6 +277,35 @@ def test_a_lost_connection_loses_and_duplicates_nothing(phone: Phone) -> None:
     assert _finish(rp)[:2] == (0, "approved\n")
 
 
+def test_unlock_after_a_restart_and_a_wrong_passphrase_is_shown(phone: Phone) -> None:
+    page = phone.page
+    page.reload()
+    expect(page.get_by_role("form", name="Unlock")).to_be_visible()
+    page.get_by_label("Passphrase").fill("not the passphrase")
+    page.get_by_role("button", name="Unlock").tap()
+    expect(page.get_by_role("alert")).to_contain_text("wrong passphrase")
+    phone.shot("unlock-wrong")
+    page.get_by_label("Passphrase").fill(PHONE_PASSPHRASE)
+    page.get_by_role("button", name="Unlock").tap()
+    expect(page.get_by_text("No requests are waiting.")).to_be_visible()
+
+
+def test_the_app_starts_offline_from_its_cache(phone: Phone) -> None:
+    """The installed app opens without a network (the service worker's shell and assets):
+    the unlock screen shows, and the prompt list says it is reconnecting."""
+    page = phone.page
+    page.context.set_offline(True)
+    try:
+        page.reload()
+        expect(page.get_by_role("form", name="Unlock")).to_be_visible()
+        page.get_by_label("Passphrase").fill(PHONE_PASSPHRASE)
+        page.get_by_role("button", name="Unlock").tap()
+        expect(page.get_by_text("Offline, reconnecting")).to_be_visible(timeout=30_000)
+    finally:
+        page.context.set_offline(False)
+    expect(page.get_by_text("No requests are waiting.")).to_be_visible(timeout=30_000)
+
+
 def _oathtool(at: int) -> str:
     return subprocess.run(
         ["oathtool", "--totp", "-b", "-N", f"@{at}", SECRET],
@@ -298,28 +370,6 @@ def test_a_password_added_on_the_laptop_is_shown_and_searchable(phone: Phone) ->
     page.clock.fast_forward("00:02")
     expect(page.get_by_role("status", name="Status")).to_have_text("Clipboard cleared.")
     assert page.evaluate("navigator.clipboard.readText()") == ""
-
-
-# Every record of every IndexedDB database of the app's origin.
-IDB_RECORDS = """async () => {
-  let n = 0;
-  for (const { name } of await indexedDB.databases()) {
-    const db = await new Promise((ok, ko) => {
-      const r = indexedDB.open(name);
-      r.onsuccess = () => ok(r.result);
-      r.onerror = () => ko(r.error);
-    });
-    for (const store of db.objectStoreNames) {
-      n += await new Promise((ok, ko) => {
-        const r = db.transaction(store).objectStore(store).count();
-        r.onsuccess = () => ok(r.result);
-        r.onerror = () => ko(r.error);
-      });
-    }
-    db.close();
-  }
-  return n;
-}"""
 
 
 def test_removal_shows_it_and_wipes_the_keystore(phone: Phone) -> None:
