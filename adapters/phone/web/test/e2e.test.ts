@@ -1,0 +1,196 @@
+// End to end against a REAL `keystead serve` on loopback and a real CLI admin device: the
+// library joins as a phone, is approved, answers a number-matching prompt that the RP
+// verifies, reads TOTP codes (equal to oathtool's) and a password, and is cut off by removal.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KEYSTEAD } from './setup.js';
+import { DeviceRemoved, PhoneDevice, VerificationFailed, WrongPassphrase, parseInvite, type Prompt } from '../src/protocol/device.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'wtphone-j1-e2e-'));
+let service: ChildProcess;
+let url = '';
+const ACCOUNT = `phone${process.pid}`;
+const PASS = 'phone passphrase';
+const TOTP_SECRET = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP';
+const cliEnv = (home: string): NodeJS.ProcessEnv => ({
+  ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('KEYSTEAD_'))),
+  KEYSTEAD_HOME: join(tmp, home),
+  KEYSTEAD_PASSPHRASE: 'laptop passphrase',
+  KEYSTEAD_SCRYPT_N: '16384',
+});
+
+function cli(args: string[], input?: string): { stdout: string; stderr: string } {
+  const r = spawnSync(KEYSTEAD, args, { env: cliEnv('laptop'), input, encoding: 'utf8', timeout: 120_000 });
+  if (r.status !== 0) throw new Error(`keystead ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
+  return { stdout: r.stdout, stderr: r.stderr };
+}
+
+/** `keystead confirm request` as a relying party runs it (its own folder for pins). */
+function rp(token: string, message: string): { proc: ChildProcess; number: Promise<number>; done: Promise<[number, string, string]> } {
+  const proc = spawn(KEYSTEAD, ['confirm', 'request', ACCOUNT, '--server', url, '--rp-token', token, '--message', message, '--number-matching', '--wait', '60'], {
+    env: { ...cliEnv('rp'), KEYSTEAD_PASSPHRASE: '' },
+  });
+  let out = '';
+  let err = '';
+  let resolveNumber: (n: number) => void;
+  const number = new Promise<number>((r) => (resolveNumber = r));
+  proc.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+    const m = /number: (\d\d)/.exec(out);
+    if (m) resolveNumber(Number(m[1]));
+  });
+  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const done = new Promise<[number, string, string]>((r) => proc.on('exit', (code) => r([code ?? -1, out, err])));
+  return { proc, number, done };
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitFor<T>(f: () => Promise<T | undefined>, what: string, seconds = 30): Promise<T> {
+  const until = Date.now() + seconds * 1000;
+  for (;;) {
+    const v = await f();
+    if (v !== undefined) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+let token = '';
+let phone: PhoneDevice;
+
+before(async () => {
+  const port = await freePort();
+  url = `http://127.0.0.1:${port}`;
+  const log = openSync(join(tmp, 'service.log'), 'a');
+  service = spawn(KEYSTEAD, ['serve', '--port', String(port), '--database-url', `sqlite:///${join(tmp, 'service.sqlite')}`], {
+    env: { ...process.env, KEYSTEAD_ACCOUNTS_PER_SOURCE_HOUR: '1000000', KEYSTEAD_PAIRINGS_PER_SOURCE_HOUR: '1000000', KEYSTEAD_ACCESS_LOG: 'false' },
+    stdio: ['ignore', log, log],
+  });
+  await waitFor(async () => {
+    try {
+      return (await fetch(url + '/v1/health')).ok ? true : undefined;
+    } catch {
+      return undefined;
+    }
+  }, 'the service to start', 90).catch((e: Error) => {
+    throw new Error(`${e.message}: ${readFileSync(join(tmp, 'service.log'), 'utf8')}`);
+  });
+  cli(['account', 'create', ACCOUNT, '--server', url, '--device', 'laptop']);
+  token = cli(['confirm', 'allow', 'bank.example']).stdout.split('rp token: ')[1]!.trim();
+});
+
+after(() => {
+  service?.kill('SIGTERM');
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+test('join from an invite: the fingerprint pins the account, the admin approves with the same verification number', async () => {
+  const fp = JSON.parse(cli(['account', 'show', '--json']).stdout).account_fingerprint as string;
+  const frag = '#' + new URLSearchParams({ join: ACCOUNT, fp }).toString();
+  // An invite with another fingerprint is refused before any key is made or stored.
+  const wrong = parseInvite('#' + new URLSearchParams({ join: ACCOUNT, fp: 'SHA256:' + 'A'.repeat(43) }).toString(), url + '/app/');
+  await assert.rejects(PhoneDevice.join(wrong, 'phone', PASS, { scryptN: 1 << 14 }), VerificationFailed);
+  assert.equal(await PhoneDevice.exists(), false);
+
+  const invite = parseInvite(frag, url + '/app/');
+  assert.deepEqual(invite, { server: url, account: ACCOUNT, fingerprint: fp });
+  const { device, ticket } = await PhoneDevice.join(invite, 'phone', PASS, { scryptN: 1 << 14 });
+  assert.equal(await PhoneDevice.exists(), true);
+  assert.match(ticket.verification, /^\d{3} \d{3}$/);
+  assert.equal(ticket.accountFingerprint, fp);
+  assert.equal(await device.waitForApproval(AbortSignal.timeout(1500)).catch(() => 'pending'), 'pending');
+  const approved = cli(['device', 'approve', ticket.code, '--yes', '--scopes', 'confirm,totp,passwords']);
+  assert.ok(approved.stderr.includes(`verification: ${ticket.verification}`), approved.stderr);
+  assert.match(approved.stdout, /approved phone as member/);
+  assert.equal(await device.waitForApproval(), 'approved');
+  assert.deepEqual(device.me().scopes, ['_account', 'confirm', 'passwords', 'totp'].filter((s) => device.me().scopes.includes(s)));
+  phone = device;
+});
+
+test('unlock: the keystore opens with the passphrase only', async () => {
+  await assert.rejects(PhoneDevice.unlock('not it'), WrongPassphrase);
+  const again = await PhoneDevice.unlock(PASS);
+  assert.equal(again.account, ACCOUNT);
+  assert.equal(again.name, 'phone');
+  assert.equal(again.deviceId, phone.deviceId);
+  phone = again;
+  await phone.sync();
+});
+
+test('a number-matching prompt: listed, opened, the right number approves and the RP verifies it', async () => {
+  const req = rp(token, 'Log in from Berlin?');
+  const number = await req.number;
+  const p = await waitFor<Prompt>(async () => (await phone.prompts({ waitSeconds: 5 })).find((x) => x.message === 'Log in from Berlin?'), 'the prompt');
+  assert.equal(p.rp, 'bank.example');
+  assert.equal(p.numbers!.length, 9);
+  assert.ok(p.numbers!.includes(number));
+  assert.deepEqual(p.numbers, [...p.numbers!].sort((a, b) => a - b));
+  await phone.answer(p, 'approve', number);
+  const [code, out] = await req.done;
+  assert.equal(code, 0);
+  assert.equal(out, `number: ${number}\napproved\n`);
+  assert.ok(!(await phone.prompts()).some((x) => x.id === p.id), 'an answered prompt leaves the list');
+});
+
+test('a wrong number and a deny are the RP refusals; "this was not me" is reported', async () => {
+  const req = rp(token, 'Wrong number');
+  const number = await req.number;
+  const p = await waitFor<Prompt>(async () => (await phone.prompts()).find((x) => x.message === 'Wrong number'), 'the prompt');
+  await phone.answer(p, 'approve', p.numbers!.find((n) => n !== number));
+  const [code, out, err] = await req.done;
+  assert.equal(code, 4, err);
+  assert.match(out, /denied/);
+
+  const req2 = rp(token, 'Not me');
+  await req2.number;
+  const p2 = await waitFor<Prompt>(async () => (await phone.prompts()).find((x) => x.message === 'Not me'), 'the prompt');
+  await phone.answer(p2, 'report');
+  const [code2] = await req2.done;
+  assert.equal(code2, 3);
+});
+
+test('TOTP codes equal oathtool; a password added on the laptop is read', async () => {
+  cli(['totp', 'add', `otpauth://totp/Example:alice?secret=${TOTP_SECRET}&issuer=Example&digits=8&algorithm=SHA256`]);
+  cli(['passwords', 'add', 'https://bank.example/login', '--username', 'alice'], 'correct horse battery\n');
+  const [entry] = await phone.totp();
+  assert.ok(entry);
+  assert.equal(entry.issuer, 'Example');
+  assert.equal(entry.label, 'alice');
+  assert.equal(entry.digits, 8);
+  for (const t of [59, 1111111109, Math.floor(Date.now() / 1000)]) {
+    const oath = spawnSync('oathtool', ['-b', '--totp=SHA256', '-d', '8', '-N', `@${t}`, TOTP_SECRET], { encoding: 'utf8' });
+    assert.equal(oath.status, 0, oath.stderr);
+    assert.equal(entry.code(t), oath.stdout.trim());
+  }
+  const pw = (await phone.passwords()).find((e) => e.url === 'https://bank.example/login');
+  assert.ok(pw);
+  assert.equal(pw.username, 'alice');
+  assert.equal(pw.password, 'correct horse battery');
+  assert.deepEqual(phone.problems(), []);
+});
+
+test('removal: the next sync throws DeviceRemoved, and wipe leaves nothing', async () => {
+  cli(['device', 'remove', 'phone']);
+  await assert.rejects(phone.sync(), DeviceRemoved);
+  await assert.rejects(phone.prompts(), DeviceRemoved);
+  await phone.wipe();
+  assert.equal(await PhoneDevice.exists(), false);
+});
+
+test('the service log has no traceback', () => {
+  assert.ok(!readFileSync(join(tmp, 'service.log'), 'utf8').includes('Traceback'));
+});
