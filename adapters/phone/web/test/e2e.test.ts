@@ -6,10 +6,14 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { createServer as createHttpServer, request as httpRequest, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KEYSTEAD } from './setup.js';
 import { DeviceRemoved, PhoneDevice, VerificationFailed, WrongPassphrase, parseInvite, type Prompt } from '../src/protocol/device.js';
+import { b64d, b64e, cjson, fromUtf8 } from '../src/protocol/encoding.js';
+import { Keystore } from '../src/protocol/keystore.js';
+import { storage } from '../src/protocol/keystore.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'wtphone-j1-e2e-'));
 let service: ChildProcess;
@@ -72,9 +76,61 @@ async function waitFor<T>(f: () => Promise<T | undefined>, what: string, seconds
 let token = '';
 let phone: PhoneDevice;
 
+// The phone talks to the service through this proxy, which plays a malicious or impersonated
+// service: it sees and may rewrite every answer (the attacker of PROTOCOL.md section 14 has
+// everything the service stores and serves, but no device or account key). It keeps the Host
+// header, so the service checks the signatures against the origin the phone signed for.
+type Tamper = (path: string, body: Record<string, any>) => Record<string, any> | undefined;
+let tamper: Tamper | null = null;
+let proxy: Server;
+let proxyUrl = '';
+let servicePort = 0;
+
+function startProxy(): Promise<void> {
+  proxy = createHttpServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const up = httpRequest(
+        { host: '127.0.0.1', port: servicePort, method: req.method, path: req.url, headers: req.headers },
+        (r) => {
+          const out: Buffer[] = [];
+          r.on('data', (c: Buffer) => out.push(c));
+          r.on('end', () => {
+            let body = Buffer.concat(out);
+            if (tamper && r.statusCode === 200) {
+              const changed = tamper(req.url!, JSON.parse(body.toString('utf8')));
+              if (changed) body = Buffer.from(JSON.stringify(changed));
+            }
+            const headers = { ...r.headers, 'content-length': String(body.length) };
+            res.writeHead(r.statusCode!, headers);
+            res.end(body);
+          });
+        },
+      );
+      up.end(Buffer.concat(chunks));
+    });
+  });
+  return new Promise((resolve) =>
+    proxy.listen(0, '127.0.0.1', () => {
+      proxyUrl = `http://127.0.0.1:${(proxy.address() as { port: number }).port}`;
+      resolve();
+    }),
+  );
+}
+
+/** What the keystore in IndexedDB holds now. */
+async function stored(): Promise<{ keys: string[]; chain: number }> {
+  const ks = await Keystore.open(await storage.get('keystore'), PASS);
+  const chain = ((await storage.get('chain')) as unknown[]).length;
+  return { keys: Object.keys(ks.data.epoch_keys ?? {}).sort(), chain };
+}
+
 before(async () => {
   const port = await freePort();
+  servicePort = port;
   url = `http://127.0.0.1:${port}`;
+  await startProxy();
   const log = openSync(join(tmp, 'service.log'), 'a');
   service = spawn(KEYSTEAD, ['serve', '--port', String(port), '--database-url', `sqlite:///${join(tmp, 'service.sqlite')}`], {
     env: { ...process.env, KEYSTEAD_ACCOUNTS_PER_SOURCE_HOUR: '1000000', KEYSTEAD_PAIRINGS_PER_SOURCE_HOUR: '1000000', KEYSTEAD_ACCESS_LOG: 'false' },
@@ -95,6 +151,7 @@ before(async () => {
 
 after(() => {
   service?.kill('SIGTERM');
+  proxy?.close();
   rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -106,8 +163,8 @@ test('join from an invite: the fingerprint pins the account, the admin approves 
   await assert.rejects(PhoneDevice.join(wrong, 'phone', PASS, { scryptN: 1 << 14 }), VerificationFailed);
   assert.equal(await PhoneDevice.exists(), false);
 
-  const invite = parseInvite(frag, url + '/app/');
-  assert.deepEqual(invite, { server: url, account: ACCOUNT, fingerprint: fp });
+  const invite = parseInvite(frag, proxyUrl + '/app/');
+  assert.deepEqual(invite, { server: proxyUrl, account: ACCOUNT, fingerprint: fp });
   const { device, ticket } = await PhoneDevice.join(invite, 'phone', PASS, { scryptN: 1 << 14 });
   assert.equal(await PhoneDevice.exists(), true);
   assert.match(ticket.verification, /^\d{3} \d{3}$/);
@@ -163,10 +220,77 @@ test('a wrong number and a deny are the RP refusals; "this was not me" is report
   assert.equal(code2, 3);
 });
 
+test('a malicious service: a prompt whose envelope names another RP, or whose sealed bytes were changed, is refused', async () => {
+  const req = rp(token, 'Tampered');
+  await req.number;
+  await waitFor(async () => ((await phone.prompts()).some((x) => x.message === 'Tampered') ? true : undefined), 'the prompt');
+  // A fresh device (nothing cached) reads the same spool through the attacker.
+  for (const [what, change] of [
+    ['rp', (env: Record<string, any>) => ({ ...env, rp: 'other.example' })],
+    ['ciphertext', (env: Record<string, any>) => {
+      // the sealed-key record stays well-formed; one byte of its Umbral ciphertext changes
+      const record = JSON.parse(fromUtf8(b64d(env.sealed)));
+      const ct = b64d(record.ciphertext);
+      ct[ct.length - 1] ^= 1;
+      return { ...env, sealed: b64e(cjson({ ...record, ciphertext: b64e(ct) })) };
+    }],
+  ] as const) {
+    tamper = (path, body) => {
+      if (!path.includes('/prompts')) return undefined;
+      for (const m of body.prompts) m.body = b64e(cjson(change(JSON.parse(fromUtf8(b64d(m.body))))));
+      return body;
+    };
+    const fresh = await PhoneDevice.unlock(PASS);
+    const seen = await fresh.prompts();
+    tamper = null;
+    assert.ok(!seen.some((x) => x.message === 'Tampered'), `${what}: the tampered prompt is not listed`);
+    const problems = fresh.problems();
+    assert.ok(problems.length >= 1 && problems.every((p) => p instanceof VerificationFailed), `${what}: ${problems.map((p) => p.message)}`);
+    if (what === 'rp') assert.match(problems[0]!.message, /posted by "other.example" claims to come from "bank.example"/);
+  }
+  const p = (await phone.prompts()).find((x) => x.message === 'Tampered')!;
+  await phone.answer(p, 'deny');
+  assert.equal((await req.done)[0], 1);
+});
+
+test('a malicious service: a forged chain entry is refused and nothing is stored', async () => {
+  const before = await stored();
+  const seq = phone.chain.seq;
+  tamper = (path, body) => {
+    if (!path.includes('/chain')) return undefined;
+    // a removal of the admin, signed by the attacker's key (a random signature)
+    const entry = cjson({ v: 2, account: ACCOUNT, seq: phone.chain.seq + 1, prev: phone.chain.head, time: 1800000000, type: 'device-removed', body: { id: 'ffffffffffffffff' } });
+    return { entries: [...body.entries, { entry: b64e(entry), sig: b64e(new Uint8Array(64).fill(7)) }] };
+  };
+  await assert.rejects(phone.sync(), VerificationFailed);
+  tamper = null;
+  assert.equal(phone.chain.seq, seq);
+  assert.deepEqual(await stored(), before);
+});
+
+test('a malicious service: a cfrag that does not verify is refused and no data key is stored', async () => {
+  cli(['totp', 'add', `otpauth://totp/Bank:alice?secret=${TOTP_SECRET}&issuer=Bank`]);
+  const before = await stored();
+  assert.ok(!before.keys.some((k) => k.startsWith('totp:')));
+  const fresh = await PhoneDevice.unlock(PASS);
+  tamper = (path, body) => {
+    if (!path.endsWith('/reencrypt')) return undefined;
+    for (const c of body.cfrags) {
+      const raw = b64d(c.cfrag);
+      raw[raw.length - 40] ^= 1;
+      c.cfrag = b64e(raw);
+    }
+    return body;
+  };
+  await assert.rejects(fresh.totp(), VerificationFailed);
+  tamper = null;
+  assert.deepEqual((await stored()).keys, before.keys);
+});
+
 test('TOTP codes equal oathtool; a password added on the laptop is read', async () => {
   cli(['totp', 'add', `otpauth://totp/Example:alice?secret=${TOTP_SECRET}&issuer=Example&digits=8&algorithm=SHA256`]);
   cli(['passwords', 'add', 'https://bank.example/login', '--username', 'alice'], 'correct horse battery\n');
-  const [entry] = await phone.totp();
+  const entry = (await phone.totp()).find((e) => e.issuer === 'Example');
   assert.ok(entry);
   assert.equal(entry.issuer, 'Example');
   assert.equal(entry.label, 'alice');
