@@ -231,7 +231,7 @@ test('a malicious service: a prompt whose envelope names another RP, or whose se
       // the sealed-key record stays well-formed; one byte of its Umbral ciphertext changes
       const record = JSON.parse(fromUtf8(b64d(env.sealed)));
       const ct = b64d(record.ciphertext);
-      ct[ct.length - 1] ^= 1;
+      ct[ct.length - 1]! ^= 1;
       return { ...env, sealed: b64e(cjson({ ...record, ciphertext: b64e(ct) })) };
     }],
   ] as const) {
@@ -277,7 +277,7 @@ test('a malicious service: a cfrag that does not verify is refused and no data k
     if (!path.endsWith('/reencrypt')) return undefined;
     for (const c of body.cfrags) {
       const raw = b64d(c.cfrag);
-      raw[raw.length - 40] ^= 1;
+      raw[raw.length - 40]! ^= 1;
       c.cfrag = b64e(raw);
     }
     return body;
