@@ -525,6 +525,8 @@ def create_app(
 
     cpu = ctx.pool
     metrics = ctx.metrics = Metrics(ctx.notifier, cpu)
+    if ctx.push is not None:
+        metrics.watch_push(ctx.push)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

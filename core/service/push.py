@@ -190,6 +190,11 @@ class PushSender:
         self.sent = 0  # pushes accepted by a push service, for tests and metrics
         self.failed = 0
 
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
     # -- the key
     def vapid(self) -> Any:
         """The py_vapid signer of the service's key (made and stored at first use)."""

@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import queue
+import re
 import secrets
 import subprocess
 import sys
@@ -327,6 +328,9 @@ def test_a_prompt_wakes_the_phone_with_only_a_wake_up(
     assert elapsed < 10
     # the tablet has no confirm scope: it is not woken for prompts
     assert push_service.none_to("/tablet/", 1.5)
+    metrics = httpx.get(service.url + "/metrics").text
+    sent = re.search(r"^keystead_push_sent (\S+)$", metrics, re.M)
+    assert sent is not None and float(sent.group(1)) >= 1
 
 
 def test_refused_subscriptions(service: ServiceProcess, world: dict[str, Any]) -> None:
