@@ -307,6 +307,29 @@ test('TOTP codes equal oathtool; a password added on the laptop is read', async 
   assert.deepEqual(phone.problems(), []);
 });
 
+test('reads running at once (prompt long poll, TOTP, passwords, sync) after the chain grew agree on one chain', async () => {
+  // Another device joins through the CLI: its device-added entry is new to the phone.
+  const join = spawn(KEYSTEAD, ['device', 'join', ACCOUNT, '--server', url, '--device', 'tablet', '--wait', '60'], { env: cliEnv('tablet') });
+  const code = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    join.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /pairing code: (\S+)/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    join.on('exit', (c) => reject(new Error(`device join exited ${c}`)));
+  });
+  cli(['device', 'approve', code, '--yes', '--scopes', 'totp']);
+  await new Promise((r) => join.on('exit', r));
+  const seq = phone.chain.seq;
+  const [, totp, passwords] = await Promise.all([phone.sync(), phone.totp(), phone.passwords(), phone.prompts(), phone.prompts({ waitSeconds: 1 })]);
+  assert.ok(phone.chain.seq > seq);
+  assert.ok([...phone.chain.devices.values()].some((d) => d.name === 'tablet'));
+  assert.ok(totp.length >= 2 && passwords.length >= 1);
+  const again = await PhoneDevice.unlock(PASS);
+  assert.equal(again.chain.seq, phone.chain.seq);
+});
+
 test('removal: the next sync throws DeviceRemoved, and wipe leaves nothing', async () => {
   cli(['device', 'remove', 'phone']);
   await assert.rejects(phone.sync(), DeviceRemoved);

@@ -153,6 +153,7 @@ export class PhoneDevice {
   private caches = new Map<string, CollectionCache>();
   private problemList: KeysteadError[] = [];
   private clock: () => number;
+  private chainLock: Promise<void> = Promise.resolve();
 
   private constructor(
     rec: DeviceRecord,
@@ -311,7 +312,15 @@ export class PhoneDevice {
 
   /** Fetch what is new in the chain, verify it as the continuation of the verified copy,
    * refuse rollbacks and forks; nothing is stored unless it verifies. */
-  private async syncChain(): Promise<void> {
+  private syncChain(): Promise<void> {
+    // One at a time: reads running at once (a prompt long poll, TOTP, passwords) would each
+    // extend the same verified copy with the same new entries.
+    const run = this.chainLock.then(() => this.syncChainNow());
+    this.chainLock = run.catch(() => {});
+    return run;
+  }
+
+  private async syncChainNow(): Promise<void> {
     const fresh = await fetchChain(this.clientSigned, this.account, this.entries.length - 1);
     const state = extendChain(this.state, fresh);
     const seen = this.keystore.data.seen ?? { seq: -1, head: '' };
@@ -478,13 +487,12 @@ export class PhoneDevice {
       const r = parsed[i];
       if (!r) continue;
       try {
-        const info = epochOf(c, r.epoch);
+        epochOf(c, r.epoch);
         if (r.epoch === cur) {
           remote.push(i);
         } else {
           const keys = await this.epochKeys('confirm', [r.epoch + 1]);
           out[i] = decryptOriginal(previousSecret(this.account, c, r.epoch + 1, keys.get(r.epoch + 1)!), r.capsule, r.ciphertext);
-          void info;
         }
       } catch (e) {
         this.refuse(e);
@@ -532,7 +540,7 @@ export class PhoneDevice {
       }
     }
     if (envs.length) {
-      if (envs.some((x) => x.env.expires > 0)) await this.syncChain();
+      await this.syncChain(); // the prompts may be sealed to an epoch newer than the copy
       this.me();
       const opened = await this.openSealed(envs.map((x) => x.env.sealed));
       envs.forEach((x, i) => {
