@@ -319,7 +319,7 @@ test('reads running at once (prompt long poll, TOTP, passwords, sync) after the 
     });
     join.on('exit', (c) => reject(new Error(`device join exited ${c}`)));
   });
-  cli(['device', 'approve', code, '--yes', '--scopes', 'totp']);
+  cli(['device', 'approve', code, '--yes', '--scopes', 'totp,confirm']);
   await new Promise((r) => join.on('exit', r));
   const seq = phone.chain.seq;
   const [, totp, passwords] = await Promise.all([phone.sync(), phone.totp(), phone.passwords(), phone.prompts(), phone.prompts({ waitSeconds: 1 })]);
@@ -328,6 +328,42 @@ test('reads running at once (prompt long poll, TOTP, passwords, sync) after the 
   assert.ok(totp.length >= 2 && passwords.length >= 1);
   const again = await PhoneDevice.unlock(PASS);
   assert.equal(again.chain.seq, phone.chain.seq);
+});
+
+test('new epochs after another device is removed: a device with nothing cached reads old and new items and a prompt sealed before', async () => {
+  const req = rp(token, 'Sealed before the new epoch');
+  const number = await req.number;
+  await waitFor(async () => ((await phone.prompts()).some((x) => x.message === 'Sealed before the new epoch') ? true : undefined), 'the prompt');
+  cli(['device', 'remove', 'tablet']); // new epochs of _account, totp and confirm
+  cli(['totp', 'add', `otpauth://totp/Shop:alice?secret=${TOTP_SECRET}&issuer=Shop`]);
+  // Forget every cached data key, as a device that never read these collections.
+  const ks = await Keystore.open(await storage.get('keystore'), PASS);
+  delete ks.data.epoch_keys;
+  await storage.put({ keystore: ks.toFile() });
+  const fresh = await PhoneDevice.unlock(PASS);
+  await fresh.sync();
+  const totp = fresh.chain.collections.get('totp')!;
+  assert.equal(Math.max(...totp.epochs.keys()), 2);
+  const issuers = (await fresh.totp()).map((e) => e.issuer).sort();
+  assert.deepEqual(issuers, ['Bank', 'Example', 'Shop']);
+  const keys = (await stored()).keys;
+  assert.ok(keys.includes('totp:1') && keys.includes('totp:2'), keys.join(' '));
+  // The prompt was sealed to confirm's epoch 1: opened through epoch 2's grant, walking back.
+  const sealedTo: number[] = [];
+  tamper = (path, body) => {
+    if (path.includes('/prompts')) {
+      for (const m of body.prompts) sealedTo.push(JSON.parse(fromUtf8(b64d(JSON.parse(fromUtf8(b64d(m.body))).sealed))).epoch);
+    }
+    return undefined; // only watching
+  };
+  const p = (await fresh.prompts()).find((x) => x.message === 'Sealed before the new epoch');
+  tamper = null;
+  assert.deepEqual([...new Set(sealedTo)], [1]);
+  assert.equal(Math.max(...fresh.chain.collections.get('confirm')!.epochs.keys()), 2);
+  assert.ok(p, JSON.stringify(fresh.problems().map((e) => e.message)));
+  await fresh.answer(p, 'approve', number);
+  assert.equal((await req.done)[0], 0);
+  assert.deepEqual(fresh.problems(), []);
 });
 
 test('removal: the next sync throws DeviceRemoved, and wipe leaves nothing', async () => {
