@@ -57,7 +57,7 @@ class Received:
 
 class PushService:
     """A loopback HTTP server standing for FCM / Mozilla / Apple: it records each POST and
-    answers 201, or 410 for endpoints under ``/gone/``."""
+    answers 201, or 410 for endpoints under ``/gone/``, 4 s late under ``/slow/``."""
 
     def __init__(self) -> None:
         self.port = free_port()
@@ -70,6 +70,8 @@ class PushService:
                 outer.got.put(
                     Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                 )
+                if self.path.startswith("/slow/"):
+                    time.sleep(4)  # a push service that takes its time to answer
                 self.send_response(410 if self.path.startswith("/gone/") else 201)
                 self.send_header("content-length", "0")
                 self.end_headers()
@@ -430,3 +432,24 @@ def test_a_removed_device_gets_no_push(
     with pytest.raises(Exception) as e:  # noqa: B017
         subscribe(stolen, sub.json())
     assert "removed" in str(e.value)
+
+
+def test_a_slow_push_service_does_not_delay_the_rp(
+    service: ServiceProcess, push_service: PushService, world: dict[str, Any]
+) -> None:
+    from keystead.adapters.second_factor import RelyingPartyClient
+
+    sub = Subscription.new(push_service.endpoint("slow/" + secrets.token_hex(8)))
+    subscribe(world["phone"], sub.json())
+    times = []
+    with RelyingPartyClient(
+        service.url, world["name"], world["token"], pins=world["tmp"] / "rp-slow"
+    ) as rp:
+        rp.start("Warm up", number_matching=False)  # pins the account, fetches the chain
+        push_service.take("/slow/")  # that push is now being answered, slowly
+        for i in range(3):
+            started = time.monotonic()
+            rp.start(f"Slow push service {i}", number_matching=False)
+            times.append(time.monotonic() - started)
+    assert max(times) < 1.0, times  # the push service answers 4 s late: nobody waited
+    assert sub.decrypt(push_service.take("/slow/").body) == b'{"t":"wake"}'
