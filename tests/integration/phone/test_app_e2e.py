@@ -12,6 +12,8 @@ temporary folder; the paths are printed (``pytest -s`` or the captured log of a 
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 import subprocess
@@ -24,7 +26,7 @@ from urllib.parse import urlencode
 
 import pytest
 from keystead.core.testing import CLI, DeviceHome, ServiceProcess, unique
-from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, Route, expect, sync_playwright
 
 SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # 160 bits, base32
 PHONE_PASSPHRASE = "phone passphrase 4 tests"
@@ -304,6 +306,85 @@ def test_the_app_starts_offline_from_its_cache(phone: Phone) -> None:
     finally:
         page.context.set_offline(False)
     expect(page.get_by_text("No requests are waiting.")).to_be_visible(timeout=30_000)
+
+
+def _b64d(s: str) -> bytes:
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def _b64e(b: bytes) -> str:
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+# The app polls again at once when it comes to the foreground.
+POKE = "document.dispatchEvent(new Event('visibilitychange'))"
+
+
+def test_a_prompt_whose_envelope_was_changed_on_the_way_is_refused_visibly(phone: Phone) -> None:
+    """Someone between the service and the phone (or the service itself) relabels a prompt as
+    coming from another relying party: the envelope no longer matches the sealed prompt, the
+    app refuses it with a visible message and shows no card to approve."""
+    page = phone.page
+
+    def relabel(route: Route) -> None:
+        resp = route.fetch()
+        body = resp.json()
+        for row in body.get("prompts", []):
+            env = json.loads(_b64d(row["body"]))
+            env["rp"] = "evil.example"
+            row["body"] = _b64e(json.dumps(env, sort_keys=True, separators=(",", ":")).encode())
+        route.fulfill(response=resp, json=body)
+
+    page.route("**/v1/confirm/*/prompts?*", relabel)
+    page.evaluate(POKE)  # the poll already waiting went out before the route
+    try:
+        rp = phone.rp("Relabelled on the way", wait=4)
+        _number(rp)
+        expect(page.get_by_role("alert")).to_contain_text("Refused and not shown", timeout=20_000)
+        phone.shot("prompt-refused")
+        expect(page.get_by_role("listitem", name="Request from evil.example")).to_have_count(0)
+        expect(phone.card("Relabelled on the way")).to_have_count(0)
+        assert _finish(rp)[:2] == (2, "expired\n")  # nobody could answer it
+    finally:
+        page.unroute_all(behavior="ignoreErrors")
+        page.evaluate(POKE)
+
+
+def test_a_push_only_wakes_the_app_and_shows_a_generic_notification(phone: Phone) -> None:
+    """The service worker's push handler, driven through the DevTools protocol (headless
+    Chromium has no push service): whatever the payload says, the notification is the generic
+    one, and the open app is woken to poll at once."""
+    page = phone.page
+    page.context.grant_permissions(["notifications"], origin=phone.service.url)
+    cdp = page.context.new_cdp_session(page)
+    regs: list[str] = []
+    cdp.on(
+        "ServiceWorker.workerRegistrationUpdated",
+        lambda ev: regs.extend(r["registrationId"] for r in ev["registrations"]),
+    )
+    cdp.send("ServiceWorker.enable")
+    deadline = time.monotonic() + 10
+    while not regs and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert regs, "no service worker registration"
+    page.evaluate(
+        """() => { window.__woken = 0; navigator.serviceWorker.addEventListener('message',
+        (e) => { if (e.data && e.data.type === 'wake') window.__woken++; }); }"""
+    )
+    lure = '{"rp":"bank.example","msg":"Approve 42 to continue"}'
+    cdp.send(
+        "ServiceWorker.deliverPushMessage",
+        {"origin": phone.service.url + "/", "registrationId": regs[0], "data": lure},
+    )
+    page.wait_for_function("window.__woken > 0")
+    shown = page.evaluate(
+        """async () => (await (await navigator.serviceWorker.ready).getNotifications())
+        .map((n) => ({title: n.title, body: n.body}))"""
+    )
+    assert shown == [
+        {"title": "Keystead: a request is waiting", "body": "Open Keystead to see it."}
+    ]
+    cdp.detach()
 
 
 def _oathtool(at: int) -> str:
