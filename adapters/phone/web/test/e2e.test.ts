@@ -53,6 +53,23 @@ function rp(token: string, message: string): { proc: ChildProcess; number: Promi
   return { proc, number, done };
 }
 
+/** A CLI device joins (`device join` in its own home) and the laptop approves it. */
+async function cliJoin(name: string, approve: string[]): Promise<void> {
+  const join = spawn(KEYSTEAD, ['device', 'join', ACCOUNT, '--server', url, '--device', name, '--wait', '60'], { env: cliEnv(name) });
+  const code = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    join.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /pairing code: (\S+)/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    join.on('exit', (c) => reject(new Error(`device join exited ${c}`)));
+  });
+  const exited = new Promise((r) => join.on('exit', r));
+  cli(['device', 'approve', code, '--yes', ...approve]);
+  await exited;
+}
+
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {
     const s = createServer();
@@ -309,18 +326,7 @@ test('TOTP codes equal oathtool; a password added on the laptop is read', async 
 
 test('reads running at once (prompt long poll, TOTP, passwords, sync) after the chain grew agree on one chain', async () => {
   // Another device joins through the CLI: its device-added entry is new to the phone.
-  const join = spawn(KEYSTEAD, ['device', 'join', ACCOUNT, '--server', url, '--device', 'tablet', '--wait', '60'], { env: cliEnv('tablet') });
-  const code = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    join.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /pairing code: (\S+)/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    join.on('exit', (c) => reject(new Error(`device join exited ${c}`)));
-  });
-  cli(['device', 'approve', code, '--yes', '--scopes', 'totp,confirm']);
-  await new Promise((r) => join.on('exit', r));
+  await cliJoin('tablet', ['--scopes', 'totp,confirm']);
   const seq = phone.chain.seq;
   const [, totp, passwords] = await Promise.all([phone.sync(), phone.totp(), phone.passwords(), phone.prompts(), phone.prompts({ waitSeconds: 1 })]);
   assert.ok(phone.chain.seq > seq);
@@ -364,6 +370,26 @@ test('new epochs after another device is removed: a device with nothing cached r
   await fresh.answer(p, 'approve', number);
   assert.equal((await req.done)[0], 0);
   assert.deepEqual(fresh.problems(), []);
+});
+
+test('an admin removed: the phone follows the account key rotation and reads through grants by the new kfrag signer', async () => {
+  await cliJoin('desktop', ['--role', 'admin']);
+  const before = phone.chain.keyGeneration;
+  cli(['device', 'remove', 'desktop']); // account-key-rotated, every grant re-signed
+  const ks = await Keystore.open(await storage.get('keystore'), PASS);
+  delete ks.data.epoch_keys;
+  await storage.put({ keystore: ks.toFile() });
+  const fresh = await PhoneDevice.unlock(PASS);
+  await fresh.sync();
+  assert.equal(fresh.chain.keyGeneration, before + 1);
+  assert.notEqual(Buffer.from(fresh.chain.signingKey).toString('hex'), Buffer.from(fresh.chain.accountKey).toString('hex'));
+  assert.equal((await fresh.totp()).length, 3);
+  assert.ok((await fresh.passwords()).some((e) => e.password === 'correct horse battery'));
+  const req = rp(token, 'After the rotation');
+  const number = await req.number;
+  const p = await waitFor<Prompt>(async () => (await fresh.prompts()).find((x) => x.message === 'After the rotation'), 'the prompt');
+  await fresh.answer(p, 'approve', number);
+  assert.equal((await req.done)[0], 0);
 });
 
 test('removal: the next sync throws DeviceRemoved, and wipe leaves nothing', async () => {
