@@ -72,7 +72,11 @@ class PushService:
                 )
                 if self.path.startswith("/slow/"):
                     time.sleep(4)  # a push service that takes its time to answer
-                self.send_response(410 if self.path.startswith("/gone/") else 201)
+                if self.path.startswith("/redirect/"):
+                    self.send_response(307)  # "go post it to an address inside the network"
+                    self.send_header("location", f"http://127.0.0.1:{outer.port}/internal/")
+                else:
+                    self.send_response(410 if self.path.startswith("/gone/") else 201)
                 self.send_header("content-length", "0")
                 self.end_headers()
 
@@ -453,3 +457,18 @@ def test_a_slow_push_service_does_not_delay_the_rp(
             times.append(time.monotonic() - started)
     assert max(times) < 1.0, times  # the push service answers 4 s late: nobody waited
     assert sub.decrypt(push_service.take("/slow/").body) == b'{"t":"wake"}'
+
+
+def test_a_redirect_from_the_push_service_is_not_followed(
+    service: ServiceProcess, push_service: PushService, world: dict[str, Any]
+) -> None:
+    """A push service (or whoever holds its name) answering with a redirect to an address
+    inside the network does not get the service to send anything there."""
+    sub = Subscription.new(push_service.endpoint("redirect/" + secrets.token_hex(8)))
+    subscribe(world["phone"], sub.json())
+    rp = rp_request(service, world["name"], world["token"], world["tmp"] / "rp", "Redirect?")
+    push_service.take("/redirect/")
+    assert push_service.none_to("/internal/", 2.0)
+    rp.communicate(timeout=30)
+    # not a "gone" answer: the subscription stays
+    assert signed(world["phone"], "GET", "push")["subscription"] == sub.json()
