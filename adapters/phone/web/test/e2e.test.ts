@@ -13,6 +13,8 @@ import { KEYSTEAD } from './setup.js';
 import { DeviceRemoved, PhoneDevice, VerificationFailed, WrongPassphrase, parseInvite, type Prompt } from '../src/protocol/device.js';
 import { b64d, b64e, cjson, fromUtf8 } from '../src/protocol/encoding.js';
 import { Keystore } from '../src/protocol/keystore.js';
+import { ServiceClient } from '../src/protocol/client.js';
+import { SigningKey } from '../src/protocol/crypto.js';
 import { storage } from '../src/protocol/keystore.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'wtphone-j1-e2e-'));
@@ -203,6 +205,21 @@ test('unlock: the keystore opens with the passphrase only', async () => {
   assert.equal(again.deviceId, phone.deviceId);
   phone = again;
   await phone.sync();
+});
+
+test('push: the phone registers its Web Push subscription with a signed request; extra members are not sent', async () => {
+  const pair = (await crypto.subtle.generateKey({ name: 'ECDH', namedCurve: 'P-256' }, true, ['deriveBits'])) as CryptoKeyPair;
+  const p256dh = b64e(new Uint8Array(await crypto.subtle.exportKey('raw', pair.publicKey)));
+  const auth = b64e(crypto.getRandomValues(new Uint8Array(16)));
+  const sub = { endpoint: 'https://fcm.googleapis.com/fcm/send/phone-e2e', expirationTime: null, keys: { p256dh, auth } };
+  await phone.subscribePush(sub);
+  // Read it back as this device (its own key, from the keystore in IndexedDB).
+  const ks = await Keystore.open(await storage.get('keystore'), PASS);
+  const key = await SigningKey.fromSeed(b64d(ks.data.device.signing, 32));
+  const client = new ServiceClient(proxyUrl, { account: ACCOUNT, deviceId: phone.deviceId, key });
+  const got = await client.request<{ subscription: unknown }>('GET', `/v1/accounts/${ACCOUNT}/push`);
+  assert.deepEqual(got.subscription, { endpoint: sub.endpoint, keys: sub.keys });
+  await assert.rejects(phone.subscribePush({ endpoint: 'https://evil.example/push', keys: { p256dh, auth } }), /push_allowed_hosts/);
 });
 
 test('a number-matching prompt: listed, opened, the right number approves and the RP verifies it', async () => {
