@@ -177,6 +177,13 @@ def test_the_app_is_installable(phone: Phone) -> None:
     )
     scope = page.evaluate("async () => (await navigator.serviceWorker.ready).scope")
     assert scope == phone.service.url + "/app/"
+    # Chromium's own verdict: the manifest parses and nothing stops installing, except that a
+    # Playwright context is an incognito profile
+    cdp = page.context.new_cdp_session(page)
+    assert cdp.send("Page.getAppManifest")["errors"] == []
+    errors = cdp.send("Page.getInstallabilityErrors")["installabilityErrors"]
+    assert {e["errorId"] for e in errors} <= {"in-incognito"}, errors
+    cdp.detach()
 
 
 def test_an_invite_with_another_account_key_is_refused_and_nothing_is_kept(phone: Phone) -> None:
