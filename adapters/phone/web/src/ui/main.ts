@@ -144,7 +144,11 @@ function unlockScreen(note?: string): void {
 
 // ---------------------------------------------------------------------------------- removed
 
+let removed = false;
+
 function removedScreen(device: PhoneDevice): void {
+  if (removed) return; // the feed and an open tab may both find out
+  removed = true;
   feed?.stop();
   feed = null;
   const state = h("p", { role: "status" }, "Erasing this phone's keys…");
@@ -239,13 +243,7 @@ async function home(device: PhoneDevice): Promise<void> {
     stopTab = () => void (live = false);
     void (async () => {
       try {
-        await device.sync();
-      } catch (e) {
-        if (fatal(e)) return;
-        showError(err, e); // offline: show what this phone already has
-      }
-      try {
-        if (!live) return;
+        // each read brings the chain and that collection up to date first
         if (tab === "codes") {
           const entries = await device.totp();
           if (!live) return;
