@@ -10,7 +10,7 @@ import { createServer as createHttpServer, request as httpRequest, type Server }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KEYSTEAD } from './setup.js';
-import { DeviceRemoved, PhoneDevice, VerificationFailed, WrongPassphrase, parseInvite, type Prompt } from '../src/protocol/device.js';
+import { DeviceRemoved, KeysteadError, PhoneDevice, VerificationFailed, WrongPassphrase, parseInvite, type Prompt } from '../src/protocol/device.js';
 import { b64d, b64e, cjson, fromUtf8 } from '../src/protocol/encoding.js';
 import { Keystore } from '../src/protocol/keystore.js';
 import { ServiceClient } from '../src/protocol/client.js';
@@ -101,6 +101,8 @@ let phone: PhoneDevice;
 // header, so the service checks the signatures against the origin the phone signed for.
 type Tamper = (path: string, body: Record<string, any>) => Record<string, any> | undefined;
 let tamper: Tamper | null = null;
+/** Paths whose next answer the proxy cuts off (the connection drops mid-request). */
+let drop: string | null = null;
 let proxy: Server;
 let proxyUrl = '';
 let servicePort = 0;
@@ -110,6 +112,11 @@ function startProxy(): Promise<void> {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
+      if (drop && req.url!.includes(drop)) {
+        drop = null;
+        req.socket.destroy();
+        return;
+      }
       const up = httpRequest(
         { host: '127.0.0.1', port: servicePort, method: req.method, path: req.url, headers: req.headers },
         (r) => {
@@ -235,6 +242,21 @@ test('a number-matching prompt: listed, opened, the right number approves and th
   assert.equal(code, 0);
   assert.equal(out, `number: ${number}\napproved\n`);
   assert.ok(!(await phone.prompts()).some((x) => x.id === p.id), 'an answered prompt leaves the list');
+});
+
+test('a lost connection: the error is typed, and the next poll lists the prompt once', async () => {
+  const req = rp(token, 'Lost connection');
+  const number = await req.number;
+  drop = '/prompts';
+  await assert.rejects(phone.prompts({ waitSeconds: 2 }), (e: KeysteadError) => e.code === 'network');
+  const listed = await waitFor(async () => {
+    const ps = (await phone.prompts()).filter((x) => x.message === 'Lost connection');
+    return ps.length ? ps : undefined;
+  }, 'the prompt');
+  assert.equal(listed.length, 1);
+  assert.equal((await phone.prompts()).filter((x) => x.message === 'Lost connection').length, 1);
+  await phone.answer(listed[0]!, 'approve', number);
+  assert.equal((await req.done)[0], 0);
 });
 
 test('a wrong number and a deny are the RP refusals; "this was not me" is reported', async () => {
