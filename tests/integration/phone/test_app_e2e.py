@@ -255,6 +255,15 @@ def test_a_wrong_number_is_a_refusal(phone: Phone) -> None:
     assert (code, out) == (4, "denied\n") and "number" in err
 
 
+def test_without_number_matching_one_approve_button(phone: Phone) -> None:
+    rp = phone.rp("No numbers here", "--no-number-matching")
+    card = phone.card("No numbers here")
+    expect(card).to_be_visible()
+    expect(card.get_by_role("button", name="Approve with")).to_have_count(0)
+    card.get_by_role("button", name="Approve", exact=True).tap()
+    assert _finish(rp)[:2] == (0, "approved\n")
+
+
 def test_deny_and_this_was_not_me(phone: Phone) -> None:
     rp = phone.rp("Deny me")
     _number(rp)
