@@ -103,6 +103,8 @@ type Tamper = (path: string, body: Record<string, any>) => Record<string, any> |
 let tamper: Tamper | null = null;
 /** Paths whose next answer the proxy cuts off (the connection drops mid-request). */
 let drop: string | null = null;
+/** While set, the proxy answers nothing at all (the phone is offline). */
+let offline = false;
 let proxy: Server;
 let proxyUrl = '';
 let servicePort = 0;
@@ -112,6 +114,10 @@ function startProxy(): Promise<void> {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
+      if (offline) {
+        req.socket.destroy();
+        return;
+      }
       if (drop && req.url!.includes(drop)) {
         drop = null;
         req.socket.destroy();
@@ -361,6 +367,37 @@ test('TOTP codes equal oathtool; a password added on the laptop is read', async 
   assert.equal(pw.username, 'alice');
   assert.equal(pw.password, 'correct horse battery');
   assert.deepEqual(phone.problems(), []);
+});
+
+test('offline: TOTP codes and passwords come from the sealed items kept at the last sync, checked again', async () => {
+  const online = await phone.totp();
+  await phone.passwords();
+  offline = true;
+  try {
+    const fresh = await PhoneDevice.unlock(PASS);
+    const codes = await fresh.totp();
+    assert.equal(fresh.offline, true);
+    assert.deepEqual(codes.map((e) => [e.issuer, e.code(1111111109)]), online.map((e) => [e.issuer, e.code(1111111109)]));
+    assert.ok((await fresh.passwords()).some((e) => e.password === 'correct horse battery'));
+    assert.deepEqual(fresh.problems(), []);
+    // Someone who can write IndexedDB (not the passphrase) changes a kept item: refused.
+    const kept = (await storage.get('items:totp')) as { cursor: number; items: Record<string, any>[] };
+    const sig = b64d(kept.items[0]!.sig);
+    sig[0]! ^= 1;
+    const changed = { ...kept, items: [{ ...kept.items[0], sig: b64e(sig) }, ...kept.items.slice(1)] };
+    await storage.put({ 'items:totp': changed });
+    assert.equal((await (await PhoneDevice.unlock(PASS)).totp()).length, 0, 'a changed copy is not used');
+    // ... or drops one: the copy no longer matches the digest in the sealed keystore.
+    await storage.put({ 'items:totp': { ...kept, items: kept.items.slice(1) } });
+    assert.equal((await (await PhoneDevice.unlock(PASS)).totp()).length, 0, 'a shortened copy is not used');
+    await storage.put({ 'items:totp': kept });
+    assert.equal((await (await PhoneDevice.unlock(PASS)).totp()).length, online.length);
+  } finally {
+    offline = false;
+  }
+  const back = await PhoneDevice.unlock(PASS);
+  assert.equal((await back.totp()).length, online.length);
+  assert.equal(back.offline, false);
 });
 
 test('reads running at once (prompt long poll, TOTP, passwords, sync) after the chain grew agree on one chain', async () => {

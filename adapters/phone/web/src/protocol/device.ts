@@ -4,7 +4,7 @@
  * Keys are made in the browser and kept in IndexedDB sealed under the passphrase; the signing
  * key is a non-extractable WebCrypto key while the device is unlocked (where the browser has
  * Ed25519). Every chain, item, cfrag and prompt is verified before anything is used or stored. */
-import { b64d, b64e, cjson, concat, fingerprint, fromUtf8, parseCanonical, randomBytes, sameKeys, sha256, utf8 } from './encoding.js';
+import { b64d, b64e, cjson, concat, fingerprint, fromUtf8, parseCanonical, randomBytes, sameKeys, sha256, sha256hex, utf8 } from './encoding.js';
 import { LABELS, SigningKey, ed25519PublicKey } from './crypto.js';
 import {
   type ChainState,
@@ -27,7 +27,7 @@ import {
 import { ServiceClient, pathOf } from './client.js';
 import { answerPrompt, checkAgainstEnvelope, parseEnvelope, parsePrompt, type Decision } from './confirm.js';
 import { DeviceRemoved, FormatError, KeysteadError, ServiceError, VerificationFailed, WrongPassphrase } from './errors.js';
-import { ItemVerifier, type SealedItem, dataKey, openItem, parseItem, previousSecret, walkBack } from './items.js';
+import { ItemVerifier, type SealedItem, itemToJson, openItem, parseItem, previousSecret, walkBack } from './items.js';
 import { DEFAULT_SCRYPT_N, Keystore, type KeystoreContents, type KeystoreFile, storage } from './keystore.js';
 import { parseVaultItem, type VaultEntry } from './passwords.js';
 import { type OtpAuth, parseTotpItem, totpCode } from './totp.js';
@@ -114,6 +114,7 @@ interface DeviceRecord {
 const K_KEYSTORE = 'keystore';
 const K_DEVICE = 'device';
 const K_CHAIN = 'chain';
+const K_ITEMS = 'items:'; // + collection: the sealed items of the last sync (what the service serves)
 
 /** SAS of PROTOCOL.md section 12: first 8 bytes of SHA256(label ‖ 0 ‖ CODE ‖ 0 ‖ device key ‖
  * generation-0 account key) as a big-endian integer, mod 10^6, as `ddd ddd`. */
@@ -154,6 +155,9 @@ export class PhoneDevice {
   private problemList: KeysteadError[] = [];
   private clock: () => number;
   private chainLock: Promise<void> = Promise.resolve();
+  private collectionLocks = new Map<string, Promise<void>>();
+  /** True when the last read could not reach the service and used what this browser kept. */
+  offline = false;
 
   private constructor(
     rec: DeviceRecord,
@@ -400,10 +404,39 @@ export class PhoneDevice {
   }
 
   /** Fetch new items, check each (writer in the chain, not removed before the item's epoch,
-   * Merkle-group signature, admin-only collections), open them; skip and report failures. */
-  private async syncCollection(name: string): Promise<CollectionCache> {
+   * Merkle-group signature, admin-only collections), open them; skip and report failures.
+   * Offline, the sealed items kept from the last sync are checked and opened again. */
+  private syncCollection(name: string, offline = false): Promise<CollectionCache> {
+    const lock = this.collectionLocks.get(name) ?? Promise.resolve();
+    const run = lock.then(() => this.syncCollectionNow(name, offline));
+    this.collectionLocks.set(name, run.then(() => undefined, () => undefined));
+    return run;
+  }
+
+  private async syncCollectionNow(name: string, offline: boolean): Promise<CollectionCache> {
     let cache = this.caches.get(name);
-    if (!cache) this.caches.set(name, (cache = { cursor: 0, items: new Map() }));
+    if (!cache) {
+      cache = { cursor: 0, items: new Map() };
+      const kept = await storage.get<{ cursor: number; items: unknown[] }>(K_ITEMS + name);
+      // The sealed keystore holds the digest of what was kept: items dropped from (or added
+      // to) the copy in IndexedDB are noticed, and the copy is then not used at all.
+      const digest = (this.keystore.data.kept as Record<string, string> | undefined)?.[name];
+      if (kept && digest === sha256hex(utf8(JSON.stringify(kept)))) {
+        const page: SealedItem[] = [];
+        for (const raw of kept.items) {
+          try {
+            page.push(parseItem(raw));
+          } catch {
+            /* a damaged local copy: the sync fetches it again */
+          }
+        }
+        // Advance the cursor only if every kept item opened again (offline, a data key may be
+        // missing: then the next sync fetches everything again).
+        if ((await this.applyItems(name, cache, page, offline)) === page.length) cache.cursor = kept.cursor;
+      }
+      this.caches.set(name, cache);
+    }
+    if (offline) return cache;
     for (;;) {
       const resp = await this.clientSigned.request<{ items?: unknown }>('GET', pathOf('accounts', this.account, 'collections', name, 'items'), {
         query: { after: cache.cursor, limit: 1000 },
@@ -418,35 +451,62 @@ export class PhoneDevice {
         }
       }
       if (page.some((i) => !collection(this.state, name).epochs.has(i.epoch))) await this.syncChain();
-      const c = collection(this.state, name);
-      const good: SealedItem[] = [];
-      for (const it of page) {
-        try {
-          this.checkItem(c, it);
-          good.push(it);
-        } catch (e) {
-          this.refuse(e);
-        }
-      }
-      const epochs = [...new Set(good.filter((i) => !i.deleted).map((i) => i.epoch))];
-      const keys = epochs.length ? await this.epochKeys(name, epochs) : new Map<number, Uint8Array>();
-      for (const it of good) {
-        const prev = cache.items.get(it.id);
-        if (prev && prev.item.version >= it.version) continue;
-        if (it.deleted) {
-          cache.items.delete(it.id);
-          continue;
-        }
-        try {
-          cache.items.set(it.id, { item: it, plaintext: openItem(keys.get(it.epoch)!, this.account, name, it) });
-        } catch (e) {
-          this.refuse(e);
-        }
-      }
+      await this.applyItems(name, cache, page, false);
       for (const it of page) cache.cursor = Math.max(cache.cursor, it.seq);
       if (resp.items.length < 1000) break;
     }
+    const kept = { cursor: cache.cursor, items: [...cache.items.values()].map((x) => itemToJson(x.item)) };
+    const digests = (this.keystore.data.kept ??= {}) as Record<string, string>;
+    digests[name] = sha256hex(utf8(JSON.stringify(kept)));
+    await storage.put({ [K_ITEMS + name]: kept, [K_KEYSTORE]: this.keystore.toFile() });
     return cache;
+  }
+
+  /** Check and open `page` into `cache`; returns how many were applied (or were older). */
+  private async applyItems(name: string, cache: CollectionCache, page: SealedItem[], offline: boolean): Promise<number> {
+    const c = collection(this.state, name);
+    const good: SealedItem[] = [];
+    for (const it of page) {
+      try {
+        this.checkItem(c, it);
+        good.push(it);
+      } catch (e) {
+        this.refuse(e);
+      }
+    }
+    const epochs = [...new Set(good.filter((i) => !i.deleted).map((i) => i.epoch))];
+    let keys = new Map<number, Uint8Array>();
+    if (epochs.length) {
+      try {
+        keys = await this.epochKeys(name, epochs);
+      } catch (e) {
+        if (!offline || !(e instanceof ServiceError) || e.status !== 0) throw e;
+        const cached = this.keystore.data.epoch_keys ?? {};
+        for (const ep of epochs) if (cached[`${name}:${ep}`]) keys.set(ep, b64d(cached[`${name}:${ep}`], 32));
+      }
+    }
+    let applied = 0;
+    for (const it of good) {
+      const prev = cache.items.get(it.id);
+      if (prev && prev.item.version >= it.version) {
+        applied++;
+        continue;
+      }
+      if (it.deleted) {
+        cache.items.delete(it.id);
+        applied++;
+        continue;
+      }
+      const key = keys.get(it.epoch);
+      if (!key) continue;
+      try {
+        cache.items.set(it.id, { item: it, plaintext: openItem(key, this.account, name, it) });
+        applied++;
+      } catch (e) {
+        this.refuse(e);
+      }
+    }
+    return applied;
   }
 
   private checkItem(c: CollectionInfo, it: SealedItem): void {
@@ -603,11 +663,29 @@ export class PhoneDevice {
 
   // ---------------------------------------------------------------- TOTP and passwords
 
+  /** A collection, synced; without a connection, what the last sync kept (checked again
+   * against the verified chain and opened with the cached data keys): TOTP codes work offline. */
   private async read(name: string): Promise<CollectionCache | null> {
-    await this.syncChain();
+    let offline = false;
+    try {
+      await this.syncChain();
+    } catch (e) {
+      if (!(e instanceof ServiceError) || e.status !== 0) throw e;
+      offline = true;
+    }
     const me = this.me();
     if (!me.scopes.includes(name) || !this.state.collections.has(name)) return null;
-    return this.syncCollection(name);
+    if (!offline) {
+      try {
+        const cache = await this.syncCollection(name);
+        this.offline = false;
+        return cache;
+      } catch (e) {
+        if (!(e instanceof ServiceError) || e.status !== 0) throw e;
+      }
+    }
+    this.offline = true;
+    return this.syncCollection(name, true);
   }
 
   /** TOTP credentials of the `totp` collection (HOTP ones are not shown). */

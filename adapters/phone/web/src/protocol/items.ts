@@ -1,6 +1,6 @@
 /** Items (PROTOCOL.md section 6) and epochs (section 4): associated data, writer Merkle-group
  * signatures, opening with an epoch data key, and the walk back through `previous`. */
-import { b64d, concat, hex, isInt, sha256, u64be, utf8 } from './encoding.js';
+import { b64d, b64e, concat, hex, isInt, sha256, u64be, utf8 } from './encoding.js';
 import { LABELS, openSealed, verifySig } from './crypto.js';
 import { FormatError, VerificationFailed } from './errors.js';
 import { type CollectionInfo, epochOf } from './chain.js';
@@ -46,6 +46,21 @@ export function parseItem(obj: unknown): SealedItem {
     writer: o.writer,
     sig: b64d(o.sig, 64, 'item signature'),
     proof,
+  };
+}
+
+/** The wire form of an item (as the service serves it). */
+export function itemToJson(it: SealedItem): Record<string, unknown> {
+  return {
+    id: it.id,
+    version: it.version,
+    epoch: it.epoch,
+    ciphertext: b64e(it.ciphertext),
+    deleted: it.deleted,
+    seq: it.seq,
+    writer: it.writer,
+    sig: b64e(it.sig),
+    proof: b64e(it.proof),
   };
 }
 
