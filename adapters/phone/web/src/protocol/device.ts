@@ -283,7 +283,13 @@ export class PhoneDevice {
     for (;;) {
       const opts: { query: Record<string, string>; signed: boolean; signal?: AbortSignal } = { query: { token: ticket.token }, signed: false };
       if (signal) opts.signal = signal;
-      const { status } = await this.clientSigned.request<{ status?: unknown }>('GET', pathOf('pairing', ticket.code, 'status'), opts);
+      let status: unknown;
+      try {
+        ({ status } = await this.clientSigned.request<{ status?: unknown }>('GET', pathOf('pairing', ticket.code, 'status'), opts));
+      } catch (e) {
+        if (signal?.aborted) return 'pending'; // the caller stopped waiting
+        throw e;
+      }
       if (status === 'approved') break;
       if (status === 'expired') throw new KeysteadError('pairing_expired', 'the pairing code expired before an admin approved it', 'join again');
       if (status !== 'pending') throw new KeysteadError('pairing_refused', `pairing ${String(status)}`);
