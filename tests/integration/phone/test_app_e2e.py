@@ -220,6 +220,11 @@ def test_join_with_the_invite_and_the_admins_approval(phone: Phone) -> None:
     code = page.get_by_label("Pairing code").inner_text(timeout=30_000).strip()
     shown = page.get_by_label("Verification number").inner_text().strip()
     phone.shot("pairing")
+    # closed and reopened before the admin approves: unlock, and it is still waiting
+    page.reload()
+    page.get_by_label("Passphrase").fill(PHONE_PASSPHRASE)
+    page.get_by_role("button", name="Unlock").tap()
+    expect(page.get_by_label("Pairing code")).to_have_text(code)
     out = phone.admin.run("device", "approve", code, "--yes")
     assert f"verification: {shown}" in out.stderr  # the number the person compares
     assert "approved phone as member" in out.stdout
@@ -478,6 +483,8 @@ def test_removal_shows_it_and_wipes_the_keystore(phone: Phone) -> None:
     expect(page.get_by_text("erased from this phone")).to_be_visible()
     phone.shot("removed")
     assert page.evaluate(IDB_RECORDS) == 0
-    # a reload finds no device: the join screen, not an unlock
+    # what is left is the join screen, not an unlock
+    page.get_by_role("button", name="Add this phone again").tap()
+    expect(page.get_by_role("form", name="Join an account")).to_be_visible()
     page.reload()
     expect(page.get_by_role("form", name="Join an account")).to_be_visible()

@@ -78,7 +78,18 @@ function joinScreen(invite: Invite | null, note?: string): void {
   screen("join", "Add this phone", note ? h("p", { class: "muted" }, note) : null, form);
 }
 
-function pairingScreen(device: PhoneDevice, code: string, verification: string): void {
+/** A button that erases this browser's device and starts again at the join screen. */
+function startOver(device: PhoneDevice | null, label = "Start over"): HTMLButtonElement {
+  const b = h("button", { type: "button", class: "secondary" }, label);
+  b.addEventListener("click", () => {
+    b.disabled = true;
+    void (device ? device.wipe() : PhoneDevice.wipe()).finally(() => location.replace(location.pathname));
+  });
+  return b;
+}
+
+/** `verification` is null when the app was reopened during pairing (the number was shown then). */
+function pairingScreen(device: PhoneDevice, code: string, verification: string | null): void {
   const err = errorBox();
   const state = h("p", { role: "status" }, "Waiting for approval…");
   screen(
@@ -88,8 +99,8 @@ function pairingScreen(device: PhoneDevice, code: string, verification: string):
     h("pre", {}, `keystead device approve ${code}`),
     h("p", {}, "Pairing code"),
     h("output", { class: "big", "aria-label": "Pairing code" }, code),
-    h("p", {}, "Check that the computer shows this verification number:"),
-    h("output", { class: "big", "aria-label": "Verification number" }, verification),
+    verification ? h("p", {}, "Check that the computer shows this verification number:") : null,
+    verification ? h("output", { class: "big", "aria-label": "Verification number" }, verification) : null,
     state,
     err,
   );
@@ -100,11 +111,13 @@ function pairingScreen(device: PhoneDevice, code: string, verification: string):
       } catch (e) {
         if (isRemoved(e)) return removedScreen(device);
         showError(err, e);
-        if (codeOf(e) === "verification_failed") {
-          state.textContent = "Pairing failed.";
+        const code = codeOf(e);
+        if (code === "verification_failed" || code === "pairing_expired" || code === "pairing_refused") {
+          state.textContent = "Pairing failed: this phone's new keys are not used.";
+          state.after(startOver(device));
           return;
         }
-        await new Promise((r) => setTimeout(r, 2000));
+        await new Promise((r) => setTimeout(r, 2000)); // the network: try again
       }
     }
     await home(device);
@@ -128,7 +141,9 @@ function unlockScreen(note?: string): void {
       (device) => {
         performance.mark("keystead:unlocked");
         pass.value = "";
-        void home(device);
+        const pending = device.pairing; // reopened before an admin approved it
+        if (pending) pairingScreen(device, pending.code, null);
+        else void home(device);
       },
       (e: unknown) => {
         submit.disabled = false;
@@ -161,6 +176,7 @@ function removedScreen(device: PhoneDevice): void {
   device.wipe().then(
     () => {
       state.textContent = "Its keys and data were erased from this phone.";
+      state.after(startOver(null, "Add this phone again"));
       document.body.dataset["wiped"] = "true";
     },
     (e: unknown) => (state.textContent = `Erasing failed: ${describe(e)}`),
