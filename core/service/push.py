@@ -68,8 +68,9 @@ def b64url_decode(text: object, what: str) -> bytes:
 
     if not isinstance(text, str) or not text or len(text) > 200:
         raise FormatError(f"{what} must be a base64url string")
-    if any(c not in _B64URL for c in text):
-        raise FormatError(f"{what} must be base64url (no padding, no '+' or '/')")
+    text = text[: len(text) - 2] + text[-2:].rstrip("=")  # padding, if any, is accepted
+    if not text or any(c not in _B64URL for c in text):
+        raise FormatError(f"{what} must be base64url (A-Z a-z 0-9 - _, no '+' or '/')")
     try:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
