@@ -278,6 +278,7 @@ async function home(device: PhoneDevice): Promise<void> {
           fill(body, h("h2", {}, "Passwords"), holder);
           passwordsView(holder, entries, say);
         }
+        if (device.offline) holderNote(body, "Offline: shown from this phone's last sync.");
         const refused = device.problems();
         if (refused.length) showError(err, new Error(`Refused and not shown: ${refused.map(describe).join("; ")}`));
       } catch (e) {
@@ -301,6 +302,10 @@ async function home(device: PhoneDevice): Promise<void> {
   show("prompts");
   feed.start();
   void subscribePush(device, false).then((m) => m && say(m));
+}
+
+function holderNote(body: HTMLElement, text: string): void {
+  body.querySelector("h2")?.after(h("p", { class: "muted small", role: "note" }, text));
 }
 
 function promptCard(
