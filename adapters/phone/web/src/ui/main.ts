@@ -232,7 +232,12 @@ async function home(device: PhoneDevice): Promise<void> {
     refused: (errs) => showError(err, new Error(`Refused and not shown: ${errs.map(describe).join("; ")}`)),
     fatal,
   });
-  const expiry = setInterval(() => feed?.loaded && renderPrompts(feed.list()), 1000);
+  const expiry = setInterval(() => {
+    if (feed?.loaded) renderPrompts(feed.list());
+    for (const el of promptList.querySelectorAll<HTMLElement>("[data-expires]")) {
+      el.textContent = expiresIn(Number(el.dataset["expires"]));
+    }
+  }, 1000);
 
   const show = (tab: Tab): void => {
     stopTab();
@@ -304,6 +309,11 @@ async function home(device: PhoneDevice): Promise<void> {
   void subscribePush(device, false).then((m) => m && say(m));
 }
 
+function expiresIn(expires: number): string {
+  const left = Math.max(0, Math.round(expires - Date.now() / 1000));
+  return `Expires in ${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`;
+}
+
 function holderNote(body: HTMLElement, text: string): void {
   body.querySelector("h2")?.after(h("p", { class: "muted small", role: "note" }, text));
 }
@@ -349,6 +359,7 @@ function promptCard(
     { class: "card prompt", "aria-label": `Request from ${p.rp}` },
     h("h3", {}, p.rp),
     h("p", { class: "message" }, p.message),
+    h("p", { class: "muted small", "data-expires": p.expires }, expiresIn(p.expires)),
     p.numbers ? h("p", { class: "muted" }, "Tap the number shown where you started, to approve:") : null,
     choices,
     h(
