@@ -39,7 +39,6 @@ function isRemoved(err: unknown): boolean {
 function joinScreen(invite: Invite | null, note?: string): void {
   const err = errorBox();
   const account = h("input", { name: "account", required: true, autocapitalize: "none", autocomplete: "off" });
-  const server = h("input", { name: "server", type: "url", required: true, value: location.origin });
   const name = h("input", { name: "device", required: true, value: "phone", autocapitalize: "none" });
   const pass = h("input", { name: "passphrase", type: "password", required: true, autocomplete: "new-password", minlength: 8 });
   const again = h("input", { name: "again", type: "password", required: true, autocomplete: "new-password" });
@@ -49,7 +48,7 @@ function joinScreen(invite: Invite | null, note?: string): void {
     { "aria-label": "Join an account" },
     invite
       ? h("p", {}, "Join account ", h("strong", {}, invite.account), " at ", h("strong", {}, invite.server))
-      : h("div", {}, field("Account", account), field("Server", server)),
+      : h("div", {}, h("p", {}, "Join an account of ", h("strong", {}, location.origin)), field("Account", account)),
     invite?.fingerprint ? h("p", { class: "muted small" }, `Account key ${invite.fingerprint}`) : null,
     field("Device name", name),
     field("Passphrase", pass),
@@ -60,7 +59,8 @@ function joinScreen(invite: Invite | null, note?: string): void {
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     if (pass.value !== again.value) return showError(err, new Error("The two passphrases differ."));
-    const inv: Invite = invite ?? { server: server.value.trim().replace(/\/+$/, ""), account: account.value.trim() };
+    // the app talks to the service that serves it, and only to it (docs/PHONE.md, its CSP)
+    const inv: Invite = invite ?? { server: location.origin, account: account.value.trim() };
     submit.disabled = true;
     submit.textContent = "Creating this device's keys…";
     PhoneDevice.join(inv, name.value.trim(), pass.value).then(
