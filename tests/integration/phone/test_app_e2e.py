@@ -13,6 +13,7 @@ temporary folder; the paths are printed (``pytest -s`` or the captured log of a 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import re
@@ -369,6 +370,65 @@ def test_a_prompt_whose_envelope_was_changed_on_the_way_is_refused_visibly(phone
     finally:
         page.unroute_all(behavior="ignoreErrors")
         page.evaluate(POKE)
+
+
+STORED_CHAIN = """() => new Promise((ok, ko) => {
+  const r = indexedDB.open('keystead');
+  r.onerror = () => ko(r.error);
+  r.onsuccess = () => {
+    const get = r.result.transaction('kv').objectStore('kv').get('chain');
+    get.onsuccess = () => { r.result.close(); ok(get.result.length); };
+    get.onerror = () => ko(get.error);
+  };
+})"""
+
+
+def test_a_forged_chain_entry_or_cfrag_is_refused_and_nothing_is_kept(phone: Phone) -> None:
+    """The service (or anyone answering for it) cannot sign as the account: an entry it
+    appends is refused and not stored; a cfrag it alters does not verify, and the prompt it
+    carried is refused, not shown."""
+    page = phone.page
+    stored = page.evaluate(STORED_CHAIN)
+
+    def forge_entry(route: Route) -> None:
+        whole = route.fetch(url=route.request.url.split("?")[0] + "?after=-1").json()["entries"]
+        last = _b64d(whole[-1]["entry"])
+        entry = json.loads(last)
+        entry.update(seq=entry["seq"] + 1, prev=hashlib.sha256(last).hexdigest())
+        forged = json.dumps(entry, sort_keys=True, separators=(",", ":")).encode()
+        route.fulfill(json={"entries": [{"entry": _b64e(forged), "sig": whole[-1]["sig"]}]})
+
+    page.route("**/v1/accounts/*/chain?*", forge_entry)
+    try:
+        page.get_by_role("button", name="Codes").tap()
+        expect(page.get_by_role("alert")).to_contain_text("signature")
+        expect(page.get_by_text("Nothing is shown")).to_be_visible()
+        phone.shot("chain-refused")
+    finally:
+        page.unroute_all(behavior="ignoreErrors")
+    assert page.evaluate(STORED_CHAIN) == stored
+    page.get_by_role("button", name="Passwords").tap()  # the real chain still reads
+    expect(page.get_by_role("searchbox", name="Search passwords")).to_be_visible()
+
+    def alter_cfrag(route: Route) -> None:
+        resp = route.fetch()
+        body = resp.json()
+        for c in body["cfrags"]:
+            raw = bytearray(_b64d(c["cfrag"]))
+            raw[-1] ^= 1
+            c["cfrag"] = _b64e(bytes(raw))
+        route.fulfill(response=resp, json=body)
+
+    page.get_by_role("button", name="Requests").tap()
+    page.route("**/v1/accounts/*/reencrypt", alter_cfrag)
+    try:
+        rp = phone.rp("Carried by a bad cfrag", wait=4)
+        _number(rp)
+        expect(page.get_by_role("alert")).to_contain_text("Refused and not shown")
+        expect(phone.card("Carried by a bad cfrag")).to_have_count(0)
+        assert _finish(rp)[:2] == (2, "expired\n")
+    finally:
+        page.unroute_all(behavior="ignoreErrors")
 
 
 def test_a_push_only_wakes_the_app_and_shows_a_generic_notification(phone: Phone) -> None:

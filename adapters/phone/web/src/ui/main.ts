@@ -287,7 +287,9 @@ async function home(device: PhoneDevice): Promise<void> {
         const refused = device.problems();
         if (refused.length) showError(err, new Error(`Refused and not shown: ${refused.map(describe).join("; ")}`));
       } catch (e) {
-        if (!fatal(e)) showError(err, e);
+        if (fatal(e) || !live) return;
+        showError(err, e);
+        fill(body, h("h2", {}, tab === "codes" ? "Codes" : "Passwords"), h("p", { class: "muted" }, "Nothing is shown: see the error above."));
       }
     })();
   };
