@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from .collections import Collection
     from .device import Device
     from .sealed import SealedKey
+    from .service.config import ServiceConfig
     from .service.context import ServiceContext
     from .service.store import AuthDevice
 
@@ -406,6 +407,11 @@ class ServiceCapabilities:
         self._ctx, self.adapter = ctx, adapter
         self._channels = {c.name: c for c in channels_of(adapter)}
         self._namespaces = namespaces_of(adapter)
+
+    @property
+    def config(self) -> ServiceConfig:
+        """The service's configuration (limits and options, no secrets)."""
+        return self._ctx.config
 
     def now(self) -> int:
         return self._ctx.now()

@@ -18,7 +18,7 @@ from .client import ServiceClient, path
 from .collections import Collection
 from .crypto import VerifyKey
 from .device import Device, fetch_chain
-from .errors import DecryptionFailed, Forbidden, StorageError, VerificationError
+from .errors import DecryptionFailed, Forbidden, FormatError, StorageError, VerificationError
 from .home import Home
 from .keys import AccountSecrets, DeviceKeys
 from .keystore import Keystore
@@ -27,9 +27,11 @@ if TYPE_CHECKING:
     import httpx
 
 __all__ = [
+    "Invite",
     "JoinTicket",
     "PairingDetails",
     "pairing_details",
+    "parse_invite",
     "short_authentication_string",
     "start_join",
     "wait_for_approval",
@@ -80,6 +82,43 @@ class JoinTicket:
     device_fingerprint: str
 
 
+@dataclass(frozen=True)
+class Invite:
+    """What ``keystead device invite`` hands a new device (a phone scans it): the service,
+    the account, and the fingerprint of the account key the device must find there
+    (docs/PHONE.md §4). It carries nothing secret: the admin's approval, after comparing
+    the verification numbers, is what lets the device in."""
+
+    server: str
+    account: str
+    fingerprint: str
+
+    @property
+    def url(self) -> str:
+        """``SERVER/app/#join=ACCOUNT&fp=FINGERPRINT`` (a fragment never reaches a server)."""
+        from urllib.parse import quote, urlencode
+
+        fragment = urlencode({"join": self.account, "fp": self.fingerprint}, quote_via=quote)
+        return f"{self.server.rstrip('/')}/app/#{fragment}"
+
+
+def parse_invite(url: str) -> Invite:
+    """An invite URL back into its parts; anything else is a ``FormatError``."""
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise FormatError("an invite is an http(s) address with #join=...&fp=...")
+    if not parts.path.rstrip("/").endswith("/app"):
+        raise FormatError("an invite is an address of the app (/app/#join=...&fp=...)")
+    fields = parse_qs(parts.fragment, keep_blank_values=True, strict_parsing=False)
+    account, fp = fields.get("join", []), fields.get("fp", [])
+    if len(account) != 1 or len(fp) != 1 or not account[0] or not fp[0].startswith("SHA256:"):
+        raise FormatError("the invite has no account (join=) or no fingerprint (fp=SHA256:...)")
+    base = parts.path.rstrip("/")[: -len("/app")]
+    return Invite(f"{parts.scheme}://{parts.netloc}{base}", account[0], fp[0])
+
+
 def start_join(
     home: Home,
     server: str,
@@ -87,13 +126,21 @@ def start_join(
     device_name: str,
     passphrase: str,
     *,
+    account_fingerprint: str | None = None,
     transport: httpx.BaseTransport | None = None,
     clock: Clock = time.time,
 ) -> JoinTicket:
-    """Ask to join ``account``: creates this device's keys and a pairing code."""
+    """Ask to join ``account``: creates this device's keys and a pairing code. With
+    ``account_fingerprint`` (an invite's), nothing is created or sent unless the service's
+    account key has that fingerprint."""
     check_name(device_name, "device name")
     anon = ServiceClient(server, transport=transport, clock=clock)
     state, _ = fetch_chain(anon, account)
+    if account_fingerprint is not None and state.account_key.fingerprint != account_fingerprint:
+        raise VerificationError(
+            f"the account {account!r} at {server} has the key {state.account_key.fingerprint}, "
+            f"not {account_fingerprint} as the invite says: not joining"
+        )
     keys = DeviceKeys.generate()
     body = keys.public_body(device_name)
     resp = anon.post(

@@ -61,10 +61,20 @@ class ServiceProcess:
     port: int = field(default_factory=free_port)
     workers: int = 1
     process: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    """More environment (``KEYSTEAD_*`` configuration) for the service."""
+    args: tuple[str, ...] = ()
+    """More ``keystead serve`` options (``--tls-cert``...)."""
+    verify: Any = True
+    """What httpx verifies the health check's TLS with (a CA file, for ``https``)."""
+
+    @property
+    def tls(self) -> bool:
+        return any(a.startswith("--tls") for a in self.args)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30) -> None:
         import httpx
@@ -82,17 +92,19 @@ class ServiceProcess:
                     self.database_url,
                     "--workers",
                     str(self.workers),
+                    *self.args,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**_TEST_LIMITS, **os.environ},
+                env={**_TEST_LIMITS, **os.environ, **self.env},
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError((self.workdir / "service.log").read_text())
             try:
-                if httpx.get(self.url + "/v1/health", timeout=1).status_code == 200:
+                health = httpx.get(self.url + "/v1/health", timeout=1, verify=self.verify)
+                if health.status_code == 200:
                     return
             except httpx.TransportError:
                 time.sleep(0.1)

@@ -141,8 +141,15 @@ def account_recover(name: str, server: str, device_name: str | None) -> None:
 
 
 @device.command("join")
-@click.argument("name")
-@server_option
+@click.argument("name", required=False)
+@click.option("--server", default=None, help="The service URL, e.g. http://127.0.0.1:8470")
+@click.option(
+    "--invite",
+    "invite_url",
+    default=None,
+    help="An invite from 'keystead device invite' (the account, its service and the "
+    "account key's fingerprint, which is checked before anything is sent)",
+)
 @device_option
 @click.option(
     "--wait",
@@ -151,14 +158,36 @@ def account_recover(name: str, server: str, device_name: str | None) -> None:
     show_default=True,
     help="Seconds to wait for approval",
 )
-def device_join(name: str, server: str, device_name: str | None, wait: float) -> None:
+def device_join(
+    name: str | None,
+    server: str | None,
+    invite_url: str | None,
+    device_name: str | None,
+    wait: float,
+) -> None:
     """Ask to join ACCOUNT; prints a pairing code for an admin device to approve."""
     from ..account import start_join, wait_for_approval
+    from ..pairing import parse_invite
 
+    fingerprint = None
+    if invite_url is not None:
+        invite = parse_invite(invite_url)
+        if name not in (None, invite.account) or server not in (None, invite.server):
+            die("the invite names another account or service than the arguments")
+        name, server, fingerprint = invite.account, invite.server, invite.fingerprint
+    if name is None or server is None:
+        die("give ACCOUNT and --server, or --invite URL")
     h = home()
     passphrase = get_passphrase(confirm=not h.exists)
     if not h.exists:
-        ticket = start_join(h, server, name, device_name or _default_device_name(), passphrase)
+        ticket = start_join(
+            h,
+            server,
+            name,
+            device_name or _default_device_name(),
+            passphrase,
+            account_fingerprint=fingerprint,
+        )
         print(f"pairing code: {ticket.code}", flush=True)
         print(f"verification: {ticket.sas}", flush=True)
         print(f"fingerprint: {ticket.device_fingerprint}", flush=True)
@@ -177,6 +206,71 @@ def device_join(name: str, server: str, device_name: str | None, wait: float) ->
     with dev:
         me = dev.me()
         print(f"approved: {me.name} joined {dev.account} as {me.role}")
+
+
+@device.command("invite")
+@click.option(
+    "--url",
+    "base_url",
+    default=None,
+    help="The service's address as the phone reaches it, e.g. https://192.168.1.20:8443 "
+    "(default: this device's server)",
+)
+@click.option("--no-qr", is_flag=True, help="Print the address only")
+def device_invite(base_url: str | None, no_qr: bool) -> None:
+    """Invite a phone: prints the app's address with this account in it, and a QR code.
+
+    The phone opens it, checks the account key's fingerprint, and shows a pairing code and
+    a verification number; approve it here with 'keystead device approve CODE'."""
+    from ..pairing import Invite
+    from ..qr import render_qr
+
+    with open_device() as dev:
+        if dev.me().role != "admin":
+            die("only an admin device can approve the phone; invite from an admin device")
+        server = _app_base(base_url or dev.server)
+        invite = Invite(server, dev.account, dev.chain(refresh=False).account_key.fingerprint)
+    url = invite.url
+    print(f"invite: {url}", flush=True)
+    if not no_qr:
+        print(render_qr(url), end="", flush=True)
+    if server.startswith("http://") and not _loopback_url(server):
+        print(
+            "warning: a phone runs the app only over https: serve with --tls-cert or "
+            "--tls-self-signed and pass --url https://...",
+            file=sys.stderr,
+        )
+    print(
+        f"open it on the phone (account fingerprint {invite.fingerprint}); then approve the "
+        "code the phone shows: keystead device approve CODE --scopes confirm,totp,passwords",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _loopback_url(url: str) -> bool:
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _app_base(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        die(f"--url must be an http(s) address like https://HOST:PORT, not {url!r}")
+    path = parts.path.rstrip("/")
+    if path.endswith("/app"):
+        path = path[: -len("/app")]
+    return f"{parts.scheme}://{parts.netloc}{path}"
 
 
 @device.command("approve")
@@ -391,18 +485,95 @@ def sync(drop_unreadable: bool, json_out: bool) -> None:
     help="A TOML file of limits (see keystead.core.service.config); KEYSTEAD_* "
     "environment variables override it",
 )
+@click.option("--tls-cert", default=None, help="HTTPS: the certificate (PEM, with its chain)")
+@click.option("--tls-key", default=None, help="HTTPS: the certificate's private key (PEM)")
+@click.option(
+    "--tls-self-signed",
+    is_flag=True,
+    help="HTTPS with a self-signed certificate kept in the data folder (a home-network trial)",
+)
+@click.option(
+    "--tls-name",
+    "tls_names",
+    multiple=True,
+    help="A host name or IP address the self-signed certificate names (repeatable; "
+    "default: this machine's LAN address and loopback)",
+)
 def serve(
-    host: str, port: int, database_url: str | None, workers: int, config_file: str | None
+    host: str,
+    port: int,
+    database_url: str | None,
+    workers: int,
+    config_file: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    tls_self_signed: bool,
+    tls_names: tuple[str, ...],
 ) -> None:
-    """Run the service (SQLite in the data folder unless --database-url is given)."""
+    """Run the service (SQLite in the data folder unless --database-url is given).
+
+    Phones need HTTPS for the app at /app/: give --tls-cert and --tls-key, or
+    --tls-self-signed for a trial (docs/PHONE.md)."""
     from pathlib import Path
 
     from ..service import ServiceConfig, default_database_url
     from ..service.serve import run_service
 
     config = ServiceConfig.load(Path(config_file) if config_file else None)
+    tls = _tls(host, port, tls_cert, tls_key, tls_self_signed, tls_names)
     url = database_url or default_database_url()
-    run_service(url, host, port, workers, config, shown=_redact(url))
+    run_service(url, host, port, workers, config, shown=_redact(url), tls=tls)
+
+
+def _tls(
+    host: str,
+    port: int,
+    cert: str | None,
+    key: str | None,
+    self_signed: bool,
+    names: tuple[str, ...],
+) -> tuple[str, str] | None:
+    """Check the TLS options before anything listens; print what a phone needs."""
+    from ..qr import render_qr
+    from ..service import service_dir
+    from ..service import tls as tlsmod
+
+    if self_signed and (cert or key):
+        die("--tls-self-signed and --tls-cert/--tls-key exclude each other")
+    if (cert is None) != (key is None):
+        die("--tls-cert and --tls-key go together")
+    if names and not self_signed:
+        die("--tls-name is for --tls-self-signed")
+    if cert is not None and key is not None:
+        files = tlsmod.check_tls_files(cert, key)
+        print(f"TLS certificate SHA256 {files.fingerprint}", file=sys.stderr, flush=True)
+        return str(files.cert), str(files.key)
+    if not self_signed:
+        return None
+    wanted = list(names) or tlsmod.default_names(host)
+    files = tlsmod.self_signed(service_dir() / "tls", wanted)
+    shown_port = f":{port}" if port != 443 else ""
+    first = wanted[0].strip("[]")
+    app = f"https://{'[' + first + ']' if ':' in first else first}{shown_port}/app/"
+    made = "made" if files.created else "reused"
+    print(
+        f"self-signed certificate ({made}): {files.cert}\n"
+        f"  names: {', '.join(files.names)}\n"
+        f"  SHA256 {files.fingerprint}\n"
+        f"the phone app: {app}\n"
+        "check the fingerprint on the phone before trusting the certificate; install it as "
+        "a trusted certificate so the app can install and receive pushes",
+        file=sys.stderr,
+        flush=True,
+    )
+    print(render_qr(app), file=sys.stderr, flush=True)
+    if _loopback_url(f"http://{host}"):
+        print(
+            f"note: listening on {host} only; a phone reaches the service with --host 0.0.0.0",
+            file=sys.stderr,
+            flush=True,
+        )
+    return str(files.cert), str(files.key)
 
 
 def _redact(url: str) -> str:

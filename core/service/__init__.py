@@ -23,15 +23,21 @@ __all__ = [
     "default_database_url",
     "make_context",
     "open_context",
+    "service_dir",
 ]
 
 
-def default_database_url() -> str:
+def service_dir() -> Path:
+    """The service's data folder: ``KEYSTEAD_SERVICE_DIR``, else the platform's."""
     from platformdirs import user_data_dir
 
     folder = Path(os.environ.get("KEYSTEAD_SERVICE_DIR") or user_data_dir("keystead-service"))
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return f"sqlite:///{folder / 'keystead.sqlite'}"
+    return folder
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{service_dir() / 'keystead.sqlite'}"
 
 
 def open_context(database_url: str) -> ServiceContext:

@@ -52,6 +52,7 @@ from .context import ServiceContext, dumps, require
 from .notify import PostgresListener
 from .observe import AccessLog, Metrics
 from .protocol import PROTOCOL_VERSION, ProtocolVersion
+from .push import push_router
 from .store import Bundle, Grant
 
 __all__ = ["create_app"]
@@ -524,6 +525,8 @@ def create_app(
 
     cpu = ctx.pool
     metrics = ctx.metrics = Metrics(ctx.notifier, cpu)
+    if ctx.push is not None:
+        metrics.watch_push(ctx.push)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -536,10 +539,14 @@ def create_app(
             ctx.listener.start()
         # workers start in the background: serving does not wait for them
         warm = asyncio.get_running_loop().run_in_executor(None, cpu.start)
+        if ctx.push is not None:  # the VAPID key exists from the first start on
+            await ctx.run(ctx.push.vapid)
         try:
             yield
         finally:
             ctx.notifier.close()
+            if ctx.push is not None:
+                ctx.push.close()
             if ctx.listener is not None:
                 ctx.listener.stop()
             if warm.done():
@@ -548,6 +555,7 @@ def create_app(
 
     app = FastAPI(title="Keystead", version="1", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.include_router(core_router(ctx, channels or {}))
+    app.include_router(push_router(ctx))
     for router in routers:
         app.include_router(router)
 

@@ -78,6 +78,28 @@ class ServiceConfig:
     shutdown_grace: float = 1.5
     """Seconds a stop waits for requests after waking every long poll."""
 
+    # Web Push (docs/PHONE.md)
+    push_allowed_hosts: tuple[str, ...] = (
+        "fcm.googleapis.com",
+        "updates.push.services.mozilla.com",
+        "*.push.apple.com",
+        "*.notify.windows.com",
+    )
+    """Hosts a push subscription's endpoint may name (``*.`` matches any sub-domain): the
+    service sends requests there, so any other host is refused (400) rather than reached."""
+    push_allow_http_loopback: bool = False
+    """Also accept ``http://`` endpoints on a loopback address (tests, a local push relay)."""
+    push_subject: str = "mailto:admin@keystead.invalid"
+    """The VAPID ``sub`` claim: how a push service reaches the operator (mailto: or https:)."""
+    push_ttl: int = 60
+    """Seconds a push service keeps an undelivered wake-up."""
+    push_threads: int = 4
+    """Threads sending pushes per process (off the request path)."""
+
+    # the phone app
+    app_dir: str = ""
+    """The folder the phone app is served from at ``/app/`` (empty: the installed app)."""
+
     @classmethod
     def load(
         cls, path: Path | None = None, environ: Mapping[str, str] | None = None
@@ -105,6 +127,12 @@ class ServiceConfig:
 
 
 def _coerce(key: str, value: Any, kind: type) -> Any:
+    if kind is tuple:  # a list of strings: a TOML array, or comma-separated in a variable
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise FormatError(f"configuration {key}: expected a list of strings")
+        return tuple(value)
     if isinstance(value, str) and kind is not str:
         text = value.strip().lower()
         if kind is bool:

@@ -20,6 +20,7 @@ from ..requests import MAX_SKEW, parse_auth
 from .config import ServiceConfig
 from .notify import Notifier, PostgresListener
 from .observe import Metrics
+from .push import PushSender
 from .store import AuthDevice, Store
 from .workers import CpuPool
 
@@ -42,6 +43,7 @@ class ServiceContext:
     cpu: CpuPool | None = None
     metrics: Metrics | None = None  # set by create_app
     listener: PostgresListener | None = None  # started by the app on PostgreSQL
+    push: PushSender | None = None  # Web Push wake-ups (core/service/push.py)
 
     def __post_init__(self) -> None:
         if self.cpu is None:
@@ -51,6 +53,10 @@ class ServiceContext:
         self.store.config = self.config
         if self.notifier.publish not in self.store.listeners:
             self.store.listeners.append(self.notifier.publish)
+        if self.push is None:
+            self.push = PushSender(self.store, self.config, self.clock)
+        if self.push.on_commit not in self.store.listeners:
+            self.store.listeners.append(self.push.on_commit)
 
     @property
     def pool(self) -> CpuPool:

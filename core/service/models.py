@@ -177,3 +177,24 @@ class CounterRow(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     window: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     count: Mapped[int] = mapped_column(BigInteger)
+
+
+class ServiceKeyRow(Base):
+    """Keys the service itself holds, shared by every process (the VAPID key of Web Push)."""
+
+    __tablename__ = "service_keys"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[bytes] = mapped_column(LargeBinary)
+    created: Mapped[int] = mapped_column(BigInteger)
+
+
+class PushSubscriptionRow(Base):
+    """One device's Web Push subscription (RFC 8030): where to send its wake-ups."""
+
+    __tablename__ = "push_subscriptions"
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(Text)
+    p256dh: Mapped[bytes] = mapped_column(LargeBinary)
+    auth: Mapped[bytes] = mapped_column(LargeBinary)
+    created: Mapped[int] = mapped_column(BigInteger)

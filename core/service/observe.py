@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -68,6 +68,19 @@ class Metrics:
         Gauge(
             "keystead_cpu_queue", "Capsules queued or in progress in the CPU pool", registry=r
         ).set_function(lambda: cpu.queued)
+
+    def watch_push(self, push: Any) -> None:
+        """Web Push counts of this process (a ``PushSender``)."""
+        r = self.registry
+        Gauge(
+            "keystead_push_sent", "Pushes a push service accepted, since start", registry=r
+        ).set_function(lambda: push.sent)
+        Gauge(
+            "keystead_push_failed", "Pushes refused or not delivered, since start", registry=r
+        ).set_function(lambda: push.failed)
+        Gauge("keystead_push_pending", "Wake-ups queued to send", registry=r).set_function(
+            lambda: push.pending
+        )
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))

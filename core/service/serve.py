@@ -85,7 +85,11 @@ def _logging(config: ServiceConfig) -> None:
 
 
 def _serve(
-    url: str, config: ServiceConfig, sock: socket.socket, ready: Connection | None = None
+    url: str,
+    config: ServiceConfig,
+    sock: socket.socket,
+    ready: Connection | None = None,
+    tls: tuple[str, str] | None = None,
 ) -> None:
     """One worker: the app on the shared socket (the schema is already migrated)."""
     from . import app_for, make_context
@@ -101,6 +105,8 @@ def _serve(
             timeout_graceful_shutdown=max(1, int(config.shutdown_grace)),
             timeout_keep_alive=5,
             backlog=2048,
+            ssl_certfile=tls[0] if tls else None,
+            ssl_keyfile=tls[1] if tls else None,
         ),
         ctx,
         ready,
@@ -109,7 +115,14 @@ def _serve(
 
 
 def run_service(
-    url: str, host: str, port: int, workers: int, config: ServiceConfig, *, shown: str = ""
+    url: str,
+    host: str,
+    port: int,
+    workers: int,
+    config: ServiceConfig,
+    *,
+    shown: str = "",
+    tls: tuple[str, str] | None = None,
 ) -> None:
     """Migrate, bind, then serve in this process or supervise ``workers`` processes."""
     from sqlalchemy.exc import SQLAlchemyError
@@ -129,20 +142,28 @@ def run_service(
         raise StorageError(f"cannot open the database: {e}".splitlines()[0]) from e
     sock = bind(host, port)
     print(
-        f"keystead service on http://{host}:{sock.getsockname()[1]} (database: "
+        f"keystead service on {'https' if tls else 'http'}://{host}:{sock.getsockname()[1]} "
+        "(database: "
         f"{shown or 'given'}, {workers} process{'es' if workers > 1 else ''})",
         file=sys.stderr,
         flush=True,
     )
     if workers == 1:
-        _serve(url, config, sock)
+        _serve(url, config, sock, tls=tls)
         return
-    _Supervisor(url, config, sock, workers).run()
+    _Supervisor(url, config, sock, workers, tls).run()
 
 
 class _Supervisor:
-    def __init__(self, url: str, config: ServiceConfig, sock: socket.socket, workers: int) -> None:
-        self.url, self.config, self.sock, self.n = url, config, sock, workers
+    def __init__(
+        self,
+        url: str,
+        config: ServiceConfig,
+        sock: socket.socket,
+        workers: int,
+        tls: tuple[str, str] | None = None,
+    ) -> None:
+        self.url, self.config, self.sock, self.n, self.tls = url, config, sock, workers, tls
         self.ctx = multiprocessing.get_context("spawn")
         self.procs: list[Any] = []
         self.stopping = False
@@ -153,7 +174,9 @@ class _Supervisor:
     def spawn(self, wait_ready: bool = False) -> Any:
         parent, child = self.ctx.Pipe(duplex=False)
         proc = self.ctx.Process(
-            target=_serve, args=(self.url, self.config, self.sock, child), name="keystead-worker"
+            target=_serve,
+            args=(self.url, self.config, self.sock, child, self.tls),
+            name="keystead-worker",
         )
         proc.start()
         child.close()

@@ -13,6 +13,7 @@ from .store_bundle import Bundle, BundleStore
 from .store_data import SpoolMessage
 from .store_grants import AuditRecord, Grant
 from .store_pairing import PAIRING_MAX_FAILURES, PAIRING_TTL, PairingStore
+from .store_push import PushStore, PushTarget
 
 __all__ = [
     "PAIRING_MAX_FAILURES",
@@ -21,12 +22,14 @@ __all__ = [
     "AuthDevice",
     "Bundle",
     "Grant",
+    "PushTarget",
     "SpoolMessage",
     "Store",
 ]
 
 
-class Store(PairingStore, BundleStore):
+class Store(PairingStore, BundleStore, PushStore):
     """All database work of the service, one part per responsibility: the chain and
     authentication (``store_chain``), grants and re-encryption (``store_grants``), pairing
-    (``store_pairing``), items, spools and records (``store_data``)."""
+    (``store_pairing``), items, spools and records (``store_data``), Web Push
+    (``store_push``)."""

@@ -151,6 +151,7 @@ ADAPTER_ALL = {
     "ssh": ["adapter"],
     "passwords": ["adapter"],
     "messaging": ["adapter"],
+    "phone": ["adapter"],
     "documents": [
         "DATA_KEY_SIZE",
         "DEFAULT_CHUNK_SIZE",

@@ -81,9 +81,11 @@ PUBLIC = {
     "keystead.core.device": ["Device", "fetch_chain"],
     "keystead.core.collections": ["ADMIN_ONLY", "Collection", "Record", "SyncResult", "Unreadable"],
     "keystead.core.pairing": [
+        "Invite",
         "JoinTicket",
         "PairingDetails",
         "pairing_details",
+        "parse_invite",
         "short_authentication_string",
         "start_join",
         "wait_for_approval",
@@ -160,6 +162,7 @@ PUBLIC = {
         "default_database_url",
         "make_context",
         "open_context",
+        "service_dir",
     ],
     "keystead.core.cli": [
         "cli",

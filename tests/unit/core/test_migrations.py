@@ -49,7 +49,7 @@ def test_upgrade_twice_is_harmless(empty_engine: Engine) -> None:
     migrate(empty_engine)
     migrate(empty_engine)
     with empty_engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0005"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0006"
 
 
 def test_spool_ids_are_never_reused_after_a_delete(tmp_path):
