@@ -334,7 +334,7 @@ def audit(
             )
         )
         records = [r for r in page.records if is_label_key(r.key) and (key is None or r.key == key)]
-        labels_of = label_names(dev, sync=False)
+        labels_of = label_names(dev)
         names = _device_names(dev, {r.account for r in records})
     rows: list[dict[str, Any]] = [
         {

@@ -311,3 +311,41 @@ def test_errors_are_one_line(make_account: Any) -> None:
         proc = alice.admin.run(*args, check=False)
         assert proc.returncode == 1, args
         assert proc.stderr.startswith("keystead: ") and proc.stderr.count("\n") == 1, proc.stderr
+
+
+def test_a_member_accounts_device_without_the_messages_scope_opens_no_group_key(
+    make_account: Any,
+) -> None:
+    """Bob's account is in carol's group, but bob's ssh-only device asks carol's service to
+    re-encrypt a group message key (what its keystore lets it try): refused for the scope,
+    while bob's device with the scope opens the same sealed key."""
+    from keystead.core import Forbidden, open_sealed_to_key
+
+    carol, bob = make_account("carol"), make_account("bob")
+    carol.admin.run("msg", "group", "create", "ops")
+    carol.admin.run("msg", "group", "add", "ops", bob.name)
+    [row] = carol.admin.json("msg", "group", "list", "--json")
+    group = Group(_addr(carol), row["id"])
+    sshbox = bob.join("sshbox", scopes=["ssh"])
+    owner = _device(carol.admin)
+    sealed = seal_to_key(owner.chain(), group.key, b"k" * 32)
+    owner.close()
+    for home, allowed in ((sshbox, False), (bob.admin, True)):
+        dev = _device(home)
+        try:
+            carol_chain = dev.peer_chain(carol.name)
+            if allowed:
+                assert open_sealed_to_key(dev, carol_chain, group.key, [sealed]) == [b"k" * 32]
+            else:
+                with pytest.raises(Forbidden, match="no grant"):
+                    open_sealed_to_key(dev, carol_chain, group.key, [sealed])
+        finally:
+            dev.close()
+    from keystead.core.audit import read_audit
+
+    owner = _device(carol.admin)
+    try:  # the owner's service says why: the grant is bob's account's, the scope is missing
+        records = read_audit(owner, prefix=group.key).records
+    finally:
+        owner.close()
+    assert [r.reason for r in records] == ["no messages scope", ""]
