@@ -187,9 +187,17 @@ def _write(device: Device, names: Names) -> None:
 
 def resolve_collection(device: Device, prefix: str, ref: str, *, sync: bool = True) -> str | None:
     """The collection ``ref`` means under ``prefix``: a name from the record, or an id
-    (``PREFIX + hex``, or the hex alone) the chain has. None if it means none."""
+    (``PREFIX + hex``, or the hex alone) the chain has. None if it means none, or if the
+    record names an id the chain does not have yet."""
     collections = device.chain(refresh=False).collections
     for candidate in (ref, prefix + ref):
         if is_opaque(candidate, prefix) and candidate in collections:
             return candidate
-    return read_names(device, sync=sync).id_of(prefix, ref)
+    cid = read_names(device, sync=sync).id_of(prefix, ref)
+    if cid is None or cid in collections:
+        return cid
+    # Named but not (yet) in our chain: another device may have just created it; a record
+    # naming an id no chain has is an unfinished creation, which name_collection completes.
+    if sync and cid in device.chain().collections:
+        return cid
+    return None
