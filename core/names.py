@@ -35,7 +35,13 @@ from typing import TYPE_CHECKING
 
 from ._encoding import canonical_json, parse_json_object
 from .chain import check_collection
-from .errors import Conflict, FormatError, NetworkError, UnsupportedVersion
+from .errors import (
+    Conflict,
+    FormatError,
+    NetworkError,
+    UnsupportedVersion,
+    VerificationError,
+)
 
 if TYPE_CHECKING:
     from .device import Device
@@ -164,6 +170,12 @@ def name_collection(device: Device, prefix: str, name: str, *, kind: str = "keys
     _check_name(name)
     for _ in range(_ATTEMPTS):
         names = read_names(device)
+        why = device.cache.unreadable(ACCOUNT_COLLECTION).get(NAMES_ITEM)
+        if why is not None:  # writing over it would drop every name it holds
+            raise VerificationError(
+                f"the account's name record cannot be read on this device ({why[1]}); "
+                "run 'keystead sync' and try again"
+            )
         cid = names.id_of(prefix, name)
         if cid is None:
             cid = new_collection_id(prefix)
