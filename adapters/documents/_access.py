@@ -1,6 +1,9 @@
 """Documents on top of the core: labels are shared keys, opening goes through grants.
 
-A label ``L`` of an account is the core shared key ``documents/L``. Protecting
+A label ``L`` of an account is a core shared key under an opaque id,
+``documents/`` + 32 hex digits (:mod:`keystead.core.names`): the name ``L``
+itself is only in the account's encrypted name record (and in the headers of
+the documents protected under it), never in the chain or at the service. Protecting
 seals a fresh data key to the label's public key (``seal_to_key``; any device of
 the owner can, an admin creates the label on first use). Opening sends only the
 capsule to the owner's service (``open_sealed_to_key``), which re-encrypts it
@@ -33,9 +36,11 @@ __all__ = [
     "COLLECTION",
     "DEFAULT_LABEL",
     "OpenedDocument",
+    "check_label",
     "data_key_for",
-    "label_key",
-    "label_of",
+    "find_label",
+    "is_label_key",
+    "label_names",
     "open_document",
     "owner_of",
     "parse_expires",
@@ -49,19 +54,41 @@ _PREFIX = COLLECTION + "/"
 _LABEL_RE = re.compile(r"[a-z_][a-z0-9_./-]{0,117}")  # a collection name once prefixed
 
 
-def label_key(label: str) -> str:
-    """The core shared-key name of ``label``; ``FormatError`` for a label that cannot be one."""
+def check_label(label: str) -> str:
+    """``label`` if it can name a label; ``FormatError`` otherwise."""
     if not isinstance(label, str) or not _LABEL_RE.fullmatch(label):
         raise FormatError(
             f"invalid label {label!r}: use lowercase letters, digits and _ . / - "
             "(starting with a letter or _), at most 118 characters"
         )
-    return _PREFIX + label
+    return label
 
 
-def label_of(key: str) -> str | None:
-    """The label of a shared-key name, or None for keys that are not documents labels."""
-    return key[len(_PREFIX) :] if key.startswith(_PREFIX) else None
+def is_label_key(key: str) -> bool:
+    """Whether a shared-key name is a documents label's (opaque) key."""
+    from keystead.core.names import is_opaque
+
+    return is_opaque(key, _PREFIX)
+
+
+def find_label(device: Device, label: str, *, sync: bool = True) -> str | None:
+    """The key of this account's ``label`` (through the name record); None if no such label."""
+    from keystead.core.names import resolve_collection
+
+    return resolve_collection(device, _PREFIX, check_label(label), sync=sync)
+
+
+def label_names(device: Device, *, sync: bool = True) -> dict[str, str]:
+    """Label key -> label name, for every label of this account (an unnamed key shows as
+    its id: a record this device cannot read yet)."""
+    from keystead.core.names import read_names
+
+    names = read_names(device, sync=sync)
+    return {
+        key: names.name_of(key) or key[len(_PREFIX) :]
+        for key in device.chain(refresh=False).collections
+        if is_label_key(key)
+    }
 
 
 def owner_of(header: Header) -> tuple[str, str]:
@@ -92,15 +119,16 @@ def protect_document(
     A missing label is created, which needs an admin device; sealing to an
     existing label needs only its public key, so any device of the account can.
     """
-    from keystead.core import create_shared_key, seal_to_key
+    from keystead.core import seal_to_key
+    from keystead.core.names import name_collection
 
-    key = label_key(label)
-    state = device.chain()
-    if key not in state.collections:
+    device.chain()
+    key = find_label(device, label)
+    if key is None:
         if device.secrets is None:
             raise Forbidden(f"label {label!r} does not exist; an admin device can create it")
-        create_shared_key(device, key)
-        state = device.chain()
+        key = name_collection(device, _PREFIX, label, kind="keys")
+    state = device.chain()
     data_key = random(DATA_KEY_SIZE)
     sealed = seal_to_key(state, key, data_key)
     header = Header.new(
@@ -122,9 +150,15 @@ def data_key_for(device: Device, header: Header) -> bytes:
     the documents scope; another account's devices need a live grant.
     """
     from keystead.core import open_sealed_to_key
+    from keystead.core.sealed import SealedKey
 
     account, server = owner_of(header)
-    key = label_key(header.label)
+    record = SealedKey.from_bytes(header.sealed_key)
+    # The header's label is the owner's name for it, for people; the key to ask for is the
+    # opaque one the data key is sealed to (the name is never sent to a service).
+    key = record.key
+    if not is_label_key(key) or record.owner != account:
+        raise FormatError("the document's key is not a documents label of its owner")
     own = account == device.account and _same_server(server, device.server)
     owner_chain: ChainState
     if own:

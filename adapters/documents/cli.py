@@ -197,13 +197,14 @@ def grant(label: str, account: str, expires: str | None) -> None:
     """Let ACCOUNT's devices open documents under LABEL (admin device)."""
     from keystead.core import grant_account
 
-    from ._access import label_key, parse_expires
+    from ._access import check_label, find_label, parse_expires
 
-    key = label_key(label)
+    check_label(label)
     when = None if expires is None else parse_expires(expires, now=time.time())
     with open_device() as dev:
         name = _grantee(dev, account)
-        if key not in dev.chain(refresh=False).collections:
+        key = find_label(dev, label)
+        if key is None:
             die(f"no label {label!r} (protect a document under it first)")
         grant_account(dev, key, name, expires=when)
     until = f" until {iso_time(when)}" if when is not None else ""
@@ -217,11 +218,13 @@ def revoke(label: str, account: str) -> None:
     """Delete ACCOUNT's grant to LABEL: its next open is refused (admin device)."""
     from keystead.core import NotFound, revoke_account
 
-    from ._access import label_key
+    from ._access import find_label
 
-    key = label_key(label)
     with open_device() as dev:
         name = _grantee(dev, account)
+        key = find_label(dev, label)
+        if key is None:
+            die(f"no label {label!r}")
         try:
             revoke_account(dev, key, name)
         except NotFound:
@@ -235,18 +238,16 @@ def labels(json_out: bool) -> None:
     """List this account's labels and who may open them (admin device)."""
     from keystead.core import list_grants
 
-    from ._access import label_of
+    from ._access import is_label_key, label_names
 
     now = int(time.time())
     with open_device() as dev:
-        state = dev.chain(refresh=False)
-        found: dict[str, list[dict[str, Any]]] = {
-            lbl: [] for lbl in map(label_of, state.collections) if lbl is not None
-        }
+        keys = label_names(dev)
+        found: dict[str, list[dict[str, Any]]] = {lbl: [] for lbl in keys.values()}
         for g in list_grants(dev):
-            lbl = label_of(g.key)
-            if lbl is None or g.target_kind != "account":
+            if not is_label_key(g.key) or g.target_kind != "account":
                 continue
+            lbl = keys.get(g.key, g.key)
             found.setdefault(lbl, []).append(
                 {
                     "account": g.target,
@@ -312,25 +313,34 @@ def audit(
 
     Oldest first; ``capsule`` is the digest of what was really opened (the document id is
     what the requester claimed). Refusals of accounts without a grant are counted per hour."""
-    from keystead.core.audit import read_audit
+    from keystead.core.audit import AuditPage, read_audit
 
-    from ._access import label_key, label_of
+    from ._access import COLLECTION, find_label, is_label_key, label_names
 
-    key = label_key(label) if label is not None else None
     with open_device() as dev:
+        # A label this account never had: no records (its name alone reaches no service).
+        key = None if label is None else find_label(dev, label) or ""
         who = None if grantee is None else _grantee(dev, grantee)
-        page = read_audit(
-            dev, prefix=key or "documents/", after=after, limit=limit, grantee=who, outcome=outcome
+        page = (
+            AuditPage([], None)
+            if key == ""
+            else read_audit(
+                dev,
+                prefix=key or COLLECTION + "/",
+                after=after,
+                limit=limit,
+                grantee=who,
+                outcome=outcome,
+            )
         )
-        records = [
-            r for r in page.records if label_of(r.key) is not None and (key is None or r.key == key)
-        ]
+        records = [r for r in page.records if is_label_key(r.key) and (key is None or r.key == key)]
+        labels_of = label_names(dev)
         names = _device_names(dev, {r.account for r in records})
     rows: list[dict[str, Any]] = [
         {
             "id": r.id,
             "time": iso_time(r.time),
-            "label": label_of(r.key),
+            "label": labels_of.get(r.key, r.key),
             "document_id": r.context,
             "capsule_sha256": r.capsule or None,
             "account": r.account,

@@ -36,6 +36,7 @@ class _Adapter:
     # the message key is sealed to the current epoch before they store anything.
     channels = (Channel("messages", frozenset({Poster.SERVICE})),)
     keystore_slot = "messaging"
+    namespaces = ("messaging",)  # messaging.groups: each group's name, sealed to its key
 
     def cli_groups(self) -> Mapping[str, click.Command]:
         from .cli import msg

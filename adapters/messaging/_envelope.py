@@ -1,25 +1,29 @@
 """The message envelope: pure protocol logic, bytes in and values out, no I/O.
 
-On the wire (one spool entry) a message is canonical JSON::
+On the wire (one spool entry) a message is a core signed envelope
+(:class:`keystead.core.envelope.SignedEnvelope`, purpose
+``keystead/v2/messaging/envelope``) whose signer is ``ADDRESS/DEVICE_ID``::
 
-    {"v": 1, "from": "alice@host:port", "device": DEVICE_ID,
-     "envelope": b64(ENVELOPE), "sig": b64(ed25519 signature)}
+    {"v": 1, "purpose": "keystead/v2/messaging/envelope", "signer": "alice@host:port/DEVICE",
+     "body": b64(ENVELOPE), "sig": b64(ed25519 signature)}
 
-``from`` and ``device`` outside only say which key to verify with. ENVELOPE
-is the exact canonical-JSON bytes the sender's device signed (purpose
-``keystead/v1/messaging/envelope``) and is parsed only after the signature
-checks::
+The signer only says which key to verify with. ENVELOPE is the exact canonical-JSON
+bytes the sender's device signed, parsed only after the signature checks (message
+format 2)::
 
-    {"v": 1, "id": b64(16 random bytes), "from": ADDRESS, "device": DEVICE_ID,
-     "to": ADDRESS, "time": UNIX_SECONDS, "group": null | {"owner": ADDRESS, "name": NAME},
+    {"v": 2, "id": b64(16 random bytes), "from": ADDRESS, "device": DEVICE_ID,
+     "to": ADDRESS, "time": UNIX_SECONDS, "group": null | {"owner": ADDRESS, "id": HEX32},
      "key": b64(message key sealed to the recipient's "messages" key or to the group key),
      "body": b64(ChaCha20-Poly1305 under the message key)}
 
-The body's associated data binds the id, sender, device, time and group, so a
-body cannot be moved under another header; the signature binds everything,
-the recipient included. A group message is encrypted once: every member's
-envelope carries the same ``key`` and ``body`` and differs only in ``to`` (and
-so in its signature).
+A group is named on the wire by its owner and its opaque id (the group key is
+``messages/group/ID``); its name is only in the owner's encrypted records. The
+body's associated data binds the id, sender, device, time and group, so a body
+cannot be moved under another header; the signature binds everything, the
+recipient included. A group message is encrypted once: every member's envelope
+carries the same ``key`` and ``body`` and differs only in ``to`` (and so in its
+signature). Format 1 (a wrapper of its own, ``{"v": 1, "from", "device",
+"envelope", "sig"}``, and groups by name) is refused with a line saying so.
 """
 
 from __future__ import annotations
@@ -43,11 +47,15 @@ from keystead.core import (
     seal,
 )
 from keystead.core.address import Address
+from keystead.core.envelope import SignedEnvelope
 
 from . import _labels
 
 __all__ = [
+    "NAME",
+    "OLD_FORMAT",
     "VERSION",
+    "check_group_name",
     "Envelope",
     "Group",
     "Wire",
@@ -60,11 +68,17 @@ __all__ = [
     "verify_envelope",
 ]
 
-VERSION = 1
+VERSION = 2
 ID_SIZE = 16
 MAX_TEXT = 256 * 1024
-_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
-_WIRE_KEYS = {"v", "from", "device", "envelope", "sig"}
+NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+"""What a person may call a group (kept only in the owner's encrypted records)."""
+_GROUP_ID = re.compile(r"^[0-9a-f]{32}$")
+_OLD_WIRE_KEYS = {"v", "from", "device", "envelope", "sig"}
+OLD_FORMAT = (
+    "message format 1, which this Keystead no longer reads: the sender must upgrade "
+    "Keystead and send again"
+)
 _ENVELOPE_KEYS = {"v", "id", "from", "device", "to", "time", "group", "key", "body"}
 _DEVICE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -89,37 +103,48 @@ def _address(value: object, what: str) -> str:
     return value
 
 
+def check_group_name(name: str) -> str:
+    if not isinstance(name, str) or not NAME.match(name):
+        raise FormatError(f"invalid group name {name!r}")
+    return name
+
+
 @dataclass(frozen=True)
 class Group:
-    """A group: its owner's address and its name (the key is ``messages/group/NAME``)."""
+    """A group: its owner's address and its opaque id (the key is ``messages/group/ID``)."""
 
     owner: str
-    name: str
+    id: str
 
     def __post_init__(self) -> None:
         _address(self.owner, "group owner")
-        if not isinstance(self.name, str) or not _NAME.match(self.name):
-            raise FormatError(f"invalid group name {self.name!r}")
+        if not isinstance(self.id, str) or not _GROUP_ID.match(self.id):
+            raise FormatError("invalid group id")
+
+    @classmethod
+    def of_key(cls, owner: str, key: str) -> Group:
+        if not key.startswith(_labels.GROUP_PREFIX):
+            raise FormatError("not a group key")
+        return cls(owner, key[len(_labels.GROUP_PREFIX) :])
 
     @property
     def key(self) -> str:
-        return _labels.GROUP_PREFIX + self.name
+        return _labels.GROUP_PREFIX + self.id
 
     def to_json(self) -> dict[str, str]:
-        return {"owner": self.owner, "name": self.name}
+        return {"owner": self.owner, "id": self.id}
 
     def __str__(self) -> str:
-        return f"{self.name}@{self.owner}"
+        return f"{self.id}@{self.owner}"
 
 
 @dataclass(frozen=True)
 class Wire:
-    """One spool entry, parsed but not yet verified."""
+    """One spool entry, parsed but not yet verified: who claims to have signed it."""
 
     sender: str
     device: str
-    envelope: bytes
-    signature: bytes
+    signed: SignedEnvelope
 
 
 @dataclass(frozen=True)
@@ -209,46 +234,42 @@ def make_envelope(
             "body": b64e(body),
         }
     )
-    sig = signing_key.sign(_labels.ENVELOPE, raw)
-    return canonical_json(
-        {"v": VERSION, "from": sender, "device": device, "envelope": b64e(raw), "sig": b64e(sig)}
-    )
+    return SignedEnvelope.sign(
+        signing_key, purpose=_labels.ENVELOPE, signer=f"{sender}/{device}", body=raw
+    ).to_bytes()
 
 
 def parse_wire(data: bytes) -> Wire:
-    """Parse a spool entry strictly; says only whose key to verify with."""
+    """Parse a spool entry strictly; says only whose key to verify with. A message of
+    format 1 is refused with :data:`OLD_FORMAT`."""
     obj = parse_json_object(data, what="message")
-    if obj.get("v") != VERSION:
-        raise UnsupportedVersion("message: unsupported version")
-    if set(obj) != _WIRE_KEYS:
-        raise FormatError("message: unexpected fields")
-    device = obj["device"]
-    if not isinstance(device, str) or not _DEVICE_ID.match(device):
+    if set(obj) == _OLD_WIRE_KEYS and obj.get("v") == 1:
+        raise UnsupportedVersion(OLD_FORMAT)
+    signed = SignedEnvelope.from_bytes(data, purpose=_labels.ENVELOPE)
+    sender, _, device = signed.signer.rpartition("/")
+    if not _DEVICE_ID.match(device):
         raise FormatError("message: invalid device id")
-    return Wire(
-        _address(obj["from"], "from"),
-        device,
-        b64d(obj["envelope"], what="envelope"),
-        b64d(obj["sig"], size=64, what="sig"),
-    )
+    return Wire(_address(sender, "from"), device, signed)
 
 
 def sealed_key_of(data: bytes) -> bytes:
     """The sealed-key record a spool entry carries, read without verifying the sender (what
     the service checks before storing: that it is sealed to the current epoch)."""
-    obj = parse_json_object(parse_wire(data).envelope, what="envelope")
+    obj = parse_json_object(parse_wire(data).signed.unverified_body(), what="envelope")
     return b64d(obj.get("key"), what="sealed key")
 
 
 def verify_envelope(wire: Wire, key: VerifyKey) -> Envelope:
     """Verify the signature over the exact envelope bytes, then parse them strictly."""
-    key.verify(_labels.ENVELOPE, wire.envelope, wire.signature)
-    obj = parse_json_object(wire.envelope, what="envelope")
+    raw = wire.signed.verify(key)
+    obj = parse_json_object(raw, what="envelope")
     if obj.get("v") != VERSION:
-        raise UnsupportedVersion("envelope: unsupported version")
+        raise UnsupportedVersion(
+            f"envelope of format {obj.get('v')!r}; this Keystead reads format {VERSION}"
+        )
     if set(obj) != _ENVELOPE_KEYS:
         raise FormatError("envelope: unexpected fields")
-    if canonical_json(obj) != wire.envelope:
+    if canonical_json(obj) != raw:
         raise FormatError("envelope: not canonical JSON")
     if obj["from"] != wire.sender or obj["device"] != wire.device:
         raise InvalidSignature()  # signed by one device, labelled as another
@@ -265,13 +286,13 @@ def verify_envelope(wire: Wire, key: VerifyKey) -> Envelope:
         _group(obj["group"]),
         b64d(obj["key"], what="sealed key"),
         b64d(obj["body"], what="body"),
-        wire.envelope,
+        raw,
     )
 
 
 def _group(value: Any) -> Group | None:
     if value is None:
         return None
-    if not isinstance(value, dict) or set(value) != {"owner", "name"}:
+    if not isinstance(value, dict) or set(value) != {"owner", "id"}:
         raise FormatError("envelope: invalid group")
-    return Group(value["owner"], value["name"])
+    return Group(value["owner"], value["id"])

@@ -20,11 +20,12 @@ from keystead.core import (
     InvalidSignature,
     KeysteadError,
     NotFound,
+    UnsupportedVersion,
     open_sealed_to_key,
 )
 
 from . import _labels
-from ._envelope import Envelope, Wire, open_body, parse_wire, verify_envelope
+from ._envelope import OLD_FORMAT, Envelope, Wire, open_body, parse_wire, verify_envelope
 from ._peers import Peers
 from ._send import group_members
 from ._store import Message, MessageStore, record
@@ -96,13 +97,15 @@ def process(
             time=env.time if env else None,
             sender=wire.sender if wire else None,
             device=wire.device if wire else None,
-            group=str(env.group) if env and env.group else None,
+            group=peers.group_label(env.group) if env and env.group else None,
         )
 
     wires: list[tuple[SpoolEntry, Wire]] = []
     for e in entries:
         try:
             wires.append((e, parse_wire(e.body)))
+        except UnsupportedVersion as err:
+            refuse(e, OLD_FORMAT if str(err) == OLD_FORMAT else MALFORMED)
         except KeysteadError:
             refuse(e, MALFORMED)
 
@@ -183,7 +186,7 @@ def process(
             received=e.created,
             verified=True,
             text=text,
-            group=str(env.group) if env.group else None,
+            group=peers.group_label(env.group) if env.group else None,
         )
         accepted.append(tag)
     return [out[e.id] for e in entries], accepted

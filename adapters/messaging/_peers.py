@@ -10,17 +10,20 @@ verified once per run (one fetch per sender account, however many messages).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from keystead.core import ChainState, Device, Forbidden, FormatError
+from keystead.core import ChainState, Device, Forbidden, FormatError, KeysteadError, NotFound, b64d
 from keystead.core.address import Address
 from keystead.core.capabilities import KeystoreSlot
 
-from ._envelope import Group
+from . import _labels
+from ._envelope import Group, check_group_name
 
 __all__ = ["PeerNotAllowed", "Peers", "allowed_peers", "check_peer", "set_allowed_peers"]
 
+_GROUP_ID = re.compile(r"[0-9a-f]{32}")
 SLOT = "messaging"  # the adapter's keystore slot (the allow-list is kept there, sealed)
 _KEY = "peers"
 
@@ -54,6 +57,7 @@ class Peers:
         self._scheme = urlsplit(device.server).scheme
         self._allowed = set(allowed_peers(device) if allowed is None else allowed)
         self._chains: dict[str, ChainState] = {}
+        self._group_names: dict[str, dict[str, str]] = {}
 
     @property
     def me(self) -> str:
@@ -89,6 +93,78 @@ class Peers:
         return self._chains[address]
 
     def group(self, ref: str) -> Group:
-        """``NAME`` (a group of this account) or ``NAME@OWNER`` (OWNER an address)."""
+        """``NAME`` (a group of this account) or ``NAME@OWNER`` (OWNER an address); the
+        group's 32-hex id works in place of NAME. ``NotFound`` if OWNER has no such group
+        that this account may read."""
         name, sep, owner = ref.partition("@")
-        return Group(self.address(owner) if sep else self.me, name)
+        owner = self.address(owner) if sep else self.me
+        if _GROUP_ID.fullmatch(name):
+            return Group(owner, name)  # an id: the owner's service says whether we are in it
+        names = self.group_names(owner)
+        check_group_name(name)
+        found = [gid for gid, n in names.items() if n == name]
+        if not found:
+            raise NotFound(f"no group {name!r} of {owner} that this account belongs to")
+        return Group(owner, found[0])
+
+    def group_names(self, owner: str) -> dict[str, str]:
+        """Group id -> name, for ``owner``'s groups this account may read: this account's
+        own from its name record; another's from the owner's service, each name sealed to
+        its group key and opened through this account's grant (the service holds ids)."""
+        owner = self.address(owner)
+        if owner in self._group_names:
+            return self._group_names[owner]
+        out: dict[str, str] = {}
+        if owner == self.me:
+            from keystead.core.names import is_opaque, read_names
+
+            prefix = _labels.GROUP_PREFIX
+            collections = self.device.chain(refresh=False).collections
+            names = read_names(self.device)
+            out = {
+                cid[len(prefix) :]: names.name_of(cid) or cid[len(prefix) :]
+                for cid in collections
+                if is_opaque(cid, prefix)
+            }
+        else:
+            out = self._remote_group_names(owner)
+        self._group_names[owner] = out
+        return out
+
+    def _remote_group_names(self, owner: str) -> dict[str, str]:
+        from keystead.core import open_sealed_to_key
+        from keystead.core.capabilities import capabilities_for
+
+        from . import adapter
+
+        name, server = self.locate(owner)
+        resp = (
+            capabilities_for(self.device, adapter)
+            .routes(server)
+            .request("GET", "messaging", "groups", name)
+        )
+        chain = self.chain(owner)
+        out: dict[str, str] = {}
+        for g in resp.get("groups", []):
+            try:
+                group = Group(owner, g["id"])
+                [raw] = open_sealed_to_key(
+                    self.device,
+                    chain,
+                    group.key,
+                    [b64d(g["name"], what="sealed group name")],
+                    context="group name",
+                    server=server,
+                )
+                out[group.id] = check_group_name(raw.decode())
+            except (KeysteadError, KeyError, TypeError, UnicodeDecodeError):
+                continue  # a name this account cannot open (or a malformed one): skipped
+        return out
+
+    def group_label(self, group: Group) -> str:
+        """``NAME@OWNER`` for display; the id in place of a name this account cannot read."""
+        try:
+            name = self.group_names(group.owner).get(group.id)
+        except KeysteadError:
+            name = None
+        return f"{name or group.id}@{group.owner}"

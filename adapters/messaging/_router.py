@@ -1,10 +1,16 @@
-"""The messaging service routes: a group's member list, and fan-out delivery in one request.
+"""The messaging service routes: a group's members and sealed name, and fan-out delivery.
 
-``GET /v1/messaging/groups/{owner}/{name}/members`` answers a device of the
+``GET /v1/messaging/groups/{owner}/{id}/members`` answers a device of the
 owner or of a member account (an unexpired account grant to the group key) with
 the member accounts, so any member can send to the group. It carries no
 authority: a name the service adds cannot open anything without a kfrag signed
 by the owner, and envelopes are signed by their senders.
+
+``PUT /v1/messaging/groups/{id}/name`` (a device of the owner) stores the group's
+name as a sealed-key record sealed to the current epoch of the group key, and
+``GET /v1/messaging/groups/{owner}`` lists, for a device of the owner or of a
+member account, the ids and sealed names of the groups it may read: members open
+the names through their grant; the service only ever holds ids and ciphertext.
 
 ``POST /v1/messaging/deliver`` puts one spool entry per member (the same
 ciphertext, each envelope signed for its recipient) in one request instead of
@@ -17,7 +23,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
-from keystead.core import Forbidden, FormatError, b64d
+from keystead.core import Forbidden, FormatError, b64d, b64e
 from keystead.core.sealed import SealedKey
 
 from . import _labels
@@ -36,21 +42,48 @@ def messaging_router(caps: ServiceCapabilities) -> APIRouter:
     r = APIRouter(prefix="/v1/messaging")
     ctx, channel = caps, caps.channel(_labels.CHANNEL)
 
-    @r.get("/groups/{owner}/{name}/members")
-    async def members(owner: str, name: str, request: Request) -> dict[str, Any]:
-        device = await ctx.authenticate(request)
-        key = Group(f"{owner}@x", name).key  # checks the name
+    names = caps.records(_labels.GROUP_NAMES)
+
+    def member_accounts(owner: str, key: str) -> list[str]:
         now = ctx.now()
-        accounts = sorted(
+        return sorted(
             {
                 account
                 for account, expires in caps.account_grants(owner, key)
                 if expires is None or expires > now
             }
         )
+
+    @r.get("/groups/{owner}/{group_id}/members")
+    async def members(owner: str, group_id: str, request: Request) -> dict[str, Any]:
+        device = await ctx.authenticate(request)
+        key = Group(f"{owner}@x", group_id).key  # checks the id
+        accounts = await caps.run(member_accounts, owner, key)
         if device.account != owner and device.account not in accounts:
-            raise Forbidden(f"this account is not a member of group {name!r} of {owner}")
+            raise Forbidden(f"this account is not a member of group {group_id} of {owner}")
         return {"members": accounts}
+
+    @r.put("/groups/{group_id}/name", status_code=204)
+    async def put_name(group_id: str, request: Request) -> None:
+        device = await ctx.authenticate(request)
+        key = Group(f"{device.account}@x", group_id).key
+        sealed = b64d((await ctx.json_body(request)).get("name"), what="sealed group name")
+        record = await caps.run(caps.require_current_epoch, device.account, key, sealed)
+        if record.owner != device.account or record.key != key:
+            raise FormatError("the name must be sealed to this group's key")
+        await caps.run(names.put, device.account, group_id, sealed, ctx.now())
+
+    @r.get("/groups/{owner}")
+    async def group_names(owner: str, request: Request) -> dict[str, Any]:
+        device = await ctx.authenticate(request)
+        out = []
+        for group_id, sealed in await caps.run(names.list, owner):
+            key = Group(f"{owner}@x", group_id).key
+            if device.account == owner or device.account in await caps.run(
+                member_accounts, owner, key
+            ):
+                out.append({"id": group_id, "name": b64e(sealed)})
+        return {"groups": out}
 
     @r.post("/direct/{account}", status_code=201)
     async def direct(account: str, request: Request) -> dict[str, Any]:

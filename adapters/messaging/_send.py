@@ -13,7 +13,6 @@ from keystead.core import (
     NotFound,
     b64d,
     b64e,
-    create_shared_key,
     grant_account,
     random_bytes,
     revoke_account,
@@ -22,7 +21,7 @@ from keystead.core import (
 from keystead.core.capabilities import AdapterCapabilities, capabilities_for
 
 from . import _labels
-from ._envelope import Group, body_ad, make_envelope, new_message_id, seal_body
+from ._envelope import Group, body_ad, check_group_name, make_envelope, new_message_id, seal_body
 from ._peers import Peers
 
 __all__ = [
@@ -30,6 +29,8 @@ __all__ = [
     "add_member",
     "create_group",
     "group_members",
+    "own_group",
+    "publish_name",
     "remove_member",
     "send_direct",
     "send_group",
@@ -131,7 +132,7 @@ def group_members(device: Device, group: Group, peers: Peers) -> list[str]:
     resp = (
         _caps(device)
         .routes(server)
-        .request("GET", "messaging", "groups", owner, group.name, "members")
+        .request("GET", "messaging", "groups", owner, group.id, "members")
     )
     host = group.owner.partition("@")[2]
     return [f"{m}@{host}" for m in resp["members"]]
@@ -197,11 +198,31 @@ def _deliver_group(
 
 
 def create_group(device: Device, name: str) -> Group:
-    """A new group owned by this account (admin device); this account is its first member."""
-    group = Group(device.address, name)
-    if not create_shared_key(device, group.key):
+    """A new group owned by this account (admin device); this account is its first member.
+
+    The group key is created under an opaque id; the name goes only into the account's
+    encrypted name record and, sealed to the group key, to the owner's service for members."""
+    from keystead.core.names import name_collection, resolve_collection
+
+    check_group_name(name)
+    if resolve_collection(device, _labels.GROUP_PREFIX, name) is not None:
         raise FormatError(f"group {name!r} already exists")
+    group = Group.of_key(device.address, name_collection(device, _labels.GROUP_PREFIX, name))
+    publish_name(device, group, name)
     return group
+
+
+def publish_name(device: Device, group: Group, name: str) -> None:
+    """Store the group's name at the service, sealed to the group key's current epoch."""
+    sealed = seal_to_key(device.chain(), group.key, name.encode())
+    _caps(device).routes().request(
+        "PUT", "messaging", "groups", group.id, "name", body={"name": b64e(sealed)}
+    )
+
+
+def own_group(device: Device, name: str) -> Group:
+    """This account's group ``name`` (or its id); ``NotFound`` if there is none."""
+    return Peers(device).group(name)
 
 
 def _local_member(peers: Peers, account: str) -> str:
@@ -215,7 +236,7 @@ def add_member(device: Device, name: str, account: str) -> str:
     """Grant ``account`` the group key: it reads and sends from now on."""
     peers = Peers(device)
     member = _local_member(peers, account)
-    group = Group(device.address, name)
+    group = peers.group(name)
     grant_account(device, group.key, member)
     return peers.address(member)
 
@@ -224,7 +245,10 @@ def remove_member(device: Device, name: str, account: str) -> str:
     """Revoke ``account``'s grant: the service refuses it every later message."""
     peers = Peers(device)
     member = _local_member(peers, account)
-    revoke_account(device, Group(device.address, name).key, member)
+    group = peers.group(name)
+    revoke_account(device, group.key, member)
+    # A new epoch: seal the name again, so members granted from now on can read it.
+    publish_name(device, group, peers.group_names(peers.me).get(group.id, name))
     return peers.address(member)
 
 

@@ -171,7 +171,7 @@ def group_create(name: str) -> None:
 
     with open_device() as dev:
         g = create_group(dev, name)
-    print(f"created group {g}", file=sys.stderr)
+    print(f"created group {name}@{g.owner}", file=sys.stderr)
 
 
 @group.command("add")
@@ -204,7 +204,6 @@ def group_list(json_out: bool) -> None:
     """Groups this account owns, with their members."""
     from keystead.core import Forbidden
 
-    from . import _labels
     from ._envelope import Group
     from ._peers import Peers
     from ._send import group_members
@@ -212,14 +211,21 @@ def group_list(json_out: bool) -> None:
     rows = []
     with open_device() as dev:
         peers = Peers(dev)
-        for key in sorted(dev.chain(refresh=False).collections):
-            if key.startswith(_labels.GROUP_PREFIX):
-                g = Group(dev.address, key[len(_labels.GROUP_PREFIX) :])
-                try:
-                    members: list[str] | None = group_members(dev, g, peers)
-                except Forbidden:
-                    members = None
-                rows.append({"group": str(g), "name": g.name, "owner": g.owner, "members": members})
+        for group_id, name in sorted(peers.group_names(peers.me).items(), key=lambda x: x[1]):
+            g = Group(dev.address, group_id)
+            try:
+                members: list[str] | None = group_members(dev, g, peers)
+            except Forbidden:
+                members = None
+            rows.append(
+                {
+                    "group": f"{name}@{g.owner}",
+                    "name": name,
+                    "id": g.id,
+                    "owner": g.owner,
+                    "members": members,
+                }
+            )
     if json_out:
         print_json(rows)
         return

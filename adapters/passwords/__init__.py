@@ -20,6 +20,7 @@ class _Adapter:
 
     name = "passwords"
     collections = ("passwords",)
+    keystore_slot = "passwords"  # the lookup index key
     commands = ("passwords",)
     quick_commands = (("passwords", "get"),)  # the unlock agent answers these (see core.unlock)
 

@@ -23,21 +23,32 @@ from __future__ import annotations
 import hashlib
 import hmac
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from keystead.core.errors import StorageError
+from keystead.core.localstore import LocalStore
 
 from ._entry import Entry
 from ._match import _split
 
-__all__ = ["Index", "name_token", "url_tokens"]
+__all__ = ["MIGRATIONS", "Index", "name_token", "url_tokens"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS tokens (token BLOB NOT NULL, id TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS tokens_token ON tokens(token);
-CREATE INDEX IF NOT EXISTS tokens_id ON tokens(id);
-CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS versions (id TEXT PRIMARY KEY, version INTEGER NOT NULL);
-"""
+MIGRATIONS = [
+    # 1: the first versioned schema. Files from before had no version and allowed a token
+    # twice; the index is a cache, so their tables are dropped and rebuilt.
+    """
+    DROP TABLE IF EXISTS tokens;
+    DROP TABLE IF EXISTS meta;
+    DROP TABLE IF EXISTS versions;
+    CREATE TABLE tokens (token BLOB NOT NULL, id TEXT NOT NULL, PRIMARY KEY (token, id))
+        WITHOUT ROWID;
+    CREATE INDEX tokens_id ON tokens(id);
+    CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+    CREATE TABLE versions (id TEXT PRIMARY KEY, version INTEGER NOT NULL);
+    """,
+]
 _CHECK = b"keystead/v2/passwords/index-key-check"  # v2: name tokens; a v1 index is rebuilt
 
 
@@ -68,35 +79,56 @@ def entry_tokens(entry: Entry) -> set[str]:
 
 
 class Index:
-    """The token table of one device's vault, stamped with the item-cache cursor it reflects."""
+    """The token table of one device's vault, stamped with the item-cache cursor it reflects.
+
+    A :class:`~keystead.core.localstore.LocalStore`: several commands of one device use it
+    at once (twelve ``passwords add`` runs, the browser host and the CLI). Every change is
+    one ``BEGIN IMMEDIATE`` transaction, and :meth:`locked` lets a caller read the item
+    cache and write what it read under that same lock, so a rebuild never drops the rows
+    another command added between its read and its write."""
 
     def __init__(self, path: Path, key: bytes) -> None:
         self._key = key
         self._mac = hmac.new(key, digestmod=hashlib.sha256)
-        self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        self._conn: sqlite3.Connection | None = None
         try:
-            self._db.executescript(_SCHEMA)
-        except sqlite3.DatabaseError:  # a corrupt cache file: start again
-            self._db.close()
-            path.unlink(missing_ok=True)
-            self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
-            self._db.executescript(_SCHEMA)
+            self._store = LocalStore(path, MIGRATIONS)
+        except (StorageError, sqlite3.DatabaseError):  # a corrupt cache file: start again
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+            self._store = LocalStore(path, MIGRATIONS)
         check = hmac.new(key, _CHECK, hashlib.sha256).hexdigest()
-        if self._meta("check") != check:  # new key (or new file): nothing in it is usable
-            self._db.execute("DELETE FROM tokens")
-            self._db.execute("DELETE FROM versions")
-            self._db.execute("DELETE FROM meta")
-            self._set_meta("check", check)
+        with self.locked() as db:
+            if self._meta("check") != check:  # new key (or new file): nothing in it is usable
+                db.execute("DELETE FROM tokens")
+                db.execute("DELETE FROM versions")
+                db.execute("DELETE FROM meta")
+                self._set_meta("check", check)
 
     def close(self) -> None:
-        self._db.close()
+        self._store.close()
+
+    @contextmanager
+    def locked(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction (re-entrant: inner uses join the outer one)."""
+        if self._conn is not None:
+            yield self._conn
+            return
+        with self._store.transaction() as db:
+            self._conn = db
+            try:
+                yield db
+            finally:
+                self._conn = None
 
     def _meta(self, k: str) -> str | None:
-        row = self._db.execute("SELECT v FROM meta WHERE k=?", (k,)).fetchone()
+        row = self._store.execute("SELECT v FROM meta WHERE k=?", (k,)).fetchone()
         return None if row is None else str(row[0])
 
     def _set_meta(self, k: str, v: str) -> None:
-        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)", (k, v))
+        self._store.execute(
+            "INSERT INTO meta VALUES (?,?) ON CONFLICT(k) DO UPDATE SET v=excluded.v", (k, v)
+        )
 
     def _hash(self, token: str) -> bytes:
         mac = self._mac.copy()  # the keyed state once, not the key schedule per token
@@ -116,7 +148,9 @@ class Index:
         for start in range(0, len(batch), 500):
             part = batch[start : start + 500]
             marks = ",".join("?" * len(part))
-            rows = self._db.execute(f"SELECT id, version FROM versions WHERE id IN ({marks})", part)
+            rows = self._store.execute(
+                f"SELECT id, version FROM versions WHERE id IN ({marks})", part
+            )
             out.update((r[0], int(r[1])) for r in rows)
         return out
 
@@ -139,21 +173,20 @@ class Index:
             versions.append((item_id, version))
             if entry is not None:
                 rows.extend((self._hash(t), item_id) for t in entry_tokens(entry))
-        self._db.execute("BEGIN")
-        try:
+        with self.locked() as db:
             if full:
-                self._db.execute("DELETE FROM tokens")
-                self._db.execute("DELETE FROM versions")
+                db.execute("DELETE FROM tokens")
+                db.execute("DELETE FROM versions")
             elif not new:
-                self._db.executemany("DELETE FROM tokens WHERE id=?", ids)
-            self._db.executemany("INSERT INTO tokens VALUES (?,?)", rows)
-            self._db.executemany("INSERT OR REPLACE INTO versions VALUES (?,?)", versions)
+                db.executemany("DELETE FROM tokens WHERE id=?", ids)
+            db.executemany("INSERT OR IGNORE INTO tokens VALUES (?,?)", rows)
+            db.executemany(
+                "INSERT INTO versions VALUES (?,?) "
+                "ON CONFLICT(id) DO UPDATE SET version=excluded.version",
+                versions,
+            )
             if cursor is not None:
                 self._set_meta("cursor", str(cursor))
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
 
     def candidates(self, tokens: Iterable[str]) -> list[str]:
         """Ids indexed under any of ``tokens``, without repeats."""
@@ -161,7 +194,7 @@ class Index:
         if not hashes:
             return []
         marks = ",".join("?" * len(hashes))
-        rows = self._db.execute(
+        rows = self._store.execute(
             f"SELECT DISTINCT id FROM tokens WHERE token IN ({marks}) ORDER BY id", hashes
         )
         return [r[0] for r in rows]

@@ -76,13 +76,14 @@ def read_frame(stream: BinaryIO, *, limit: int = MAX_INCOMING) -> dict[str, Any]
     body = _read_exactly(stream, length)
     if len(body) < length:
         raise FramingError("stream ended inside a message")
+    from keystead.core import FormatError, parse_json_object
+
+    # The core's strict parser: integers and nesting bounded before conversion, no
+    # duplicate keys, no floats (a page can make the extension relay anything).
     try:
-        message = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
-        raise FramingError("message is not UTF-8 JSON") from e
-    if not isinstance(message, dict):
-        raise FramingError("message is not a JSON object")
-    return message
+        return parse_json_object(body, what="message")
+    except FormatError as e:
+        raise FramingError(str(e)) from e
 
 
 def write_frame(stream: BinaryIO, message: dict[str, Any]) -> None:

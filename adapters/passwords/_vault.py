@@ -80,21 +80,32 @@ class Vault:
 
     # ------------------------------------------------------------------ index
     def _index_key(self) -> bytes:
-        slot = self.device.keystore.data.setdefault(_KEYSTORE_SLOT, {})
-        if "index_key" not in slot:
-            slot["index_key"] = b64e(random_bytes(32))
-            self.device.save()
-        return b64d(slot["index_key"], size=32, what="passwords index key")
+        """Made once per device even when several first commands race (one would otherwise
+        index under a key the keystore then forgets)."""
+        from keystead.core.capabilities import capabilities_for
+
+        from . import adapter
+
+        slot = capabilities_for(self.device, adapter).keystore_slot()
+        value = slot.get_or_create("index_key", lambda: b64e(random_bytes(32)))
+        return b64d(value, size=32, what="passwords index key")
 
     @property
     def index(self) -> Index:
-        """The lookup index, brought up to date with the local item cache."""
+        """The lookup index, brought up to date with the local item cache.
+
+        The cursor is compared and the catch-up written under the index's lock, so another
+        command's rows written meanwhile are either read from the cache here or written
+        after this (never dropped by a rebuild that read the cache before they existed)."""
         if self._index is None:
             self._index = Index(self.device.home.path / "passwords-index.sqlite", self._index_key())
-        cursor = self.device.cache.cursor(COLLECTION)
-        if self._index.cursor != cursor:
-            self._reindex(self._index, cursor)
-        return self._index
+        index = self._index
+        if index.cursor != self.device.cache.cursor(COLLECTION):
+            with index.locked():
+                cursor = self.device.cache.cursor(COLLECTION)
+                if index.cursor != cursor:
+                    self._reindex(index, cursor)
+        return index
 
     def _reindex(self, index: Index, cursor: int) -> None:
         """Index what changed in the cache since the index's cursor; items already indexed

@@ -73,9 +73,12 @@ def account_create(name: str, server: str, device_name: str | None) -> None:
 def account_show(json_out: bool) -> None:
     """Show the account, this device and the verified chain head (the cached chain, marked
     so, when the service cannot be reached)."""
+    from ..names import read_names
+
     with open_device(refresh_chain=False) as dev:
         state, cached = _chain_or_cached(dev)
         me = dev.me(state)
+        names = read_names(dev, sync=not cached)  # labels and groups by name, ids hidden
         info = {
             "account": dev.account,
             "address": dev.address,
@@ -87,11 +90,11 @@ def account_show(json_out: bool) -> None:
                 "name": me.name,
                 "id": me.id,
                 "role": me.role,
-                "scopes": list(me.scopes),
+                "scopes": [names.display(s) for s in me.scopes],
                 "fingerprint": me.fingerprint,
             },
             "devices": len(state.live_devices),
-            "collections": sorted(state.collections),
+            "collections": sorted(names.display(c) for c in state.collections),
             "chain": {"seq": state.seq, "head": state.head, "cached": cached},
         }
     if json_out:
@@ -281,6 +284,7 @@ def _app_base(url: str) -> str:
 def device_approve(code: str, role: str, scopes: str | None, yes: bool) -> None:
     """Approve a joining device after comparing its fingerprint and verification number."""
     from ..account import approve_device, pairing_details
+    from ..names import read_names
 
     with open_device() as dev:
         details = pairing_details(dev, code)
@@ -293,19 +297,23 @@ def device_approve(code: str, role: str, scopes: str | None, yes: bool) -> None:
         wanted = None if scopes is None else [s.strip() for s in scopes.split(",") if s.strip()]
         if wanted is not None and not wanted:
             die("--scopes needs at least one collection")
+        # Scopes are items collections; labels and groups (keys collections, opened through
+        # the account's grant with the documents / messages scope) are never one, so no
+        # name maps to a scope here: the names are only shown.
+        names = read_names(dev)
         info = approve_device(dev, details, role, wanted)
         print(
             f"approved {info.name} as {info.role} with scopes "
-            f"{', '.join(s for s in info.scopes if not s.startswith('_'))}"
+            f"{', '.join(names.display(s) for s in info.scopes if not s.startswith('_'))}"
         )
 
 
-def _device_json(d: Any, me: str) -> dict[str, Any]:
+def _device_json(d: Any, me: str, names: Any) -> dict[str, Any]:
     return {
         "name": d.name,
         "id": d.id,
         "role": d.role,
-        "scopes": [s for s in d.scopes if not s.startswith("_")],
+        "scopes": [names.display(s) for s in d.scopes if not s.startswith("_")],
         "fingerprint": d.fingerprint,
         "added": iso_time(d.added_time),
         "this": d.id == me,
@@ -317,10 +325,13 @@ def _device_json(d: Any, me: str) -> dict[str, Any]:
 def device_list(json_out: bool) -> None:
     """The account's live devices, from the verified chain (or the cached chain, said so on
     stderr, when the service cannot be reached)."""
+    from ..names import read_names
+
     with open_device(refresh_chain=False) as dev:
         state, cached = _chain_or_cached(dev)
         dev.me(state)
-        devices = [_device_json(d, dev.device_id) for d in state.live_devices]
+        names = read_names(dev, sync=not cached)
+        devices = [_device_json(d, dev.device_id, names) for d in state.live_devices]
     if cached:
         print(
             f"keystead: the service could not be reached; cached chain (entry {state.seq})",

@@ -488,12 +488,12 @@ def _records_in(raw: bytes, depth: int = 0) -> Iterator[bytes]:
 
 # --------------------------------------------------------------------------- messages
 def _messages(bodies: Iterable[bytes]) -> Iterator[dict[str, Any]]:
-    """docs/MESSAGING.md: a spool entry wraps a signed envelope whose ``key`` is a sealed-key
-    record and whose ``body`` is AEAD under the message key."""
+    """docs/MESSAGING.md: a spool entry is a signed envelope whose body (format 2) has a
+    ``key`` that is a sealed-key record and a ``body`` that is AEAD under the message key."""
     for raw in bodies:
         try:
             wire = json.loads(raw)
-            env = json.loads(b64d(wire["envelope"]))
+            env = json.loads(b64d(wire["body"]))
             header = {k: env[k] for k in ("v", "id", "from", "device", "time", "group")}
         except (ValueError, KeyError, TypeError, binascii.Error):
             continue
@@ -669,7 +669,7 @@ def stale_message(
     )
     mid = b64e(os.urandom(16))
     header = {
-        "v": 1,
+        "v": 2,
         "id": mid,
         "from": sender,
         "device": sender_device,
@@ -678,18 +678,20 @@ def stale_message(
     }
     nonce = os.urandom(12)
     body = nonce + ChaCha20Poly1305(message_key).encrypt(
-        nonce, cjson({"v": 1, "text": text}), b"keystead/v1/messaging/body\x00" + cjson(header)
+        nonce, cjson({"v": 2, "text": text}), b"keystead/v1/messaging/body\x00" + cjson(header)
     )
     envelope = cjson({**header, "to": recipient_address, "key": b64e(record), "body": b64e(body)})
+    # PROTOCOL.md "Signed envelope": purpose NUL "keystead-envelope/1" LF signer LF body
+    purpose, signer = "keystead/v2/messaging/envelope", f"{sender}/{sender_device}"
     sig = Ed25519PrivateKey.from_private_bytes(seed).sign(
-        b"keystead/v1/messaging/envelope\x00" + envelope
+        purpose.encode() + b"\x00keystead-envelope/1\n" + signer.encode() + b"\n" + envelope
     )
     wire = cjson(
         {
             "v": 1,
-            "from": sender,
-            "device": sender_device,
-            "envelope": b64e(envelope),
+            "purpose": purpose,
+            "signer": signer,
+            "body": b64e(envelope),
             "sig": b64e(sig),
         }
     )

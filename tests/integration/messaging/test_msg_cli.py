@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from keystead.adapters.messaging import _inbox
 from keystead.adapters.messaging._envelope import (
+    OLD_FORMAT,
     Group,
     body_ad,
     make_envelope,
@@ -155,6 +156,8 @@ def test_group_members_read_and_removed_member_is_refused(make_account: Any) -> 
     carol.admin.run("msg", "group", "add", "team", _addr(bob))
     [row] = carol.admin.json("msg", "group", "list", "--json")
     assert row["name"] == "team" and set(row["members"]) == {_addr(carol), _addr(alice), _addr(bob)}
+    gid = row["id"]  # the group key is messages/group/GID: the name is in no public place
+    assert len(gid) == 32 and "team" not in gid
 
     carol.admin.run("msg", "group", "send", "team", "hello team")
     team = f"team@{_addr(carol)}"
@@ -179,7 +182,7 @@ def test_group_members_read_and_removed_member_is_refused(make_account: Any) -> 
     # Even if a copy reaches bob (a sender with a stale member list, a hostile service),
     # the owner's service refuses bob the re-encryption: refused, no text.
     owner = _device(carol.admin)
-    group = Group(_addr(carol), "team")
+    group = Group(_addr(carol), gid)
     _post(
         owner,
         bob.name,
@@ -189,10 +192,13 @@ def test_group_members_read_and_removed_member_is_refused(make_account: Any) -> 
     )
     owner.close()
     last = _inbox_json(bob.admin)[-1]
-    assert (last["verified"], last["text"], last["group"]) == (False, None, team)
+    # bob no longer reads the group's name either: the id is all he is shown
+    assert (last["verified"], last["text"], last["group"]) == (False, None, f"{gid}@{_addr(carol)}")
     assert "no grant" in last["refused"]
     refused = bob.admin.run("msg", "group", "send", f"team@{carol.name}", "x", check=False)
-    assert refused.returncode == 1 and "not a member" in refused.stderr
+    assert refused.returncode == 1 and "no group 'team'" in refused.stderr
+    by_id = bob.admin.run("msg", "group", "send", f"{gid}@{carol.name}", "x", check=False)
+    assert by_id.returncode == 1 and "not a member" in by_id.stderr
 
 
 def test_bad_entries_are_refused_with_a_reason_never_shown_as_text(make_account: Any) -> None:
@@ -203,7 +209,7 @@ def test_bad_entries_are_refused_with_a_reason_never_shown_as_text(make_account:
 
     # 1. forged: mallory's device signs an envelope that claims alice's device
     forged = json.loads(_wire(m, to_bob, "forged text", sealed_to=bob_chain))
-    forged.update({"from": a.address, "device": a.device_id})
+    forged.update({"signer": f"{a.address}/{a.device_id}"})
     _post(m, bob.name, canonical_json(forged))
     # 2. for another account: alice signs for carol, and it lands in bob's spool
     _post(a, bob.name, _wire(a, f"carol@{to_bob.split('@')[1]}", "not yours", sealed_to=bob_chain))
@@ -213,15 +219,42 @@ def test_bad_entries_are_refused_with_a_reason_never_shown_as_text(make_account:
     _post(a, bob.name, genuine)
     # 4. altered ciphertext after signing, 5. truncated
     outer = json.loads(genuine)
-    env = bytearray(b64d(outer["envelope"]))
+    env = bytearray(b64d(outer["body"]))
     env[-10] ^= 1
-    outer["envelope"] = b64e(bytes(env))
+    outer["body"] = b64e(bytes(env))
     _post(a, bob.name, canonical_json(outer))
     _post(a, bob.name, genuine[: len(genuine) // 2])
     # 6. properly signed but the body does not open (truncated before signing)
     _post(a, bob.name, _wire(a, to_bob, "", sealed_to=bob_chain, body=b"\x00" * 20))
     # 7. genuine bytes posted by mallory's device: not the signer's
     _post(m, bob.name, _wire(a, to_bob, "relayed", sealed_to=bob_chain))
+    # 8. message format 1 (left in the spool from before the upgrade; the service's route
+    #    refuses it now): signed by alice's device the old way, refused with a clear line
+    old_inner = canonical_json(
+        {
+            "v": 1,
+            "id": new_message_id(),
+            "from": a.address,
+            "device": a.device_id,
+            "to": to_bob,
+            "time": int(time.time()),
+            "group": None,
+            "key": b64e(seal_to_key(bob_chain, "messages", random_bytes(32))),
+            "body": b64e(b"\x00" * 40),
+        }
+    )
+    old = canonical_json(
+        {
+            "v": 1,
+            "from": a.address,
+            "device": a.device_id,
+            "envelope": b64e(old_inner),
+            "sig": b64e(a.keys.signing.sign("keystead/v1/messaging/envelope", old_inner)),
+        }
+    )
+    with pytest.raises(FormatError, match="format 1"):
+        a.client.post(path("messaging", "direct", bob.name), {"body": b64e(old)})
+    _post(a, bob.name, old)
     a.close()
     m.close()
 
@@ -236,13 +269,15 @@ def test_bad_entries_are_refused_with_a_reason_never_shown_as_text(make_account:
         _inbox.MALFORMED,
         _inbox.UNDECRYPTABLE,
         _inbox.WRONG_POSTER,
+        OLD_FORMAT,
     ]
-    assert [x["text"] for x in msgs] == [None, None, "genuine", None, None, None, None, None]
-    assert [x["verified"] for x in msgs] == [False, False, True] + [False] * 5
+    assert [x["text"] for x in msgs] == [None, None, "genuine"] + [None] * 6
+    assert [x["verified"] for x in msgs] == [False, False, True] + [False] * 6
     shown = bob.admin.run("msg", "inbox").stdout
     for secret in ("forged text", "not yours", "relayed"):
         assert secret not in shown
-    assert shown.count("REFUSED") == 7
+    assert shown.count("REFUSED") == 8
+    assert "format 1" in shown
     # a replay stays refused after the original is deleted
     bob.admin.run("msg", "rm", msgs[2]["id"])
     again = _device(alice.admin)
@@ -276,3 +311,41 @@ def test_errors_are_one_line(make_account: Any) -> None:
         proc = alice.admin.run(*args, check=False)
         assert proc.returncode == 1, args
         assert proc.stderr.startswith("keystead: ") and proc.stderr.count("\n") == 1, proc.stderr
+
+
+def test_a_member_accounts_device_without_the_messages_scope_opens_no_group_key(
+    make_account: Any,
+) -> None:
+    """Bob's account is in carol's group, but bob's ssh-only device asks carol's service to
+    re-encrypt a group message key (what its keystore lets it try): refused for the scope,
+    while bob's device with the scope opens the same sealed key."""
+    from keystead.core import Forbidden, open_sealed_to_key
+
+    carol, bob = make_account("carol"), make_account("bob")
+    carol.admin.run("msg", "group", "create", "ops")
+    carol.admin.run("msg", "group", "add", "ops", bob.name)
+    [row] = carol.admin.json("msg", "group", "list", "--json")
+    group = Group(_addr(carol), row["id"])
+    sshbox = bob.join("sshbox", scopes=["ssh"])
+    owner = _device(carol.admin)
+    sealed = seal_to_key(owner.chain(), group.key, b"k" * 32)
+    owner.close()
+    for home, allowed in ((sshbox, False), (bob.admin, True)):
+        dev = _device(home)
+        try:
+            carol_chain = dev.peer_chain(carol.name)
+            if allowed:
+                assert open_sealed_to_key(dev, carol_chain, group.key, [sealed]) == [b"k" * 32]
+            else:
+                with pytest.raises(Forbidden, match="no grant"):
+                    open_sealed_to_key(dev, carol_chain, group.key, [sealed])
+        finally:
+            dev.close()
+    from keystead.core.audit import read_audit
+
+    owner = _device(carol.admin)
+    try:  # the owner's service says why: the grant is bob's account's, the scope is missing
+        records = read_audit(owner, prefix=group.key).records
+    finally:
+        owner.close()
+    assert [r.reason for r in records] == ["no messages scope", ""]

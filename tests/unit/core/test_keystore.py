@@ -59,6 +59,14 @@ def test_create_refuses_to_overwrite_and_open_needs_a_file(tmp_path: Path) -> No
         (lambda d: d["kdf"].update({"alg": "md5"}), UnsupportedVersion),
         (lambda d: d["kdf"].update({"n": 2}), FormatError),
         (lambda d: d["kdf"].update({"n": 2**30}), FormatError),
+        (lambda d: d["kdf"].update({"n": 2**14 + 1}), FormatError),  # not a power of two
+        (lambda d: d["kdf"].update({"n": "16384"}), FormatError),
+        # r and p multiply the memory and the time: a crafted file must not make an
+        # unlock take hours or all memory
+        (lambda d: d["kdf"].update({"r": 2**20}), FormatError),
+        (lambda d: d["kdf"].update({"r": 0}), FormatError),
+        (lambda d: d["kdf"].update({"p": 10**6}), FormatError),
+        (lambda d: d["kdf"].update({"p": True}), FormatError),
         (lambda d: d["kdf"].update({"salt": "AA"}), FormatError),
         (lambda d: d.pop("kdf"), FormatError),
         (lambda d: d.update({"sealed": d["sealed"][:-4] + "AAAA"}), KeystoreLocked),

@@ -833,6 +833,31 @@ def test_account_creation_per_source_is_limited_with_429(svc: InProcessService) 
     limited.create("three")
 
 
+def test_pairing_requests_per_source_are_limited_with_429(
+    svc: InProcessService, alice: Device
+) -> None:
+    """Pairing requests need no account: one source may store only so many an hour."""
+    limited = _svc_with(svc, pairings_per_source_hour=2)
+
+    def request() -> Any:
+        keys = acct.DeviceKeys.generate()
+        body = keys.public_body("phone")
+        sig = acct.sign_device_statement(keys.signing, alice.account, body)
+        with limited.http() as http:
+            return http.post(
+                f"/v1/accounts/{alice.account}/pairing",
+                json={"device": body, "statement_sig": acct.b64e(sig)},
+            )
+
+    assert [request().status_code for _ in range(2)] == [201, 201]
+    refused = request()
+    assert refused.status_code == 429
+    assert refused.json()["limit"] == "pairings_per_source_hour"
+    assert int(refused.headers["retry-after"]) > 0
+    limited.clock.advance(3600)
+    assert request().status_code == 201
+
+
 def test_unauthenticated_fields_are_bounded(svc: InProcessService, alice: Device) -> None:
     from keystead.core.errors import QuotaExceeded
 
@@ -846,6 +871,48 @@ def test_unauthenticated_fields_are_bounded(svc: InProcessService, alice: Device
             json={"device": {"name": "x" * 20_000}, "statement_sig": "AA"},
         )
     assert r.status_code == 413 and r.json()["limit"] == "max_body"
+
+
+def test_item_and_spool_quotas_answer_413_naming_the_limit(
+    svc: InProcessService, alice: Device
+) -> None:
+    """An account that writes past its quota is refused with the limit's name; nothing of the
+    refused write is stored, and a new version of an item it has is not a new item."""
+    from keystead.core.errors import QuotaExceeded
+
+    notes = Collection(alice, "notes")
+    notes.sync()
+    _svc_with(svc, quota_items=40)  # the store now answers with these quotas
+    written = 0
+    with pytest.raises(QuotaExceeded) as e:
+        for i in range(41):
+            notes.put(f"n{i}", b"x")
+            written += 1
+    assert e.value.limit == "quota_items" and "quota_items" in str(e.value)
+    assert 0 < written < 40
+    notes.sync()
+    assert notes.get(f"n{written}") is None  # the refused item was not stored
+    notes.put("n0", b"a new version")  # replacing an item does not grow the account
+    with pytest.raises(QuotaExceeded) as e:
+        notes.put_many([(f"m{i}", b"y") for i in range(2)])
+    assert e.value.limit == "quota_items"
+
+    _svc_with(svc, quota_item_bytes=1)
+    with pytest.raises(QuotaExceeded) as e:
+        notes.put("n0", b"a version bigger than the quota")
+    assert e.value.limit == "quota_item_bytes"
+
+    _svc_with(svc, quota_spool_messages=2, quota_spool_bytes=10_000)
+    now = svc.ctx.now()
+    for _ in range(2):
+        svc.store.spool_put(alice.account, "notes", "x", b"hi", now)
+    with pytest.raises(QuotaExceeded) as e:
+        svc.store.spool_put(alice.account, "notes", "x", b"hi", now)
+    assert e.value.limit == "quota_spool_messages"
+    _svc_with(svc, quota_spool_messages=100, quota_spool_bytes=10)
+    with pytest.raises(QuotaExceeded) as e:
+        svc.store.spool_put(alice.account, "notes", "x", b"y" * 20, now)
+    assert e.value.limit == "quota_spool_bytes"
 
 
 def test_reencryption_rate_per_account_answers_429_with_retry_after(svc: InProcessService) -> None:

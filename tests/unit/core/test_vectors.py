@@ -329,3 +329,31 @@ def test_keystore_opens_with_the_passphrase(tmp_path: Path) -> None:
     store = Keystore.open(path, v["passphrase"])
     assert store.key.hex() == v["key"]
     assert store.data == json.loads(h(v["contents"]))
+
+
+def test_label_and_group_collections_are_opaque_and_the_name_record_names_them() -> None:
+    from keystead.core.names import Names, is_opaque
+
+    v = V["names"]
+    assert is_opaque(v["label_id"], "documents/") and is_opaque(v["group_id"], "messages/group/")
+    body = json.loads(h(v["collection_created_body"]))
+    assert body == {"name": v["label_id"], "kind": "keys"}
+    assert "board" not in h(v["collection_created_body"]).decode()
+    names = Names.from_bytes(h(v["record"]), 1)
+    assert names.to_bytes().hex() == v["record"]
+    assert {c: names.display(c) for c in names.names} == v["shown"]
+    assert names.id_of("documents/", "board-papers") == v["label_id"]
+    assert names.collection_for("messages/group/crew") == v["group_id"]
+
+
+def test_signed_envelope_bytes_signature_and_verification() -> None:
+    from keystead.core.envelope import SignedEnvelope
+
+    v = V["signed_envelope"]
+    key = SigningKey(K["laptop_signing_seed"])
+    made = SignedEnvelope.sign(key, purpose=v["purpose"], signer=v["signer"], body=h(v["body"]))
+    assert made.to_bytes().hex() == v["wire"]
+    assert made.signature.hex() == v["sig"]
+    parsed = SignedEnvelope.from_bytes(h(v["wire"]), purpose=v["purpose"])
+    assert parsed.verify(key.verify_key).hex() == v["body"]
+    VerifyKey(key.verify_key.raw).verify(v["purpose"], h(v["signed_message"]), h(v["sig"]))

@@ -488,6 +488,28 @@ def build(fresh: bool) -> dict[str, Any]:
         "sealed": b64(aead(ks_key, nonce("keystore"), contents, b"keystead/v2/keystore")),
     }
 
+    # ---- opaque collection ids and the name record (item "names" of "_account")
+    label_id = "documents/" + hashlib.sha256(b"keystead-vectors/label-id").hexdigest()[:32]
+    group_id = "messages/group/" + hashlib.sha256(b"keystead-vectors/group-id").hexdigest()[:32]
+    names_record = cjson({"v": 1, "names": {label_id: "board-papers", group_id: "crew"}})
+    label_entry_body = cjson({"name": label_id, "kind": "keys"})
+
+    # ---- a signed envelope (a message of format 2 as its body)
+    env_purpose = "keystead/v2/messaging/envelope"
+    env_signer = f"{ACCOUNT}@keys.example.org:8443/{laptop_id}"
+    env_body = cjson({"v": 2, "example": "any bytes the purpose defines"})
+    env_signed = b"keystead-envelope/1\n" + env_signer.encode() + b"\n" + env_body
+    env_sig = ed_sign(KEYS["laptop_signing_seed"], env_purpose, env_signed)
+    env_wire = cjson(
+        {
+            "v": 1,
+            "purpose": env_purpose,
+            "signer": env_signer,
+            "body": b64(env_body),
+            "sig": b64(env_sig),
+        }
+    )
+
     return {
         "about": "Keystead protocol v2 known-answer vectors; bytes are hex. See "
         "docs/PROTOCOL.md and docs/FORMAT.md; rebuilt by generate.py.",
@@ -518,6 +540,21 @@ def build(fresh: bool) -> dict[str, Any]:
             "plaintext": SEALED_SECRET.hex(),
         },
         "bundle": {"body": bundle, "digest": digest.hex(), "recovery_sig": rsig},
+        "names": {
+            "label_id": label_id,
+            "group_id": group_id,
+            "collection_created_body": label_entry_body.hex(),
+            "record": names_record.hex(),
+            "shown": {label_id: "documents/board-papers", group_id: "messages/group/crew"},
+        },
+        "signed_envelope": {
+            "purpose": env_purpose,
+            "signer": env_signer,
+            "body": env_body.hex(),
+            "signed_message": env_signed.hex(),
+            "sig": env_sig.hex(),
+            "wire": env_wire.hex(),
+        },
         "request": {
             **req,
             "message": req_msg.hex(),

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 from keystead.adapters.documents import Header
-from keystead.adapters.documents._access import label_key, label_of, owner_of, parse_expires
+from keystead.adapters.documents._access import check_label, is_label_key, owner_of, parse_expires
 from keystead.core import FormatError
 
 NOW = 1_700_000_000
@@ -43,12 +43,13 @@ def test_bad_or_past_expiries(text: str) -> None:
 
 
 def test_labels() -> None:
-    assert label_key("default") == "documents/default"
-    assert label_key("hr/2024_q1") == "documents/hr/2024_q1"
-    assert label_of("documents/hr") == "hr" and label_of("passwords") is None
+    assert check_label("default") == "default" and check_label("hr/2024_q1") == "hr/2024_q1"
+    # a label's key is an opaque id: its name is never a collection name
+    assert is_label_key("documents/" + "0a" * 16)
+    assert not is_label_key("documents/hr") and not is_label_key("passwords")
     for bad in ("", "Work", "1st", "a b", "x" * 119, "é"):
         with pytest.raises(FormatError):
-            label_key(bad)
+            check_label(bad)
 
 
 def _header(owner: str, url: str) -> Header:

@@ -95,9 +95,12 @@ def test_round_trip() -> None:
     assert open_body(mk, env.body, env.ad) == "hello"
 
 
+GID = "0f" * 16
+
+
 def test_group_round_trip_and_shared_ciphertext() -> None:
-    g = Group("carol@svc.test:8470", "team")
-    assert g.key == "messages/group/team" and str(g) == "team@carol@svc.test:8470"
+    g = Group("carol@svc.test:8470", GID)
+    assert g.key == f"messages/group/{GID}" and str(g) == f"{GID}@carol@svc.test:8470"
     wire, mk, signer = _message(group=g)
     env = verify_envelope(parse_wire(wire), signer.verify_key)
     assert env.group == g
@@ -110,11 +113,60 @@ def test_forged_signature_is_refused() -> None:
         verify_envelope(parse_wire(wire), SigningKey.generate().verify_key)
 
 
+def test_the_wire_is_a_core_signed_envelope_and_names_no_group() -> None:
+    from keystead.core.envelope import SignedEnvelope
+
+    wire, _, signer = _message(group=Group("carol@svc.test:8470", GID))
+    outer = json.loads(wire)
+    assert set(outer) == {"v", "purpose", "signer", "body", "sig"}
+    assert (outer["v"], outer["purpose"], outer["signer"]) == (
+        1,
+        "keystead/v2/messaging/envelope",
+        f"{ALICE}/{DEVICE}",
+    )
+    inner = json.loads(
+        SignedEnvelope.from_bytes(wire, purpose=outer["purpose"]).verify(signer.verify_key)
+    )
+    assert inner["v"] == 2 and inner["group"] == {"owner": "carol@svc.test:8470", "id": GID}
+
+
+def test_a_format_1_message_is_refused_with_a_clear_line() -> None:
+    """What a Keystead before protocol v2 sent: its own wrapper, groups by name."""
+    from keystead.adapters.messaging._envelope import OLD_FORMAT
+
+    signer = SigningKey.generate()
+    raw = canonical_json(
+        {
+            "v": 1,
+            "id": new_message_id(),
+            "from": ALICE,
+            "device": DEVICE,
+            "to": BOB,
+            "time": 1,
+            "group": {"owner": ALICE, "name": "team"},
+            "key": "",
+            "body": "",
+        }
+    )
+    old = canonical_json(
+        {
+            "v": 1,
+            "from": ALICE,
+            "device": DEVICE,
+            "envelope": b64e(raw),
+            "sig": b64e(signer.sign("keystead/v1/messaging/envelope", raw)),
+        }
+    )
+    with pytest.raises(UnsupportedVersion) as err:
+        parse_wire(old)
+    assert str(err.value) == OLD_FORMAT and "format 1" in OLD_FORMAT
+
+
 @pytest.mark.parametrize("field", ["body", "key", "to", "time", "id"])
 def test_any_altered_field_breaks_the_signature(field: str) -> None:
     wire, _, signer = _message()
     outer = json.loads(wire)
-    env = json.loads(b64d(outer["envelope"]))
+    env = json.loads(b64d(outer["body"]))
     env[field] = {
         "body": b64e(b"x" * 40),
         "key": b64e(b"y" * 180),
@@ -122,17 +174,27 @@ def test_any_altered_field_breaks_the_signature(field: str) -> None:
         "time": 1,
         "id": new_message_id(),
     }[field]
-    forged = _rewrap(wire, envelope=b64e(canonical_json(env)))
+    forged = _rewrap(wire, body=b64e(canonical_json(env)))
     with pytest.raises(InvalidSignature):
         verify_envelope(parse_wire(forged), signer.verify_key)
 
 
 def test_relabelled_sender_is_refused() -> None:
-    """Outer from/device name the key; a valid signature under another label is refused."""
+    """The signer names the key; a valid signature under another signer is refused, and so
+    is an envelope whose inside names another device than its signer."""
     wire, _, signer = _message()
-    relabelled = _rewrap(wire, device="fedcba9876543210")
+    relabelled = _rewrap(wire, signer=f"{ALICE}/fedcba9876543210")
     with pytest.raises(InvalidSignature):
         verify_envelope(parse_wire(relabelled), signer.verify_key)
+    from keystead.adapters.messaging import _labels
+    from keystead.core.envelope import SignedEnvelope
+
+    inner = SignedEnvelope.from_bytes(wire, purpose=_labels.ENVELOPE).verify(signer.verify_key)
+    resigned = SignedEnvelope.sign(
+        signer, purpose=_labels.ENVELOPE, signer=f"{ALICE}/fedcba9876543210", body=inner
+    ).to_bytes()
+    with pytest.raises(InvalidSignature):
+        verify_envelope(parse_wire(resigned), signer.verify_key)
 
 
 def test_truncated_and_malformed_wire() -> None:
@@ -142,6 +204,8 @@ def test_truncated_and_malformed_wire() -> None:
             parse_wire(bad)
     with pytest.raises(UnsupportedVersion):
         parse_wire(_rewrap(wire, v=2))
+    with pytest.raises(FormatError):  # signed for another purpose
+        parse_wire(_rewrap(wire, purpose="keystead/v2/ssh/published"))
     with pytest.raises(FormatError):
         parse_wire(_rewrap(wire, extra=1))
     with pytest.raises(FormatError):
@@ -162,7 +226,7 @@ def test_signed_but_unknown_version_inside() -> None:
     signer = SigningKey.generate()
     raw = canonical_json(
         {
-            "v": 2,
+            "v": 3,
             "id": new_message_id(),
             "from": ALICE,
             "device": DEVICE,
@@ -174,16 +238,11 @@ def test_signed_but_unknown_version_inside() -> None:
         }
     )
     from keystead.adapters.messaging import _labels
+    from keystead.core.envelope import SignedEnvelope
 
-    wire = canonical_json(
-        {
-            "v": 1,
-            "from": ALICE,
-            "device": DEVICE,
-            "envelope": b64e(raw),
-            "sig": b64e(signer.sign(_labels.ENVELOPE, raw)),
-        }
-    )
+    wire = SignedEnvelope.sign(
+        signer, purpose=_labels.ENVELOPE, signer=f"{ALICE}/{DEVICE}", body=raw
+    ).to_bytes()
     with pytest.raises(UnsupportedVersion):
         verify_envelope(parse_wire(wire), signer.verify_key)
 
@@ -197,4 +256,6 @@ def test_addresses() -> None:
     with pytest.raises(FormatError):
         Group("carol", "team")  # the owner is a full address
     with pytest.raises(FormatError):
-        Group("carol@h", "Team!")
+        Group("carol@h", "team")  # a group is named by its opaque id on the wire
+    with pytest.raises(FormatError):
+        Group("carol@h", "0F" * 16)

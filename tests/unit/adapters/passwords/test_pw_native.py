@@ -41,6 +41,10 @@ def test_frame_round_trip_native_byte_order() -> None:
     assert read_frame(io.BytesIO(b"")) is None
 
 
+def _raw(body: bytes) -> bytes:
+    return struct.pack("=I", len(body)) + body
+
+
 @pytest.mark.parametrize(
     "data",
     [
@@ -50,6 +54,12 @@ def test_frame_round_trip_native_byte_order() -> None:
         struct.pack("=I", 3) + b"{x}",  # not JSON
         frame([1, 2]),  # not an object
         struct.pack("=I", 2**31),  # absurd length
+        # what a hostile page's script could make the extension relay: deep nesting (a
+        # RecursionError and a traceback in a plain json.loads), a number of 100,000 digits
+        _raw(b"[" * 50_000 + b"]" * 50_000),
+        _raw(b'{"v": 1, "n": ' + b"9" * 60_000 + b"}"),
+        _raw(b'{"a":' * 40 + b"1" + b"}" * 40),  # 40 deep: past the core's bound of 32
+        _raw(b'{"v": 1, "v": 2}'),  # a key twice: which one would the host believe?
     ],
 )
 def test_bad_frames_raise(data: bytes) -> None:

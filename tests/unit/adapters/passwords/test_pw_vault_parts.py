@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from keystead.adapters.passwords import adapter
 from keystead.adapters.passwords._entry import Entry
 from keystead.adapters.passwords._index import Index, entry_tokens, name_token, url_tokens
@@ -83,6 +84,34 @@ def test_a_corrupt_index_is_rebuilt(tmp_path: Path) -> None:
     index = Index(tmp_path / "i.sqlite", b"k" * 32)
     assert index.cursor is None
     index.close()
+
+
+def test_an_unversioned_index_file_migrates_and_a_newer_one_is_refused(tmp_path: Path) -> None:
+    import sqlite3
+
+    from keystead.core import UnsupportedVersion
+
+    old = sqlite3.connect(tmp_path / "i.sqlite")  # the schema before versions: no user_version
+    old.executescript(
+        "CREATE TABLE tokens (token BLOB NOT NULL, id TEXT NOT NULL);"
+        "INSERT INTO tokens VALUES (x'00', 'a'), (x'00', 'a');"
+        "CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);"
+        "CREATE TABLE versions (id TEXT PRIMARY KEY, version INTEGER NOT NULL);"
+    )
+    old.close()
+    index = Index(tmp_path / "i.sqlite", b"k" * 32)
+    assert index.cursor is None and index.candidates(["o:https://a.test"]) == []
+    index.replace([("a", Entry(id="a", url="https://a.test/"), 1)] * 2)  # twice: one row
+    index.close()
+    db = sqlite3.connect(tmp_path / "i.sqlite")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert db.execute("SELECT count(*) FROM tokens WHERE id='a'").fetchone()[0] == len(
+        entry_tokens(Entry(id="a", url="https://a.test/"))
+    )
+    db.execute("PRAGMA user_version=99")
+    db.close()
+    with pytest.raises(UnsupportedVersion):
+        Index(tmp_path / "i.sqlite", b"k" * 32)
 
 
 def test_resolve_merges_a_queued_write_with_the_newer_remote() -> None:
