@@ -16,12 +16,29 @@ from urllib.parse import urlsplit
 
 from .errors import FormatError
 
-__all__ = ["Address"]
+__all__ = ["Address", "is_loopback_host"]
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _PORT = re.compile(r"[1-9][0-9]{0,4}")
 MAX_HOST = 253
+
+
+def is_loopback_host(host: str) -> bool:
+    """``localhost``, ``*.localhost`` or a loopback address (IPv4, IPv6, bracketed IPv6 or
+    IPv4-mapped IPv6): a host that cannot leave this machine."""
+    host = host.strip().lower()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
 
 
 def _check_host(host: str) -> str:

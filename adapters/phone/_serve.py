@@ -14,13 +14,13 @@
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from keystead.core.address import is_loopback_host
 from keystead.core.capabilities import ServiceCapabilities
 
 __all__ = ["CSP", "app_router", "content_type", "default_app_dir", "is_hashed"]
@@ -97,15 +97,7 @@ def _loopback_name(host: str) -> bool:
         host = host[1:].split("]", 1)[0]
     elif host.count(":") == 1:
         host = host.split(":", 1)[0]
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_loopback
+    return is_loopback_host(host)
 
 
 def secure_enough(request: Request) -> bool:

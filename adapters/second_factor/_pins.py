@@ -21,7 +21,6 @@ answer would pin the wrong key.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import os
 import time
@@ -38,6 +37,7 @@ from keystead.core import (
     VerificationError,
     atomic_write,
 )
+from keystead.core.address import is_loopback_host
 from keystead.core.chain import check_head
 
 __all__ = [
@@ -122,15 +122,7 @@ def service_origin(url: str) -> str:
 
 
 def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_loopback
+    return is_loopback_host(host)
 
 
 def check_service_url(url: str, *, insecure_http: bool = False) -> str:

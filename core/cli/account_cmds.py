@@ -252,16 +252,11 @@ def device_invite(base_url: str | None, no_qr: bool) -> None:
 
 
 def _loopback_url(url: str) -> bool:
-    import ipaddress
     from urllib.parse import urlsplit
 
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    from ..address import is_loopback_host
+
+    return is_loopback_host(urlsplit(url).hostname or "")
 
 
 def _app_base(url: str) -> str:

@@ -17,7 +17,6 @@ subscription naming another host is refused when it is registered.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import ipaddress
 import logging
 import threading
 from typing import TYPE_CHECKING, Any
@@ -26,6 +25,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from ..address import is_loopback_host
 from ..errors import FormatError
 from .config import ServiceConfig
 from .store import PushTarget, Store
@@ -81,15 +81,6 @@ _B64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456
 
 
 # ------------------------------------------------------------------ validation
-def _loopback_host(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
     host = host.lower().rstrip(".")
     for pattern in allowed:
@@ -121,10 +112,10 @@ def check_endpoint(endpoint: object, config: ServiceConfig) -> str:
     if not host:
         raise FormatError("endpoint has no host")
     if url.scheme == "https":
-        if port not in (None, 443) and not _loopback_host(host):
+        if port not in (None, 443) and not is_loopback_host(host):
             raise FormatError("endpoint must use the https port 443")
     elif url.scheme == "http":
-        if not (config.push_allow_http_loopback and _loopback_host(host)):
+        if not (config.push_allow_http_loopback and is_loopback_host(host)):
             raise FormatError("endpoint must be an https:// URL")
     else:
         raise FormatError("endpoint must be an https:// URL")

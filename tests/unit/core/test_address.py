@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from keystead.core.address import Address
+from keystead.core.address import Address, is_loopback_host
 from keystead.core.errors import FormatError
 
 
@@ -60,3 +60,25 @@ def test_a_bare_name_takes_the_default_service() -> None:
     assert a.service_url("http") == "http://ks.example:8443"
     with pytest.raises(FormatError):
         Address.parse(42)
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("localhost", True),
+        ("app.localhost", True),
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("::ffff:127.0.0.1", True),
+        ("LOCALHOST", True),
+        ("localhost.example.com", False),
+        ("10.0.0.1", False),
+        ("::ffff:10.0.0.1", False),
+        ("example.com", False),
+        ("", False),
+    ],
+)
+def test_loopback_hosts(host: str, loopback: bool) -> None:
+    assert is_loopback_host(host) is loopback

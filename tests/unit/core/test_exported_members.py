@@ -140,7 +140,7 @@ PUBLIC = {
         "provider_of",
     ],
     "keystead.core.text": ["DEFAULT_LIMIT", "printable"],
-    "keystead.core.address": ["Address"],
+    "keystead.core.address": ["Address", "is_loopback_host"],
     "keystead.core.localstore": ["LocalStore", "Migration"],
     "keystead.core.audit": ["AuditPage", "AuditRecord", "read_audit"],
     "keystead.core.testing": [
