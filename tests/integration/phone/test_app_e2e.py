@@ -389,6 +389,62 @@ def test_the_app_starts_offline_from_its_cache(phone: Phone) -> None:
     expect(page.get_by_text("No requests are waiting.")).to_be_visible(timeout=30_000)
 
 
+def test_with_a_platform_authenticator_the_screen_lock_guards_the_remembered_unlock(
+    phone: Phone, playwright: Playwright, browser: Browser
+) -> None:
+    """Where the phone has a user-verifying authenticator with WebAuthn PRF (here Chromium's
+    virtual authenticator, the DevTools protocol's), the remembered key is also wrapped under
+    the PRF: a start asks the screen lock, and a refused one falls back to the passphrase."""
+    pixel = dict(playwright.devices["Pixel 7"])
+    pixel.pop("default_browser_type", None)
+    context = browser.new_context(**pixel)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        cdp = context.new_cdp_session(page)
+        cdp.send("WebAuthn.enable")
+        options = {
+            "protocol": "ctap2",
+            "ctap2Version": "ctap2_1",
+            "transport": "internal",
+            "hasResidentKey": True,
+            "hasUserVerification": True,
+            "isUserVerified": True,
+            "hasPrf": True,
+            "automaticPresenceSimulation": True,
+        }
+        auth = cdp.send("WebAuthn.addVirtualAuthenticator", {"options": options})["authenticatorId"]
+        # a WebAuthn relying party is a domain name, never an IP address: the app at localhost
+        url = phone.service.url.replace("127.0.0.1", "localhost")
+        page.goto(f"{url}/app/#join={phone.account}")
+        page.get_by_label("Device name").fill("phone-prf")
+        page.get_by_label("Passphrase", exact=True).fill(PHONE_PASSPHRASE)
+        page.get_by_label("Repeat passphrase").fill(PHONE_PASSPHRASE)
+        page.get_by_role("button", name="Join").tap()
+        code = page.get_by_label("Pairing code").inner_text(timeout=30_000).strip()
+        phone.admin.run("device", "approve", code, "--yes")
+        expect(page.get_by_text("No requests are waiting.")).to_be_visible(timeout=30_000)
+        kept = page.evaluate(REMEMBERED)
+        assert kept["prf"] is True and kept["extractable"] is False, kept
+        creds = cdp.send("WebAuthn.getCredentials", {"authenticatorId": auth})["credentials"]
+        assert len(creds) == 1
+        page.reload()
+        expect(page.get_by_role("form", name="Unlock")).to_be_visible()
+        page.get_by_role("button", name="Unlock with the screen lock").tap()
+        expect(page.get_by_text("No requests are waiting.")).to_be_visible()
+        # the screen lock refused: the passphrase is asked, and still opens it
+        cdp.send("WebAuthn.setUserVerified", {"authenticatorId": auth, "isUserVerified": False})
+        page.reload()
+        page.get_by_role("button", name="Unlock with the screen lock").tap()
+        expect(page.get_by_role("alert")).to_contain_text("screen lock was not confirmed")
+        page.get_by_label("Passphrase").fill(PHONE_PASSPHRASE)
+        page.get_by_role("button", name="Unlock", exact=True).tap()
+        expect(page.get_by_text("No requests are waiting.")).to_be_visible()
+    finally:
+        context.close()
+        phone.admin.run("device", "remove", "phone-prf")
+
+
 def _b64d(s: str) -> bytes:
     return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
 

@@ -2,7 +2,8 @@
  * object `{"keystead-keystore": 2, "kdf": {scrypt...}, "sealed"}`, sealed under a key
  * derived from the passphrase, so the key material never leaves the browser unencrypted.
  * Beside it, unencrypted: the device's address (server, account, name) and the chain
- * entries it verified (public data, like the CLI's home folder). */
+ * entries it verified (public data, like the CLI's home folder). A remembered unlock (remember.ts)
+ * may keep the derived key, wrapped, beside it. */
 import { scryptAsync } from '@noble/hashes/scrypt.js';
 import { b64d, b64e, fromUtf8, isInt, parseJsonObject, randomBytes, utf8 } from './encoding.js';
 import { LABELS, openSealed, seal } from './crypto.js';

@@ -184,12 +184,15 @@ const bytesOf = (v: ArrayBuffer | ArrayBufferView | undefined): Uint8Array | nul
 
 /** The platform's user-verifying authenticator with PRF, or null (feature-detected: the
  * browser must say it supports the `prf` extension and that a platform authenticator that
- * verifies the user is available; headless browsers and most desktops have none). */
+ * verifies the user is available, which headless browsers and most desktops do not; and the
+ * app must be reached at a domain name: an IP address cannot be a WebAuthn relying party). */
 export async function browserPrf(user: { name: string; rpId: string }): Promise<PrfAuthenticator | null> {
   const PKC = (globalThis as { PublicKeyCredential?: unknown }).PublicKeyCredential as
     | { getClientCapabilities?: () => Promise<Record<string, boolean>>; isUserVerifyingPlatformAuthenticatorAvailable?: () => Promise<boolean> }
     | undefined;
   if (!PKC || typeof navigator === 'undefined' || !navigator.credentials) return null;
+  // WebAuthn's relying party is a domain: an app reached at an IP address cannot have one
+  if (/^[\d.]+$|:|^\[/.test(user.rpId)) return null;
   try {
     if (typeof PKC.getClientCapabilities !== 'function' || typeof PKC.isUserVerifyingPlatformAuthenticatorAvailable !== 'function') return null;
     const caps = await PKC.getClientCapabilities();
@@ -203,6 +206,7 @@ export async function browserPrf(user: { name: string; rpId: string }): Promise<
       publicKey: {
         challenge: buf(randomBytes(32)), // no server checks an assertion: only the PRF is used
         rpId: user.rpId,
+        timeout: 60_000,
         allowCredentials: [{ type: 'public-key', id: buf(id) }],
         userVerification: 'required',
         extensions: { prf: { eval: { first: buf(salt) } } } as AuthenticationExtensionsClientInputs,
@@ -219,6 +223,7 @@ export async function browserPrf(user: { name: string; rpId: string }): Promise<
           rp: { name: 'Keystead', id: user.rpId },
           user: { id: buf(randomBytes(16)), name: user.name, displayName: user.name },
           challenge: buf(randomBytes(32)),
+          timeout: 60_000,
           pubKeyCredParams: [
             { type: 'public-key', alg: -7 },
             { type: 'public-key', alg: -8 },
