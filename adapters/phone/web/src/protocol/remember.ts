@@ -7,8 +7,9 @@
  * copy of the browser profile alone no longer opens it).
  *
  * The wrapping is the same trade-off as the CLI's unlock agent (`keystead unlock`): it spares
- * the passphrase for a while; it does not protect against whoever can run code as the app or
- * copy the browser profile of an unlocked phone while it is remembered. It expires (default 7
+ * the passphrase for a while; it does not protect against whoever can run code as the app (a
+ * script can ask WebCrypto to unwrap, though never to export the wrapping key) or copy the
+ * browser profile of an unlocked phone while it is remembered. It expires (default 7
  * days after the passphrase was typed, never extended by a remembered open), and "Lock now"
  * deletes it. Anything wrong with it (missing, expired, altered, another key) means: ask the
  * passphrase. The keystore itself is unchanged: still sealed under the passphrase's key. */
