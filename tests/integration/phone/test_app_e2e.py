@@ -221,11 +221,11 @@ def test_join_with_the_invite_and_the_admins_approval(phone: Phone) -> None:
     code = page.get_by_label("Pairing code").inner_text(timeout=30_000).strip()
     shown = page.get_by_label("Verification number").inner_text().strip()
     phone.shot("pairing")
-    # closed and reopened before the admin approves: unlock, and it is still waiting
+    # closed and reopened before the admin approves: still waiting, and the passphrase typed
+    # at the join is remembered (docs/PHONE.md section 7)
     page.reload()
-    page.get_by_label("Passphrase").fill(PHONE_PASSPHRASE)
-    page.get_by_role("button", name="Unlock").tap()
     expect(page.get_by_label("Pairing code")).to_have_text(code)
+    expect(page.get_by_role("form", name="Unlock")).to_have_count(0)
     out = phone.admin.run("device", "approve", code, "--yes")
     assert f"verification: {shown}" in out.stderr  # the number the person compares
     assert "approved phone as member" in out.stdout
@@ -301,33 +301,148 @@ def test_a_lost_connection_loses_and_duplicates_nothing(phone: Phone) -> None:
     assert _finish(rp)[:2] == (0, "approved\n")
 
 
-def test_unlock_after_a_restart_and_a_wrong_passphrase_is_shown(phone: Phone) -> None:
+REMEMBERED = """async () => {
+  const db = await new Promise((ok, ko) => {
+    const r = indexedDB.open('keystead');
+    r.onsuccess = () => ok(r.result);
+    r.onerror = () => ko(r.error);
+  });
+  const rec = await new Promise((ok, ko) => {
+    const r = db.transaction('kv').objectStore('kv').get('unlock');
+    r.onsuccess = () => ok(r.result);
+    r.onerror = () => ko(r.error);
+  });
+  db.close();
+  if (rec === undefined) return null;
+  let exported = 'no';
+  try { await crypto.subtle.exportKey('raw', rec.key); exported = 'yes'; }
+  catch (e) { exported = e.name; }
+  return { type: rec.key.constructor.name, extractable: rec.key.extractable,
+           algorithm: rec.key.algorithm.name, exported, days: (rec.expires - rec.created) / 86400,
+           prf: 'prf' in rec };
+}"""
+
+
+def test_a_reload_shows_the_prompt_list_without_the_passphrase(phone: Phone) -> None:
+    """The cold start of the installed app: the keystore opens with the remembered key, no
+    passphrase and no scrypt; the key IndexedDB holds is one a script in the page cannot
+    export."""
     page = phone.page
     page.reload()
+    expect(page.get_by_text("No requests are waiting.")).to_be_visible()
+    expect(page.get_by_role("form", name="Unlock")).to_have_count(0)
+    kept = page.evaluate(REMEMBERED)
+    assert kept == {
+        "type": "CryptoKey",
+        "extractable": False,
+        "algorithm": "AES-GCM",
+        "exported": "InvalidAccessError",
+        "days": 7,
+        "prf": False,  # headless Chromium has no platform authenticator
+    }
+    rp = phone.rp("After a cold start")
+    number = _number(rp)
+    phone.card("After a cold start").get_by_role(
+        "button", name=f"Approve with {number}", exact=True
+    ).tap()
+    assert _finish(rp)[:2] == (0, "approved\n")
+
+
+def test_lock_now_asks_the_passphrase_and_a_wrong_one_is_shown(phone: Phone) -> None:
+    page = phone.page
+    phone.shot("home")
+    page.get_by_role("button", name="Lock now").tap()
+    expect(page.get_by_role("form", name="Unlock")).to_be_visible()
+    assert page.evaluate(REMEMBERED) is None  # the wrapping key is deleted
+    page.reload()  # and it stays locked
     expect(page.get_by_role("form", name="Unlock")).to_be_visible()
     page.get_by_label("Passphrase").fill("not the passphrase")
     page.get_by_role("button", name="Unlock").tap()
     expect(page.get_by_role("alert")).to_contain_text("wrong passphrase")
     phone.shot("unlock-wrong")
+    assert page.evaluate(REMEMBERED) is None
+    # unlocked with "keep unlocked: no": the next start asks again
+    page.get_by_label("Keep unlocked on this phone").select_option(label="no: ask at every start")
     page.get_by_label("Passphrase").fill(PHONE_PASSPHRASE)
     page.get_by_role("button", name="Unlock").tap()
     expect(page.get_by_text("No requests are waiting.")).to_be_visible()
+    assert page.evaluate(REMEMBERED) is None
+    page.reload()
+    expect(page.get_by_role("form", name="Unlock")).to_be_visible()
+    page.get_by_label("Passphrase").fill(PHONE_PASSPHRASE)  # the default: 7 days
+    page.get_by_role("button", name="Unlock").tap()
+    expect(page.get_by_text("No requests are waiting.")).to_be_visible()
+    assert page.evaluate(REMEMBERED)["days"] == 7
 
 
 def test_the_app_starts_offline_from_its_cache(phone: Phone) -> None:
-    """The installed app opens without a network (the service worker's shell and assets):
-    the unlock screen shows, and the prompt list says it is reconnecting."""
+    """The installed app opens without a network (the service worker's shell and assets) and
+    the remembered unlock: the prompt list says it is reconnecting."""
     page = phone.page
     page.context.set_offline(True)
     try:
         page.reload()
-        expect(page.get_by_role("form", name="Unlock")).to_be_visible()
-        page.get_by_label("Passphrase").fill(PHONE_PASSPHRASE)
-        page.get_by_role("button", name="Unlock").tap()
         expect(page.get_by_text("Offline, reconnecting")).to_be_visible(timeout=30_000)
+        expect(page.get_by_role("form", name="Unlock")).to_have_count(0)
     finally:
         page.context.set_offline(False)
     expect(page.get_by_text("No requests are waiting.")).to_be_visible(timeout=30_000)
+
+
+def test_with_a_platform_authenticator_the_screen_lock_guards_the_remembered_unlock(
+    phone: Phone, playwright: Playwright, browser: Browser
+) -> None:
+    """Where the phone has a user-verifying authenticator with WebAuthn PRF (here Chromium's
+    virtual authenticator, the DevTools protocol's), the remembered key is also wrapped under
+    the PRF: a start asks the screen lock, and a refused one falls back to the passphrase."""
+    pixel = dict(playwright.devices["Pixel 7"])
+    pixel.pop("default_browser_type", None)
+    context = browser.new_context(**pixel)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        cdp = context.new_cdp_session(page)
+        cdp.send("WebAuthn.enable")
+        options = {
+            "protocol": "ctap2",
+            "ctap2Version": "ctap2_1",
+            "transport": "internal",
+            "hasResidentKey": True,
+            "hasUserVerification": True,
+            "isUserVerified": True,
+            "hasPrf": True,
+            "automaticPresenceSimulation": True,
+        }
+        auth = cdp.send("WebAuthn.addVirtualAuthenticator", {"options": options})["authenticatorId"]
+        # a WebAuthn relying party is a domain name, never an IP address: the app at localhost
+        url = phone.service.url.replace("127.0.0.1", "localhost")
+        page.goto(f"{url}/app/#join={phone.account}")
+        page.get_by_label("Device name").fill("phone-prf")
+        page.get_by_label("Passphrase", exact=True).fill(PHONE_PASSPHRASE)
+        page.get_by_label("Repeat passphrase").fill(PHONE_PASSPHRASE)
+        page.get_by_role("button", name="Join").tap()
+        code = page.get_by_label("Pairing code").inner_text(timeout=30_000).strip()
+        phone.admin.run("device", "approve", code, "--yes")
+        expect(page.get_by_text("No requests are waiting.")).to_be_visible(timeout=30_000)
+        kept = page.evaluate(REMEMBERED)
+        assert kept["prf"] is True and kept["extractable"] is False, kept
+        creds = cdp.send("WebAuthn.getCredentials", {"authenticatorId": auth})["credentials"]
+        assert len(creds) == 1
+        page.reload()
+        expect(page.get_by_role("form", name="Unlock")).to_be_visible()
+        page.get_by_role("button", name="Unlock with the screen lock").tap()
+        expect(page.get_by_text("No requests are waiting.")).to_be_visible()
+        # the screen lock refused: the passphrase is asked, and still opens it
+        cdp.send("WebAuthn.setUserVerified", {"authenticatorId": auth, "isUserVerified": False})
+        page.reload()
+        page.get_by_role("button", name="Unlock with the screen lock").tap()
+        expect(page.get_by_role("alert")).to_contain_text("screen lock was not confirmed")
+        page.get_by_label("Passphrase").fill(PHONE_PASSPHRASE)
+        page.get_by_role("button", name="Unlock", exact=True).tap()
+        expect(page.get_by_text("No requests are waiting.")).to_be_visible()
+    finally:
+        context.close()
+        phone.admin.run("device", "remove", "phone-prf")
 
 
 def _b64d(s: str) -> bytes:

@@ -29,12 +29,14 @@ import { answerPrompt, checkAgainstEnvelope, parseEnvelope, parsePrompt, type De
 import { DeviceRemoved, FormatError, KeysteadError, ServiceError, VerificationFailed, WrongPassphrase } from './errors.js';
 import { ItemVerifier, type SealedItem, itemToJson, openItem, parseItem, previousSecret, walkBack } from './items.js';
 import { DEFAULT_SCRYPT_N, Keystore, type KeystoreContents, type KeystoreFile, storage } from './keystore.js';
+import { type PrfAuthenticator, type Recall, DEFAULT_REMEMBER_SECONDS, forgetUnlock, recallUnlock, rememberUnlock } from './remember.js';
 import { parseVaultItem, type VaultEntry } from './passwords.js';
 import { type OtpAuth, parseTotpItem, totpCode } from './totp.js';
 import { decryptOriginal, openReencrypted, publicKeyOf, randomSecret, umbralReady } from './umbral.js';
 
 export { KeysteadError, DeviceRemoved, WrongPassphrase, VerificationFailed } from './errors.js';
 export { configureUmbral } from './umbral.js';
+export { browserPrf, rememberedKind, DEFAULT_REMEMBER_SECONDS, MAX_REMEMBER_SECONDS, type PrfAuthenticator } from './remember.js';
 
 export interface Invite {
   server: string;
@@ -243,7 +245,48 @@ export class PhoneDevice {
     const file = await storage.get<KeystoreFile>(K_KEYSTORE);
     const rec = await storage.get<DeviceRecord>(K_DEVICE);
     if (file === undefined || rec === undefined) throw new KeysteadError('no_device', 'no Keystead device in this browser');
-    const keystore = await Keystore.open(file, passphrase);
+    return PhoneDevice.fromKeystore(rec, await Keystore.open(file, passphrase), opts);
+  }
+
+  /** Open the keystore with the remembered unlock (remember.ts), without the passphrase:
+   * `{device}`, or `{device: null, reason}` when the passphrase must be asked (none kept,
+   * expired, altered, another keystore's, or the screen lock cancelled). A stored chain that
+   * does not verify throws exactly as with the passphrase. */
+  static async unlockRemembered(
+    opts: DeviceOptions & { prf?: PrfAuthenticator | null } = {},
+  ): Promise<{ device: PhoneDevice; prf: boolean } | { device: null; reason: Exclude<Recall, { key: Uint8Array }>['reason'] }> {
+    const file = await storage.get<KeystoreFile>(K_KEYSTORE);
+    const rec = await storage.get<DeviceRecord>(K_DEVICE);
+    if (file === undefined || rec === undefined) return { device: null, reason: 'none' };
+    const now = (opts.clock ?? (() => Date.now() / 1000))();
+    const salt = (file as { kdf?: { salt?: unknown } }).kdf?.salt;
+    if (typeof salt !== 'string') return { device: null, reason: 'invalid' };
+    const got = await recallUnlock(salt, { now, prf: opts.prf ?? null });
+    if (got.key === null) return { device: null, reason: got.reason };
+    let keystore: Keystore;
+    try {
+      keystore = Keystore.openWithKey(file, got.key);
+    } catch (e) {
+      if (!(e instanceof WrongPassphrase)) throw e;
+      await forgetUnlock(); // a key that does not open this keystore is of no further use
+      return { device: null, reason: 'invalid' };
+    }
+    await umbralReady();
+    return { device: await PhoneDevice.fromKeystore(rec, keystore, opts), prf: got.prf };
+  }
+
+  /** Keep this keystore's key (wrapped, remember.ts) so the next start needs no passphrase,
+   * for `seconds` (default 7 days) from now. Returns whether the screen lock (PRF) guards it. */
+  async remember(seconds = DEFAULT_REMEMBER_SECONDS, prf: PrfAuthenticator | null = null): Promise<boolean> {
+    return rememberUnlock(this.keystore.unlockKey, this.keystore.salt, { seconds, now: this.clock(), prf });
+  }
+
+  /** "Lock now": delete the remembered unlock; the next start asks the passphrase. */
+  static async lock(): Promise<void> {
+    await forgetUnlock();
+  }
+
+  private static async fromKeystore(rec: DeviceRecord, keystore: Keystore, opts: DeviceOptions): Promise<PhoneDevice> {
     const d = keystore.data.device;
     const signing = await SigningKey.fromSeed(b64d(d.signing, 32, 'signing key'));
     const pinned = b64d(keystore.data.account_key, 32, 'pinned account key');

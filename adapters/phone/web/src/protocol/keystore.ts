@@ -2,7 +2,8 @@
  * object `{"keystead-keystore": 2, "kdf": {scrypt...}, "sealed"}`, sealed under a key
  * derived from the passphrase, so the key material never leaves the browser unencrypted.
  * Beside it, unencrypted: the device's address (server, account, name) and the chain
- * entries it verified (public data, like the CLI's home folder). */
+ * entries it verified (public data, like the CLI's home folder). A remembered unlock (remember.ts)
+ * may keep the derived key, wrapped, beside it. */
 import { scryptAsync } from '@noble/hashes/scrypt.js';
 import { b64d, b64e, fromUtf8, isInt, parseJsonObject, randomBytes, utf8 } from './encoding.js';
 import { LABELS, openSealed, seal } from './crypto.js';
@@ -70,6 +71,25 @@ export class Keystore {
     return new Keystore(parseJsonObject(fromUtf8(plain), 'keystore contents') as KeystoreContents, key, f.kdf);
   }
 
+  /** Open with the key itself (a remembered unlock, remember.ts): no scrypt. `WrongPassphrase`
+   * if it does not open this keystore (another key, or a changed file). */
+  static openWithKey(file: unknown, key: Uint8Array): Keystore {
+    const f = checkKdf(file);
+    if (key.length !== 32) throw new WrongPassphrase();
+    const plain = openSealed(key, b64d(f.sealed, undefined, 'sealed keystore'), utf8(LABELS.KEYSTORE_AD));
+    if (!plain) throw new WrongPassphrase();
+    return new Keystore(parseJsonObject(fromUtf8(plain), 'keystore contents') as KeystoreContents, key, f.kdf);
+  }
+
+  /** The key the passphrase derived (for a remembered unlock) and the salt naming this keystore. */
+  get unlockKey(): Uint8Array {
+    return this.key;
+  }
+
+  get salt(): string {
+    return this.kdf.salt;
+  }
+
   toFile(): KeystoreFile {
     const sealed = seal(this.key, utf8(JSON.stringify(this.data)), utf8(LABELS.KEYSTORE_AD));
     return { 'keystead-keystore': 2, kdf: this.kdf, sealed: b64e(sealed) };
@@ -110,6 +130,20 @@ export const storage = {
       const tx = db.transaction(STORE, 'readwrite');
       const st = tx.objectStore(STORE);
       for (const [k, v] of Object.entries(values)) st.put(v, k);
+      await new Promise<void>((resolve, reject) => {
+        tx.oncomplete = () => resolve();
+        tx.onerror = () => reject(tx.error);
+        tx.onabort = () => reject(tx.error);
+      });
+    } finally {
+      db.close();
+    }
+  },
+  async delete(key: string): Promise<void> {
+    const db = await openDb();
+    try {
+      const tx = db.transaction(STORE, 'readwrite');
+      tx.objectStore(STORE).delete(key);
       await new Promise<void>((resolve, reject) => {
         tx.oncomplete = () => resolve();
         tx.onerror = () => reject(tx.error);

@@ -1,6 +1,15 @@
 // The phone app: join, unlock, prompts, TOTP codes, passwords, and the removed screen.
 
-import { type Invite, type Prompt, PhoneDevice, configureUmbral, parseInvite } from "../protocol/device.js";
+import {
+  type Invite,
+  type Prompt,
+  DEFAULT_REMEMBER_SECONDS,
+  PhoneDevice,
+  browserPrf,
+  configureUmbral,
+  parseInvite,
+  rememberedKind,
+} from "../protocol/device.js";
 import { umbralReady } from "../protocol/umbral.js";
 import { codeOf, describe, fill, h } from "./dom.js";
 import { PromptFeed } from "./feed.js";
@@ -30,6 +39,51 @@ function field(label: string, input: HTMLInputElement): HTMLElement {
   return h("label", { class: "field" }, h("span", {}, label), input);
 }
 
+// --------------------------------------------------------------------- remembered unlock
+
+/** "Keep unlocked on this phone": how long a typed passphrase spares the next ones (docs/PHONE.md
+ * section 7). The select's value is seconds; 0 asks the passphrase at every start. */
+function keepField(): { el: HTMLElement; seconds: () => number } {
+  const day = 86400;
+  const select = h(
+    "select",
+    { name: "keep", "aria-label": "Keep unlocked on this phone" },
+    h("option", { value: String(day) }, "for 1 day"),
+    h("option", { value: String(DEFAULT_REMEMBER_SECONDS), selected: true }, "for 7 days"),
+    h("option", { value: String(30 * day) }, "for 30 days"),
+    h("option", { value: "0" }, "no: ask at every start"),
+  );
+  const el = h("label", { class: "field" }, h("span", {}, "Keep unlocked on this phone"), select);
+  return { el, seconds: () => Number(select.value) };
+}
+
+const prfFor = (device: PhoneDevice | null): ReturnType<typeof browserPrf> =>
+  browserPrf({ rpId: location.hostname, name: device ? `${device.name} · ${device.account}` : "Keystead" });
+
+/** After the passphrase opened the keystore: keep its key wrapped (or forget it). A failure here
+ * costs only the convenience: the passphrase is asked next time. */
+async function keepUnlocked(device: PhoneDevice, seconds: number): Promise<void> {
+  try {
+    if (seconds > 0) await device.remember(seconds, await prfFor(device));
+    else await PhoneDevice.lock();
+  } catch {
+    await PhoneDevice.lock().catch(() => {});
+  }
+}
+
+/** Tabs of the app tell each other about "Lock now": every one drops its keys. */
+const lockChannel = typeof BroadcastChannel === "function" ? new BroadcastChannel("keystead-lock") : null;
+lockChannel?.addEventListener("message", () => location.replace(location.pathname));
+
+function lockNow(): void {
+  feed?.stop();
+  feed = null;
+  void PhoneDevice.lock().finally(() => {
+    lockChannel?.postMessage("lock");
+    location.replace(location.pathname); // a new page: the keys leave this one's memory
+  });
+}
+
 function isRemoved(err: unknown): boolean {
   return codeOf(err) === "device_removed";
 }
@@ -42,6 +96,7 @@ function joinScreen(invite: Invite | null, note?: string): void {
   const name = h("input", { name: "device", required: true, value: "phone", autocapitalize: "none" });
   const pass = h("input", { name: "passphrase", type: "password", required: true, autocomplete: "new-password", minlength: 8 });
   const again = h("input", { name: "again", type: "password", required: true, autocomplete: "new-password" });
+  const keep = keepField();
   const submit = h("button", { type: "submit" }, "Join");
   const form = h(
     "form",
@@ -53,6 +108,7 @@ function joinScreen(invite: Invite | null, note?: string): void {
     field("Device name", name),
     field("Passphrase", pass),
     field("Repeat passphrase", again),
+    keep.el,
     err,
     submit,
   );
@@ -64,8 +120,9 @@ function joinScreen(invite: Invite | null, note?: string): void {
     submit.disabled = true;
     submit.textContent = "Creating this device's keys…";
     PhoneDevice.join(inv, name.value.trim(), pass.value).then(
-      ({ device, ticket }) => {
+      async ({ device, ticket }) => {
         pass.value = again.value = "";
+        await keepUnlocked(device, keep.seconds());
         pairingScreen(device, ticket.code, ticket.verification);
       },
       (e: unknown) => {
@@ -127,23 +184,47 @@ function pairingScreen(device: PhoneDevice, code: string, verification: string |
 
 // ----------------------------------------------------------------------------------- unlock
 
-function unlockScreen(note?: string): void {
+function opened(device: PhoneDevice): void {
+  performance.mark("keystead:unlocked");
+  const pending = device.pairing; // reopened before an admin approved it
+  if (pending) pairingScreen(device, pending.code, null);
+  else void home(device);
+}
+
+const REASONS: Record<string, string> = {
+  expired: "Keystead asks for the passphrase again after the time chosen at the last unlock.",
+  invalid: "The remembered unlock could not be used; type the passphrase.",
+  cancelled: "The screen lock was not confirmed; type the passphrase or try the screen lock again.",
+};
+
+function unlockScreen(note?: string, withScreenLock = false): void {
   const err = errorBox();
   const pass = h("input", { name: "passphrase", type: "password", required: true, autocomplete: "current-password" });
+  const keep = keepField();
   const submit = h("button", { type: "submit" }, "Unlock");
-  const form = h("form", { "aria-label": "Unlock" }, field("Passphrase", pass), err, submit);
+  const form = h("form", { "aria-label": "Unlock" }, field("Passphrase", pass), keep.el, err, submit);
+  const screenLock = withScreenLock ? h("button", { type: "button", class: "secondary" }, "Unlock with the screen lock") : null;
+  screenLock?.addEventListener("click", () => {
+    screenLock.disabled = true;
+    performance.mark("keystead:unlock");
+    void (async () => {
+      const got = await PhoneDevice.unlockRemembered({ prf: await prfFor(null) });
+      if (got.device) return opened(got.device);
+      screenLock.disabled = false;
+      if (got.reason !== "cancelled") screenLock.remove();
+      showError(err, new Error(REASONS[got.reason] ?? "Type the passphrase."));
+    })().catch((e: unknown) => showError(err, e));
+  });
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     submit.disabled = true;
     submit.textContent = "Unlocking…";
     performance.mark("keystead:unlock");
     PhoneDevice.unlock(pass.value).then(
-      (device) => {
-        performance.mark("keystead:unlocked");
+      async (device) => {
         pass.value = "";
-        const pending = device.pairing; // reopened before an admin approved it
-        if (pending) pairingScreen(device, pending.code, null);
-        else void home(device);
+        await keepUnlocked(device, keep.seconds());
+        opened(device);
       },
       (e: unknown) => {
         submit.disabled = false;
@@ -153,7 +234,7 @@ function unlockScreen(note?: string): void {
       },
     );
   });
-  screen("unlock", "Unlock Keystead", note ? h("p", { class: "muted" }, note) : null, form);
+  screen("unlock", "Unlock Keystead", note ? h("p", { class: "muted" }, note) : null, screenLock, form);
   pass.focus();
 }
 
@@ -295,10 +376,15 @@ async function home(device: PhoneDevice): Promise<void> {
   };
   for (const [name, b] of Object.entries(tabs)) b.addEventListener("click", () => show(name as Tab));
 
+  const lock = h("button", { type: "button", class: "secondary" }, "Lock now");
+  lock.addEventListener("click", () => {
+    lock.disabled = true;
+    lockNow();
+  });
   screen(
     "home",
     "Keystead",
-    h("p", { class: "muted small" }, `${device.name} · ${device.account}`),
+    h("div", { class: "bar" }, h("p", { class: "muted small" }, `${device.name} · ${device.account}`), lock),
     h("nav", { "aria-label": "Sections" }, tabs.prompts, tabs.codes, tabs.passwords),
     err,
     status,
@@ -398,7 +484,21 @@ async function boot(): Promise<void> {
   }
   if (await PhoneDevice.exists()) {
     history.replaceState(null, "", location.pathname);
-    unlockScreen(invite ? "This phone is already a device of an account; unlock it." : undefined);
+    const already = invite ? "This phone is already a device of an account; unlock it." : undefined;
+    const kind = await rememberedKind();
+    if (kind === "key") {
+      // the remembered unlock: no passphrase, no scrypt (docs/PHONE.md section 7)
+      performance.mark("keystead:unlock");
+      try {
+        const got = await PhoneDevice.unlockRemembered();
+        if (got.device) return opened(got.device);
+        return unlockScreen(already ?? REASONS[got.reason]);
+      } catch (e) {
+        return unlockScreen(describe(e)); // the stored chain did not verify: the passphrase says the same
+      }
+    }
+    // guarded by the screen lock too: asked on a tap (browsers want a gesture for WebAuthn)
+    unlockScreen(already, kind === "prf");
   } else {
     joinScreen(invite, note);
   }
