@@ -264,11 +264,16 @@ class DataStore(StoreBase):
         messages: Sequence[tuple[str, bytes]],
         now: int,
         expires: int | None = None,
+        *,
+        nonce: Nonce | None = None,
     ) -> list[int]:
-        """Deliver to several accounts' spools in one transaction: all or none."""
+        """Deliver to several accounts' spools in one transaction: all or none (``nonce``:
+        the request's, recorded in the same transaction)."""
         if any(len(body) > SPOOL_MAX_BODY for _, body in messages):
             raise FormatError("spool messages are 1 MiB at most")
         with self._write() as s:
+            if nonce is not None:
+                self._record_nonce(s, *nonce)
             # Ids of one spool must be handed out in commit order, or a reader waiting
             # "after" a newer id would skip an older one that commits later (PostgreSQL).
             for account in sorted({a for a, _ in messages}):
