@@ -94,6 +94,7 @@ class StoreBase:
         self._nonces = GroupCommit(self._flush_nonces)
         self._device_read: Prepared | None = None
         self._changes_read: Prepared | None = None
+        self._spool_read: Prepared | None = None
 
     @contextmanager
     def _write(self) -> Iterator[Session]:

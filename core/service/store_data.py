@@ -58,6 +58,17 @@ _CURRENT = select(_I.item_id, _I.version, func.length(_I.ciphertext)).where(
     _I.item_id.in_(bindparam("ids", expanding=True)),
 )
 
+_SPOOL = (
+    select(SpoolRow.id, SpoolRow.sender, SpoolRow.body, SpoolRow.created, SpoolRow.expires)
+    .where(
+        SpoolRow.account == bindparam("a"),
+        SpoolRow.channel == bindparam("c"),
+        SpoolRow.id > bindparam("after"),
+    )
+    .order_by(SpoolRow.id)
+    .limit(bindparam("limit"))
+)
+
 _CHANGES = (
     select(
         ItemRow.item_id,
@@ -319,20 +330,16 @@ class DataStore(StoreBase):
     def spool_get(
         self, account: str, channel: str, after: int, limit: int, now: int
     ) -> list[SpoolMessage]:
-        with self._sessions() as s:
-            rows = s.scalars(
-                select(SpoolRow)
-                .where(
-                    SpoolRow.account == account, SpoolRow.channel == channel, SpoolRow.id > after
-                )
-                .order_by(SpoolRow.id)
-                .limit(limit)
-            )
-            return [
-                SpoolMessage(r.id, r.sender, r.body, r.created)
-                for r in rows
-                if r.expires is None or r.expires > now
-            ]
+        # one SELECT on the driver's cursor: every long poll runs it when it starts and when
+        # it is woken
+        if self._spool_read is None:
+            self._spool_read = Prepared(_SPOOL, self.engine)
+        rows = self._spool_read.all({"a": account, "c": channel, "after": after, "limit": limit})
+        return [
+            SpoolMessage(msg_id, sender, bytes(body), created)
+            for msg_id, sender, body, created, expires in rows
+            if expires is None or expires > now
+        ]
 
     def spool_delete(self, account: str, channel: str, message_id: int) -> bool:
         with self._write() as s:

@@ -129,6 +129,7 @@ PUBLIC = {
         "Confirmer",
         "KeystoreSlot",
         "RecordNamespace",
+        "RequestNonce",
         "RouteClient",
         "ServiceCapabilities",
         "ServiceChannel",
