@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,6 +27,14 @@ __all__ = ["AuthDevice", "Nonce", "Replayed", "StoreBase"]
 
 _NONCE = insert(NonceRow)
 _SQLITE_NONCE = "INSERT INTO nonces (device, nonce, time) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
+_PG_NONCES = (
+    "INSERT INTO nonces (device, nonce, time) "
+    "SELECT * FROM unnest(%(d)s::varchar[], %(n)s::varchar[], %(t)s::bigint[]) "
+    "ON CONFLICT DO NOTHING RETURNING device, nonce"
+)
+
+CHECKPOINT_EVERY = 256
+"""SQLite write transactions between two checkpoints (a few MiB of WAL at most)."""
 
 _ENTRIES = (
     select(
@@ -85,16 +91,12 @@ class StoreBase:
         # handler (which sleeps 1-100 ms between tries) keeps a contended write fast.
         self._one_writer = threading.Lock() if engine.dialect.name == "sqlite" else None
         self.listeners: list[Callable[[list[str]], None]] = []
-        dialect_insert = pg_insert if self._pg else sqlite_insert
-        self._nonce_insert = (
-            dialect_insert(NonceRow)
-            .on_conflict_do_nothing()
-            .returning(NonceRow.device, NonceRow.nonce)
-        )
         self._nonces = GroupCommit(self._flush_nonces)
         self._device_read: Prepared | None = None
         self._changes_read: Prepared | None = None
         self._spool_read: Prepared | None = None
+        self._writes = 0
+        self._checkpointing = threading.Lock()
 
     @contextmanager
     def _write(self) -> Iterator[Session]:
@@ -105,6 +107,26 @@ class StoreBase:
             return
         with self._one_writer, self._write_tx() as s:
             yield s
+        self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """SQLite: every ``CHECKPOINT_EVERY`` write transactions, copy the WAL into the
+        database (PASSIVE: writers go on meanwhile), outside the write lock, in the thread
+        that came last (one at a time). SQLite's own automatic checkpoint ran inside a
+        commit, holding the write lock through its fsync."""
+        self._writes += 1
+        if self._writes % CHECKPOINT_EVERY or not self._checkpointing.acquire(blocking=False):
+            return
+        try:
+            conn = self.engine.raw_connection()
+            try:
+                conn.driver_connection.execute(  # type: ignore[union-attr]
+                    "PRAGMA wal_checkpoint(PASSIVE)"
+                )
+            finally:
+                conn.close()
+        finally:
+            self._checkpointing.release()
 
     @contextmanager
     def _write_tx(self) -> Iterator[Session]:
@@ -151,7 +173,26 @@ class StoreBase:
             first[(device, nonce)] = i
             rows.append({"device": device, "nonce": nonce, "time": now})
         with self._write_conn() as conn:
-            inserted = {(d, n) for d, n in conn.execute(self._nonce_insert.values(rows))}
+            # On the driver's cursor, one fixed statement (SQLAlchemy compiling a many-row
+            # INSERT anew for every batch cost more than the rest of a signed read)
+            cur: Any = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            inserted: set[tuple[str, str]] = set()
+            if self._pg:  # one statement, one round trip; RETURNING names the new ones
+                cur.execute(
+                    _PG_NONCES,
+                    {
+                        "d": [r["device"] for r in rows],
+                        "n": [r["nonce"] for r in rows],
+                        "t": [r["time"] for r in rows],
+                    },
+                )
+                inserted.update((d, n) for d, n in cur.fetchall())
+            else:  # SQLite: a row at a time costs microseconds
+                for r in rows:
+                    cur.execute(_SQLITE_NONCE, (r["device"], r["nonce"], r["time"]))
+                    if cur.rowcount == 1:
+                        inserted.add((r["device"], r["nonce"]))
+            cur.close()
             now, window = max(b[2] for b in batch), max(b[3] for b in batch)
             if secrets.randbelow(64) < len(batch):  # on average once in 64 requests
                 conn.execute(delete(NonceRow).where(NonceRow.time < now - 2 * window))
@@ -179,6 +220,8 @@ class StoreBase:
             conn = self.engine.connect().execution_options(keystead_write=True)
             with conn, conn.begin():
                 yield conn
+        if lock is not None:
+            self._checkpoint()
 
     @staticmethod
     def _record_nonce(conn: Any, device: str, nonce: str, now: int, window: int) -> None:

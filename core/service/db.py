@@ -54,6 +54,10 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> Eng
             cur.execute("PRAGMA cache_size=-32000")
             cur.execute("PRAGMA mmap_size=268435456")
             cur.execute("PRAGMA temp_store=MEMORY")
+            # No checkpoint inside a commit (it would fsync while the writer holds the write
+            # lock: every writer stalled behind it); the store checkpoints after its writes,
+            # outside the lock (StoreBase._checkpoint).
+            cur.execute("PRAGMA wal_autocheckpoint=0")
             cur.close()
 
         @event.listens_for(engine, "begin")
