@@ -290,7 +290,9 @@ def start_service(url: str, work: Path, workers: int = 1, **env: str) -> Service
     return svc
 
 
-def hello_server(port: int, work: Path) -> subprocess.Popen[bytes]:
+def hello_server(port: int, work: Path, http: str = "auto") -> subprocess.Popen[bytes]:
+    """Bare uvicorn, as the service runs it (the asyncio loop; HTTP parser ``http``: auto is
+    httptools, a service dependency)."""
     (work / "hello_app.py").write_text(HELLO)
     proc = subprocess.Popen(
         [
@@ -300,6 +302,10 @@ def hello_server(port: int, work: Path) -> subprocess.Popen[bytes]:
             "hello_app:app",
             "--port",
             str(port),
+            "--loop",
+            "asyncio",
+            "--http",
+            http,
             "--log-level",
             "warning",
             "--no-access-log",
@@ -750,6 +756,27 @@ def main() -> None:
             h = load(hello_port, Plain(hello_url, "/"), rate_guess=6000, seconds=secs)
             hs = f"hello {_n(h['rate'], '/s')}"
             row("bare uvicorn hello (32 connections)", _rate(h))
+            # for context: the same on uvicorn's pure-Python parser (h11), which the service
+            # ran on before httptools; not a target
+            h11_port = free_port()
+            h11 = hello_server(h11_port, root, http="h11")
+            try:
+                h11r = load(
+                    h11_port,
+                    Plain(f"http://127.0.0.1:{h11_port}", "/"),
+                    rate_guess=6000,
+                    seconds=secs,
+                )
+            finally:
+                h11.terminate()
+                h11.wait()
+            row(
+                "bare uvicorn hello on h11 (context: the pure-Python parser)",
+                _rate(h11r),
+                hs,
+                h11r["rate"] / h["rate"],
+            )
+            hs_h11 = f"; hello on h11 {_n(h11r['rate'], '/s')}"
             health = load(svc.port, Plain(svc.url, "/v1/health"), rate_guess=6000, seconds=secs)
             row(
                 "service /v1/health (the generator's reach on this server)",
@@ -776,7 +803,7 @@ def main() -> None:
                 row(
                     "signed reads, 1 process, SQLite",
                     _rate(r),
-                    hs,
+                    f"{hs}{hs_h11} (ratio {r['rate'] / h11r['rate']:.3g})",
                     r["rate"] / h["rate"],
                     "≥ 0.3 × hello",
                     r["rate"] / h["rate"] >= 0.3 and not r["errors"],
@@ -792,7 +819,7 @@ def main() -> None:
                 row(
                     "signed single-item writes (new v2 items), 1 process, SQLite",
                     _rate(w),
-                    hs,
+                    f"{hs}{hs_h11} (ratio {w['rate'] / h11r['rate']:.3g})",
                     w["rate"] / h["rate"],
                     "≥ 0.15 × hello",
                     w["rate"] / h["rate"] >= 0.15 and not w["errors"],
