@@ -19,7 +19,7 @@ from ..chain import ChainState, SignedEntry, verify_chain
 from ..crypto import VerifyKey
 from ..errors import Conflict, Forbidden, KeysteadError, NotFound, RateLimited
 from .config import ServiceConfig
-from .db import Prepared
+from .db import Prepared, driver_error
 from .models import ChainEntryRow, CounterRow, NonceRow
 from .notify import CHANNEL
 
@@ -175,24 +175,28 @@ class StoreBase:
         with self._write_conn() as conn:
             # On the driver's cursor, one fixed statement (SQLAlchemy compiling a many-row
             # INSERT anew for every batch cost more than the rest of a signed read)
-            cur: Any = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
             inserted: set[tuple[str, str]] = set()
-            if self._pg:  # one statement, one round trip; RETURNING names the new ones
-                cur.execute(
-                    _PG_NONCES,
-                    {
-                        "d": [r["device"] for r in rows],
-                        "n": [r["nonce"] for r in rows],
-                        "t": [r["time"] for r in rows],
-                    },
-                )
-                inserted.update((d, n) for d, n in cur.fetchall())
-            else:  # SQLite: a row at a time costs microseconds
-                for r in rows:
-                    cur.execute(_SQLITE_NONCE, (r["device"], r["nonce"], r["time"]))
-                    if cur.rowcount == 1:
-                        inserted.add((r["device"], r["nonce"]))
-            cur.close()
+            try:
+                cur: Any = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+                if self._pg:  # one statement, one round trip; RETURNING names the new ones
+                    cur.execute(
+                        _PG_NONCES,
+                        {
+                            "d": [r["device"] for r in rows],
+                            "n": [r["nonce"] for r in rows],
+                            "t": [r["time"] for r in rows],
+                        },
+                    )
+                    inserted.update((d, n) for d, n in cur.fetchall())
+                else:  # SQLite: a row at a time costs microseconds
+                    for r in rows:
+                        cur.execute(_SQLITE_NONCE, (r["device"], r["nonce"], r["time"]))
+                        if cur.rowcount == 1:
+                            inserted.add((r["device"], r["nonce"]))
+                cur.close()
+            except Exception as e:  # as SQLAlchemy would raise it; the connection is dropped
+                conn.invalidate(e)
+                raise driver_error(self.engine, e, "INSERT INTO nonces") from e
             now, window = max(b[2] for b in batch), max(b[3] for b in batch)
             if secrets.randbelow(64) < len(batch):  # on average once in 64 requests
                 conn.execute(delete(NonceRow).where(NonceRow.time < now - 2 * window))

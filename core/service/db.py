@@ -12,12 +12,14 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
 
 from ..errors import StorageError
 
 __all__ = [
     "ONE_READ",
     "Prepared",
+    "driver_error",
     "alembic_config",
     "listen_conninfo",
     "make_engine",
@@ -102,23 +104,36 @@ class Prepared:
 
     def all(self, values: dict[str, Any]) -> list[Any]:
         """Run a SELECT on a pooled connection, outside any transaction (one statement is
-        consistent by itself)."""
+        consistent by itself). A driver error comes out as SQLAlchemy's (the service maps a
+        lost database to 503) and the connection leaves the pool."""
         conn = self.engine.raw_connection()
         try:
             driver: Any = conn.driver_connection
-            if self.pg:
-                driver.autocommit = True  # no BEGIN/ROLLBACK round trips around one SELECT
             try:
+                if self.pg:
+                    driver.autocommit = True  # no BEGIN/ROLLBACK round trips around a SELECT
                 cur = conn.cursor()
                 cur.execute(self.sql, self.args(values))
                 rows = cur.fetchall()
                 cur.close()
-            finally:
                 if self.pg:
                     driver.autocommit = False
+            except Exception as e:
+                conn.invalidate(e)  # whatever state it is in, it is not reused
+                raise driver_error(self.engine, e, self.sql) from e
         finally:
             conn.close()
         return list(rows)
+
+
+def driver_error(engine: Engine, e: Exception, sql: str) -> Exception:
+    """A driver's exception as SQLAlchemy would have raised it (``OperationalError`` for a
+    lost connection...), for statements run on the driver's own cursor."""
+    base = getattr(engine.dialect.loaded_dbapi, "Error", None)
+    if base is None or not isinstance(e, base):
+        return e
+    wrapped: Exception = DBAPIError.instance(sql, None, e, base, dialect=engine.dialect)
+    return wrapped
 
 
 def listen_conninfo(engine: Engine) -> str | None:

@@ -6,6 +6,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -1072,3 +1073,19 @@ def test_item_and_spool_quotas_refuse_with_the_limit_named(a: Acct) -> None:
         s.spool_put(a.name, "inbox", "x", b"1", NOW)
     assert e.value.limit == "quota_spool_messages"
     assert len(s.spool_get(a.name, "inbox", 0, 10, NOW)) == 2
+
+
+def test_statements_on_the_driver_cursor_fail_as_sqlalchemy_errors(tmp_path: Path) -> None:
+    """The hot reads run on the driver's own cursor; a driver error still comes out as
+    SQLAlchemy's (the service answers 503 for those) and the connection leaves the pool."""
+    from keystead.core.service.db import Prepared, make_engine
+    from keystead.core.service.models import NonceRow
+    from sqlalchemy import bindparam, select
+    from sqlalchemy.exc import OperationalError
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'empty.sqlite'}")  # no schema: no table
+    read = Prepared(select(NonceRow.nonce).where(NonceRow.device == bindparam("d")), engine)
+    with pytest.raises(OperationalError, match="no such table"):
+        read.all({"d": "x"})
+    assert engine.pool.checkedout() == 0
+    engine.dispose()
