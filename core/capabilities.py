@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast, runtime_checkable
 
 from ._encoding import b64d, b64e
 from .adapter import (
@@ -57,6 +57,7 @@ __all__ = [
     "Confirmer",
     "KeystoreSlot",
     "RecordNamespace",
+    "RequestNonce",
     "RouteClient",
     "ServiceCapabilities",
     "ServiceChannel",
@@ -67,6 +68,10 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+RequestNonce = tuple[str, str, int, int]
+"""A signed request's nonce as ``ServiceCapabilities.signed`` hands it to a route's work, to
+pass on to one write: opaque to adapters."""
 
 
 class _Provider(Adapter, ProvidesServices, Protocol):
@@ -382,13 +387,31 @@ class ServiceChannel:
         self._store, self.channel = ctx.store, channel
 
     def put(
-        self, account: str, sender: str, body: bytes, now: int, expires: int | None = None
+        self,
+        account: str,
+        sender: str,
+        body: bytes,
+        now: int,
+        expires: int | None = None,
+        *,
+        nonce: RequestNonce | None = None,
     ) -> int:
-        return self._store.spool_put(account, self.channel.name, sender, body, now, expires)
+        """``nonce``: the one ``ServiceCapabilities.signed`` handed the route, recorded in
+        the same transaction."""
+        return self._store.spool_put_many(
+            self.channel.name, sender, [(account, body)], now, expires, nonce=nonce
+        )[0]
 
-    def put_many(self, sender: str, deliveries: list[tuple[str, bytes]], now: int) -> list[int]:
+    def put_many(
+        self,
+        sender: str,
+        deliveries: list[tuple[str, bytes]],
+        now: int,
+        *,
+        nonce: RequestNonce | None = None,
+    ) -> list[int]:
         """One row per (account, body), all or nothing (a fan-out in one request)."""
-        return self._store.spool_put_many(self.channel.name, sender, deliveries, now)
+        return self._store.spool_put_many(self.channel.name, sender, deliveries, now, nonce=nonce)
 
     def get(self, account: str, after: int, limit: int, now: int) -> list[ChannelMessage]:
         return [
@@ -426,6 +449,30 @@ class ServiceCapabilities:
     ) -> AuthDevice:
         """A live device's signed request (of ``account``, with ``scope``, admin)."""
         return await self._ctx.authenticate(request, account=account, scope=scope, admin=admin)
+
+    async def signed(
+        self,
+        request: Request,
+        then: Callable[[AuthDevice, RequestNonce | None], T],
+        *,
+        account: str | None = None,
+        scope: str | None = None,
+        admin: bool = False,
+        nonce_in_then: bool = False,
+    ) -> T:
+        """:meth:`authenticate`, then ``then(device, nonce)`` in the same trip to the thread
+        pool (blocking work: the channel, the records). With ``nonce_in_then``, ``then``
+        must hand the nonce to one channel write (``put(..., nonce=nonce)``), which records
+        it in its own transaction: one commit for the request instead of two."""
+        _, result = await self._ctx.signed(
+            request,
+            then,
+            account=account,
+            scope=scope,
+            admin=admin,
+            nonce_in_then=nonce_in_then,
+        )
+        return cast(T, result)  # then ran: its result
 
     async def json_body(self, request: Request) -> dict[str, Any]:
         return await self._ctx.json_body(request)

@@ -57,6 +57,9 @@ def fingerprint(public_bytes: bytes) -> str:
     return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 
 
+_PARSED: dict[bytes, Ed25519PublicKey] = {}
+
+
 @dataclass(frozen=True)
 class VerifyKey:
     """An Ed25519 public key that verifies purpose-bound signatures."""
@@ -72,11 +75,20 @@ class VerifyKey:
         if len(signature) != 64:
             raise InvalidSignature()
         try:
-            Ed25519PublicKey.from_public_bytes(self.raw).verify(
-                signature, _signed_message(purpose, message)
-            )
+            self._parsed().verify(signature, _signed_message(purpose, message))
         except (_CryptoInvalidSignature, ValueError) as e:
             raise InvalidSignature() from e
+
+    def _parsed(self) -> Ed25519PublicKey:
+        """The parsed key, from a bounded per-process cache (the service verifies many
+        requests of the same devices; parsing is a point decompression each time)."""
+        parsed = _PARSED.get(self.raw)
+        if parsed is None:
+            parsed = Ed25519PublicKey.from_public_bytes(self.raw)
+            if len(_PARSED) >= 8192:
+                _PARSED.clear()
+            _PARSED[self.raw] = parsed
+        return parsed
 
     @property
     def fingerprint(self) -> str:

@@ -23,14 +23,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
-from keystead.core import Forbidden, FormatError, b64d, b64e
+from keystead.core import Forbidden, FormatError, b64d, b64e, parse_json_object
 from keystead.core.sealed import SealedKey
 
 from . import _labels
 from ._envelope import Group, sealed_key_of
 
 if TYPE_CHECKING:
-    from keystead.core.capabilities import ServiceCapabilities
+    from keystead.core.capabilities import RequestNonce, ServiceCapabilities
+    from keystead.core.service.store import AuthDevice
 
 __all__ = ["MAX_DELIVERIES", "messaging_router"]
 
@@ -88,11 +89,16 @@ def messaging_router(caps: ServiceCapabilities) -> APIRouter:
     @r.post("/direct/{account}", status_code=201)
     async def direct(account: str, request: Request) -> dict[str, Any]:
         """A direct message to ``account``, from any live device of any account."""
-        device = await ctx.authenticate(request)
-        body = b64d((await ctx.json_body(request)).get("body"), what="message body")
-        await caps.run(caps.require_current_epoch, account, _labels.CHANNEL, sealed_key_of(body))
-        sender, now = f"{device.account}/{device.id}", ctx.now()
-        return {"id": await caps.run(channel.put, account, sender, body, now)}
+        raw, now = await request.body(), ctx.now()
+
+        def post(device: AuthDevice, nonce: RequestNonce | None) -> int:
+            # one trip to the thread pool, one commit (the nonce goes with the message)
+            obj = parse_json_object(raw, what="request body")
+            body = b64d(obj.get("body"), what="message body")
+            caps.require_current_epoch(account, _labels.CHANNEL, sealed_key_of(body))
+            return channel.put(account, f"{device.account}/{device.id}", body, now, nonce=nonce)
+
+        return {"id": await caps.signed(request, post, nonce_in_then=True)}
 
     @r.post("/deliver", status_code=201)
     async def deliver(request: Request) -> dict[str, Any]:

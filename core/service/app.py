@@ -47,8 +47,9 @@ from ..errors import (
     Unavailable,
 )
 from ..items import SealedItem
+from ._store_base import AuthDevice, Nonce
 from .config import ServiceConfig
-from .context import ServiceContext, dumps, require
+from .context import JSONBytes, ServiceContext, dumps, require
 from .notify import PostgresListener
 from .observe import AccessLog, Metrics
 from .protocol import PROTOCOL_VERSION, ProtocolVersion
@@ -292,21 +293,33 @@ def core_router(ctx: ServiceContext, channels: Mapping[str, Channel]) -> APIRout
     async def recovery(account: str) -> dict[str, Any]:
         return {"blob": b64e(await ctx.run(store.recovery_blob, account))}
 
-    @r.get("/accounts/{account}/collections/{collection}/items")
-    async def changes(account: str, collection: str, request: Request) -> dict[str, Any]:
-        await ctx.authenticate(request, account=account, scope=collection)
+    @r.get("/accounts/{account}/collections/{collection}/items", response_model=dict[str, Any])
+    async def changes(account: str, collection: str, request: Request) -> Response:
         after = _int_param(request, "after", 0, 0, 2**62)
         limit = _int_param(request, "limit", 1000, 1, ctx.config.max_batch)
-        items = await ctx.run(store.changes, account, collection, after, limit)
-        return {"items": [i.to_json() for i in items]}
 
-    @r.post("/accounts/{account}/collections/{collection}/items")
-    async def put_items(account: str, collection: str, request: Request) -> dict[str, Any]:
-        device = await ctx.authenticate(request, account=account, scope=collection)
-        raw = require(await ctx.json_body(request), "items", list)
-        _batch(ctx, len(raw), "items in one write")
-        items = [SealedItem.from_json(i) for i in raw]
-        return {"seqs": await ctx.run(store.put_items, account, collection, items, device.id)}
+        def read(_device: AuthDevice, _nonce: Nonce | None) -> bytes:
+            items = store.changes(account, collection, after, limit)
+            return dumps({"items": [i.to_json() for i in items]})
+
+        _, body = await ctx.signed(request, read, account=account, scope=collection)
+        return JSONBytes(body)
+
+    @r.post("/accounts/{account}/collections/{collection}/items", response_model=dict[str, Any])
+    async def put_items(account: str, collection: str, request: Request) -> Response:
+        raw_body = await request.body()  # read on the loop; parsed with the write
+
+        def write(device: AuthDevice, nonce: Nonce | None) -> bytes:
+            raw = require(ctx.parse_json(raw_body), "items", list)
+            _batch(ctx, len(raw), "items in one write")
+            items = [SealedItem.from_json(i) for i in raw]
+            seqs = store.put_items(account, collection, items, device.id, nonce)
+            return dumps({"seqs": seqs})
+
+        _, body = await ctx.signed(
+            request, write, account=account, scope=collection, nonce_in_then=True
+        )
+        return JSONBytes(body)
 
     @r.get("/accounts/{account}/grants")
     async def list_grants(account: str, request: Request) -> dict[str, Any]:
@@ -552,6 +565,7 @@ def create_app(
             if warm.done():
                 warm.exception()
             cpu.close()
+            ctx.close_threads()
 
     app = FastAPI(title="Keystead", version="1", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.include_router(core_router(ctx, channels or {}))

@@ -12,10 +12,22 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
 
 from ..errors import StorageError
 
-__all__ = ["alembic_config", "listen_conninfo", "make_engine", "migrate"]
+__all__ = [
+    "ONE_READ",
+    "Prepared",
+    "driver_error",
+    "alembic_config",
+    "listen_conninfo",
+    "make_engine",
+    "migrate",
+]
+
+ONE_READ = {"keystead_one_read": True}
+"""Execution options of a connection that runs one SELECT (SQLite: no BEGIN around it)."""
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -37,13 +49,28 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> Eng
             dbapi_conn.isolation_level = None  # we say BEGIN ourselves, below
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
+            # WAL with synchronous=NORMAL: a commit is durable against a crash of the
+            # process (what the service promises for an acknowledged write), fsynced at
+            # checkpoints; the page cache and memory-mapped reads keep hot rows off read().
             cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA cache_size=-32000")
+            cur.execute("PRAGMA mmap_size=268435456")
+            cur.execute("PRAGMA temp_store=MEMORY")
+            # No checkpoint inside a commit (it would fsync while the writer holds the write
+            # lock: every writer stalled behind it); the store checkpoints after its writes,
+            # outside the lock (StoreBase._checkpoint).
+            cur.execute("PRAGMA wal_autocheckpoint=0")
             cur.close()
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Connection) -> None:
-            write = conn.get_execution_options().get("keystead_write")
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+            options = conn.get_execution_options()
+            if options.get("keystead_one_read"):
+                return  # one SELECT is consistent by itself: no transaction around it
+            # straight to the driver: SQLAlchemy's own statement path costs more than BEGIN
+            conn.connection.driver_connection.execute(  # type: ignore[union-attr]
+                "BEGIN IMMEDIATE" if options.get("keystead_write") else "BEGIN"
+            )
 
         return engine
     try:
@@ -56,6 +83,57 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> Eng
                 "PostgreSQL support is not installed", hint="pip install 'keystead[postgres]'"
             ) from e
         raise
+
+
+class Prepared:
+    """A Core statement compiled once for an engine's dialect and run on the driver's own
+    cursor: for the few statements every request runs (the device row, the changes read,
+    the nonces), SQLAlchemy's per-execution work cost more than SQLite's."""
+
+    def __init__(self, stmt: Any, engine: Engine) -> None:
+        compiled = stmt.compile(dialect=engine.dialect)
+        self.engine = engine
+        self.sql = str(compiled)
+        self.defaults = dict(compiled.params)
+        self.order: list[str] | None = compiled.positiontup
+        self.pg = engine.dialect.name == "postgresql"
+
+    def args(self, values: dict[str, Any]) -> Any:
+        merged = {**self.defaults, **values}
+        return merged if self.order is None else tuple(merged[k] for k in self.order)
+
+    def all(self, values: dict[str, Any]) -> list[Any]:
+        """Run a SELECT on a pooled connection, outside any transaction (one statement is
+        consistent by itself). A driver error comes out as SQLAlchemy's (the service maps a
+        lost database to 503) and the connection leaves the pool."""
+        conn = self.engine.raw_connection()
+        try:
+            driver: Any = conn.driver_connection
+            try:
+                if self.pg:
+                    driver.autocommit = True  # no BEGIN/ROLLBACK round trips around a SELECT
+                cur = conn.cursor()
+                cur.execute(self.sql, self.args(values))
+                rows = cur.fetchall()
+                cur.close()
+                if self.pg:
+                    driver.autocommit = False
+            except Exception as e:
+                conn.invalidate(e)  # whatever state it is in, it is not reused
+                raise driver_error(self.engine, e, self.sql) from e
+        finally:
+            conn.close()
+        return list(rows)
+
+
+def driver_error(engine: Engine, e: Exception, sql: str) -> Exception:
+    """A driver's exception as SQLAlchemy would have raised it (``OperationalError`` for a
+    lost connection...), for statements run on the driver's own cursor."""
+    base = getattr(engine.dialect.loaded_dbapi, "Error", None)
+    if base is None or not isinstance(e, base):
+        return e
+    wrapped: Exception = DBAPIError.instance(sql, None, e, base, dialect=engine.dialect)
+    return wrapped
 
 
 def listen_conninfo(engine: Engine) -> str | None:

@@ -91,6 +91,9 @@ class AccessLog:
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app, self.metrics = app, metrics
+        # the labelled children, looked up once (``labels()`` costs more than ``inc()``)
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._timers: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -110,8 +113,17 @@ class AccessLog:
         finally:
             took = time.perf_counter() - start
             route = getattr(scope.get("route"), "path", "unmatched")
-            self.metrics.requests.labels(scope["method"], route, str(status)).inc()
-            self.metrics.latency.labels(route).observe(took)
+            key = (scope["method"], route, status)
+            counter = self._counters.get(key)
+            if counter is None:
+                counter = self._counters[key] = self.metrics.requests.labels(
+                    key[0], route, str(status)
+                )
+            counter.inc()
+            timer = self._timers.get(route)
+            if timer is None:
+                timer = self._timers[route] = self.metrics.latency.labels(route)
+            timer.observe(took)
             if access_log.isEnabledFor(logging.INFO):
                 client = scope.get("client") or ("", 0)
                 access_log.info(

@@ -116,7 +116,7 @@ class BundleStore(ChainStore, GrantStore, DataStore):
         for coll, item in bundle.items:
             by_collection.setdefault(coll, []).append(item)
         for coll, items in sorted(by_collection.items()):
-            self._put_items(s, account, state, coll, items, writers)
+            self._put_items(s, account, state, coll, items, writers, lambda t: self._announce(s, t))
         if bundle.recovery_blob is not None:
             s.execute(
                 update(Account)

@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import json
-import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
-from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from ..chain import ChainState, SignedEntry
 from ..crypto import VerifyKey
-from ..errors import Forbidden, FormatError, NotFound
-from ._store_base import AuthDevice, StoreBase
-from .models import Account, ChainEntryRow, DeviceRow, GrantRow, NonceRow
+from ..errors import DeviceRemoved, Forbidden, FormatError, NotFound
+from ..requests import RequestAuth
+from ._store_base import AuthDevice, Nonce, Replayed, StoreBase
+from .db import Prepared
+from .models import Account, ChainEntryRow, DeviceRow, GrantRow
 
 __all__ = ["ChainStore"]
+
+T = TypeVar("T")
+
+_DEVICE = select(
+    DeviceRow.name, DeviceRow.role, DeviceRow.scopes, DeviceRow.signing_key, DeviceRow.live
+).where(DeviceRow.account == bindparam("a"), DeviceRow.device_id == bindparam("d"))
 
 
 class ChainStore(StoreBase):
@@ -103,27 +110,83 @@ class ChainStore(StoreBase):
 
     # ---------------------------------------------------------- authentication
     def device(self, account: str, device_id: str) -> AuthDevice:
-        with self._sessions() as s:
-            row = s.get(DeviceRow, (account, device_id))
-            if row is None:
-                raise Forbidden("unknown device")
-            return AuthDevice(
+        """The device row, read from the database on every request (another process may
+        have removed the device a moment ago); what is derived from the row (the parsed
+        key, the scopes) is kept per process, keyed by the row's whole content."""
+        if self._device_read is None:
+            self._device_read = Prepared(_DEVICE, self.engine)
+        rows = self._device_read.all({"a": account, "d": device_id})
+        if not rows:
+            raise Forbidden("unknown device")
+        name, role, scopes, key, live = rows[0]
+        cache_key = (account, device_id, name, role, scopes, bytes(key), bool(live))
+        dev = self._auth_devices.get(cache_key)
+        if dev is None:
+            dev = AuthDevice(
                 account,
-                row.device_id,
-                row.name,
-                row.role,
-                tuple(json.loads(row.scopes)),
-                VerifyKey(row.signing_key),
-                row.live,
+                device_id,
+                name,
+                role,
+                tuple(json.loads(scopes)),
+                VerifyKey(bytes(key)),
+                bool(live),
             )
+            if len(self._auth_devices) >= 10_000:
+                self._auth_devices.clear()
+            self._auth_devices[cache_key] = dev
+        return dev
 
-    def use_nonce(self, device: str, nonce: str, now: int, window: int) -> None:
-        """Record a nonce; a replay within the window is refused."""
+    def authenticate(
+        self,
+        auth: RequestAuth,
+        *,
+        method: str,
+        origin: str,
+        path: str,
+        body: bytes,
+        now: int,
+        max_skew: int,
+        live: bool = True,
+        account: str | None = None,
+        scope: str | None = None,
+        admin: bool = False,
+        then: Callable[[AuthDevice, Nonce | None], T] | None = None,
+        nonce_in_then: bool = False,
+    ) -> tuple[AuthDevice, T | None]:
+        """Verify a signed request and record its nonce, then run ``then``: one trip to the
+        thread pool and one connection for all of it.
+
+        With ``nonce_in_then`` the nonce is handed to ``then``, a write that records it in
+        its own transaction (one commit instead of two); if ``then`` fails the nonce is
+        recorded on its own, so a refused request cannot be replayed later either."""
+        device = self.device(auth.account, auth.device)
+        auth.verify(
+            device.signing_key,
+            method=method,
+            origin=origin,
+            path=path,
+            body=body,
+            now=now,
+            max_skew=max_skew,
+        )
+        if live and not device.live:
+            raise DeviceRemoved("this device has been removed from its account")
+        nonce: Nonce = (f"{auth.account}/{auth.device}", auth.nonce, now, max_skew)
+        if not (then is not None and nonce_in_then):
+            self.use_nonce(*nonce)
         try:
-            with self._write() as s:
-                s.add(NonceRow(device=device, nonce=nonce, time=now))
-                s.flush()
-                if secrets.randbelow(64) == 0:
-                    s.execute(delete(NonceRow).where(NonceRow.time < now - 2 * window))
-        except IntegrityError:
-            raise Forbidden("replayed request") from None
+            if account is not None and device.account != account:
+                raise Forbidden("this device belongs to another account")
+            if scope is not None and scope not in device.scopes:
+                raise Forbidden(f"this device does not have the {scope!r} scope")
+            if admin and device.role != "admin":
+                raise Forbidden("only an admin device may do this")
+            if then is None:
+                return device, None
+            return device, then(device, nonce if nonce_in_then else None)
+        except Replayed:
+            raise
+        except BaseException:
+            if nonce_in_then:
+                self.use_nonce(*nonce)
+            raise

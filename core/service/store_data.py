@@ -2,20 +2,93 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..chain import ChainState
 from ..errors import Conflict, Forbidden, FormatError, NotFound, QuotaExceeded
 from ..items import ItemVerifier, SealedItem
-from ._store_base import StoreBase
+from ._store_base import Nonce, StoreBase
+from .db import Prepared
 from .models import Account, CollectionSeqRow, ItemRow, RecordRow, SpoolRow
 
 __all__ = ["SPOOL_MAX_BODY", "DataStore", "SpoolMessage"]
+
+_ITEMS = cast(Table, ItemRow.__table__)
+_SEQS = cast(Table, CollectionSeqRow.__table__)
+_I = _ITEMS.c
+_UPDATE_ITEM = (
+    update(_ITEMS)
+    .where(
+        _I.account == bindparam("k_account"),
+        _I.collection == bindparam("k_coll"),
+        _I.item_id == bindparam("k_id"),
+    )
+    .values(
+        {
+            c: bindparam(c)
+            for c in ("version", "epoch", "ciphertext", "deleted", "seq", "writer", "signature")
+        }
+        | {"proof": bindparam("proof")}
+    )
+)
+
+_S = _SEQS.c
+_GET_SEQ = (
+    select(_S.seq, _S["items"], _S.bytes)
+    .where(_S.account == bindparam("a"), _S.collection == bindparam("c"))
+    .with_for_update()
+)
+_SET_SEQ = (
+    update(_SEQS)
+    .where(_S.account == bindparam("a"), _S.collection == bindparam("c"))
+    .values(seq=bindparam("seq"), items=bindparam("n"), bytes=bindparam("b"))
+)
+_TOTALS = select(
+    func.coalesce(func.sum(_S["items"]), 0), func.coalesce(func.sum(_S.bytes), 0)
+).where(_S.account == bindparam("a"))
+_CURRENT = select(_I.item_id, _I.version, func.length(_I.ciphertext)).where(
+    _I.account == bindparam("a"),
+    _I.collection == bindparam("c"),
+    _I.item_id.in_(bindparam("ids", expanding=True)),
+)
+
+_SPOOL = (
+    select(SpoolRow.id, SpoolRow.sender, SpoolRow.body, SpoolRow.created, SpoolRow.expires)
+    .where(
+        SpoolRow.account == bindparam("a"),
+        SpoolRow.channel == bindparam("c"),
+        SpoolRow.id > bindparam("after"),
+    )
+    .order_by(SpoolRow.id)
+    .limit(bindparam("limit"))
+)
+
+_CHANGES = (
+    select(
+        ItemRow.item_id,
+        ItemRow.version,
+        ItemRow.epoch,
+        ItemRow.ciphertext,
+        ItemRow.deleted,
+        ItemRow.seq,
+        ItemRow.writer,
+        ItemRow.signature,
+        ItemRow.proof,
+    )
+    .where(
+        ItemRow.account == bindparam("a"),
+        ItemRow.collection == bindparam("c"),
+        ItemRow.seq > bindparam("after"),
+    )
+    .order_by(ItemRow.seq)
+    .limit(bindparam("limit"))
+)
 
 SPOOL_MAX_BODY = 1024 * 1024
 """A spooled message's body at most: every spool write checks it (core's route, adapters')."""
@@ -33,25 +106,38 @@ class DataStore(StoreBase):
     """Items with versions and a per-account change sequence; spools; keyed records."""
 
     def put_items(
-        self, account: str, collection: str, items: Sequence[SealedItem], writer: str
+        self,
+        account: str,
+        collection: str,
+        items: Sequence[SealedItem],
+        writer: str,
+        nonce: Nonce | None = None,
     ) -> list[int]:
         """Store new versions written (and signed) by device ``writer``; each must be exactly
-        one above the stored one (0: new) and sealed under the collection's current epoch."""
+        one above the stored one (0: new) and sealed under the collection's current epoch.
+        ``nonce``: the request's, recorded in the same transaction."""
         if not items:
+            if nonce is not None:
+                self.use_nonce(*nonce)
             return []
-        with self._write() as s:
-            state = self._state(s, account)
-            return self._put_items(s, account, state, collection, items, {writer})
+        with self._write_core() as (conn, topics):
+            if nonce is not None:
+                self._record_nonce(conn, *nonce)
+            state = self._state(conn, account)
+            return self._put_items(conn, account, state, collection, items, {writer}, topics.add)
 
     def _put_items(
         self,
-        s: Session,
+        db: Session | Connection,
         account: str,
         state: ChainState,
         collection: str,
         items: Sequence[SealedItem],
         writers: set[str],
+        announce: Callable[[str], None],
     ) -> list[int]:
+        """Core statements only (a write of one item is the service's hottest write), on a
+        Core connection or inside an ORM session's transaction (bundles)."""
         ids = [i.id for i in items]
         if len(set(ids)) != len(ids):
             raise FormatError("the same item twice in one write")
@@ -61,76 +147,79 @@ class DataStore(StoreBase):
         verifier = ItemVerifier()
         for item in items:
             _check_item(state, coll.name, coll.current_epoch, item, writers, verifier)
-        counter = self._collection_seq(s, account, collection)
-        current = {
-            r.item_id: r
-            for chunk in _chunks(ids, 500)
-            for r in s.scalars(
-                select(ItemRow).where(
-                    ItemRow.account == account,
-                    ItemRow.collection == collection,
-                    ItemRow.item_id.in_(chunk),
-                )
-            )
-        }
+        seq, count, size = self._collection_seq(db, account, collection)
+        current: dict[str, tuple[int, int]] = {}
+        for chunk in _chunks(ids, 500):
+            for item_id, version, length in db.execute(
+                _CURRENT, {"a": account, "c": collection, "ids": list(chunk)}
+            ):
+                current[item_id] = (version, length)
         stale = [
-            i.id
-            for i in items
-            if i.version != (current[i.id].version + 1 if i.id in current else 1)
+            i.id for i in items if i.version != (current[i.id][0] + 1 if i.id in current else 1)
         ]
         if stale:
             raise Conflict(f"stale write for item {stale[0]} (sync first)")
-        self._check_item_quota(s, account, items, current)
         added, grown = _growth(items, current)
-        counter.items = (counter.items or 0) + added
-        counter.bytes = (counter.bytes or 0) + grown
-        seqs = []
+        self._check_item_quota(db, account, added, grown)
+        seqs, new, changed = [], [], []
         for item in items:
-            counter.seq += 1
-            seqs.append(counter.seq)
-            row = current.get(item.id)
-            if row is None:
-                row = ItemRow(account=account, collection=collection, item_id=item.id)
-                s.add(row)
-            row.version, row.epoch = item.version, item.epoch
-            row.ciphertext, row.deleted, row.seq = item.ciphertext, item.deleted, counter.seq
-            row.writer, row.signature, row.proof = item.writer, item.signature, item.proof
-        self._announce(s, f"items:{account}:{collection}")
+            seq += 1
+            seqs.append(seq)
+            row = {
+                "version": item.version,
+                "epoch": item.epoch,
+                "ciphertext": item.ciphertext,
+                "deleted": item.deleted,
+                "seq": seq,
+                "writer": item.writer,
+                "signature": item.signature,
+                "proof": item.proof,
+            }
+            if item.id in current:
+                changed.append({**row, "k_account": account, "k_coll": collection, "k_id": item.id})
+            else:
+                new.append(
+                    {**row, "account": account, "collection": collection, "item_id": item.id}
+                )
+        if new:
+            db.execute(insert(_ITEMS), new)
+        if changed:
+            db.execute(_UPDATE_ITEM, changed)
+        db.execute(
+            update(_SEQS)
+            .where(CollectionSeqRow.account == account, CollectionSeqRow.collection == collection)
+            .values(seq=seq, items=count + added, bytes=size + grown)
+        )
+        announce(f"items:{account}:{collection}")
         return seqs
 
-    def _collection_seq(self, s: Session, account: str, collection: str) -> CollectionSeqRow:
-        """The collection's change counter, locked until the commit (created at 0)."""
-        row = s.get(CollectionSeqRow, (account, collection), with_for_update=True)
+    def _collection_seq(
+        self, db: Session | Connection, account: str, collection: str
+    ) -> tuple[int, int, int]:
+        """The collection's change counter (seq, items, bytes), locked until the commit
+        (created at 0)."""
+        key = {"a": account, "c": collection}
+        row = db.execute(_GET_SEQ, key).first()
         if row is None:
             try:
-                with s.begin_nested():
-                    s.add(
-                        CollectionSeqRow(
+                with db.begin_nested():
+                    db.execute(
+                        insert(_SEQS).values(
                             account=account, collection=collection, seq=0, items=0, bytes=0
                         )
                     )
             except IntegrityError:  # another writer created it first: take its lock
                 pass
-            row = s.get(
-                CollectionSeqRow,
-                (account, collection),
-                with_for_update=True,
-                populate_existing=True,
-            )
+            row = db.execute(_GET_SEQ, key).first()
             if row is None:  # pragma: no cover - the row was just created
                 raise Conflict("the collection moved on meanwhile; retry")
-        return row
+        seq, count, size = row
+        return seq, count or 0, size or 0
 
     def _check_item_quota(
-        self, s: Session, account: str, items: Sequence[SealedItem], current: dict[str, ItemRow]
+        self, db: Session | Connection, account: str, added: int, grown: int
     ) -> None:
-        count, size = s.execute(
-            select(
-                func.coalesce(func.sum(CollectionSeqRow.items), 0),
-                func.coalesce(func.sum(CollectionSeqRow.bytes), 0),
-            ).where(CollectionSeqRow.account == account)
-        ).one()
-        added, grown = _growth(items, current)
+        count, size = db.execute(_TOTALS, {"a": account}).one()
         count, size = count + added, size + grown
         cfg = self.config
         if count > cfg.quota_items:
@@ -146,31 +235,26 @@ class DataStore(StoreBase):
             )
 
     def changes(self, account: str, collection: str, after: int, limit: int) -> list[SealedItem]:
-        with self._sessions() as s:
-            rows = s.scalars(
-                select(ItemRow)
-                .where(
-                    ItemRow.account == account,
-                    ItemRow.collection == collection,
-                    ItemRow.seq > after,
-                )
-                .order_by(ItemRow.seq)
-                .limit(limit)
+        # a Core select (no ORM identity map): the hottest read of the service
+        if self._changes_read is None:
+            self._changes_read = Prepared(_CHANGES, self.engine)
+        rows = self._changes_read.all(
+            {"a": account, "c": collection, "after": after, "limit": limit}
+        )
+        return [
+            SealedItem(
+                item_id,
+                version,
+                epoch,
+                bytes(ciphertext),
+                bool(deleted),
+                seq,
+                writer,
+                bytes(signature),
+                bytes(proof),
             )
-            return [
-                SealedItem(
-                    r.item_id,
-                    r.version,
-                    r.epoch,
-                    r.ciphertext,
-                    r.deleted,
-                    r.seq,
-                    r.writer,
-                    r.signature,
-                    r.proof,
-                )
-                for r in rows
-            ]
+            for item_id, version, epoch, ciphertext, deleted, seq, writer, signature, proof in rows
+        ]
 
     # ------------------------------------------------------------------- spool
     def spool_put(
@@ -191,11 +275,16 @@ class DataStore(StoreBase):
         messages: Sequence[tuple[str, bytes]],
         now: int,
         expires: int | None = None,
+        *,
+        nonce: Nonce | None = None,
     ) -> list[int]:
-        """Deliver to several accounts' spools in one transaction: all or none."""
+        """Deliver to several accounts' spools in one transaction: all or none (``nonce``:
+        the request's, recorded in the same transaction)."""
         if any(len(body) > SPOOL_MAX_BODY for _, body in messages):
             raise FormatError("spool messages are 1 MiB at most")
         with self._write() as s:
+            if nonce is not None:
+                self._record_nonce(s, *nonce)
             # Ids of one spool must be handed out in commit order, or a reader waiting
             # "after" a newer id would skip an older one that commits later (PostgreSQL).
             for account in sorted({a for a, _ in messages}):
@@ -241,20 +330,16 @@ class DataStore(StoreBase):
     def spool_get(
         self, account: str, channel: str, after: int, limit: int, now: int
     ) -> list[SpoolMessage]:
-        with self._sessions() as s:
-            rows = s.scalars(
-                select(SpoolRow)
-                .where(
-                    SpoolRow.account == account, SpoolRow.channel == channel, SpoolRow.id > after
-                )
-                .order_by(SpoolRow.id)
-                .limit(limit)
-            )
-            return [
-                SpoolMessage(r.id, r.sender, r.body, r.created)
-                for r in rows
-                if r.expires is None or r.expires > now
-            ]
+        # one SELECT on the driver's cursor: every long poll runs it when it starts and when
+        # it is woken
+        if self._spool_read is None:
+            self._spool_read = Prepared(_SPOOL, self.engine)
+        rows = self._spool_read.all({"a": account, "c": channel, "after": after, "limit": limit})
+        return [
+            SpoolMessage(msg_id, sender, bytes(body), created)
+            for msg_id, sender, body, created, expires in rows
+            if expires is None or expires > now
+        ]
 
     def spool_delete(self, account: str, channel: str, message_id: int) -> bool:
         with self._write() as s:
@@ -348,12 +433,11 @@ def _check_item(
         raise Forbidden(f"only admin devices write {collection}")
 
 
-def _growth(items: Sequence[SealedItem], current: dict[str, ItemRow]) -> tuple[int, int]:
-    """How many items a write adds, and how many ciphertext bytes."""
+def _growth(items: Sequence[SealedItem], current: dict[str, tuple[int, int]]) -> tuple[int, int]:
+    """How many items a write adds, and how many ciphertext bytes (``current``: the stored
+    version and ciphertext size of each item written over)."""
     added = sum(1 for i in items if i.id not in current)
-    grown = sum(
-        len(i.ciphertext) - (len(current[i.id].ciphertext) if i.id in current else 0) for i in items
-    )
+    grown = sum(len(i.ciphertext) - (current[i.id][1] if i.id in current else 0) for i in items)
     return added, grown
 
 

@@ -131,6 +131,7 @@ PUBLIC = {
         "Confirmer",
         "KeystoreSlot",
         "RecordNamespace",
+        "RequestNonce",
         "RouteClient",
         "ServiceCapabilities",
         "ServiceChannel",

@@ -155,6 +155,18 @@ def test_replayed_write_is_refused_and_changes_nothing(
     assert snapshot(svc, alice.account) == before
 
 
+def test_refused_write_cannot_be_replayed_later(svc: InProcessService, alice: Device) -> None:
+    """A write records its nonce in its own transaction; when the write is refused (here
+    a bad body) the nonce is still recorded, so the same signed request is a replay."""
+    body = b'{"items": "not a list"}'
+    headers = signed(alice, "POST", items_path(alice), body)
+    with svc.http() as http:
+        first = http.post(items_path(alice), content=body, headers=headers)
+        assert first.status_code == 400, first.text
+        again = http.post(items_path(alice), content=body, headers=headers)
+    assert again.status_code == 403 and "replay" in again.json()["message"]
+
+
 @pytest.mark.parametrize("skew", [-121, 121, -3600])
 def test_stale_timestamp_is_refused(svc: InProcessService, alice: Device, skew: int) -> None:
     body = put_body(alice)

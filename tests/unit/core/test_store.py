@@ -6,6 +6,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -734,6 +735,43 @@ def test_replayed_nonce_is_refused(a: Acct) -> None:
         a.store.use_nonce("x/dev", "n1", NOW + 5, 120)
 
 
+def test_nonces_committed_together_still_refuse_every_replay(a: Acct) -> None:
+    """Nonces are group-committed: many threads on two stores (two processes' worth) on one
+    database, each nonce sent by several of them at once: exactly one use of each nonce is
+    accepted, whichever batch or store it went through; the others are refused as replays,
+    and every accepted one is in the database."""
+    import threading
+
+    stores = [a.store, Store(a.store.engine)]
+    nonces = [f"c{i}" for i in range(40)]
+    outcomes: list[tuple[str, bool]] = []
+    lock = threading.Lock()
+    start = threading.Barrier(16)
+
+    def worker(k: int) -> None:
+        start.wait()
+        for n in nonces:
+            try:
+                stores[k % 2].use_nonce("x/dev", n, NOW, 120)
+                ok = True
+            except Forbidden as e:
+                assert "replay" in str(e)
+                ok = False
+            with lock:
+                outcomes.append((n, ok))
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(outcomes) == 16 * len(nonces)
+    assert sorted(n for n, ok in outcomes if ok) == sorted(nonces)
+    for n in nonces:  # committed: a later use, by either store, is a replay
+        with pytest.raises(Forbidden):
+            stores[1].use_nonce("x/dev", n, NOW + 1, 120)
+
+
 # ------------------------------------------------------------------------------ pairing
 def _pairing(a: Acct, name: str = "phone") -> tuple[DeviceKeys, str, str]:
     keys = DeviceKeys.generate()
@@ -1035,3 +1073,19 @@ def test_item_and_spool_quotas_refuse_with_the_limit_named(a: Acct) -> None:
         s.spool_put(a.name, "inbox", "x", b"1", NOW)
     assert e.value.limit == "quota_spool_messages"
     assert len(s.spool_get(a.name, "inbox", 0, 10, NOW)) == 2
+
+
+def test_statements_on_the_driver_cursor_fail_as_sqlalchemy_errors(tmp_path: Path) -> None:
+    """The hot reads run on the driver's own cursor; a driver error still comes out as
+    SQLAlchemy's (the service answers 503 for those) and the connection leaves the pool."""
+    from keystead.core.service.db import Prepared, make_engine
+    from keystead.core.service.models import NonceRow
+    from sqlalchemy import bindparam, select
+    from sqlalchemy.exc import OperationalError
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'empty.sqlite'}")  # no schema: no table
+    read = Prepared(select(NonceRow.nonce).where(NonceRow.device == bindparam("d")), engine)
+    with pytest.raises(OperationalError, match="no such table"):
+        read.all({"d": "x"})
+    assert engine.pool.checkedout() == 0
+    engine.dispose()
