@@ -126,3 +126,31 @@ def test_an_import_over_a_format_1_list_needs_no_extra_step(acct: Any, tmp_path:
     listed = run_ak(acct, tmp_path / "cache")
     assert listed.returncode == 0 and listed.stderr == "", listed.stderr
     assert imported.public.line().split()[1] in listed.stdout
+
+
+def test_a_list_the_account_key_did_not_sign_lists_no_imported_key(
+    acct: Any, tmp_path: Path
+) -> None:
+    """A service (or whoever writes its database) stores a list naming its own key, signed by
+    a key of its own under the account's current signer label: readers list device keys only
+    and say why, in one line."""
+    from keystead.adapters.ssh._published import sign_published
+    from keystead.core import SigningKey
+
+    mine = generate_device_key("mallory")
+    forged = sign_published(SigningKey(bytes(32)), 0, acct.name, 99, 1, [mine.public])
+    engine = make_engine(acct.service.database_url)
+    try:
+        Store(engine).record_put(
+            acct.name, "ssh", "published-keys", canonical_json(forged.to_json()), 1
+        )
+    finally:
+        engine.dispose()
+    listed = run_ak(acct, tmp_path / "cache")
+    assert listed.returncode == 0, listed.stderr
+    assert mine.public.line().split()[1] not in listed.stdout
+    assert len(listed.stdout.splitlines()) == 1
+    assert listed.stderr.splitlines() == [
+        "the imported ssh keys' list does not verify against the account key: "
+        "listing device keys only"
+    ]
