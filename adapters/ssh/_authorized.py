@@ -38,13 +38,14 @@ from keystead.core import (
     RateLimited,
     RollbackDetected,
     ServiceError,
+    UnsupportedVersion,
     VerificationError,
     atomic_write,
 )
 from keystead.core.chain import SignedEntry, check_head, verify_chain
 
 from ._keys import PublicKey, authorized_keys_line
-from ._published import PublishedKeys, verify_published
+from ._published import OlderAccountKey, PublishedKeys, verify_published
 
 log = logging.getLogger("keystead.ssh")
 
@@ -159,25 +160,38 @@ def _read_cache(file: Path, account: str) -> dict[str, Any] | None:
     return obj
 
 
-def _current_list(state: ChainState, raw: object, account: str) -> PublishedKeys | None:
+def _current_list(
+    state: ChainState, raw: object, account: str, *, cached: bool = False
+) -> PublishedKeys | None:
     """The imported keys' list if the current account key signed it. One signed by an older
     key (an admin removal rotated it; an admin publishes again) counts as no list: the
-    removed admin still holds that key."""
+    removed admin still holds that key. So does one of format 1 (from before the signed
+    envelope), with a line telling the admin to run ``keystead ssh publish``: it never lists
+    a key, so dropping its ``seq`` lets no removed key back (every later list counts on from
+    it)."""
     try:
-        return verify_published(state.signing_key, raw, account=account)
-    except InvalidSignature:
+        return verify_published(state.signing_key, state.key_generation, raw, account=account)
+    except OlderAccountKey:
         log.warning(
             "the imported ssh keys' list is signed by an older account key: "
             "listing device keys only until an admin device publishes it again"
         )
-        return None
+    except InvalidSignature:
+        log.warning(
+            "the imported ssh keys' list does not verify against the account key: "
+            "listing device keys only"
+        )
+    except UnsupportedVersion as e:
+        if not cached:  # a cached one is dropped quietly: the service is asked next
+            log.warning("%s; listing device keys only until then", e)
+    return None
 
 
 def _verify_cached(obj: dict[str, Any], account: str) -> _Cached:
     entries = [SignedEntry.from_json(e) for e in obj.get("chain", [])]
     state = verify_chain(entries, account=account)
     pub = obj.get("published")
-    published = None if pub is None else _current_list(state, pub, account)
+    published = None if pub is None else _current_list(state, pub, account, cached=True)
     at = obj.get("verified_at") if obj.get("v") == CACHE_VERSION else None
     if at is not None and (isinstance(at, bool) or not isinstance(at, (int, float))):
         raise FormatError("the ssh cache has a bad verification time")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from keystead.core import Conflict, Forbidden, InvalidSignature, NotFound
+from keystead.core import Conflict, Forbidden, InvalidSignature, NotFound, UnsupportedVersion
 from keystead.core.client import path
 
 from ._device import SshItems
@@ -18,16 +18,19 @@ __all__ = ["current_published", "publish_imported", "require_admin_secrets"]
 
 
 def current_published(device: Device) -> PublishedKeys | None:
-    """The published list, verified with the current account key; None if there is none or
-    it was signed by an older key (an admin removal rotated it: publish again)."""
+    """The published list, verified with the current account key; None if there is none,
+    it was signed by an older key (an admin removal rotated it) or it is of format 1: publish
+    again."""
     state = device.chain(refresh=False)
     try:
         raw = device.client.get(path("ssh", device.account, "published-keys"), signed=False)
     except NotFound:
         return None
     try:
-        return verify_published(state.signing_key, raw, account=device.account)
-    except InvalidSignature:
+        return verify_published(
+            state.signing_key, state.key_generation, raw, account=device.account
+        )
+    except (InvalidSignature, UnsupportedVersion):
         return None
 
 
@@ -50,12 +53,15 @@ def require_admin_secrets(device: Device) -> AccountSecrets:
 
 
 def publish_imported(device: Device, items: SshItems) -> PublishedKeys:
-    """Sign the list of every imported key's public half with a higher ``seq``; store it."""
+    """Sign the list of every imported key's public half with a higher ``seq``; store it.
+    The ``seq`` continues from whatever is stored, even a list of format 1 or one signed by
+    an older account key, so readers that verified those see it count up."""
     secrets = require_admin_secrets(device)
     keys = [k.key.public for k in items.served_keys()]
     for _ in range(3):
         new = sign_published(
             secrets.account_key,
+            secrets.key_generation,
             device.account,
             _published_seq(device) + 1,
             int(device.clock()),

@@ -39,11 +39,13 @@ def ssh_router(ctx: ServiceContext) -> APIRouter:
     async def put_published(account: str, request: Request) -> dict[str, Any]:
         await ctx.authenticate(request, account=account, admin=True)
         state = store.chain_state(account)
-        new = verify_published(state.signing_key, await ctx.json_body(request), account=account)
+        new = verify_published(
+            state.signing_key, state.key_generation, await ctx.json_body(request), account=account
+        )
         raw = store.record_get(account, NAMESPACE, KEY)
         if raw is not None:
             # The stored list was checked when stored; after an account key rotation it is
-            # signed by the old key, and only its seq matters here.
+            # signed by the old key, or it may be of format 1: only its seq matters here.
             old_seq = published_seq(json.loads(raw))
             if new.seq <= old_seq:
                 raise Conflict(f"published ssh keys: seq {new.seq} is not after {old_seq}")

@@ -20,7 +20,15 @@ from keystead.adapters.ssh._items import (
 )
 from keystead.adapters.ssh._keys import generate_device_key
 from keystead.adapters.ssh._known_hosts import parse_known_hosts
-from keystead.adapters.ssh._published import sign_published, verify_published
+from keystead.adapters.ssh._published import (
+    MAX_KEYS,
+    OLD_FORMAT,
+    PURPOSE_PUBLISHED,
+    OlderAccountKey,
+    published_seq,
+    sign_published,
+    verify_published,
+)
 from keystead.core import (
     FormatError,
     InvalidSignature,
@@ -30,27 +38,54 @@ from keystead.core import (
     b64e,
     canonical_json,
 )
+from keystead.core.envelope import SignedEnvelope
 
 ACCOUNT_KEY = SigningKey(bytes(range(32)))
 
 
 def test_published_round_trip_and_order() -> None:
     keys = [generate_device_key(f"k{i}").public for i in range(3)]
-    pub = sign_published(ACCOUNT_KEY, "alice", 7, 1_700_000_000, keys)
-    again = verify_published(ACCOUNT_KEY.verify_key, pub.to_json(), account="alice")
+    pub = sign_published(ACCOUNT_KEY, 0, "alice", 7, 1_700_000_000, keys)
+    again = verify_published(ACCOUNT_KEY.verify_key, 0, pub.to_json(), account="alice")
     assert again.seq == 7 and set(again.keys) == set(keys)
     assert [k.line() for k in again.keys] == sorted(k.line() for k in keys)
+    # On the wire: the core's signed envelope, signer naming the account-key generation,
+    # body the canonical version 2 document.
+    wire = pub.to_json()
+    assert set(wire) == {"v", "purpose", "signer", "body", "sig"}
+    assert (wire["v"], wire["purpose"], wire["signer"]) == (
+        1,
+        "keystead/v2/ssh/published-keys",
+        "account-key/0",
+    )
+    body = json.loads(b64d(wire["body"]))
+    assert body["v"] == 2 and body["seq"] == 7 and canonical_json(body) == b64d(wire["body"])
+    assert published_seq(wire) == 7
 
 
-def _resign(body: dict[str, object], key: SigningKey = ACCOUNT_KEY) -> dict[str, str]:
-    doc = canonical_json(body)
-    return {"doc": b64e(doc), "sig": b64e(key.sign("keystead/v1/ssh/published-keys", doc))}
+def _resign(
+    body: dict[str, object], key: SigningKey = ACCOUNT_KEY, signer: str = "account-key/0"
+) -> dict[str, object]:
+    return _wire(
+        SignedEnvelope.sign(
+            key, purpose=PURPOSE_PUBLISHED, signer=signer, body=canonical_json(body)
+        ).to_bytes()
+    )
+
+
+def _wire(raw: bytes) -> dict[str, object]:
+    obj: dict[str, object] = json.loads(raw)
+    return obj
+
+
+BODY: dict[str, object] = {"v": 2, "account": "alice", "seq": 1, "time": 1, "keys": []}
 
 
 @pytest.mark.parametrize(
     "change, error",
     [
-        ({"v": 2}, UnsupportedVersion),
+        ({"v": 1}, UnsupportedVersion),
+        ({"v": 3}, UnsupportedVersion),
         ({"account": "mallory"}, FormatError),
         ({"seq": 0}, FormatError),
         ({"seq": True}, FormatError),
@@ -60,25 +95,76 @@ def _resign(body: dict[str, object], key: SigningKey = ACCOUNT_KEY) -> dict[str,
     ],
 )
 def test_published_rejects_bad_documents(change: dict[str, object], error: type) -> None:
-    body: dict[str, object] = {"v": 1, "account": "alice", "seq": 1, "time": 1, "keys": []}
     with pytest.raises(error):
-        verify_published(ACCOUNT_KEY.verify_key, _resign({**body, **change}), account="alice")
+        verify_published(ACCOUNT_KEY.verify_key, 0, _resign({**BODY, **change}), account="alice")
 
 
-def test_published_signature_is_bound_to_the_account_key_and_purpose() -> None:
-    pub = sign_published(ACCOUNT_KEY, "alice", 1, 1, []).to_json()
+def test_published_body_must_be_canonical_and_within_the_size_cap() -> None:
+    loose = json.dumps(BODY, indent=1).encode()
+    env = SignedEnvelope.sign(
+        ACCOUNT_KEY, purpose=PURPOSE_PUBLISHED, signer="account-key/0", body=loose
+    )
+    with pytest.raises(FormatError, match="canonical"):
+        verify_published(ACCOUNT_KEY.verify_key, 0, _wire(env.to_bytes()), account="alice")
+    big = {**BODY, "keys": ["x" * 300_000]}
+    with pytest.raises(FormatError, match="too large"):
+        verify_published(ACCOUNT_KEY.verify_key, 0, _resign(big), account="alice")
+    too_many = [generate_device_key(f"k{i}").public for i in range(MAX_KEYS + 1)]
+    with pytest.raises(FormatError, match="at most"):
+        sign_published(ACCOUNT_KEY, 0, "alice", 1, 1, too_many)
+
+
+def test_published_signature_is_bound_to_the_account_key_purpose_and_generation() -> None:
+    pub = sign_published(ACCOUNT_KEY, 1, "alice", 1, 1, []).to_json()
     other = SigningKey(bytes(32))
     with pytest.raises(InvalidSignature):
-        verify_published(other.verify_key, pub, account="alice")
-    doc = b64d(pub["doc"])
-    wrong_purpose = {"doc": pub["doc"], "sig": b64e(ACCOUNT_KEY.sign("keystead/v1/other", doc))}
+        verify_published(other.verify_key, 1, pub, account="alice")
+    body = b64d(str(pub["body"]))
+    wrong_purpose = _wire(
+        SignedEnvelope.sign(
+            ACCOUNT_KEY, purpose="keystead/v2/other", signer="account-key/1", body=body
+        ).to_bytes()
+    )
+    with pytest.raises(FormatError, match="expected"):
+        verify_published(ACCOUNT_KEY.verify_key, 1, wrong_purpose, account="alice")
+    tampered = {**pub, "body": b64e(body.replace(b'"seq":1', b'"seq":2'))}
     with pytest.raises(InvalidSignature):
-        verify_published(ACCOUNT_KEY.verify_key, wrong_purpose, account="alice")
-    tampered = {"doc": b64e(doc.replace(b'"seq":1', b'"seq":2')), "sig": pub["sig"]}
+        verify_published(ACCOUNT_KEY.verify_key, 1, tampered, account="alice")
+    relabelled = {**pub, "signer": "account-key/2"}  # the signer is signed too
     with pytest.raises(InvalidSignature):
-        verify_published(ACCOUNT_KEY.verify_key, tampered, account="alice")
+        verify_published(ACCOUNT_KEY.verify_key, 2, relabelled, account="alice")
     with pytest.raises(FormatError):
-        verify_published(ACCOUNT_KEY.verify_key, {**pub, "x": "y"}, account="alice")
+        verify_published(ACCOUNT_KEY.verify_key, 1, {**pub, "x": "y"}, account="alice")
+    with pytest.raises(FormatError, match="signer"):
+        verify_published(ACCOUNT_KEY.verify_key, 1, _resign(BODY, signer="alice"), account="alice")
+
+
+def test_a_list_signed_by_a_rotated_account_key_is_refused_as_older() -> None:
+    """After an admin removal (generation 0 -> 1) the removed admin still holds the old key:
+    what it signs, even naming the new generation, never verifies."""
+    old = sign_published(ACCOUNT_KEY, 0, "alice", 5, 1, []).to_json()
+    new_key = SigningKey(bytes(range(1, 33)))
+    with pytest.raises(OlderAccountKey):
+        verify_published(new_key.verify_key, 1, old, account="alice")
+    forged = _resign({**BODY, "seq": 6}, signer="account-key/1")  # old key, new label
+    with pytest.raises(InvalidSignature) as e:
+        verify_published(new_key.verify_key, 1, forged, account="alice")
+    assert not isinstance(e.value, OlderAccountKey)
+    ahead = _resign(BODY, key=new_key, signer="account-key/2")
+    with pytest.raises(InvalidSignature):
+        verify_published(new_key.verify_key, 1, ahead, account="alice")
+    # its seq is still read, unverified, so the next publication counts on from it
+    assert published_seq(old) == 5
+
+
+def test_a_version_1_list_is_refused_with_a_hint_but_its_seq_still_counts() -> None:
+    doc = canonical_json({"v": 1, "account": "alice", "seq": 9, "time": 1, "keys": []})
+    v1 = {"doc": b64e(doc), "sig": b64e(ACCOUNT_KEY.sign("keystead/v1/ssh/published-keys", doc))}
+    with pytest.raises(UnsupportedVersion) as e:
+        verify_published(ACCOUNT_KEY.verify_key, 0, v1, account="alice")
+    assert str(e.value) == OLD_FORMAT and "\n" not in OLD_FORMAT
+    assert "keystead ssh publish" in OLD_FORMAT
+    assert published_seq(v1) == 9
 
 
 def test_key_item_round_trip_and_id_binding() -> None:
