@@ -2,11 +2,15 @@
 
 A relying party (RP) creates a :class:`Prompt`; the wiring encrypts its bytes
 to the account's ``confirm`` collection, so the service never reads it. A
-device answers with :func:`answer_prompt`, signing the request id, the digest
-of the *exact* prompt bytes, the RP name, the decision, the number picked, the
-time and its device id. The RP calls :func:`verify_answer` with its own copy of
-the prompt and the keys of the devices live *now*, so a removed device's answer
-fails even when its signature is good. Formats: docs/second_factor.md.
+device answers with :func:`answer_prompt`: a core signed envelope
+(:class:`keystead.core.envelope.SignedEnvelope`, purpose :data:`PURPOSE_ANSWER`,
+signer its device id) whose body names the request id, the digest of the
+*exact* prompt bytes, the RP name, the decision, the number picked, the time
+and the device id. An answer of format 1 (the adapter's own signed object
+before the envelope) is refused with :data:`OLD_ANSWER_FORMAT`. The RP calls
+:func:`verify_answer` with its own copy of the prompt and the keys of the devices
+live *now*, so a removed device's answer fails even when its signature is good.
+Formats: docs/second_factor.md.
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ import random
 from collections.abc import Callable, Mapping, MutableSet
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
-from keystead.core import b64d, b64e, canonical_json
+from keystead.core import b64d, b64e, canonical_json, parse_json_object
 from keystead.core.crypto import SigningKey, VerifyKey
-from keystead.core.errors import FormatError, VerificationError
+from keystead.core.envelope import SignedEnvelope
+from keystead.core.errors import FormatError, UnsupportedVersion, VerificationError
 
 from ._prompt import (
     MAX_CHOICES,
@@ -28,12 +34,9 @@ from ._prompt import (
     MIN_CHOICES,
     NUMBERS,
     REQUEST_ID_BYTES,
-    VERSION,
     Prompt,
     check_int,
-    check_keys,
     check_text,
-    parse_canonical,
 )
 
 __all__ = [
@@ -55,10 +58,17 @@ __all__ = [
     "verify_answer",
 ]
 
-PURPOSE_ANSWER = "keystead/v1/confirm/answer"
-ANSWER_TYPE = "keystead/v1/confirm/answer-body"
+PURPOSE_ANSWER = "keystead/v2/confirm/answer"
+ANSWER_TYPE = "keystead/v2/confirm/answer-body"
+ANSWER_VERSION = 2
 MAX_DEVICE_ID_CHARS = 200
 MAX_ANSWER_BYTES = 4096
+_ANSWER_KEYS = {"v", "type", "id", "prompt", "rp", "decision", "number", "at", "device"}
+_OLD_ANSWER_KEYS = {"v", "device", "body", "sig"}
+OLD_ANSWER_FORMAT = (
+    "confirmation answer of format 1, which this Keystead no longer reads: the answering "
+    "device must upgrade Keystead and answer again"
+)
 
 
 class InvalidChoice(FormatError):
@@ -137,7 +147,7 @@ def answer_prompt(
         raise InvalidChoice("pick one of the numbers offered")
     body = canonical_json(
         {
-            "v": VERSION,
+            "v": ANSWER_VERSION,
             "type": ANSWER_TYPE,
             "id": prompt.request_id,
             "prompt": b64e(hashlib.sha256(prompt_bytes).digest()),
@@ -148,8 +158,47 @@ def answer_prompt(
             "device": device_id,
         }
     )
-    sig = signing_key.sign(PURPOSE_ANSWER, body)
-    return canonical_json({"v": VERSION, "device": device_id, "body": b64e(body), "sig": b64e(sig)})
+    signed = SignedEnvelope.sign(signing_key, purpose=PURPOSE_ANSWER, signer=device_id, body=body)
+    return signed.to_bytes()
+
+
+def parse_answer(answer_bytes: bytes) -> SignedEnvelope:
+    """Parse an answer's envelope strictly (canonical, bounded); nothing is verified yet.
+    Its ``signer`` is the answering device id: the key to verify with. An answer of
+    format 1 is refused with :data:`OLD_ANSWER_FORMAT`."""
+    if not isinstance(answer_bytes, bytes | bytearray):
+        raise TypeError("expected bytes")
+    if len(answer_bytes) > MAX_ANSWER_BYTES:
+        raise FormatError("answer: too large")
+    answer_bytes = bytes(answer_bytes)
+    outer = parse_json_object(answer_bytes, what="answer")
+    if set(outer) == _OLD_ANSWER_KEYS and outer.get("v") == 1:
+        raise UnsupportedVersion(OLD_ANSWER_FORMAT)
+    signed = SignedEnvelope.from_bytes(answer_bytes, purpose=PURPOSE_ANSWER)
+    if signed.to_bytes() != answer_bytes:
+        raise FormatError("answer: not in canonical form")
+    return signed
+
+
+def open_answer(signed: SignedEnvelope, key: VerifyKey) -> dict[str, Any]:
+    """Verify the envelope with the signer's key, then parse its body strictly: canonical,
+    version :data:`ANSWER_VERSION`, exact fields, naming the same device as the envelope."""
+    body_bytes = signed.verify(key)
+    if len(body_bytes) > MAX_ANSWER_BYTES:
+        raise FormatError("answer body: too large")
+    body = parse_json_object(body_bytes, what="answer body")
+    if canonical_json(body) != body_bytes:
+        raise FormatError("answer body: not in canonical form")
+    if body.get("v") != ANSWER_VERSION:
+        raise UnsupportedVersion(
+            f"answer body of version {body.get('v')!r}; this Keystead reads version "
+            f"{ANSWER_VERSION}"
+        )
+    if set(body) != _ANSWER_KEYS or body.get("type") != ANSWER_TYPE:
+        raise FormatError("answer body: unexpected fields")
+    if body["device"] != signed.signer:
+        raise FormatError("the answer names two devices")
+    return body
 
 
 UsedRequests = MutableSet[str] | Callable[[str], bool]
@@ -180,20 +229,11 @@ def verify_answer(
     per id (an atomic insert in the caller's store). It is consulted last, so
     a rejected answer does not burn the request.
     """
-    outer = parse_canonical(answer_bytes, MAX_ANSWER_BYTES, "answer")
-    check_keys(outer, {"v", "device", "body", "sig"}, "")
-    device_id = outer["device"]
-    if not isinstance(device_id, str) or device_id not in device_keys:
+    signed = parse_answer(answer_bytes)
+    device_id = signed.signer
+    if device_id not in device_keys:
         raise DeviceNotLive("the answering device is not live with the confirm scope")
-    body_bytes = b64d(outer["body"], what="answer body")
-    sig = b64d(outer["sig"], size=64, what="signature")
-    device_keys[device_id].verify(PURPOSE_ANSWER, body_bytes, sig)
-
-    body = parse_canonical(body_bytes, MAX_ANSWER_BYTES, "answer body")
-    keys = {"v", "type", "id", "prompt", "rp", "decision", "number", "at", "device"}
-    check_keys(body, keys, ANSWER_TYPE)
-    if body["device"] != device_id:
-        raise FormatError("the answer names two devices")
+    body = open_answer(signed, device_keys[device_id])
     prompt = Prompt.from_bytes(prompt_bytes)
     digest = hashlib.sha256(prompt_bytes).digest()
     signed_digest = b64d(body["prompt"], size=32, what="prompt digest")

@@ -17,12 +17,11 @@ import secrets
 from typing import Any
 
 from fastapi import APIRouter, Request
-from keystead.core import b64d, b64e, canonical_json, parse_json_object
+from keystead.core import b64d, b64e, canonical_json
 from keystead.core.capabilities import RecordNamespace, ServiceCapabilities, ServiceChannel
 from keystead.core.errors import Conflict, Forbidden, FormatError, NotFound
 
-from ._confirm_protocol import PURPOSE_ANSWER, Decision
-from ._prompt import parse_canonical
+from ._confirm_protocol import Decision, open_answer, parse_answer
 from ._wire import (
     CHANNEL,
     NS_ANSWER,
@@ -249,12 +248,10 @@ def _check_answer(
 ) -> dict[str, Any]:
     """What the service can check without the prompt: signer, request and RP.
     (The RP checks everything again, with the prompt, against the account chain.)"""
-    outer = parse_canonical(answer, 4096, "answer")
-    if set(outer) != {"v", "device", "body", "sig"} or outer["device"] != device_id:
+    signed = parse_answer(answer)  # the same envelope and body checks as the RP's
+    if signed.signer != device_id:
         raise FormatError("the answer must be signed by the device that sends it")
-    body_bytes = b64d(outer["body"], what="answer body")
-    key.verify(PURPOSE_ANSWER, body_bytes, b64d(outer["sig"], size=64, what="signature"))
-    body = parse_json_object(body_bytes, what="answer body")
+    body = open_answer(signed, key)
     if body.get("id") != request_id or body.get("rp") != rp:
         raise FormatError("the answer is for another request")
     if body.get("decision") not in {d.value for d in Decision}:

@@ -3,6 +3,7 @@ and the account's devices answering through the real CLI (and the Python API).""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import time
@@ -35,8 +36,10 @@ from keystead.core import (
     Forbidden,
     FormatError,
     NotFound,
+    UnsupportedVersion,
     b64d,
     b64e,
+    canonical_json,
     seal_to_key,
 )
 
@@ -197,6 +200,50 @@ def test_replayed_answers_are_refused(world):
                 f"/confirm/{phone.account}/requests/{second.request_id}/answer",
                 {"answer": b64e(answer)},
             )
+
+
+def _old_format_answer(dev, pending):
+    """An answer as Keystead made it before the core signed envelope (format 1)."""
+    body = canonical_json(
+        {
+            "v": 1,
+            "type": "keystead/v1/confirm/answer-body",
+            "id": pending.request_id,
+            "prompt": b64e(hashlib.sha256(pending.prompt_bytes).digest()),
+            "rp": pending.prompt.rp,
+            "decision": "approve",
+            "number": None,
+            "at": int(time.time()),
+            "device": dev.device_id,
+        }
+    )
+    sig = dev.keys.signing.sign("keystead/v1/confirm/answer", body)
+    return canonical_json({"v": 1, "device": dev.device_id, "body": b64e(body), "sig": b64e(sig)})
+
+
+def test_old_format_and_foreign_signer_answers_are_refused(world):
+    # A device (here the phone, live with the confirm scope) posts answers the service must
+    # refuse: one of format 1, and a good envelope naming another device as its signer.
+    with _client(world) as rp, opened(world.phone) as phone, opened(world.account.admin) as lap:
+        pending = rp.start("Envelope check", lifetime=60, number_matching=False)
+        old = _old_format_answer(phone, pending)
+        with pytest.raises(UnsupportedVersion) as e:
+            phone.client.post(
+                f"/confirm/{phone.account}/requests/{pending.request_id}/answer",
+                {"answer": b64e(old)},
+            )
+        assert "format 1" in str(e.value) and "upgrade" in str(e.value)
+        with pytest.raises(UnsupportedVersion):  # nor does the RP count one
+            rp.verify(pending, old)
+        with pytest.raises(FormatError, match="signed by the device that sends it"):
+            phone.client.post(
+                f"/confirm/{phone.account}/requests/{pending.request_id}/answer",
+                {"answer": b64e(_answer(lap, pending))},  # the admin laptop's answer
+            )
+        DevicePromptSource(phone).approve(pending.request_id, None)
+        outcome = rp.wait(pending)
+        assert outcome.approved and outcome.answer is not None
+        assert outcome.answer.device_id == phone.device_id
 
 
 def test_an_answer_for_a_different_prompt_is_refused(world):

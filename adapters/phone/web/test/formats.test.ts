@@ -5,20 +5,22 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import './setup.js';
 import { b64d, b64e, cjson, fromHex, parseCanonical, utf8 } from '../src/protocol/encoding.js';
-import { SigningKey } from '../src/protocol/crypto.js';
+import { LABELS, SigningKey } from '../src/protocol/crypto.js';
+import { SignedEnvelope } from '../src/protocol/envelope.js';
 import { answerPrompt, checkAgainstEnvelope, parseEnvelope, parsePrompt } from '../src/protocol/confirm.js';
 import { hotp, parseOtpAuth, parseTotpItem, steamCode, totpCode } from '../src/protocol/totp.js';
 import { parseVaultItem } from '../src/protocol/passwords.js';
 import { parseInvite } from '../src/protocol/device.js';
 import { FormatError, KeysteadError, UnsupportedVersion, VerificationFailed } from '../src/protocol/errors.js';
 
-// Made with keystead.adapters.second_factor (Prompt.to_bytes, answer_prompt) and a fixed seed.
+// Made with keystead.adapters.second_factor (Prompt.to_bytes, answer_prompt) and a fixed seed:
+// answers are core signed envelopes (purpose keystead/v2/confirm/answer, signer the device id).
 const PROMPT =
   '{"choices":[12,27,31,44,58,65,73,86,97],"created":1700000000,"expires":1700000120,"id":"00112233445566778899aabbccddeeff","msg":"Log in from Berlin?\\nChrome on Linux","number":65,"rp":"bank.example","type":"keystead/v1/confirm/prompt","v":1}';
 const APPROVE =
-  '{"body":"eyJhdCI6MTcwMDAwMDAwNSwiZGVjaXNpb24iOiJhcHByb3ZlIiwiZGV2aWNlIjoiMDEyMzQ1Njc4OWFiY2RlZiIsImlkIjoiMDAxMTIyMzM0NDU1NjY3Nzg4OTlhYWJiY2NkZGVlZmYiLCJudW1iZXIiOjY1LCJwcm9tcHQiOiJQSi1LU2dZWVZvWHZRc0ctSFBPV2txRDVOM1NYVGxVUWp5U3JVSXJFS2o4IiwicnAiOiJiYW5rLmV4YW1wbGUiLCJ0eXBlIjoia2V5c3RlYWQvdjEvY29uZmlybS9hbnN3ZXItYm9keSIsInYiOjF9","device":"0123456789abcdef","sig":"BHmdU4sDlm5ual-1exe8u70DLJRym9TDp2pBU5LcfnJCKWbQhIqzOPmKqv7T4ZeFcgEuSW_r_AqKcfuYUVTqBw","v":1}';
+  '{"body":"eyJhdCI6MTcwMDAwMDAwNSwiZGVjaXNpb24iOiJhcHByb3ZlIiwiZGV2aWNlIjoiMDEyMzQ1Njc4OWFiY2RlZiIsImlkIjoiMDAxMTIyMzM0NDU1NjY3Nzg4OTlhYWJiY2NkZGVlZmYiLCJudW1iZXIiOjY1LCJwcm9tcHQiOiJQSi1LU2dZWVZvWHZRc0ctSFBPV2txRDVOM1NYVGxVUWp5U3JVSXJFS2o4IiwicnAiOiJiYW5rLmV4YW1wbGUiLCJ0eXBlIjoia2V5c3RlYWQvdjIvY29uZmlybS9hbnN3ZXItYm9keSIsInYiOjJ9","purpose":"keystead/v2/confirm/answer","sig":"PIcc5QcWOxBJRdDWTU9InM3NFfyQ94KGvakP4yZ8B3myG6_yP0Hd1kMR6c-nX7YD8l0-6WgPMRxC8gItHIrIBQ","signer":"0123456789abcdef","v":1}';
 const REPORT =
-  '{"body":"eyJhdCI6MTcwMDAwMDAwNiwiZGVjaXNpb24iOiJkZW55LXJlcG9ydCIsImRldmljZSI6IjAxMjM0NTY3ODlhYmNkZWYiLCJpZCI6IjAwMTEyMjMzNDQ1NTY2Nzc4ODk5YWFiYmNjZGRlZWZmIiwibnVtYmVyIjpudWxsLCJwcm9tcHQiOiJQSi1LU2dZWVZvWHZRc0ctSFBPV2txRDVOM1NYVGxVUWp5U3JVSXJFS2o4IiwicnAiOiJiYW5rLmV4YW1wbGUiLCJ0eXBlIjoia2V5c3RlYWQvdjEvY29uZmlybS9hbnN3ZXItYm9keSIsInYiOjF9","device":"0123456789abcdef","sig":"aRu1TfPFmO_H8KKBumeTD5RKysRlMnMt2jwM0ZX1cNNdY1ElCGOOpeRwh0p7meuVT1uZJUxdieHbv4pGdARzCA","v":1}';
+  '{"body":"eyJhdCI6MTcwMDAwMDAwNiwiZGVjaXNpb24iOiJkZW55LXJlcG9ydCIsImRldmljZSI6IjAxMjM0NTY3ODlhYmNkZWYiLCJpZCI6IjAwMTEyMjMzNDQ1NTY2Nzc4ODk5YWFiYmNjZGRlZWZmIiwibnVtYmVyIjpudWxsLCJwcm9tcHQiOiJQSi1LU2dZWVZvWHZRc0ctSFBPV2txRDVOM1NYVGxVUWp5U3JVSXJFS2o4IiwicnAiOiJiYW5rLmV4YW1wbGUiLCJ0eXBlIjoia2V5c3RlYWQvdjIvY29uZmlybS9hbnN3ZXItYm9keSIsInYiOjJ9","purpose":"keystead/v2/confirm/answer","sig":"VGXj0XR0sEfU9NwBjOVsaBVvshZQSMOv_fMjYY8FwejqORgT7puetSqiv2nhmxxjOBvxfz1gBjDU7o9HWMmkAA","signer":"0123456789abcdef","v":1}';
 const SEED = fromHex('000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f');
 
 test('confirm: answers are byte for byte the CLI answers', async () => {
@@ -28,6 +30,14 @@ test('confirm: answers are byte for byte the CLI answers', async () => {
   assert.equal(new TextDecoder().decode(await answerPrompt(p, 'deny-report', null, '0123456789abcdef', key, 1700000006)), REPORT);
   await assert.rejects(answerPrompt(p, 'approve', 11, 'x', key, 1700000005), /pick one of the numbers/);
   await assert.rejects(answerPrompt(p, 'approve', 65, 'x', key, 1700000120), /expired/);
+  // The envelope names the device as signer and verifies with its key; the body is version 2.
+  const env = SignedEnvelope.fromBytes(utf8(APPROVE), LABELS.CONFIRM_ANSWER);
+  assert.equal(env.signer, '0123456789abcdef');
+  const body = parseCanonical(env.verify(key.publicKey), 'answer body');
+  assert.equal(body.v, 2);
+  assert.equal(body.type, 'keystead/v2/confirm/answer-body');
+  assert.equal(body.device, env.signer);
+  await assert.rejects(answerPrompt(p, 'approve', 65, 'has space', key, 1700000005), FormatError);
 });
 
 test('confirm: prompts are parsed strictly, and must agree with their envelope', () => {

@@ -11,6 +11,7 @@ import { ItemVerifier, itemAd, itemLeaf, itemMessage, merkleRoot, openItem, pars
 import { decryptOriginal, ecdsaVerify, openReencrypted, publicKeyOf, reencrypt, verifyKfrag } from '../src/protocol/umbral.js';
 import { requestMessage } from '../src/protocol/client.js';
 import { Keystore, deriveKey } from '../src/protocol/keystore.js';
+import { SignedEnvelope } from '../src/protocol/envelope.js';
 import { RollbackDetected, VerificationFailed, WrongPassphrase, FormatError } from '../src/protocol/errors.js';
 
 const V = JSON.parse(readFileSync(join(REPO, 'tests/vectors/core/vectors.json'), 'utf8'));
@@ -174,4 +175,17 @@ test('bundle digest, recovery signature and recovery blob', () => {
   assert.ok(!ecdsaVerify(recoveryPub, digest.slice(1), fromHex(b.recovery_sig)));
   const blob = R.recovery_blob!;
   assert.equal(hex(decryptOriginal(K.recovery_key!, blob.slice(0, 105), blob.slice(105))), V.account_secrets);
+});
+
+test('signed envelope: the TypeScript envelope makes and reads the vector bytes', async () => {
+  const E = V.signed_envelope as Record<string, string>;
+  const key = await SigningKey.fromSeed(K.laptop_signing_seed!);
+  const made = await SignedEnvelope.sign(key, E.purpose!, E.signer!, fromHex(E.body!));
+  assert.equal(hex(made.toBytes()), E.wire);
+  assert.equal(hex(made.signature), E.sig);
+  const read = SignedEnvelope.fromBytes(fromHex(E.wire!), E.purpose!);
+  assert.equal(read.signer, E.signer);
+  assert.equal(hex(read.verify(laptopPub)), E.body);
+  assert.throws(() => read.verify(devicePub), VerificationFailed);
+  assert.throws(() => SignedEnvelope.fromBytes(fromHex(E.wire!), 'keystead/v2/confirm/answer'), FormatError);
 });

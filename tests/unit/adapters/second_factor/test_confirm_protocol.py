@@ -20,10 +20,12 @@ from keystead.adapters.second_factor import (
     answer_prompt,
     verify_answer,
 )
+from keystead.adapters.second_factor._confirm_protocol import OLD_ANSWER_FORMAT
 from keystead.core import b64d as b64url_decode
 from keystead.core import b64e as b64url_encode
 from keystead.core import canonical_json
 from keystead.core.crypto import SigningKey
+from keystead.core.envelope import SignedEnvelope
 from keystead.core.errors import FormatError, InvalidSignature, UnsupportedVersion
 
 NOW = 1_700_000_000
@@ -179,15 +181,15 @@ def test_device_only_offers_the_choices():
         approve(pb, None)
 
 
-def resign(answer_bytes, edit, key=PHONE):
+def resign(answer_bytes, edit, key=PHONE, signer="phone"):
     """Change the signed body and sign it again with a live key: only semantic checks remain."""
     outer = json.loads(answer_bytes)
     body = json.loads(b64url_decode(outer["body"]))
     edit(body)
-    body_bytes = canonical_json(body)
-    outer["body"] = b64url_encode(body_bytes)
-    outer["sig"] = b64url_encode(key.sign(PURPOSE_ANSWER, body_bytes))
-    return canonical_json(outer)
+    signed = SignedEnvelope.sign(
+        key, purpose=PURPOSE_ANSWER, signer=signer, body=canonical_json(body)
+    )
+    return signed.to_bytes()
 
 
 def test_resigned_number_for_a_denial_is_format_error():
@@ -212,9 +214,82 @@ def test_signature_is_purpose_bound():
     prompt, pb = new_prompt()
     other_purpose = json.loads(approve(pb, prompt.number))
     body = b64url_decode(other_purpose["body"])
-    other_purpose["sig"] = b64url_encode(PHONE.sign("keystead/v1/requests", body))
+    signed = b"keystead-envelope/1\nphone\n" + body
+    other_purpose["sig"] = b64url_encode(PHONE.sign("keystead/v2/messaging/envelope", signed))
     with pytest.raises(InvalidSignature):
         verify_answer(canonical_json(other_purpose), pb, "bank.example", NOW, LIVE, set())
+    # The same body in an envelope of another purpose is refused before any key is used.
+    other = SignedEnvelope.sign(
+        PHONE, purpose="keystead/v2/messaging/envelope", signer="phone", body=body
+    )
+    with pytest.raises(FormatError, match="expected 'keystead/v2/confirm/answer'"):
+        verify_answer(other.to_bytes(), pb, "bank.example", NOW, LIVE, set())
+
+
+def test_answer_is_a_core_signed_envelope_signed_by_the_device_id():
+    prompt, pb = new_prompt()
+    answer = approve(pb, prompt.number)
+    outer = json.loads(answer)
+    assert set(outer) == {"v", "purpose", "signer", "body", "sig"}
+    assert (outer["v"], outer["purpose"], outer["signer"]) == (1, PURPOSE_ANSWER, "phone")
+    assert PURPOSE_ANSWER == "keystead/v2/confirm/answer"
+    body = SignedEnvelope.from_bytes(answer, purpose=PURPOSE_ANSWER).verify(PHONE.verify_key)
+    assert json.loads(body)["v"] == 2
+    assert json.loads(body)["type"] == "keystead/v2/confirm/answer-body"
+
+
+def test_signer_picks_the_key_and_must_be_live():
+    # The envelope's signer names the key; a body naming another device than the signer is
+    # refused even when the signature is good.
+    prompt, pb = new_prompt()
+    two_names = resign(approve(pb, prompt.number), lambda b: b.update(device="laptop"))
+    with pytest.raises(FormatError, match="two devices"):
+        verify_answer(two_names, pb, "bank.example", NOW, LIVE, set())
+    unknown = approve(pb, prompt.number, key=LAPTOP, device="tablet")
+    with pytest.raises(DeviceNotLive):
+        verify_answer(unknown, pb, "bank.example", NOW, LIVE, set())
+
+
+def old_format_answer(pb, number, key=PHONE, device="phone"):
+    """An answer as Keystead made it before the envelope: its own signed object, format 1."""
+    prompt = Prompt.from_bytes(pb)
+    body = canonical_json(
+        {
+            "v": 1,
+            "type": "keystead/v1/confirm/answer-body",
+            "id": prompt.request_id,
+            "prompt": b64url_encode(hashlib.sha256(pb).digest()),
+            "rp": prompt.rp,
+            "decision": "approve",
+            "number": number,
+            "at": NOW + 5,
+            "device": device,
+        }
+    )
+    sig = key.sign("keystead/v1/confirm/answer", body)
+    return canonical_json(
+        {"v": 1, "device": device, "body": b64url_encode(body), "sig": b64url_encode(sig)}
+    )
+
+
+def test_old_format_answer_is_refused_with_a_clear_line():
+    prompt, pb = new_prompt()
+    with pytest.raises(UnsupportedVersion) as e:
+        verify_answer(old_format_answer(pb, prompt.number), pb, "bank.example", NOW, LIVE, set())
+    assert str(e.value) == OLD_ANSWER_FORMAT
+    assert "format 1" in OLD_ANSWER_FORMAT and "upgrade" in OLD_ANSWER_FORMAT
+
+
+def test_body_of_the_old_version_inside_an_envelope_is_refused():
+    prompt, pb = new_prompt()
+    old_body = resign(approve(pb, prompt.number), lambda b: b.update(v=1))
+    with pytest.raises(UnsupportedVersion):
+        verify_answer(old_body, pb, "bank.example", NOW, LIVE, set())
+    old_type = resign(
+        approve(pb, prompt.number), lambda b: b.update(type="keystead/v1/confirm/answer-body")
+    )
+    with pytest.raises(FormatError):
+        verify_answer(old_type, pb, "bank.example", NOW, LIVE, set())
 
 
 def test_body_naming_another_device_is_refused():

@@ -56,4 +56,4 @@ def test_importing_the_package_is_light():
 
 
 def test_purpose_label():
-    assert second_factor.PURPOSE_ANSWER == "keystead/v1/confirm/answer"
+    assert second_factor.PURPOSE_ANSWER == "keystead/v2/confirm/answer"

@@ -2,6 +2,7 @@
  * and the signed answer, byte for byte as the CLI makes it. */
 import { b64d, b64e, cjson, isInt, parseCanonical, sameKeys, sha256 } from './encoding.js';
 import { LABELS, type SigningKey } from './crypto.js';
+import { SignedEnvelope } from './envelope.js';
 import { FormatError, KeysteadError, UnsupportedVersion, VerificationFailed } from './errors.js';
 
 const REQUEST_ID = /^[0-9a-f]{32}$/;
@@ -95,7 +96,8 @@ export function checkAgainstEnvelope(p: ParsedPrompt, env: Envelope): void {
 
 export type Decision = 'approve' | 'deny' | 'deny-report';
 
-/** The signed answer, exactly as `answer_prompt` of the CLI. */
+/** The signed answer, exactly as `answer_prompt` of the CLI: a core signed envelope
+ * (purpose keystead/v2/confirm/answer, signer the device id) around the answer body (v 2). */
 export async function answerPrompt(
   promptBytes: Uint8Array,
   decision: Decision,
@@ -114,8 +116,8 @@ export async function answerPrompt(
     throw new KeysteadError('invalid_choice', 'pick one of the numbers offered');
   }
   const body = cjson({
-    v: 1,
-    type: 'keystead/v1/confirm/answer-body',
+    v: 2,
+    type: 'keystead/v2/confirm/answer-body',
     id: p.id,
     prompt: b64e(sha256(promptBytes)),
     rp: p.rp,
@@ -124,6 +126,5 @@ export async function answerPrompt(
     at: Math.floor(now),
     device: deviceId,
   });
-  const sig = await key.sign(LABELS.CONFIRM_ANSWER, body);
-  return cjson({ v: 1, device: deviceId, body: b64e(body), sig: b64e(sig) });
+  return (await SignedEnvelope.sign(key, LABELS.CONFIRM_ANSWER, deviceId, body)).toBytes();
 }

@@ -17,7 +17,7 @@ export const LABELS = {
   ITEM_SIGNATURE: 'keystead/v2/item/signature',
   KEYSTORE_AD: 'keystead/v2/keystore',
   SAS_LABEL: 'keystead/v2/pairing/sas',
-  CONFIRM_ANSWER: 'keystead/v1/confirm/answer',
+  CONFIRM_ANSWER: 'keystead/v2/confirm/answer',
 } as const;
 
 /** PURPOSE ‖ 0x00 ‖ MESSAGE */
