@@ -29,13 +29,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import _umbral
 from .._encoding import b64d, b64e
-from .._umbral import CAPSULE_SIZE
 from ..adapter import Channel
 from ..bundle import bundle_digest
 from ..chain import (
-    SignedEntry,
     check_collection,
-    verify_pairing_request,
 )
 from ..errors import (
     Forbidden,
@@ -47,6 +44,7 @@ from ..errors import (
     Unavailable,
 )
 from ..items import SealedItem
+from . import wire
 from ._store_base import AuthDevice, Nonce
 from .config import ServiceConfig
 from .context import JSONBytes, ServiceContext, dumps, require
@@ -54,13 +52,10 @@ from .notify import PostgresListener
 from .observe import AccessLog, Metrics
 from .protocol import PROTOCOL_VERSION, ProtocolVersion
 from .push import push_router
-from .store import Bundle, Grant
 
 __all__ = ["create_app"]
 
 MAX_BODY = ServiceConfig().max_body
-MAX_BATCH = ServiceConfig().max_batch
-MAX_WAIT = ServiceConfig().max_wait
 
 log = logging.getLogger("keystead.service")
 
@@ -135,93 +130,6 @@ async def _too_large(send: Send) -> None:
     await send({"type": "http.response.body", "body": resp.body})
 
 
-def _entries(obj: dict[str, Any]) -> list[SignedEntry]:
-    raw = require(obj, "entries", list)
-    if len(raw) > 1000:
-        raise FormatError("too many chain entries at once")
-    return [SignedEntry.from_json(e) for e in raw]
-
-
-def _grants(obj: dict[str, Any]) -> list[Grant]:
-    out = []
-    for g in require(obj, "grants", list):
-        if not isinstance(g, dict):
-            raise FormatError("grant: expected an object")
-        expires = g.get("expires")
-        if expires is not None and not isinstance(expires, int):
-            raise FormatError("grant: expires must be an integer")
-        out.append(
-            Grant(
-                check_collection(require(g, "key", str)),
-                require(g, "epoch", int),
-                require(g, "target_kind", str),
-                require(g, "target", str),
-                require(g, "target_generation", int),
-                b64d(g.get("kfrag"), what="kfrag"),
-                expires,
-            )
-        )
-    return out
-
-
-def _bundle(obj: dict[str, Any], *, base: bool = True) -> Bundle:
-    """Parse a bundle (docs/PROTOCOL.md, "Bundles"); every part is checked when applied."""
-    if base:
-        b = require(obj, "base", dict)
-        base_seq, base_head = require(b, "seq", int), require(b, "head", str)
-        if base_seq < 0:
-            raise FormatError("bundle base: seq counts from 0")
-    else:
-        base_seq, base_head = -1, ""
-    deletes = []
-    for d in require(obj, "delete_grants", list):
-        if not isinstance(d, dict):
-            raise FormatError("delete_grants: expected objects")
-        deletes.append(
-            (
-                check_collection(require(d, "key", str)),
-                require(d, "target_kind", str),
-                require(d, "target", str),
-            )
-        )
-    items = []
-    raw_items = require(obj, "items", list)
-    if len(raw_items) > MAX_BATCH:
-        raise FormatError(f"at most {MAX_BATCH} items in one bundle")
-    for i in raw_items:
-        if not isinstance(i, dict):
-            raise FormatError("bundle item: expected an object")
-        items.append(
-            (
-                check_collection(require(i, "collection", str)),
-                SealedItem.from_json({k: v for k, v in i.items() if k != "collection"}),
-            )
-        )
-    blob = obj.get("recovery_blob")
-    return Bundle(
-        base_seq,
-        base_head,
-        _entries(obj),
-        _grants(obj),
-        deletes,
-        items,
-        None if blob is None else b64d(blob, what="recovery blob"),
-    )
-
-
-def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise FormatError(f"query parameter {name!r} must be an integer") from None
-    if not low <= value <= high:
-        raise FormatError(f"query parameter {name!r} out of range")
-    return value
-
-
 def core_router(ctx: ServiceContext, channels: Mapping[str, Channel]) -> APIRouter:
     r = APIRouter(prefix="/v1")
     store = ctx.store
@@ -252,8 +160,8 @@ def core_router(ctx: ServiceContext, channels: Mapping[str, Channel]) -> APIRout
     async def create_account(request: Request) -> dict[str, Any]:
         cfg = ctx.config
         obj = await ctx.json_body(request, limit=ACCOUNT_BODY)
-        name, parsed = require(obj, "account", str), _bundle(obj, base=False)
-        _recovery_blob(ctx, obj.get("recovery_blob"))  # bounded before anything is stored
+        name, parsed = require(obj, "account", str), wire.bundle(obj, base=False)
+        wire.recovery_blob(ctx, obj.get("recovery_blob"))  # bounded before anything is stored
         await ctx.run(
             store.hit,
             f"accounts:{ctx.source(request)}",
@@ -267,7 +175,7 @@ def core_router(ctx: ServiceContext, channels: Mapping[str, Channel]) -> APIRout
 
     @r.get("/accounts/{account}/chain")
     async def chain(account: str, request: Request) -> dict[str, Any]:
-        after = _int_param(request, "after", -1, -1, 2**31)
+        after = wire.int_param(request, "after", -1, -1, 2**31)
         return {"entries": [e.to_json() for e in await ctx.run(store.chain, account, after)]}
 
     @r.post("/accounts/{account}/bundle")
@@ -275,7 +183,7 @@ def core_router(ctx: ServiceContext, channels: Mapping[str, Channel]) -> APIRout
         # A live admin device sends it, so a removed admin that kept the account key cannot
         # write; or the recovery key signs it (a recovering device is not live yet).
         obj = await ctx.json_body(request)
-        parsed = _bundle(obj)
+        parsed = wire.bundle(obj)
         if "recovery_sig" in obj:
             sig = b64d(obj.get("recovery_sig"), what="recovery signature")
             state = await ctx.run(store.chain_state, account)
@@ -284,8 +192,10 @@ def core_router(ctx: ServiceContext, channels: Mapping[str, Channel]) -> APIRout
         else:
             writer = (await ctx.authenticate(request, account=account, admin=True)).id
         if obj.get("recovery_blob") is not None:
-            _recovery_blob(ctx, obj.get("recovery_blob"))
-        _batch(ctx, len(parsed.grants) + len(parsed.items), "grants and items in one bundle")
+            wire.recovery_blob(ctx, obj.get("recovery_blob"))
+        wire.check_batch(
+            ctx, len(parsed.grants) + len(parsed.items), "grants and items in one bundle"
+        )
         state = await ctx.run(store.apply_bundle, account, parsed, writer, ctx.now())
         return {"seq": state.seq, "head": state.head}
 
@@ -295,8 +205,8 @@ def core_router(ctx: ServiceContext, channels: Mapping[str, Channel]) -> APIRout
 
     @r.get("/accounts/{account}/collections/{collection}/items", response_model=dict[str, Any])
     async def changes(account: str, collection: str, request: Request) -> Response:
-        after = _int_param(request, "after", 0, 0, 2**62)
-        limit = _int_param(request, "limit", 1000, 1, ctx.config.max_batch)
+        after = wire.int_param(request, "after", 0, 0, 2**62)
+        limit = wire.int_param(request, "limit", 1000, 1, ctx.config.max_batch)
 
         def read(_device: AuthDevice, _nonce: Nonce | None) -> bytes:
             items = store.changes(account, collection, after, limit)
@@ -311,7 +221,7 @@ def core_router(ctx: ServiceContext, channels: Mapping[str, Channel]) -> APIRout
 
         def write(device: AuthDevice, nonce: Nonce | None) -> bytes:
             raw = require(ctx.parse_json(raw_body), "items", list)
-            _batch(ctx, len(raw), "items in one write")
+            wire.check_batch(ctx, len(raw), "items in one write")
             items = [SealedItem.from_json(i) for i in raw]
             seqs = store.put_items(account, collection, items, device.id, nonce)
             return dumps({"seqs": seqs})
@@ -347,8 +257,8 @@ def core_router(ctx: ServiceContext, channels: Mapping[str, Channel]) -> APIRout
         reqs = require(obj, "requests", list)
         if not reqs:
             raise FormatError("at least one capsule per request")
-        _batch(ctx, len(reqs), "capsules per request")
-        pairs = await ctx.run(_capsules, reqs)
+        wire.check_batch(ctx, len(reqs), "capsules per request")
+        pairs = await ctx.run(wire.capsules, reqs)
         context = obj.get("context", "")
         if not isinstance(context, str):
             raise FormatError("context must be a string")
@@ -387,8 +297,8 @@ def core_router(ctx: ServiceContext, channels: Mapping[str, Channel]) -> APIRout
             store.audit,
             account,
             q.get("prefix", ""),
-            after=_int_param(request, "after", 0, 0, 2**62),
-            limit=_int_param(request, "limit", 1000, 1, 1000),
+            after=wire.int_param(request, "after", 0, 0, 2**62),
+            limit=wire.int_param(request, "limit", 1000, 1, 1000),
             grantee=q.get("grantee"),
             allowed=None if outcome is None else outcome == "allowed",
         )
@@ -397,7 +307,7 @@ def core_router(ctx: ServiceContext, channels: Mapping[str, Channel]) -> APIRout
     @r.post("/accounts/{account}/pairing", status_code=201)
     async def pairing(account: str, request: Request) -> dict[str, Any]:
         obj = await ctx.json_body(request, limit=PAIRING_BODY)
-        pairing_request = _pairing_request(account, obj)
+        pairing_request = wire.pairing_request(account, obj)
         await ctx.run(
             store.hit,
             f"pairings:{ctx.source(request)}",
@@ -423,8 +333,8 @@ def core_router(ctx: ServiceContext, channels: Mapping[str, Channel]) -> APIRout
             account,
             code,
             require(obj, "device_id", str),
-            _entries(obj),
-            _grants(obj),
+            wire.entries(obj),
+            wire.grants(obj),
             ctx.now(),
         )
         return {"ok": True}
@@ -461,9 +371,9 @@ def core_router(ctx: ServiceContext, channels: Mapping[str, Channel]) -> APIRout
     @r.get("/accounts/{account}/spool/{channel}")
     async def spool_get(account: str, channel: str, request: Request) -> dict[str, Any]:
         await ctx.authenticate(request, account=account, scope=channel)
-        after = _int_param(request, "after", 0, 0, 2**62)
-        wait = _int_param(request, "wait", 0, 0, ctx.config.max_wait)
-        limit = _int_param(request, "limit", 1000, 1, ctx.config.max_batch)
+        after = wire.int_param(request, "after", 0, 0, 2**62)
+        wait = wire.int_param(request, "wait", 0, 0, ctx.config.max_wait)
+        limit = wire.int_param(request, "limit", 1000, 1, ctx.config.max_batch)
         msgs = await ctx.wait_for(
             request,
             [f"spool:{account}:{channel}"],
@@ -487,42 +397,6 @@ def core_router(ctx: ServiceContext, channels: Mapping[str, Channel]) -> APIRout
         return {"ok": True}
 
     return r
-
-
-def _capsules(reqs: list[Any]) -> list[tuple[str, int, bytes]]:
-    out = []
-    for q in reqs:
-        if not isinstance(q, dict):
-            raise FormatError("reencrypt request: expected an object")
-        out.append(
-            (
-                require(q, "key", str),
-                require(q, "epoch", int),
-                b64d(q.get("capsule"), size=CAPSULE_SIZE, what="capsule"),
-            )
-        )
-    return out
-
-
-def _batch(ctx: ServiceContext, n: int, what: str) -> None:
-    if n > ctx.config.max_batch:
-        raise QuotaExceeded(f"at most {ctx.config.max_batch} {what} (max_batch)", limit="max_batch")
-
-
-def _recovery_blob(ctx: ServiceContext, raw: Any) -> bytes:
-    blob = b64d(raw, what="recovery blob")
-    if len(blob) > ctx.config.max_recovery_blob:
-        raise QuotaExceeded(
-            f"the recovery blob is over {ctx.config.max_recovery_blob} bytes (max_recovery_blob)",
-            limit="max_recovery_blob",
-        )
-    return blob
-
-
-def _pairing_request(account: str, obj: dict[str, Any]) -> bytes:
-    """Check a joining device's request (it proves it holds its signing key) and keep its bytes."""
-    device, sig, _ = verify_pairing_request(account, obj)
-    return dumps({"device": device, "statement_sig": b64e(sig)})
 
 
 def create_app(
