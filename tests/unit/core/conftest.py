@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 from core_harness import Clock, InProcessService
+from keystead.core.collections import Collection
+from keystead.core.device import Device
 from keystead.core.service import Store
 from keystead.core.service.db import make_engine, migrate
 
@@ -57,3 +59,10 @@ def svc(tmp_path: Path, clock: Clock) -> Iterator[InProcessService]:
     migrate(engine)
     yield InProcessService(Store(engine), clock, tmp_path)
     engine.dispose()
+
+
+@pytest.fixture
+def alice(svc: InProcessService) -> Device:
+    dev, _ = svc.create()
+    Collection(dev, "notes").put("first", b"one")
+    return dev
