@@ -13,6 +13,7 @@ from keystead.core.collections import Collection
 from keystead.core.device import Device
 from keystead.core.service import Store
 from keystead.core.service.db import make_engine, migrate
+from store_accounts import Acct, make
 
 
 def _database_urls() -> list[Any]:
@@ -66,3 +67,9 @@ def alice(svc: InProcessService) -> Device:
     dev, _ = svc.create()
     Collection(dev, "notes").put("first", b"one")
     return dev
+
+
+@pytest.fixture
+def a(store: Store) -> Acct:
+    """An account made directly in the store (store_accounts.make)."""
+    return make(store)
