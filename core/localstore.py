@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -53,10 +54,24 @@ class LocalStore:
                 self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
             )
             self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
-            self._db.execute("PRAGMA journal_mode=WAL")
+            self._wal(busy_timeout)
         except sqlite3.Error as e:
             raise StorageError(f"cannot open {self.path}: {e}") from e
         self.version = self._migrate(migrations)
+
+    def _wal(self, busy_timeout: float) -> None:
+        """Switch to WAL. While another connection is switching the same new file, SQLite
+        answers "database is locked" at once, without waiting on the busy handler: retry
+        until the busy timeout is spent."""
+        deadline = time.monotonic() + busy_timeout
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def _migrate(self, migrations: Sequence[Migration]) -> int:
         with self.transaction() as db:
