@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -228,6 +229,10 @@ def test_many_idle_clients_do_not_stop_new_ones(agent: RunningAgent) -> None:
         listed = subprocess.run(["ssh-add", "-l"], env=env, capture_output=True, timeout=10)
         assert listed.returncode == 0
         assert all(h.poll() is None for h in holders)
+        # ssh-add has hung up, but the agent's loop notices that on its next turn
+        deadline = time.monotonic() + 5
+        while len(agent.agent._clients) != 300 and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert len(agent.agent._clients) == 300
     finally:
         for h in holders:
