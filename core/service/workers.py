@@ -11,7 +11,9 @@ from __future__ import annotations
 import concurrent.futures as cf
 import functools
 import multiprocessing
+import os
 import threading
+import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +32,18 @@ def _reencrypt_chunk(work: Sequence[tuple[bytes, bytes]]) -> list[bytes]:
     if _cache is None:
         _cache = ReencryptorCache()
     return [_cache.reencrypt(capsule, kfrag) for kfrag, capsule in work]
+
+
+def _exit_with(parent: int) -> None:
+    """In a worker: exit when the service process that started it is gone, even killed
+    (SIGKILL runs no shutdown, and a worker blocked on the call queue would wait forever)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="keystead-parent-watch", daemon=True).start()
 
 
 @dataclass
@@ -59,7 +73,10 @@ class CpuPool:
                 self._executor = cf.ThreadPoolExecutor(1, thread_name_prefix="keystead-cpu")
             else:
                 self._executor = cf.ProcessPoolExecutor(
-                    self.workers, mp_context=multiprocessing.get_context("spawn")
+                    self.workers,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_exit_with,
+                    initargs=(os.getpid(),),
                 )
         return self._executor
 
