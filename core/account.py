@@ -11,6 +11,7 @@ answered, so a crash or a lost answer is finished by the next command
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -73,7 +74,9 @@ __all__ = [
 ACCOUNT_COLLECTION = "_account"
 ADMIN_COLLECTION = "_admin"
 Clock = Callable[[], float]
-_RETRIES = 3
+_RETRIES = 8
+"""Chain changes are optimistic: a bundle built on a head another admin moved is refused
+and built again. Enough tries for a handful of admin devices changing the chain at once."""
 
 
 def _device_scopes(role: str, scopes: Iterable[str]) -> list[str]:
@@ -218,13 +221,16 @@ def finish_pending(device: Device) -> bool:
     return True
 
 
-def _build_and_send(device: Device, build: Callable[[Plan, ChainState], None]) -> Plan:
-    """Build a plan on the newest head and send it; rebuild when the head moved meanwhile."""
+def _build_and_send(device: Device, build: Callable[[Plan, ChainState], bool | None]) -> Plan:
+    """Build a plan on the newest head and send it; rebuild when the head moved meanwhile
+    (after a short random pause, so contenders do not collide again in step). ``build``
+    returns False when the newest head already holds what it was to add: nothing is sent."""
     finish_pending(device)
     for attempt in range(_RETRIES):
         state = device.chain()
         plan = Plan(_require_admin(device), state, device.clock)
-        build(plan, state)
+        if build(plan, state) is False:
+            return plan
         try:
             _send(device, plan)
             return plan
@@ -233,6 +239,7 @@ def _build_and_send(device: Device, build: Callable[[Plan, ChainState], None]) -
             device.save()
             if attempt == _RETRIES - 1:
                 raise
+            time.sleep(random.uniform(0, 0.05 * (attempt + 1)))
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -277,8 +284,10 @@ def ensure_collections(device: Device, names: Iterable[str], kind: str = "items"
         return []
     created: list[str] = []
 
-    def build(plan: Plan, state: ChainState) -> None:
+    def build(plan: Plan, state: ChainState) -> bool:
         created[:] = [n for n in wanted if n not in state.collections]
+        if not created:  # another admin created them meanwhile
+            return False
         for name in created:
             plan.collection(name, kind)
         admins = [d for d in state.live_devices if d.role == "admin"]
@@ -293,6 +302,7 @@ def ensure_collections(device: Device, names: Iterable[str], kind: str = "items"
                     name, 1, "account", state.account, state.sharing_generation, state.sharing_key
                 )
         _put_secrets(plan, device)
+        return True
 
     _build_and_send(device, build)
     return created
