@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 from keystead.core.testing import DeviceHome as Home
 from keystead.core.testing import ServiceProcess as Service
 from keystead.core.testing import database_url, unique
@@ -23,18 +24,36 @@ from keystead.core.testing import database_url, unique
 os.environ.setdefault("KEYSTEAD_SCRYPT_N", str(2**14))
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _fresh_postgres() -> None:
-    """Against PostgreSQL, start each session on an empty schema."""
-    url = os.environ.get("KEYSTEAD_TEST_DATABASE_URL", "")
-    if url.startswith("postgresql"):
-        from sqlalchemy import create_engine, text
+# Timing is the benchmarks' business: a property test's example may take long on a busy
+# machine (the suite runs in parallel) without being wrong.
+settings.register_profile("keystead", deadline=None)
+settings.load_profile("keystead")
 
-        engine = create_engine(url)
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-        engine.dispose()
+
+@pytest.fixture(scope="session", autouse=True)
+def _fresh_postgres(worker_id: str) -> None:
+    """Against PostgreSQL, start each session on an empty schema; a parallel run's workers
+    (pytest-xdist) each get a database of their own next to the one named."""
+    url = os.environ.get("KEYSTEAD_TEST_DATABASE_URL", "")
+    if not url.startswith("postgresql"):
+        return
+    from sqlalchemy import create_engine, make_url, text
+
+    if worker_id != "master":
+        base = make_url(url)
+        name = f"{base.database}_{worker_id}"
+        admin = create_engine(base, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            if not conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}):
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        url = base.set(database=name).render_as_string(hide_password=False)
+        os.environ["KEYSTEAD_TEST_DATABASE_URL"] = url
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,13 @@ PG = os.environ.get("KEYSTEAD_TEST_DATABASE_URL", "")
 needs_pg = pytest.mark.skipif(
     not PG.startswith("postgresql"), reason="KEYSTEAD_TEST_DATABASE_URL is not a PostgreSQL URL"
 )
+
+
+def _pg() -> str:
+    """The PostgreSQL URL now: under pytest-xdist, this worker's own database (conftest)."""
+    return os.environ["KEYSTEAD_TEST_DATABASE_URL"]
+
+
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
 
@@ -51,7 +58,7 @@ def two_behind_nginx(
     if not os.path.exists(NGINX):
         pytest.fail("nginx is not installed (scripts/test installs it: apt-get install nginx)")
     monkeypatch.setenv("KEYSTEAD_TRUST_FORWARDED_FOR", "true")
-    procs = [ServiceProcess(PG, tmp_path / f"p{i}") for i in range(2)]
+    procs = [ServiceProcess(_pg(), tmp_path / f"p{i}") for i in range(2)]
     for p in procs:
         p.workdir.mkdir()
         p.start()
@@ -269,7 +276,7 @@ def test_stop_answers_every_waiter_and_a_killed_process_loses_no_acknowledged_wr
 def test_database_connections_cut_under_load_are_503_json_then_recover(tmp_path: Path) -> None:
     from sqlalchemy import create_engine, text
 
-    with ServiceProcess(PG, tmp_path) as svc:
+    with ServiceProcess(_pg(), tmp_path) as svc:
         dev = _device(tmp_path, svc.url)
         client = _client(dev, svc.url)
         statuses: list[str] = []
@@ -287,7 +294,7 @@ def test_database_connections_cut_under_load_are_503_json_then_recover(tmp_path:
         for t in ts:
             t.start()
         time.sleep(1)
-        admin = create_engine(PG)
+        admin = create_engine(_pg())
         with admin.begin() as conn:  # every connection of the service, the listener's too
             conn.execute(
                 text(

@@ -102,6 +102,7 @@ def test_bad_frame_length_closes_only_that_client(agent: RunningAgent, bad: byte
         + _wire.string(b"sig")
         + _wire.boolean(False),
     ],
+    ids=lambda p: f"type{p[0]}-{len(p)}b",  # stable: a parallel run's workers compare ids
 )
 def test_bad_messages_get_failure_and_connection_stays(agent: RunningAgent, payload: bytes) -> None:
     with connect(agent.socket_path) as s:

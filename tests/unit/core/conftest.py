@@ -36,8 +36,9 @@ def _database_urls() -> list[Any]:
 
 @pytest.fixture(params=_database_urls())
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    value: str = request.param
-    return f"sqlite:///{tmp_path / 'store.sqlite'}" if value == "sqlite" else value
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.sqlite'}"
+    return os.environ["KEYSTEAD_TEST_DATABASE_URL"]  # read now: a parallel worker's own
 
 
 @pytest.fixture

@@ -83,6 +83,7 @@ def test_hashing_matches_ssh_keygen(tmp_path: Path) -> None:
         f"host ssh-rsa {A.line().split()[1]}",
         f",host {A.line()}",
     ],
+    ids=["no-key", "marker", "hash-short", "hash-bad", "key-cut", "rsa", "empty-host"],
 )
 def test_bad_lines(line: str) -> None:
     with pytest.raises(FormatError):
