@@ -417,7 +417,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        to_thread.current_default_thread_limiter().total_tokens = ctx.config.db_threads
+        to_thread.current_default_thread_limiter().total_tokens = ctx.db_threads
         from .db import listen_conninfo
 
         conninfo = listen_conninfo(ctx.store.engine)

@@ -20,6 +20,9 @@ from ..errors import FormatError
 
 __all__ = ["ServiceConfig"]
 
+SQLITE_THREADS = 2
+"""Database threads on SQLite when ``db_threads`` is 0 (auto)."""
+
 
 def _cpu_workers() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
@@ -65,8 +68,11 @@ class ServiceConfig:
     db_pool_size: int = 10
     """Database connections per process (plus ``db_pool_overflow`` in bursts)."""
     db_pool_overflow: int = 10
-    db_threads: int = 32
-    """Threads running database work per process."""
+    db_threads: int = 0
+    """Threads running database work per process. 0 (auto): 2 on SQLite, where one writer
+    holds the lock at a time and more threads only take turns at the GIL (measured: 32
+    threads served 0.64 of the signed reads 2 did, 4 threads 0.83); else ``db_pool_size +
+    db_pool_overflow``, so no thread waits for a connection and none is opened per request."""
     cpu_workers: int = dataclasses.field(default_factory=_cpu_workers)
     """Processes doing CPU work (re-encryption); 0 runs it in the thread pool."""
     cpu_chunk: int = 1_000
@@ -99,6 +105,14 @@ class ServiceConfig:
     # the phone app
     app_dir: str = ""
     """The folder the phone app is served from at ``/app/`` (empty: the installed app)."""
+
+    def threads_for(self, dialect: str) -> int:
+        """``db_threads``, resolved for the database's dialect ("sqlite", "postgresql")."""
+        if self.db_threads > 0:
+            return self.db_threads
+        if dialect == "sqlite":
+            return SQLITE_THREADS
+        return self.db_pool_size + self.db_pool_overflow
 
     @classmethod
     def load(

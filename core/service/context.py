@@ -67,19 +67,22 @@ class ServiceContext:
             raise RuntimeError("no CPU pool")
         return self.cpu
 
+    @property
+    def db_threads(self) -> int:
+        """How many threads run database work (``db_threads``, resolved for the database)."""
+        return self.config.threads_for(self.store.engine.dialect.name)
+
     def now(self) -> int:
         return int(self.clock())
 
     async def run(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
         """Run blocking (database) work in the thread pool, off the event loop.
 
-        The pool is a plain executor of ``db_threads`` threads: handing work to it through
+        The pool is a plain executor of :attr:`db_threads` threads: handing work to it through
         ``run_in_executor`` costs a fraction of anyio's ``to_thread`` (capacity limiter,
         cancel scopes, run-variables), which was a tenth of a signed read."""
         if self._threads is None:
-            self._threads = ThreadPoolExecutor(
-                self.config.db_threads, thread_name_prefix="keystead-db"
-            )
+            self._threads = ThreadPoolExecutor(self.db_threads, thread_name_prefix="keystead-db")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._threads, functools.partial(fn, *args, **kw))
 
