@@ -145,7 +145,7 @@ class StoreBase:
     def _announce(s: Session, topic: str) -> None:
         s.info.setdefault("topics", set()).add(topic)
 
-    def _lock(self, s: Session, name: str) -> None:
+    def _lock(self, s: Session | Connection, name: str) -> None:
         """Serialize writers of ``name`` until the commit (SQLite: the write lock does)."""
         if self._pg:
             s.execute(text("SELECT pg_advisory_xact_lock(hashtext(:n))"), {"n": name})

@@ -21,6 +21,14 @@ __all__ = ["SPOOL_MAX_BODY", "DataStore", "SpoolMessage"]
 
 _ITEMS = cast(Table, ItemRow.__table__)
 _SEQS = cast(Table, CollectionSeqRow.__table__)
+_SPOOL_TABLE = cast(Table, SpoolRow.__table__)
+_ACCOUNT_EXISTS = select(Account.name).where(Account.name == bindparam("a"))
+_SPOOL_INSERT = insert(_SPOOL_TABLE).returning(_SPOOL_TABLE.c.id)
+_SPOOL_TOTALS = (
+    select(func.count(), func.coalesce(func.sum(func.length(SpoolRow.body)), 0))
+    .where(SpoolRow.account == bindparam("a"))
+    .where(SpoolRow.expires.is_(None) | (SpoolRow.expires > bindparam("now")))
+)
 _I = _ITEMS.c
 _UPDATE_ITEM = (
     update(_ITEMS)
@@ -282,39 +290,38 @@ class DataStore(StoreBase):
         the request's, recorded in the same transaction)."""
         if any(len(body) > SPOOL_MAX_BODY for _, body in messages):
             raise FormatError("spool messages are 1 MiB at most")
-        with self._write() as s:
+        with self._write_core() as (conn, topics):  # Core statements: the hot post of waits
             if nonce is not None:
-                self._record_nonce(s, *nonce)
+                self._record_nonce(conn, *nonce)
             # Ids of one spool must be handed out in commit order, or a reader waiting
             # "after" a newer id would skip an older one that commits later (PostgreSQL).
             for account in sorted({a for a, _ in messages}):
-                self._lock(s, f"spool:{account}")
-                if s.get(Account, account) is None:
+                self._lock(conn, f"spool:{account}")
+                if conn.execute(_ACCOUNT_EXISTS, {"a": account}).first() is None:
                     raise NotFound(f"no account {account!r} on this service")
-                self._check_spool_quota(s, account, [b for a, b in messages if a == account], now)
-            rows = [
-                SpoolRow(
-                    account=account,
-                    channel=channel,
-                    sender=sender,
-                    body=body,
-                    created=now,
-                    expires=expires,
-                )
+                bodies = [b for a, b in messages if a == account]
+                self._check_spool_quota(conn, account, bodies, now)
+            ids = [
+                conn.execute(
+                    _SPOOL_INSERT,
+                    {
+                        "account": account,
+                        "channel": channel,
+                        "sender": sender,
+                        "body": body,
+                        "created": now,
+                        "expires": expires,
+                    },
+                ).scalar_one()
                 for account, body in messages
             ]
-            s.add_all(rows)
-            s.flush()
-            for account in {a for a, _ in messages}:
-                self._announce(s, f"spool:{account}:{channel}")
-            return [r.id for r in rows]
+            topics.update(f"spool:{account}:{channel}" for account in {a for a, _ in messages})
+            return ids
 
-    def _check_spool_quota(self, s: Session, account: str, bodies: list[bytes], now: int) -> None:
-        count, size = s.execute(
-            select(func.count(), func.coalesce(func.sum(func.length(SpoolRow.body)), 0))
-            .where(SpoolRow.account == account)
-            .where((SpoolRow.expires.is_(None)) | (SpoolRow.expires > now))
-        ).one()
+    def _check_spool_quota(
+        self, db: Session | Connection, account: str, bodies: list[bytes], now: int
+    ) -> None:
+        count, size = db.execute(_SPOOL_TOTALS, {"a": account, "now": now}).one()
         cfg = self.config
         if count + len(bodies) > cfg.quota_spool_messages:
             raise QuotaExceeded(
