@@ -116,12 +116,19 @@ def hello_server(port: int, work: Path, http: str = "auto") -> subprocess.Popen[
     """Bare uvicorn, as the service runs it (the asyncio loop; HTTP parser ``http``: auto is
     httptools, a service dependency)."""
     (work / "hello_app.py").write_text(HELLO)
+    return uvicorn_server("hello_app:app", port, work, http)
+
+
+def uvicorn_server(
+    spec: str, port: int, cwd: Path, http: str = "auto", **env: str
+) -> subprocess.Popen[bytes]:
+    """``uvicorn SPEC`` on ``port`` with the service's loop, started when it answers."""
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "uvicorn",
-            "hello_app:app",
+            spec,
             "--port",
             str(port),
             "--loop",
@@ -132,7 +139,8 @@ def hello_server(port: int, work: Path, http: str = "auto") -> subprocess.Popen[
             "warning",
             "--no-access-log",
         ],
-        cwd=work,
+        cwd=cwd,
+        env={**os.environ, **env},
     )
     import httpx
 
@@ -636,6 +644,30 @@ def main() -> None:
                     r["rate"] / h["rate"],
                     "≥ 0.3 × hello",
                     r["rate"] / h["rate"] >= 0.3 and not r["errors"],
+                )
+                # context: the same read with no framework (bench/bare_read.py), same database
+                bare_port = free_port()
+                bare = uvicorn_server(
+                    "bare_read:app",
+                    bare_port,
+                    Path(__file__).parent,
+                    KEYSTEAD_BARE_DB=f"sqlite:///{root}/s.sqlite",
+                )
+                try:
+                    bare_req = Signed(
+                        reader, f"http://127.0.0.1:{bare_port}", "GET", _items(reader)
+                    )
+                    bare_req.check()
+                    br = load(bare_port, bare_req, rate_guess=1500, seconds=secs)
+                finally:
+                    bare.terminate()
+                    bare.wait()
+                row(
+                    "the same signed read as a bare ASGI app on the service's Store "
+                    "(no FastAPI, no middleware: bench/bare_read.py)",
+                    _rate(br),
+                    f"{hs}; the service {_n(r['rate'], '/s')} = {r['rate'] / br['rate']:.2f} of it",
+                    br["rate"] / h["rate"],
                 )
             if want("writes"):
                 writer = device_on(svc, root, "writer")
