@@ -6,7 +6,8 @@ Rows:
 - hello: a bare uvicorn "hello" app, and the service's own /v1/health (the trivial endpoint
   of the same server): the load generator's ceiling, to show it is not the bottleneck.
 - signed reads / writes per second on one process (SQLite), as ratios to "hello";
-  signed reads on PostgreSQL with 1 and 2 processes (``--workers 2``).
+  signed reads on PostgreSQL with 1 and 2 processes (``--workers 2``); for context, the
+  same signed read as a bare ASGI app on the service's own Store (``bare_read.py``).
 - idle waiters: N long polls held by one process: its CPU over a quiet window, and the
   p99 of a signed read meanwhile.
 - isolation: one account sends 20,000-capsule re-encryptions back to back; another
