@@ -7,10 +7,10 @@ imported SSH keys, protected documents, direct and group messages) are written b
 after each removal; the service's SQLite database is copied at every step (before, right
 after, later).
 
-The attacker (``adversary.py``, written from docs/ only) gets the removed device's keystore
-and passphrase, every database copy and every protected file. It must open every canary
-written before the removal (so the test can fail) and none written after (DESIGN.md, trust
-model: "removed device + the service's database").
+The attacker (``adversary.py``, and ``forger.py`` for its writes, written from docs/ only)
+gets the removed device's keystore and passphrase, every database copy and every protected
+file. It must open every canary written before the removal (so the test can fail) and none
+written after (DESIGN.md, trust model: "removed device + the service's database").
 
 First ``phone`` (member) is removed; later ``tablet`` (admin), after a key rotation already
 happened. For the grantee rows of the trust model, bob's admin device syncs after each
@@ -43,18 +43,7 @@ from typing import Any
 
 import pytest
 import umbral_pre
-from adversary import (
-    Attack,
-    Snapshot,
-    b64d,
-    b64e,
-    copy_database,
-    harvest,
-    open_keystore,
-    seal_item,
-    signed_post,
-    stale_message,
-)
+from adversary import Attack, Snapshot, b64d, copy_database, harvest, open_keystore
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
@@ -62,6 +51,7 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
     PublicFormat,
 )
+from forger import b64e, seal_item, signed_post, stale_message
 from keystead.core.testing import DeviceHome, unique
 
 pytestmark = pytest.mark.skipif(
