@@ -7,7 +7,9 @@ Rows:
   of the same server): the load generator's ceiling, to show it is not the bottleneck.
 - signed reads / writes per second on one process (SQLite), as ratios to "hello";
   signed reads on PostgreSQL with 1 and 2 processes (``--workers 2``); for context, the
-  same signed read as a bare ASGI app on the service's own Store (``bare_read.py``).
+  same signed read as a bare ASGI app on the service's own Store (``bare_read.py``), and
+  two bounds on any design of that read on this stack: hello plus one Ed25519 check, and
+  the read with no authentication and no thread pool.
 - idle waiters: N long polls held by one process: its CPU over a quiet window, and the
   p99 of a signed read meanwhile.
 - isolation: one account sends 20,000-capsule re-encryptions back to back; another
@@ -206,6 +208,29 @@ def idle_waiters(
         **held,
         **{f"read_{k}": v for k, v in reads.items()},
     }
+
+
+def _bare_read(
+    root: Path, reader: Device, mode: str, secs: float, checks: int = 1
+) -> dict[str, Any]:
+    """``bench/bare_read.py`` in ``mode`` under uvicorn on the service's database, loaded
+    with the reader's signed reads."""
+    port = free_port()
+    proc = uvicorn_server(
+        "bare_read:app",
+        port,
+        Path(__file__).parent,
+        KEYSTEAD_BARE_DB=f"sqlite:///{root}/s.sqlite",
+        KEYSTEAD_BARE_MODE=mode,
+        KEYSTEAD_BARE_CHECKS=str(checks),
+    )
+    try:
+        req = Signed(reader, f"http://127.0.0.1:{port}", "GET", _items(reader))
+        req.check()
+        return load(port, req, rate_guess=3000, seconds=secs)
+    finally:
+        proc.terminate()
+        proc.wait()
 
 
 def _capsule_request(dev: Device) -> dict[str, Any]:
@@ -529,29 +554,33 @@ def main() -> None:
                     "≥ 0.3 × hello",
                     r["rate"] / h["rate"] >= 0.3 and not r["errors"],
                 )
-                # context: the same read with no framework (bench/bare_read.py), same database
-                bare_port = free_port()
-                bare = uvicorn_server(
-                    "bare_read:app",
-                    bare_port,
-                    Path(__file__).parent,
-                    KEYSTEAD_BARE_DB=f"sqlite:///{root}/s.sqlite",
-                )
-                try:
-                    bare_req = Signed(
-                        reader, f"http://127.0.0.1:{bare_port}", "GET", _items(reader)
-                    )
-                    bare_req.check()
-                    br = load(bare_port, bare_req, rate_guess=1500, seconds=secs)
-                finally:
-                    bare.terminate()
-                    bare.wait()
+                # context, on the same database (bench/bare_read.py): the same read with no
+                # framework, and two bounds on any design of it on this stack
+                bare = {
+                    mode: _bare_read(root, reader, mode, secs)
+                    for mode in ("read", "verify", "open")
+                }
                 row(
                     "the same signed read as a bare ASGI app on the service's Store "
                     "(no FastAPI, no middleware: bench/bare_read.py)",
-                    _rate(br),
-                    f"{hs}; the service {_n(r['rate'], '/s')} = {r['rate'] / br['rate']:.2f} of it",
-                    br["rate"] / h["rate"],
+                    _rate(bare["read"]),
+                    f"{hs}; the service {_n(r['rate'], '/s')} = "
+                    f"{r['rate'] / bare['read']['rate']:.2f} of it",
+                    bare["read"]["rate"] / h["rate"],
+                )
+                row(
+                    "bound: hello plus one Ed25519 check of the request, on the event loop "
+                    "(no database, no nonce)",
+                    _rate(bare["verify"]),
+                    hs,
+                    bare["verify"]["rate"] / h["rate"],
+                )
+                row(
+                    "bound: the read and its JSON with no authentication at all, on the "
+                    "event loop (no thread pool)",
+                    _rate(bare["open"]),
+                    hs,
+                    bare["open"]["rate"] / h["rate"],
                 )
             if want("writes"):
                 writer = device_on(svc, root, "writer")
@@ -568,6 +597,14 @@ def main() -> None:
                     w["rate"] / h["rate"],
                     "≥ 0.15 × hello",
                     w["rate"] / h["rate"] >= 0.15 and not w["errors"],
+                )
+                two = _bare_read(root, reader, "verify", secs, checks=2)
+                row(
+                    "bound: hello plus two Ed25519 checks (a write's request and item "
+                    "signatures), on the event loop, no database",
+                    _rate(two),
+                    hs,
+                    two["rate"] / h["rate"],
                 )
             if peak:
                 row(
