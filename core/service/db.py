@@ -105,8 +105,15 @@ class Prepared:
     def all(self, values: dict[str, Any]) -> list[Any]:
         """Run a SELECT on a pooled connection, outside any transaction (one statement is
         consistent by itself). A driver error comes out as SQLAlchemy's (the service maps a
-        lost database to 503) and the connection leaves the pool."""
-        conn = self.engine.raw_connection()
+        lost database to 503) and the connection leaves the pool. A connection that cannot
+        be made at all (the database is down or restarting) comes out the same way: the
+        pool's ``raw_connection`` hands the driver's own error up unwrapped."""
+        try:
+            conn = self.engine.raw_connection()
+        except DBAPIError:
+            raise
+        except Exception as e:
+            raise driver_error(self.engine, e, self.sql) from e
         try:
             driver: Any = conn.driver_connection
             try:
