@@ -1,11 +1,13 @@
 """PostgreSQL really stopped and started again under load (issue 12, "Bad input and faults").
 
 The service runs on a private cluster of the machine's own PostgreSQL (initdb in a temporary
-folder, its own port), so the test can stop the server itself, not only cut connections:
-while it is down, every request is a 503 JSON answer, quickly, never a traceback or a hang,
-and readiness says so; once it is back, reads succeed again, readiness returns, and the
-notification listener has reconnected by itself (a waiter is woken by a post), with no
-operator action and no restart of the service.
+folder, its own port), so the test can stop the server itself, not only cut connections.
+Devices read and post messages throughout, and one long poll stays open across the outage.
+While the database is down, every request is a 503 JSON answer, quickly, never a traceback
+or a hang, and readiness says so; the long poll is answered; once the database is back,
+reads and posts succeed again, readiness returns, the notification listener has reconnected
+by itself (a waiter is woken by a post), and every message answered as stored is there, with
+no operator action and no restart of the service.
 """
 
 from __future__ import annotations
@@ -114,7 +116,40 @@ def test_a_database_restart_under_load_is_503_json_then_recovers(
                 outcomes.append((what, time.monotonic() - start))
                 time.sleep(0.01)
 
-        readers = [threading.Thread(target=reader) for _ in range(4)]
+        acked: list[int] = []  # messages the service answered as stored
+
+        def writer() -> None:
+            while not stop.is_set():
+                start = time.monotonic()
+                try:
+                    acked.append(_post(dev, svc.url)[0])
+                    what = "ok"
+                except Unavailable:
+                    what = "503"
+                except Exception as e:
+                    what = f"{type(e).__name__}: {e}"
+                outcomes.append((what, time.monotonic() - start))
+                time.sleep(0.01)
+
+        across_out: list[str] = []
+
+        def wait_across() -> None:  # a long poll open across the outage: answered, not hung
+            try:
+                _client(dev, svc.url).get(
+                    f"/accounts/{dev.account}/spool/messages",
+                    params={"after": 10**9, "wait": 8},
+                    timeout=30,
+                )
+                across_out.append("answered")
+            except Unavailable:
+                across_out.append("503")
+            except Exception as e:
+                across_out.append(f"{type(e).__name__}: {e}")
+
+        across = threading.Thread(target=wait_across)
+        across.start()
+        readers = [threading.Thread(target=reader) for _ in range(3)]
+        readers += [threading.Thread(target=writer) for _ in range(2)]
         for t in readers:
             t.start()
         time.sleep(1)
@@ -134,6 +169,8 @@ def test_a_database_restart_under_load_is_503_json_then_recovers(
         for t in readers:
             t.join(30)
 
+        across.join(30)
+        assert across_out in (["answered"], ["503"]), across_out
         kinds = {what for what, _ in outcomes}
         assert kinds <= {"ok", "503"}, kinds
         assert "503" in {what for what, _ in outcomes[down_at:]}  # the outage was seen
@@ -145,5 +182,12 @@ def test_a_database_restart_under_load_is_503_json_then_recovers(
         _post(dev, svc.url)
         waiter.join(40)
         assert out["answer"]["messages"] and out["took"] < 10  # type: ignore[index,operator]
+        stored = {
+            m["id"]
+            for m in _client(dev, svc.url).get(
+                f"/accounts/{dev.account}/spool/messages", params={"after": 0, "limit": 20000}
+            )["messages"]
+        }
+        assert len(acked) > 10 and set(acked) <= stored  # nothing answered as stored is lost
         log = (tmp_path / "svc" / "service.log").read_text()
         assert "Traceback" not in log
