@@ -6,6 +6,14 @@ It binds the listening socket itself with ``TCP_NODELAY`` (uvicorn's own multi-w
 socket is created without a protocol number, so asyncio never set ``TCP_NODELAY`` on its
 connections, and every keep-alive answer waited ~40 ms for the client's delayed ACK).
 
+By default the workers share that one socket: whichever wakes first accepts, so connections
+opened together tend to land on one worker, but a reload loses nothing (the socket and the
+connections queued on it outlive every worker). With ``reuse_port`` (Linux), each worker
+listens on a socket of its own on the same port (``SO_REUSEPORT``) and the kernel spreads
+new connections evenly, at the price of resetting the connections queued on an old worker's
+socket when a reload closes it (``ServiceConfig.reuse_port``). The parent then keeps the
+port bound, not listening, for as long as it runs.
+
 Signals to the parent: TERM/INT stop every worker (each answers its long polls at once);
 HUP replaces the workers one by one, each new one serving before its old one stops (a
 graceful reload). A worker that dies (even by SIGKILL) is replaced.
@@ -58,16 +66,23 @@ class KeysteadServer(uvicorn.Server):
             self.ready.close()
 
 
-def bind(host: str, port: int) -> socket.socket:
+REUSE_PORT = sys.platform == "linux" and hasattr(socket, "SO_REUSEPORT")
+"""Whether workers listen on sockets of their own (Linux balances SO_REUSEPORT groups)."""
+
+
+def bind(host: str, port: int, *, reuse_port: bool = False, listen: bool = True) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by connections
     try:
         sock.bind((host, port))
     except OSError as e:
         raise StorageError(f"cannot listen on {host}:{port}: {e.strerror}") from None
-    sock.listen(2048)
+    if listen:
+        sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 
@@ -87,14 +102,17 @@ def _logging(config: ServiceConfig) -> None:
 def _serve(
     url: str,
     config: ServiceConfig,
-    sock: socket.socket,
+    sock: socket.socket | tuple[str, int],
     ready: Connection | None = None,
     tls: tuple[str, str] | None = None,
 ) -> None:
-    """One worker: the app on the shared socket (the schema is already migrated)."""
+    """One worker: the app on ``sock``, the shared socket, or a socket of its own on
+    (host, port) in the port's SO_REUSEPORT group (the schema is already migrated)."""
     from . import app_for, make_context
 
     _logging(config)
+    if isinstance(sock, tuple):
+        sock = bind(*sock, reuse_port=True)
     ctx = make_context(url, config, migrate_schema=False)
     server = KeysteadServer(
         uvicorn.Config(
@@ -143,7 +161,10 @@ def run_service(
         engine.dispose()
     except (SQLAlchemyError, OSError, ValueError) as e:
         raise StorageError(f"cannot open the database: {e}".splitlines()[0]) from e
-    sock = bind(host, port)
+    # with several workers, the parent only holds the port (bound, not listening: the
+    # kernel gives connections to listening sockets only); each worker listens itself
+    spread = workers > 1 and config.reuse_port and REUSE_PORT
+    sock = bind(host, port, reuse_port=spread, listen=not spread)
     print(
         f"keystead service on {'https' if tls else 'http'}://{host}:{sock.getsockname()[1]} "
         "(database: "
@@ -154,7 +175,13 @@ def run_service(
     if workers == 1:
         _serve(url, config, sock, tls=tls)
         return
-    _Supervisor(url, config, sock, workers, tls).run()
+    listen: socket.socket | tuple[str, int] = sock
+    if spread:
+        listen = (host, sock.getsockname()[1])
+    try:
+        _Supervisor(url, config, listen, workers, tls).run()
+    finally:
+        sock.close()
 
 
 class _Supervisor:
@@ -162,7 +189,7 @@ class _Supervisor:
         self,
         url: str,
         config: ServiceConfig,
-        sock: socket.socket,
+        sock: socket.socket | tuple[str, int],
         workers: int,
         tls: tuple[str, str] | None = None,
     ) -> None:
