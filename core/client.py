@@ -99,33 +99,45 @@ class ServiceClient:
         headers = {"content-type": "application/json"} if body is not None else {}
         headers["keystead-protocol"] = "2"  # the service refuses another version by name
         headers.update(extra or {})
-        if signed:
-            if self.signer is None:
-                raise ValueError("this client has no device to sign with")
-            headers.update(
-                sign_request(
-                    self.signer.key,
-                    account=self.signer.account,
-                    device=self.signer.device_id,
-                    method=method,
-                    origin=self._origin,
-                    path=target,
-                    body=content,
-                    time=int(self._clock()),
-                )
-            )
+        signer = self.signer
+        if signed and signer is None:
+            raise ValueError("this client has no device to sign with")
         import httpx
 
-        try:
-            resp = self._http.request(
-                method,
-                target,
-                content=content,
-                headers=headers,
-                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
-            )
-        except httpx.TransportError as e:
-            raise NetworkError(f"cannot reach the service at {self.base_url}") from e
+        # A read is sent twice at most: a keep-alive connection the service closed as the
+        # request went out (a worker replaced in a reload, a stop) fails with no answer,
+        # and nothing was done; the second try goes on a new connection, signed anew (a
+        # new nonce). Writes are never resent: the first may have been applied.
+        tries = 2 if method in ("GET", "HEAD") else 1
+        for attempt in range(tries):
+            if signed and signer is not None:
+                headers.update(
+                    sign_request(
+                        signer.key,
+                        account=signer.account,
+                        device=signer.device_id,
+                        method=method,
+                        origin=self._origin,
+                        path=target,
+                        body=content,
+                        time=int(self._clock()),
+                    )
+                )
+            try:
+                resp = self._http.request(
+                    method,
+                    target,
+                    content=content,
+                    headers=headers,
+                    timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                )
+                break
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as e:
+                if attempt + 1 < tries:
+                    continue
+                raise NetworkError(f"cannot reach the service at {self.base_url}") from e
+            except httpx.TransportError as e:
+                raise NetworkError(f"cannot reach the service at {self.base_url}") from e
         if resp.status_code >= 400:
             raise _error(resp)
         return resp.json() if resp.content else None

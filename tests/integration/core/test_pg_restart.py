@@ -27,7 +27,7 @@ import httpx
 import pytest
 from keystead.core.errors import Unavailable
 from keystead.core.testing import ServiceProcess, free_port
-from test_service_deploy import _client, _device, _post, _wait_in_thread, needs_pg
+from test_service_deploy import _client, _device, _post, _wait_in_thread, needs_pg, until
 
 pytestmark = needs_pg  # runs with the PostgreSQL suite (.ci/run), beside the other PG faults
 
@@ -158,12 +158,9 @@ def test_a_database_restart_under_load_is_503_json_then_recovers(
         time.sleep(2)
         assert _ready(svc.url) == 503  # readiness says the database is away
         cluster.ctl("start")
-        for _ in range(150):  # the pool and the listener come back by themselves
-            if _ready(svc.url) == 200:
-                break
-            time.sleep(0.2)
-        else:
-            pytest.fail("the service did not become ready after the database came back")
+        until(  # the pool and the listener come back by themselves
+            lambda: _ready(svc.url) == 200, 30, "not ready 30 s after the database came back"
+        )
         time.sleep(1)
         stop.set()
         for t in readers:

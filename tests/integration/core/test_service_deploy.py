@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -177,6 +177,15 @@ def _wait_in_thread(
     t = threading.Thread(target=run)
     t.start()
     return t, out
+
+
+def until(check: Callable[[], bool], seconds: float, failure: str) -> None:
+    """Poll ``check`` (every 0.1 s) until it holds; fail the test after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(failure)
+        time.sleep(0.1)
 
 
 def _waiters(proc: ServiceProcess) -> float:
@@ -360,10 +369,8 @@ def test_with_reuse_port_connections_spread_over_the_workers(tmp_path: Path) -> 
 
     svc = ServiceProcess(_pg(), tmp_path, workers=2, env={"KEYSTEAD_REUSE_PORT": "true"})
     with svc:
-        for _ in range(100):  # both workers listening, each on a socket of its own
-            if len(_ss("listening", svc.port)) == 2:
-                break
-            time.sleep(0.1)
+        # both workers listening, each on a socket of its own
+        until(lambda: len(_ss("listening", svc.port)) == 2, 10, "no two listening sockets")
         conns = [socket.create_connection(("127.0.0.1", svc.port)) for _ in range(32)]
         try:
             for c in conns:
@@ -397,7 +404,7 @@ def test_a_reload_replaces_the_workers_one_by_one_and_loses_no_request(tmp_path:
                     client.get(f"/accounts/{dev.account}/collections/notes/items")
                     outcomes.append("ok")
                 except Exception as e:
-                    outcomes.append(f"{type(e).__name__}: {e}")
+                    outcomes.append(f"{type(e).__name__}: {e} ({e.__cause__!r})")
 
         ts = [threading.Thread(target=reader) for _ in range(4)]
         for t in ts:
@@ -405,12 +412,7 @@ def test_a_reload_replaces_the_workers_one_by_one_and_loses_no_request(tmp_path:
         time.sleep(1)
         svc.process.send_signal(signal.SIGHUP)
         log = tmp_path / "service.log"
-        for _ in range(300):
-            if "reloaded 2 workers" in log.read_text():
-                break
-            time.sleep(0.1)
-        else:
-            pytest.fail("no reload in 30 s")
+        until(lambda: "reloaded 2 workers" in log.read_text(), 30, "no reload in 30 s")
         time.sleep(1)
         stop.set()
         for t in ts:
