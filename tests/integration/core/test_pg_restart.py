@@ -27,7 +27,15 @@ import httpx
 import pytest
 from keystead.core.errors import Unavailable
 from keystead.core.testing import ServiceProcess, free_port
-from test_service_deploy import _client, _device, _post, _wait_in_thread, needs_pg, until
+from test_service_deploy import (
+    _client,
+    _close_clients,  # noqa: F401  (autouse: closes _client's)
+    _device,
+    _post,
+    _wait_in_thread,
+    needs_pg,
+    until,
+)
 
 pytestmark = needs_pg  # runs with the PostgreSQL suite (.ci/run), beside the other PG faults
 
