@@ -4,7 +4,8 @@ A device waiting on one process is woken by a post to another (LISTEN/NOTIFY); a
 answers every waiter at once; a process killed with SIGKILL mid-write loses nothing it
 acknowledged; database connections cut under load are 503 JSON, then service resumes; a
 reload (SIGHUP to ``--workers 2``) replaces the workers under load and fails no request;
-with ``reuse_port`` connections spread over the workers.
+with ``reuse_port`` connections spread over the workers; a worker killed with SIGKILL is
+replaced by the supervisor while reads go on.
 """
 
 from __future__ import annotations
@@ -422,3 +423,43 @@ def test_a_reload_replaces_the_workers_one_by_one_and_loses_no_request(tmp_path:
         after = _listeners(svc.port)
         assert str(svc.process.pid) in before & after  # the supervisor stayed
         assert len(before - after) == len(after - before) == 2  # both workers are new
+
+
+@needs_pg
+def test_a_worker_killed_with_sigkill_is_replaced_and_reads_go_on(tmp_path: Path) -> None:
+    with ServiceProcess(_pg(), tmp_path, workers=2) as svc:
+        assert svc.process is not None
+        supervisor = str(svc.process.pid)
+        until(lambda: len(_listeners(svc.port)) == 3, 30, "two workers did not start")
+        workers = _listeners(svc.port) - {supervisor}
+        dev = _device(tmp_path, svc.url)
+        outcomes: list[str] = []
+        stop = threading.Event()
+
+        def reader() -> None:
+            client = _client(dev, svc.url)
+            while not stop.is_set():
+                try:
+                    client.get(f"/accounts/{dev.account}/collections/notes/items")
+                    outcomes.append("ok")
+                except Exception as e:
+                    outcomes.append(f"{type(e).__name__}: {e} ({e.__cause__!r})")
+
+        ts = [threading.Thread(target=reader) for _ in range(4)]
+        for t in ts:
+            t.start()
+        time.sleep(1)
+        victim = sorted(workers)[0]
+        os.kill(int(victim), signal.SIGKILL)
+        until(  # the supervisor starts another by itself
+            lambda: len(_listeners(svc.port) - {supervisor, victim}) == 2,
+            30,
+            "the killed worker was not replaced",
+        )
+        time.sleep(1)
+        stop.set()
+        for t in ts:
+            t.join(30)
+        assert len(outcomes) > 100
+        assert [o for o in outcomes if o != "ok"] == []  # a read cut by the kill is resent
+        assert "exited (-9); starting another" in (tmp_path / "service.log").read_text()
