@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -389,35 +390,45 @@ def test_with_reuse_port_connections_spread_over_the_workers(tmp_path: Path) -> 
         assert len(by) == 2 and min(by.values()) >= 4, by
 
 
+@contextmanager
+def reading(dev: Device, url: str, threads: int = 4) -> Iterator[list[str]]:
+    """``threads`` clients reading ``dev``'s notes in a loop for as long as the block runs;
+    yields what each read gave ("ok", or the error and its cause)."""
+    outcomes: list[str] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        client = _client(dev, url)
+        while not stop.is_set():
+            try:
+                client.get(f"/accounts/{dev.account}/collections/notes/items")
+                outcomes.append("ok")
+            except Exception as e:
+                outcomes.append(f"{type(e).__name__}: {e} ({e.__cause__!r})")
+
+    ts = [threading.Thread(target=reader) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    try:
+        yield outcomes
+    finally:
+        stop.set()
+        for t in ts:
+            t.join(30)
+
+
 @needs_pg
 def test_a_reload_replaces_the_workers_one_by_one_and_loses_no_request(tmp_path: Path) -> None:
     with ServiceProcess(_pg(), tmp_path, workers=2) as svc:
         assert svc.process is not None
         before = _listeners(svc.port)
         dev = _device(tmp_path, svc.url)
-        outcomes: list[str] = []
-        stop = threading.Event()
-
-        def reader() -> None:
-            client = _client(dev, svc.url)
-            while not stop.is_set():
-                try:
-                    client.get(f"/accounts/{dev.account}/collections/notes/items")
-                    outcomes.append("ok")
-                except Exception as e:
-                    outcomes.append(f"{type(e).__name__}: {e} ({e.__cause__!r})")
-
-        ts = [threading.Thread(target=reader) for _ in range(4)]
-        for t in ts:
-            t.start()
-        time.sleep(1)
-        svc.process.send_signal(signal.SIGHUP)
-        log = tmp_path / "service.log"
-        until(lambda: "reloaded 2 workers" in log.read_text(), 30, "no reload in 30 s")
-        time.sleep(1)
-        stop.set()
-        for t in ts:
-            t.join(30)
+        with reading(dev, svc.url) as outcomes:
+            time.sleep(1)
+            svc.process.send_signal(signal.SIGHUP)
+            log = tmp_path / "service.log"
+            until(lambda: "reloaded 2 workers" in log.read_text(), 30, "no reload in 30 s")
+            time.sleep(1)
         assert len(outcomes) > 100
         assert [o for o in outcomes if o != "ok"] == []
         after = _listeners(svc.port)
@@ -433,33 +444,16 @@ def test_a_worker_killed_with_sigkill_is_replaced_and_reads_go_on(tmp_path: Path
         until(lambda: len(_listeners(svc.port)) == 3, 30, "two workers did not start")
         workers = _listeners(svc.port) - {supervisor}
         dev = _device(tmp_path, svc.url)
-        outcomes: list[str] = []
-        stop = threading.Event()
-
-        def reader() -> None:
-            client = _client(dev, svc.url)
-            while not stop.is_set():
-                try:
-                    client.get(f"/accounts/{dev.account}/collections/notes/items")
-                    outcomes.append("ok")
-                except Exception as e:
-                    outcomes.append(f"{type(e).__name__}: {e} ({e.__cause__!r})")
-
-        ts = [threading.Thread(target=reader) for _ in range(4)]
-        for t in ts:
-            t.start()
-        time.sleep(1)
-        victim = sorted(workers)[0]
-        os.kill(int(victim), signal.SIGKILL)
-        until(  # the supervisor starts another by itself
-            lambda: len(_listeners(svc.port) - {supervisor, victim}) == 2,
-            30,
-            "the killed worker was not replaced",
-        )
-        time.sleep(1)
-        stop.set()
-        for t in ts:
-            t.join(30)
+        with reading(dev, svc.url) as outcomes:
+            time.sleep(1)
+            victim = sorted(workers)[0]
+            os.kill(int(victim), signal.SIGKILL)
+            until(  # the supervisor starts another by itself
+                lambda: len(_listeners(svc.port) - {supervisor, victim}) == 2,
+                30,
+                "the killed worker was not replaced",
+            )
+            time.sleep(1)
         assert len(outcomes) > 100
         assert [o for o in outcomes if o != "ok"] == []  # a read cut by the kill is resent
         assert "exited (-9); starting another" in (tmp_path / "service.log").read_text()
