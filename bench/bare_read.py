@@ -35,7 +35,7 @@ _threads = ThreadPoolExecutor(SQLITE_THREADS)  # as the service on SQLite
 _MODE = os.environ.get("KEYSTEAD_BARE_MODE", "read")
 _CHECKS = int(os.environ.get("KEYSTEAD_BARE_CHECKS", "1"))
 _ITEMS = re.compile(r"/v1/accounts/([^/]+)/collections/([^/]+)/items")
-_keys: dict[tuple[str, str], Any] = {}
+_devices: dict[tuple[str, str], Any] = {}
 
 
 def _items_json(account: str, collection: str) -> bytes:
@@ -61,12 +61,17 @@ def _read(auth: RequestAuth, origin: str, path: str, account: str, collection: s
 
 
 def _verify(auth: RequestAuth, origin: str, path: str) -> bytes:
-    key = _keys.get((auth.account, auth.device))
-    if key is None:  # once per device, not per request
-        key = _keys[(auth.account, auth.device)] = _store.device(auth.account, auth.device)
+    device = _devices.get((auth.account, auth.device))
+    if device is None:  # read once per device, not per request
+        device = _devices[(auth.account, auth.device)] = _store.device(auth.account, auth.device)
     for _ in range(_CHECKS):
         auth.verify(
-            key.signing_key, method="GET", origin=origin, path=path, body=b"", now=int(time.time())
+            device.signing_key,
+            method="GET",
+            origin=origin,
+            path=path,
+            body=b"",
+            now=int(time.time()),
         )
     return b'{"verified":true}'
 

@@ -99,48 +99,60 @@ class ServiceClient:
         headers = {"content-type": "application/json"} if body is not None else {}
         headers["keystead-protocol"] = "2"  # the service refuses another version by name
         headers.update(extra or {})
-        signer = self.signer
-        if signed and signer is None:
+        if signed and self.signer is None:
             raise ValueError("this client has no device to sign with")
         import httpx
 
-        # A read is sent twice at most: a keep-alive connection the service closed as the
-        # request went out (a worker replaced in a reload, a stop) fails with no answer,
-        # and nothing was done; the second try goes on a new connection, signed anew (a
-        # new nonce). Writes are never resent: the first may have been applied.
-        tries = 2 if method in ("GET", "HEAD") else 1
-        for attempt in range(tries):
-            if signed and signer is not None:
-                headers.update(
-                    sign_request(
-                        signer.key,
-                        account=signer.account,
-                        device=signer.device_id,
-                        method=method,
-                        origin=self._origin,
-                        path=target,
-                        body=content,
-                        time=int(self._clock()),
-                    )
-                )
+        try:
             try:
-                resp = self._http.request(
-                    method,
-                    target,
-                    content=content,
-                    headers=headers,
-                    timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
-                )
-                break
-            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as e:
-                if attempt + 1 < tries:
-                    continue
-                raise NetworkError(f"cannot reach the service at {self.base_url}") from e
-            except httpx.TransportError as e:
-                raise NetworkError(f"cannot reach the service at {self.base_url}") from e
+                resp = self._send(method, target, content, headers, timeout, signed)
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+                # A keep-alive connection the service closed as the request went out (a
+                # worker replaced in a reload, a stop): no answer, nothing done. A read is
+                # sent once more, on a new connection and signed anew (a new nonce); a
+                # write never is, as the first may have been applied.
+                if method not in ("GET", "HEAD"):
+                    raise
+                resp = self._send(method, target, content, headers, timeout, signed)
+        except httpx.TransportError as e:
+            raise NetworkError(f"cannot reach the service at {self.base_url}") from e
         if resp.status_code >= 400:
             raise _error(resp)
         return resp.json() if resp.content else None
+
+    def _send(
+        self,
+        method: str,
+        target: str,
+        content: bytes,
+        headers: dict[str, str],
+        timeout: float | None,
+        signed: bool,
+    ) -> Any:
+        """One try: signed now (its own nonce and time) when ``signed``, then sent."""
+        import httpx
+
+        if signed and self.signer is not None:
+            headers = {
+                **headers,
+                **sign_request(
+                    self.signer.key,
+                    account=self.signer.account,
+                    device=self.signer.device_id,
+                    method=method,
+                    origin=self._origin,
+                    path=target,
+                    body=content,
+                    time=int(self._clock()),
+                ),
+            }
+        return self._http.request(
+            method,
+            target,
+            content=content,
+            headers=headers,
+            timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+        )
 
     def get(self, url_path: str, **kw: Any) -> Any:
         return self.request("GET", url_path, **kw)

@@ -295,7 +295,8 @@ class DataStore(StoreBase):
                 self._record_nonce(conn, *nonce)
             # Ids of one spool must be handed out in commit order, or a reader waiting
             # "after" a newer id would skip an older one that commits later (PostgreSQL).
-            for account in sorted({a for a, _ in messages}):
+            accounts = sorted({a for a, _ in messages})
+            for account in accounts:
                 self._lock(conn, f"spool:{account}")
                 if conn.execute(_ACCOUNT_EXISTS, {"a": account}).first() is None:
                     raise NotFound(f"no account {account!r} on this service")
@@ -315,13 +316,13 @@ class DataStore(StoreBase):
                 ).scalar_one()
                 for account, body in messages
             ]
-            topics.update(f"spool:{account}:{channel}" for account in {a for a, _ in messages})
+            topics.update(f"spool:{account}:{channel}" for account in accounts)
             return ids
 
     def _check_spool_quota(
-        self, db: Session | Connection, account: str, bodies: list[bytes], now: int
+        self, conn: Connection, account: str, bodies: list[bytes], now: int
     ) -> None:
-        count, size = db.execute(_SPOOL_TOTALS, {"a": account, "now": now}).one()
+        count, size = conn.execute(_SPOOL_TOTALS, {"a": account, "now": now}).one()
         cfg = self.config
         if count + len(bodies) > cfg.quota_spool_messages:
             raise QuotaExceeded(
